@@ -1,0 +1,401 @@
+//! The Cyberwave REST client (reference §2.1, §2.2): ureq over rustls, Bearer auth, bounded
+//! by connect and overall deadlines, GETs retried with jittered backoff, typed errors.
+
+mod linkage;
+
+pub use linkage::{is_linked_broad, is_linked_strict, linked_twins_broad, linked_twins_strict};
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::backoff::Backoff;
+use crate::config::{Secret, Settings};
+
+/// What went wrong talking to the backend. The token never appears in these.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendError {
+    /// 401/403: the token was rejected. Retrying will not help; the user must log in again.
+    Unauthorized {
+        endpoint: String,
+        status: u16,
+    },
+    /// DNS, connect, TLS or timeout failure: the device is offline or the backend is down.
+    Unreachable {
+        endpoint: String,
+        detail: String,
+    },
+    /// 5xx.
+    Server {
+        endpoint: String,
+        status: u16,
+        snippet: String,
+    },
+    NotFound {
+        endpoint: String,
+    },
+    /// Another 4xx, or a 2xx whose body is not what the endpoint promises.
+    BadResponse {
+        endpoint: String,
+        status: u16,
+        detail: String,
+        snippet: String,
+    },
+}
+
+impl BackendError {
+    /// Worth retrying later (the backend may come back), as opposed to a request we got wrong.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            BackendError::Unreachable { .. } | BackendError::Server { .. }
+        )
+    }
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, BackendError::Unauthorized { .. })
+    }
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendError::Unauthorized { endpoint, status } => write!(
+                f,
+                "{endpoint}: token rejected (HTTP {status}); run 'cyberwave login' on this device to refresh credentials.json"
+            ),
+            BackendError::Unreachable { endpoint, detail } => {
+                write!(f, "{endpoint}: backend unreachable: {detail}")
+            }
+            BackendError::Server {
+                endpoint,
+                status,
+                snippet,
+            } => write!(f, "{endpoint}: server error HTTP {status}: {snippet}"),
+            BackendError::NotFound { endpoint } => write!(f, "{endpoint}: not found (HTTP 404)"),
+            BackendError::BadResponse {
+                endpoint,
+                status,
+                detail,
+                snippet,
+            } => write!(
+                f,
+                "{endpoint}: unexpected response (HTTP {status}): {detail}: {snippet}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+/// First 200 characters of a body, on one line, for error messages.
+fn snippet(body: &str) -> String {
+    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut s: String = one_line.chars().take(200).collect();
+    if one_line.chars().count() > 200 {
+        s.push('…');
+    }
+    s
+}
+
+#[derive(Clone)]
+pub struct Backend {
+    agent: ureq::Agent,
+    base_url: String,
+    token: Secret,
+    workspace_id: Option<String>,
+    /// Total attempts for idempotent calls.
+    attempts: u32,
+}
+
+impl Backend {
+    pub fn new(settings: &Settings) -> Self {
+        Self::build(
+            &settings.base_url,
+            settings.token.clone(),
+            settings.workspace_id.clone(),
+            settings.user_agent_prefix.as_deref(),
+            settings.http_timeout,
+            3,
+        )
+    }
+
+    /// A client whose every call ends within `timeout` and is tried once (for `status`).
+    pub fn probe(settings: &Settings, timeout: Duration) -> Self {
+        Self::build(
+            &settings.base_url,
+            settings.token.clone(),
+            settings.workspace_id.clone(),
+            settings.user_agent_prefix.as_deref(),
+            timeout,
+            1,
+        )
+    }
+
+    fn build(
+        base_url: &str,
+        token: Secret,
+        workspace_id: Option<String>,
+        ua_prefix: Option<&str>,
+        timeout: Duration,
+        attempts: u32,
+    ) -> Self {
+        let ua = match ua_prefix {
+            Some(p) => format!("{p} cyberwave-edge-core/{}", crate::VERSION),
+            None => format!("cyberwave-edge-core/{}", crate::VERSION),
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
+            .http_status_as_error(false)
+            .user_agent(ua)
+            .build()
+            .into();
+        Backend {
+            agent,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            token,
+            workspace_id,
+            attempts: attempts.max(1),
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn url(&self, path: &str) -> String {
+        let mut url = format!("{}{path}", self.base_url);
+        if let Some(ws) = &self.workspace_id
+            && !path.contains("workspace_uuid=")
+        {
+            url.push(if path.contains('?') { '&' } else { '?' });
+            url.push_str("workspace_uuid=");
+            url.push_str(ws);
+        }
+        url
+    }
+
+    /// One request; `body` = None for GET. Returns the parsed JSON (Null for an empty body).
+    fn once(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, BackendError> {
+        let endpoint = format!("{method} {}", path.split('?').next().unwrap_or(path));
+        let url = self.url(path);
+        let auth = format!("Bearer {}", self.token.expose());
+        let result = match body {
+            None => self
+                .agent
+                .get(&url)
+                .header("Authorization", &auth)
+                .header("Accept", "application/json")
+                .call(),
+            Some(b) => {
+                let req = if method == "PUT" {
+                    self.agent.put(&url)
+                } else {
+                    self.agent.post(&url)
+                };
+                req.header("Authorization", &auth)
+                    .header("Accept", "application/json")
+                    .send_json(b)
+            }
+        };
+        let mut resp = result.map_err(|e| BackendError::Unreachable {
+            endpoint: endpoint.clone(),
+            detail: e.to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| BackendError::Unreachable {
+                endpoint: endpoint.clone(),
+                detail: format!("reading the response body: {e}"),
+            })?;
+        match status {
+            200..=299 => {
+                if text.trim().is_empty() {
+                    return Ok(Value::Null);
+                }
+                serde_json::from_str(&text).map_err(|e| BackendError::BadResponse {
+                    endpoint,
+                    status,
+                    detail: format!("invalid JSON: {e}"),
+                    snippet: snippet(&text),
+                })
+            }
+            401 | 403 => Err(BackendError::Unauthorized { endpoint, status }),
+            404 => Err(BackendError::NotFound { endpoint }),
+            500..=599 => Err(BackendError::Server {
+                endpoint,
+                status,
+                snippet: snippet(&text),
+            }),
+            _ => Err(BackendError::BadResponse {
+                endpoint,
+                status,
+                detail: "unexpected status".into(),
+                snippet: snippet(&text),
+            }),
+        }
+    }
+
+    /// GET with retries on transient errors (jittered 0.5 s, 1 s, …).
+    fn get(&self, path: &str) -> Result<Value, BackendError> {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+        let mut attempt = 1;
+        loop {
+            match self.once("GET", path, None) {
+                Err(e) if e.is_transient() && attempt < self.attempts => {
+                    log::debug!("{e}; retrying");
+                    std::thread::sleep(backoff.next_delay());
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// `GET /api/v1/users/workspaces`: success means the token is valid. Returns the latency.
+    pub fn validate_token(&self) -> Result<Duration, BackendError> {
+        let start = Instant::now();
+        self.get("/api/v1/users/workspaces")?;
+        Ok(start.elapsed())
+    }
+
+    /// `POST /api/v1/edges {"fingerprint"}`: registers (or finds) this edge; the `EdgeSchema`.
+    pub fn register_edge(&self, fingerprint: &str) -> Result<Value, BackendError> {
+        let v = self.once(
+            "POST",
+            "/api/v1/edges",
+            Some(&json!({ "fingerprint": fingerprint })),
+        )?;
+        expect_object(v, "POST /api/v1/edges", "uuid")
+    }
+
+    /// `POST /api/v1/edges/discover`: the liveness keepalive with host facts.
+    pub fn discover(
+        &self,
+        fingerprint: &str,
+        hostname: &str,
+        platform: &str,
+        host_facts: Value,
+    ) -> Result<Value, BackendError> {
+        let mut body = serde_json::Map::new();
+        body.insert("fingerprint".into(), json!(fingerprint));
+        if !hostname.is_empty() {
+            body.insert("hostname".into(), json!(hostname));
+        }
+        if !platform.is_empty() {
+            body.insert("platform".into(), json!(platform));
+        }
+        body.insert("host_facts".into(), host_facts);
+        self.once("POST", "/api/v1/edges/discover", Some(&Value::Object(body)))
+    }
+
+    /// `GET /api/v1/environments/{uuid}/twins`.
+    pub fn environment_twins(&self, env_uuid: &str) -> Result<Vec<Value>, BackendError> {
+        let endpoint = format!("/api/v1/environments/{env_uuid}/twins");
+        match self.get(&endpoint)? {
+            Value::Array(items) => Ok(items),
+            other => Err(BackendError::BadResponse {
+                endpoint: format!("GET {endpoint}"),
+                status: 200,
+                detail: format!("expected a list of twins, found {}", kind(&other)),
+                snippet: snippet(&other.to_string()),
+            }),
+        }
+    }
+
+    /// `GET /api/v1/twins/{uuid}`.
+    pub fn twin(&self, uuid: &str) -> Result<Value, BackendError> {
+        let path = format!("/api/v1/twins/{uuid}");
+        let v = self.get(&path)?;
+        expect_object(v, &format!("GET {path}"), "uuid")
+    }
+
+    /// `GET /api/v1/assets/{uuid}`.
+    pub fn asset(&self, uuid: &str) -> Result<Value, BackendError> {
+        let path = format!("/api/v1/assets/{uuid}");
+        let v = self.get(&path)?;
+        expect_object(v, &format!("GET {path}"), "uuid")
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A 2xx body must be an object with `key`; anything else is a [`BackendError::BadResponse`].
+fn expect_object(v: Value, endpoint: &str, key: &str) -> Result<Value, BackendError> {
+    match &v {
+        Value::Object(m) if m.get(key).is_some_and(|k| k.is_string()) => Ok(v),
+        _ => Err(BackendError::BadResponse {
+            endpoint: endpoint.to_string(),
+            status: 200,
+            detail: format!(
+                "expected an object with a \"{key}\" string, found {}",
+                kind(&v)
+            ),
+            snippet: snippet(&v.to_string()),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippets_are_short_and_single_line() {
+        let long = "x\n".repeat(500);
+        let s = snippet(&long);
+        assert!(s.chars().count() <= 201);
+        assert!(!s.contains('\n'));
+    }
+
+    #[test]
+    fn workspace_query_is_appended_once() {
+        let b = Backend::build(
+            "http://h/",
+            Secret::new("cw_x"),
+            Some("ws1".into()),
+            None,
+            Duration::from_secs(1),
+            1,
+        );
+        assert_eq!(
+            b.url("/api/v1/edges"),
+            "http://h/api/v1/edges?workspace_uuid=ws1"
+        );
+        assert_eq!(b.url("/a?x=1"), "http://h/a?x=1&workspace_uuid=ws1");
+        assert_eq!(b.url("/a?workspace_uuid=z"), "http://h/a?workspace_uuid=z");
+    }
+
+    #[test]
+    fn errors_never_carry_the_token_and_say_what_to_do() {
+        let e = BackendError::Unauthorized {
+            endpoint: "GET /api/v1/users/workspaces".into(),
+            status: 401,
+        };
+        assert!(e.to_string().contains("cyberwave login"));
+        assert!(!e.is_transient());
+        let b = Backend::build(
+            "http://127.0.0.1:1",
+            Secret::new("cw_secret_token_value"),
+            None,
+            None,
+            Duration::from_millis(300),
+            1,
+        );
+        let err = b.validate_token().unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(!err.to_string().contains("cw_secret_token_value"));
+    }
+}

@@ -1,0 +1,34 @@
+//! `cyberwave-edge-core`: thin entry point. Exit codes: 0 clean stop / healthy, 1 runtime
+//! failure / degraded, 2 not configured or token rejected / not running (see README).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use cyberwave_edge::cli::{EdgeCoreArgs, EdgeCoreCommand};
+
+fn main() -> ExitCode {
+    let args: EdgeCoreArgs = argh::from_env();
+    if args.version {
+        let _ = writeln!(
+            std::io::stdout(),
+            "cyberwave-edge-core, version {}",
+            cyberwave_edge::VERSION
+        );
+        return ExitCode::SUCCESS;
+    }
+    // Only ring is compiled in; make it the process default before any TLS is set up.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match args.command {
+        Some(EdgeCoreCommand::Status(s)) => {
+            ExitCode::from(cyberwave_edge::control::status::run(s.json) as u8)
+        }
+        Some(EdgeCoreCommand::Run(_)) | None => match cyberwave_edge::edge::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                // Plain stderr: the logger is not up yet when the settings are bad.
+                let _ = writeln!(std::io::stderr(), "cyberwave-edge-core: {e}");
+                ExitCode::from(e.exit_code() as u8)
+            }
+        },
+    }
+}

@@ -1,0 +1,35 @@
+//! Command-line interface (argh). With no subcommand the edge core runs the daemon, like the
+//! original click group.
+
+use argh::FromArgs;
+
+/// Cyberwave edge core: runs this device's drivers and keeps it linked to Cyberwave.
+#[derive(FromArgs, Debug)]
+pub struct EdgeCoreArgs {
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+    #[argh(subcommand)]
+    pub command: Option<EdgeCoreCommand>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum EdgeCoreCommand {
+    Run(RunArgs),
+    Status(StatusArgs),
+}
+
+/// Run the edge daemon (the default).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "run")]
+pub struct RunArgs {}
+
+/// Report this device's state; exit 0 healthy, 1 degraded, 2 not configured or not running.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "status")]
+pub struct StatusArgs {
+    /// print one JSON object instead of the report
+    #[argh(switch)]
+    pub json: bool,
+}

@@ -1,0 +1,70 @@
+use std::collections::{BTreeMap, HashMap};
+
+/// Environment lookup with the original's precedence: the process environment (stripped,
+/// non-empty) first, then `credentials.json` → `envs`. The Python original copied `envs` into
+/// its own process environment at import; we never mutate ours (unsound with threads) and
+/// layer the two instead.
+#[derive(Debug, Clone, Default)]
+pub struct EnvLayer {
+    process: HashMap<String, String>,
+    credentials: BTreeMap<String, String>,
+}
+
+impl EnvLayer {
+    pub fn new(process: HashMap<String, String>, credentials: BTreeMap<String, String>) -> Self {
+        Self {
+            process,
+            credentials,
+        }
+    }
+
+    /// The current process environment, without credentials `envs` yet.
+    pub fn from_process() -> Self {
+        Self::new(std::env::vars().collect(), BTreeMap::new())
+    }
+
+    pub fn with_credentials(mut self, envs: BTreeMap<String, String>) -> Self {
+        self.credentials = envs;
+        self
+    }
+
+    /// The value of `name`, stripped, or `None` when unset or blank in both layers.
+    pub fn get(&self, name: &str) -> Option<String> {
+        let clean = |v: &String| {
+            let t = v.trim();
+            (!t.is_empty()).then(|| t.to_string())
+        };
+        self.process
+            .get(name)
+            .and_then(clean)
+            .or_else(|| self.credentials.get(name).and_then(clean))
+    }
+
+    /// Only the process layer (for variables the original read before the `envs` bootstrap).
+    pub fn process(&self, name: &str) -> Option<String> {
+        self.process.get(name).and_then(|v| {
+            let t = v.trim();
+            (!t.is_empty()).then(|| t.to_string())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_wins_then_credentials() {
+        let mut p = HashMap::new();
+        p.insert("A".to_string(), "  proc ".to_string());
+        p.insert("B".to_string(), "   ".to_string());
+        let mut c = BTreeMap::new();
+        c.insert("A".to_string(), "cred".to_string());
+        c.insert("B".to_string(), "cred-b".to_string());
+        let env = EnvLayer::new(p, c);
+        assert_eq!(env.get("A").as_deref(), Some("proc"));
+        assert_eq!(env.get("B").as_deref(), Some("cred-b"));
+        assert_eq!(env.get("C"), None);
+        assert_eq!(env.process("B"), None);
+    }
+}

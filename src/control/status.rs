@@ -1,0 +1,442 @@
+//! `cyberwave-edge-core status`: what a fleet script needs to know about this device, in under
+//! a second whatever the network does. Probes (daemon socket, backend, broker) run in
+//! parallel, each bounded; the exit code says healthy (0), degraded (1) or not configured /
+//! not running (2).
+
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use crossbeam_channel::unbounded;
+use serde_json::{Value, json};
+
+use crate::backend::{Backend, BackendError};
+use crate::config::{self, EnvLayer, EnvironmentFile, Settings};
+
+pub const EXIT_HEALTHY: i32 = 0;
+pub const EXIT_DEGRADED: i32 = 1;
+pub const EXIT_NOT_CONFIGURED: i32 = 2;
+
+/// How long each probe may take; the whole command stays under 1 s.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(750);
+
+/// The outcome of the backend probe.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendProbe {
+    Ok {
+        latency_ms: u64,
+    },
+    Rejected(String),
+    Unreachable(String),
+    /// Answered, but not as expected (5xx, bad body).
+    Failed(String),
+    /// Not run (no credentials) or no answer in time.
+    Skipped,
+}
+
+/// The decision, pure: state name and exit code.
+pub fn assess(
+    credentials_ok: bool,
+    environment_ok: bool,
+    daemon: Option<&Value>,
+    backend: &BackendProbe,
+) -> (&'static str, i32) {
+    if !credentials_ok || matches!(backend, BackendProbe::Rejected(_)) || !environment_ok {
+        return ("not_configured", EXIT_NOT_CONFIGURED);
+    }
+    let Some(daemon) = daemon else {
+        return ("not_running", EXIT_NOT_CONFIGURED);
+    };
+    let mqtt_up = daemon.pointer("/mqtt/connected").and_then(Value::as_bool) == Some(true);
+    let daemon_token_rejected =
+        daemon.pointer("/backend/token").and_then(Value::as_str) == Some("rejected");
+    let backend_ok = matches!(backend, BackendProbe::Ok { .. });
+    if !mqtt_up || !backend_ok || daemon_token_rejected {
+        return ("degraded", EXIT_DEGRADED);
+    }
+    ("healthy", EXIT_HEALTHY)
+}
+
+fn probe_json(p: &BackendProbe) -> Value {
+    match p {
+        BackendProbe::Ok { latency_ms } => {
+            json!({"reachable": true, "token": "valid", "latency_ms": latency_ms})
+        }
+        BackendProbe::Rejected(e) => json!({"reachable": true, "token": "rejected", "error": e}),
+        BackendProbe::Unreachable(e) => json!({"reachable": false, "token": "unknown", "error": e}),
+        BackendProbe::Failed(e) => json!({"reachable": true, "token": "unknown", "error": e}),
+        BackendProbe::Skipped => json!({"reachable": null, "token": "unknown"}),
+    }
+}
+
+enum Probe {
+    Daemon(Result<Value, String>),
+    Backend(BackendProbe),
+    Mqtt(Result<Duration, String>),
+}
+
+/// Gathers everything and returns the report object (with `state` and `exit_code`).
+pub fn collect() -> Value {
+    let started = Instant::now();
+    let env = EnvLayer::from_process();
+    let (config_dir, overridden) = config::resolve_config_dir(&|k| env.process(k));
+    let settings = Settings::load(config_dir.clone(), overridden, &env);
+    let socket: PathBuf = match &settings {
+        Ok((s, _)) => s.control_socket.clone(),
+        Err(_) => env
+            .get("CYBERWAVE_EDGE_CONTROL_SOCKET")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| config_dir.join(super::SOCKET_NAME)),
+    };
+
+    let (tx, rx) = unbounded::<Probe>();
+    let mut expected = 1;
+    {
+        let tx = tx.clone();
+        thread::spawn(move || {
+            let r = super::query(&socket, "status", PROBE_TIMEOUT).map_err(|e| e.to_string());
+            let _ = tx.send(Probe::Daemon(r));
+        });
+    }
+    if let Ok((s, _)) = &settings {
+        expected += 2;
+        let backend = Backend::probe(s, PROBE_TIMEOUT);
+        let tx2 = tx.clone();
+        thread::spawn(move || {
+            let r = match backend.validate_token() {
+                Ok(lat) => BackendProbe::Ok {
+                    latency_ms: lat.as_millis() as u64,
+                },
+                Err(e @ BackendError::Unauthorized { .. }) => BackendProbe::Rejected(e.to_string()),
+                Err(e @ BackendError::Unreachable { .. }) => {
+                    BackendProbe::Unreachable(e.to_string())
+                }
+                Err(e) => BackendProbe::Failed(e.to_string()),
+            };
+            let _ = tx2.send(Probe::Backend(r));
+        });
+        let broker = s.mqtt.clone();
+        let tx3 = tx.clone();
+        thread::spawn(move || {
+            let _ = tx3.send(Probe::Mqtt(crate::mqtt::probe(&broker, PROBE_TIMEOUT)));
+        });
+    }
+    drop(tx);
+
+    let deadline = started + Duration::from_millis(900);
+    let mut daemon: Result<Value, String> = Err("no answer in time".into());
+    let mut backend = BackendProbe::Skipped;
+    let mut mqtt_probe: Option<Result<Duration, String>> = None;
+    for _ in 0..expected {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Probe::Daemon(d)) => daemon = d,
+            Ok(Probe::Backend(b)) => backend = b,
+            Ok(Probe::Mqtt(m)) => mqtt_probe = Some(m),
+            Err(_) => break,
+        }
+    }
+    if matches!(backend, BackendProbe::Skipped) && settings.is_ok() {
+        backend =
+            BackendProbe::Unreachable(format!("no answer within {} ms", PROBE_TIMEOUT.as_millis()));
+    }
+
+    // Local files, read-only (status never creates or migrates anything).
+    let (credentials, credentials_ok) = match &settings {
+        Ok((s, _)) => (
+            json!({"ok": true, "token": s.token.masked(), "problem": null}),
+            true,
+        ),
+        Err(e) => (
+            json!({"ok": false, "token": null, "problem": e.to_string()}),
+            false,
+        ),
+    };
+    let env_path = config_dir.join(config::ENVIRONMENT_FILE);
+    let (environment, environment_ok) = match EnvironmentFile::load(&env_path) {
+        Ok(e) => (
+            json!({"ok": true, "uuid": e.uuid, "name": e.name, "problem": null}),
+            true,
+        ),
+        Err(e) => (
+            json!({"ok": false, "uuid": null, "problem": e.to_string()}),
+            false,
+        ),
+    };
+    let fingerprint = std::fs::read_to_string(config_dir.join(config::FINGERPRINT_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| {
+            v.get("fingerprint")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+    let edge_uuid = std::fs::read_to_string(config_dir.join(config::EDGE_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v.get("uuid").and_then(Value::as_str).map(str::to_string));
+
+    let daemon_view = daemon.as_ref().ok();
+    let (state, code) = assess(credentials_ok, environment_ok, daemon_view, &backend);
+
+    let mut backend_json = probe_json(&backend);
+    if let (Some(obj), Ok((s, _))) = (backend_json.as_object_mut(), &settings) {
+        obj.insert("url".into(), json!(s.base_url));
+    }
+    let mqtt_json = match (daemon_view, &settings) {
+        (Some(d), _) => {
+            let mut m = d.get("mqtt").cloned().unwrap_or(json!({}));
+            if let Some(o) = m.as_object_mut() {
+                o.insert("source".into(), json!("daemon"));
+            }
+            m
+        }
+        (None, Ok((s, _))) => {
+            let broker = format!("{}:{}", s.mqtt.host, s.mqtt.port);
+            match &mqtt_probe {
+                Some(Ok(lat)) => {
+                    json!({"source": "probe", "broker": broker, "tls": s.mqtt.tls, "connected": true, "latency_ms": lat.as_millis() as u64})
+                }
+                Some(Err(e)) => {
+                    json!({"source": "probe", "broker": broker, "tls": s.mqtt.tls, "connected": false, "error": e})
+                }
+                None => {
+                    json!({"source": "probe", "broker": broker, "tls": s.mqtt.tls, "connected": false, "error": format!("no answer within {} ms", PROBE_TIMEOUT.as_millis())})
+                }
+            }
+        }
+        (None, Err(_)) => json!({"source": null, "connected": false}),
+    };
+    let daemon_json = match &daemon {
+        Ok(d) => {
+            let mut v = d.get("daemon").cloned().unwrap_or(json!({}));
+            if let Some(o) = v.as_object_mut() {
+                o.insert("running".into(), json!(true));
+            }
+            v
+        }
+        Err(e) => json!({"running": false, "problem": e}),
+    };
+    json!({
+        "state": state,
+        "exit_code": code,
+        "version": crate::VERSION,
+        "config_dir": config_dir,
+        "credentials": credentials,
+        "environment": environment,
+        "fingerprint": daemon_view.and_then(|d| d.get("fingerprint").cloned()).filter(|v| !v.is_null()).unwrap_or(json!(fingerprint)),
+        "edge_uuid": daemon_view.and_then(|d| d.get("edge_uuid").cloned()).filter(|v| !v.is_null()).unwrap_or(json!(edge_uuid)),
+        "backend": backend_json,
+        "mqtt": mqtt_json,
+        "daemon": daemon_json,
+        "twins": daemon_view.and_then(|d| d.get("twins").cloned()).unwrap_or(Value::Null),
+        "last_errors": daemon_view.and_then(|d| d.get("last_errors").cloned()).unwrap_or(json!([])),
+        "elapsed_ms": started.elapsed().as_millis() as u64,
+    })
+}
+
+fn when(epoch: Option<f64>) -> String {
+    match epoch {
+        Some(e) if e > 0.0 => {
+            let t = UNIX_EPOCH + Duration::from_secs_f64(e);
+            humantime::format_rfc3339_seconds(t).to_string()
+        }
+        _ => "-".into(),
+    }
+}
+
+fn duration_text(secs: f64) -> String {
+    let s = secs as u64;
+    let (d, h, m, s) = (s / 86400, (s / 3600) % 24, (s / 60) % 60, s % 60);
+    if d > 0 {
+        format!("{d}d {h}h {m}m")
+    } else if h > 0 {
+        format!("{h}h {m}m {s}s")
+    } else if m > 0 {
+        format!("{m}m {s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// The human report of [`collect`]'s object.
+pub fn render(r: &Value) -> String {
+    let s = |p: &str| {
+        r.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("-")
+            .to_string()
+    };
+    let ok = |b: bool| if b { "✓" } else { "✗" };
+    let mut out = String::from("\nCyberwave Edge Core — Status\n\n");
+    out += &format!("  Config dir:    {}\n", s("/config_dir"));
+    if r.pointer("/credentials/ok") == Some(&json!(true)) {
+        out += &format!(
+            "  {} Credentials  token {}\n",
+            ok(true),
+            s("/credentials/token")
+        );
+    } else {
+        out += &format!(
+            "  {} Credentials  {}\n",
+            ok(false),
+            s("/credentials/problem")
+        );
+    }
+    if r.pointer("/environment/ok") == Some(&json!(true)) {
+        out += &format!("  {} Environment  {}\n", ok(true), s("/environment/uuid"));
+    } else {
+        out += &format!(
+            "  {} Environment  {}\n",
+            ok(false),
+            s("/environment/problem")
+        );
+    }
+    out += &format!("    Fingerprint  {}\n", s("/fingerprint"));
+    out += &format!("    Edge uuid    {}\n", s("/edge_uuid"));
+    let b = &r["backend"];
+    match (b["reachable"].as_bool(), b["token"].as_str()) {
+        (Some(true), Some("valid")) => {
+            out += &format!(
+                "  ✓ Backend      {} ({} ms)\n",
+                s("/backend/url"),
+                b["latency_ms"]
+            )
+        }
+        (Some(true), Some("rejected")) => {
+            out += &format!("  ✗ Backend      token rejected: {}\n", s("/backend/error"))
+        }
+        (None, _) => out += "  — Backend      not checked\n",
+        _ => out += &format!("  ✗ Backend      {}\n", s("/backend/error")),
+    }
+    let m = &r["mqtt"];
+    let broker = m["broker"].as_str().unwrap_or("-");
+    if m["connected"].as_bool() == Some(true) {
+        let by = if m["source"] == json!("daemon") {
+            "daemon link"
+        } else {
+            "probe"
+        };
+        out += &format!("  ✓ MQTT broker  {broker} connected ({by})\n");
+    } else {
+        let why = m["error"]
+            .as_str()
+            .or(m["last_error"].as_str())
+            .unwrap_or("not connected");
+        out += &format!("  ✗ MQTT broker  {broker}: {why}\n");
+    }
+    let d = &r["daemon"];
+    if d["running"].as_bool() == Some(true) {
+        out += &format!(
+            "  ✓ Daemon       running (pid {}, version {}, up {})\n",
+            d["pid"],
+            d["version"].as_str().unwrap_or("-"),
+            duration_text(d["uptime_seconds"].as_f64().unwrap_or(0.0))
+        );
+    } else {
+        out += &format!("  ✗ Daemon       not running ({})\n", s("/daemon/problem"));
+    }
+    if let Some(t) = r["twins"].as_object() {
+        let linked = t
+            .get("linked")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        out += &format!(
+            "    Linked twins {} (from {}, {})\n",
+            linked.len(),
+            t.get("source").and_then(Value::as_str).unwrap_or("-"),
+            when(t.get("fetched_at").and_then(Value::as_f64))
+        );
+        for twin in linked {
+            out += &format!("      {}\n", twin.as_str().unwrap_or("-"));
+        }
+    }
+    if let Some(errs) = r["last_errors"].as_array().filter(|e| !e.is_empty()) {
+        out += "    Last errors\n";
+        for e in errs {
+            out += &format!(
+                "      {}  {}\n",
+                when(e["at"].as_f64()),
+                e["message"].as_str().unwrap_or("-")
+            );
+        }
+    }
+    out += &format!("\n  State: {} (exit {})\n\n", s("/state"), r["exit_code"]);
+    out
+}
+
+/// Runs `status`; prints the report (JSON or text) and returns the exit code.
+pub fn run(as_json: bool) -> i32 {
+    let report = collect();
+    let code = report["exit_code"].as_i64().unwrap_or(2) as i32;
+    let text = if as_json {
+        format!("{report}\n")
+    } else {
+        render(&report)
+    };
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_code_rules() {
+        let up = json!({"mqtt": {"connected": true}, "backend": {"token": "valid"}});
+        let down = json!({"mqtt": {"connected": false}});
+        let ok = BackendProbe::Ok { latency_ms: 3 };
+        assert_eq!(assess(true, true, Some(&up), &ok), ("healthy", 0));
+        assert_eq!(assess(true, true, Some(&down), &ok), ("degraded", 1));
+        assert_eq!(
+            assess(
+                true,
+                true,
+                Some(&up),
+                &BackendProbe::Unreachable("x".into())
+            ),
+            ("degraded", 1)
+        );
+        assert_eq!(assess(true, true, None, &ok), ("not_running", 2));
+        assert_eq!(
+            assess(false, true, Some(&up), &BackendProbe::Skipped),
+            ("not_configured", 2)
+        );
+        assert_eq!(assess(true, false, Some(&up), &ok), ("not_configured", 2));
+        assert_eq!(
+            assess(true, true, Some(&up), &BackendProbe::Rejected("401".into())),
+            ("not_configured", 2)
+        );
+    }
+
+    #[test]
+    fn render_mentions_every_section() {
+        let r = json!({
+            "state": "degraded", "exit_code": 1, "config_dir": "/c",
+            "credentials": {"ok": true, "token": "cw_tes…_123"},
+            "environment": {"ok": false, "problem": "/c/environment.json: file not found"},
+            "fingerprint": "fp", "edge_uuid": null,
+            "backend": {"reachable": false, "token": "unknown", "error": "GET x: backend unreachable"},
+            "mqtt": {"source": "daemon", "broker": "h:1883", "connected": true},
+            "daemon": {"running": true, "pid": 7, "version": "0.2.0", "uptime_seconds": 3725.0},
+            "twins": {"linked": ["t1"], "source": "cache", "fetched_at": 0.0},
+            "last_errors": [{"at": 1.0, "message": "boom"}],
+        });
+        let text = render(&r);
+        for needle in [
+            "cw_tes…_123",
+            "environment.json: file not found",
+            "backend unreachable",
+            "h:1883 connected",
+            "pid 7",
+            "1h 2m 5s",
+            "t1",
+            "boom",
+            "State: degraded (exit 1)",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The backend-jobs thread: boot-time REST work retried with backoff until it succeeds
+//! (token check, edge registration, desired state), then the `/edges/discover` keepalive
+//! every 30 s and a desired-state refresh every 5 min. The supervisor never waits on it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde_json::Value;
+
+use super::desired::{self, DesiredState, Source};
+use crate::backend::{Backend, BackendError, linked_twins_strict};
+use crate::backoff::Backoff;
+use crate::health::Sampler;
+
+pub const DISCOVER_INTERVAL: Duration = Duration::from_secs(30);
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+
+#[derive(Debug)]
+pub enum BackendEvent {
+    TokenValid {
+        latency: Duration,
+    },
+    /// `during_boot`: the first validation; the daemon cannot do its job and exits.
+    TokenRejected {
+        error: BackendError,
+        during_boot: bool,
+    },
+    /// Any call failed; transient failures are retried by this thread.
+    CallFailed(BackendError),
+    Registered(Value),
+    Desired(DesiredState),
+    DiscoverOk {
+        latency: Duration,
+    },
+}
+
+pub enum JobCtl {
+    /// New settings (SIGHUP): re-validate, re-register, refetch.
+    Reload {
+        backend: Box<Backend>,
+        environment_uuid: Option<String>,
+    },
+    /// Refetch registration and desired state now (remote restart command).
+    Resync,
+}
+
+pub struct JobConfig {
+    pub backend: Backend,
+    pub fingerprint: String,
+    pub environment_uuid: Option<String>,
+    pub config_dir: PathBuf,
+    pub battery_wh: Option<f64>,
+    pub watchdog_layers: Vec<&'static str>,
+}
+
+struct Job {
+    cfg: JobConfig,
+    events: Sender<BackendEvent>,
+    token_checked: bool,
+    ever_validated: bool,
+    registered: bool,
+    desired_ok: bool,
+    backoff: Backoff,
+    next_boot: Instant,
+    next_discover: Option<Instant>,
+    next_refresh: Instant,
+    sampler: Sampler,
+}
+
+pub fn run(cfg: JobConfig, events: Sender<BackendEvent>, ctl: Receiver<JobCtl>) {
+    let now = Instant::now();
+    let mut job = Job {
+        sampler: Sampler::new("/".into(), cfg.battery_wh),
+        cfg,
+        events,
+        token_checked: false,
+        ever_validated: false,
+        registered: false,
+        desired_ok: false,
+        backoff: Backoff::new(Duration::from_secs(2), Duration::from_secs(60)),
+        next_boot: now,
+        next_discover: None,
+        next_refresh: now + REFRESH_INTERVAL,
+    };
+    loop {
+        let now = Instant::now();
+        if !job.boot_done() && now >= job.next_boot {
+            job.boot_pass();
+        }
+        if let Some(at) = job.next_discover
+            && Instant::now() >= at
+        {
+            job.discover();
+            job.next_discover = Some(Instant::now() + DISCOVER_INTERVAL);
+        }
+        if job.boot_done() && Instant::now() >= job.next_refresh {
+            job.desired_ok = false;
+            job.next_refresh = Instant::now() + REFRESH_INTERVAL;
+            job.boot_pass();
+        }
+        let mut due = job.next_refresh;
+        if !job.boot_done() {
+            due = due.min(job.next_boot);
+        }
+        if let Some(d) = job.next_discover {
+            due = due.min(d);
+        }
+        match ctl.recv_timeout(due.saturating_duration_since(Instant::now())) {
+            Ok(JobCtl::Reload {
+                backend,
+                environment_uuid,
+            }) => {
+                job.cfg.backend = *backend;
+                job.cfg.environment_uuid = environment_uuid;
+                job.token_checked = false;
+                job.registered = false;
+                job.desired_ok = false;
+                job.backoff.reset();
+                job.next_boot = Instant::now();
+            }
+            Ok(JobCtl::Resync) => {
+                job.registered = false;
+                job.desired_ok = false;
+                job.backoff.reset();
+                job.next_boot = Instant::now();
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+impl Job {
+    fn boot_done(&self) -> bool {
+        self.token_checked
+            && self.registered
+            && (self.desired_ok || self.cfg.environment_uuid.is_none())
+    }
+
+    fn send(&self, e: BackendEvent) {
+        let _ = self.events.send(e);
+    }
+
+    /// Runs the unfinished boot steps in order; a failure schedules a retry with backoff.
+    fn boot_pass(&mut self) {
+        if let Err(e) = self.boot_steps() {
+            let delay = self.backoff.next_delay();
+            log::warn!("{e}; retrying in {:.0}s", delay.as_secs_f64());
+            self.next_boot = Instant::now() + delay;
+            if e.is_unauthorized() {
+                let during_boot = !self.ever_validated;
+                self.send(BackendEvent::TokenRejected {
+                    error: e,
+                    during_boot,
+                });
+            } else {
+                self.send(BackendEvent::CallFailed(e));
+            }
+        } else {
+            self.backoff.reset();
+        }
+    }
+
+    fn boot_steps(&mut self) -> Result<(), BackendError> {
+        if !self.token_checked {
+            let latency = self.cfg.backend.validate_token()?;
+            self.token_checked = true;
+            self.ever_validated = true;
+            self.send(BackendEvent::TokenValid { latency });
+            if self.next_discover.is_none() {
+                self.next_discover = Some(Instant::now());
+            }
+        }
+        if !self.registered {
+            let edge = self.cfg.backend.register_edge(&self.cfg.fingerprint)?;
+            if let Err(e) = crate::config::write_edge_json(&self.cfg.config_dir, &edge) {
+                log::error!(
+                    "cannot write {}/edge.json: {e}",
+                    self.cfg.config_dir.display()
+                );
+            }
+            self.registered = true;
+            self.send(BackendEvent::Registered(edge));
+        }
+        if !self.desired_ok
+            && let Some(env) = self.cfg.environment_uuid.clone()
+        {
+            let state = self.fetch_desired(&env)?;
+            if let Err(e) = desired::save(&self.cfg.config_dir, &state) {
+                log::error!(
+                    "cannot write the desired-state cache in {}: {e}",
+                    self.cfg.config_dir.display()
+                );
+            }
+            self.desired_ok = true;
+            self.send(BackendEvent::Desired(state));
+        }
+        Ok(())
+    }
+
+    fn fetch_desired(&self, env: &str) -> Result<DesiredState, BackendError> {
+        let twins = self.cfg.backend.environment_twins(env)?;
+        let mut assets = BTreeMap::new();
+        for uuid in linked_twins_strict(&twins, &self.cfg.fingerprint) {
+            let twin = twins.iter().find(|t| {
+                t.get("uuid")
+                    .and_then(Value::as_str)
+                    .and_then(crate::config::parse_uuid)
+                    .as_deref()
+                    == Some(uuid.as_str())
+            });
+            let Some(asset_uuid) = twin.and_then(DesiredState::asset_uuid_of) else {
+                continue;
+            };
+            if assets.contains_key(&asset_uuid) {
+                continue;
+            }
+            match self.cfg.backend.asset(&asset_uuid) {
+                Ok(a) => {
+                    assets.insert(asset_uuid, a);
+                }
+                Err(BackendError::NotFound { endpoint }) => {
+                    log::warn!("twin {uuid}: asset not found ({endpoint})");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(DesiredState {
+            environment_uuid: env.to_string(),
+            twins,
+            assets,
+            fetched_at: crate::epoch_seconds(),
+            source: Source::Backend,
+        })
+    }
+
+    fn discover(&mut self) {
+        let snapshot = self.sampler.sample();
+        let facts = crate::host::host_facts(&snapshot, &self.cfg.watchdog_layers);
+        let start = Instant::now();
+        match self.cfg.backend.discover(
+            &self.cfg.fingerprint,
+            &crate::host::hostname(),
+            &crate::host::platform_short(),
+            facts,
+        ) {
+            Ok(_) => self.send(BackendEvent::DiscoverOk {
+                latency: start.elapsed(),
+            }),
+            Err(e) if e.is_unauthorized() => {
+                log::error!("{e}");
+                self.send(BackendEvent::TokenRejected {
+                    error: e,
+                    during_boot: false,
+                })
+            }
+            Err(e) => {
+                log::warn!("host-facts keepalive: {e}");
+                self.send(BackendEvent::CallFailed(e));
+            }
+        }
+    }
+}

@@ -1,0 +1,651 @@
+//! The daemon: boot, then the supervisor loop that owns all state. Other threads (signals,
+//! MQTT link, backend jobs, health publisher, control socket) send it events; it decides.
+
+mod backend_job;
+pub mod commands;
+pub mod desired;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, Sender, bounded, select, tick, unbounded};
+use serde_json::{Value, json};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use self::backend_job::{BackendEvent, JobConfig, JobCtl};
+use self::commands::{Dedupe, EdgeCommand};
+use self::desired::{DesiredState, Source};
+use crate::backend::{Backend, linked_twins_broad, linked_twins_strict};
+use crate::config::{self, EnvLayer, EnvironmentFile, Settings, SettingsError};
+use crate::control::{self, ControlRequest, Request};
+use crate::health::{HealthConfig, HealthPublisher};
+use crate::mqtt::{Link, LinkEvent, MqttHandle, topics};
+use crate::systemd::Notifier;
+
+/// Supervisor tick: watchdog ping and housekeeping (the original's runtime loop interval).
+pub const TICK: Duration = Duration::from_secs(15);
+/// How long shutdown waits for the MQTT DISCONNECT to go out.
+const MQTT_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Why the daemon stopped with an error; each maps to an exit code in the binary.
+#[derive(Debug)]
+pub enum DaemonError {
+    /// Missing or unusable configuration (exit 2).
+    Settings(SettingsError),
+    /// The backend rejected the token at boot (exit 2).
+    TokenRejected(String),
+    /// Could not set up the process (socket, threads; exit 1).
+    Startup(String),
+}
+
+impl fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaemonError::Settings(e) => write!(f, "{e}"),
+            DaemonError::TokenRejected(e) => write!(f, "{e}"),
+            DaemonError::Startup(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+impl DaemonError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            DaemonError::Settings(_) | DaemonError::TokenRejected(_) => 2,
+            DaemonError::Startup(_) => 1,
+        }
+    }
+}
+
+enum Signal {
+    Shutdown(i32),
+    Reload,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum TokenState {
+    Unknown,
+    Valid,
+    Rejected,
+}
+
+impl TokenState {
+    fn name(self) -> &'static str {
+        match self {
+            TokenState::Unknown => "unknown",
+            TokenState::Valid => "valid",
+            TokenState::Rejected => "rejected",
+        }
+    }
+}
+
+/// Everything the supervisor knows. Only the supervisor thread touches it.
+struct State {
+    settings: Settings,
+    started: Instant,
+    started_at: SystemTime,
+    fingerprint: String,
+    environment: Result<EnvironmentFile, String>,
+    edge_uuid: Option<String>,
+    registered: bool,
+    token: TokenState,
+    backend_reachable: Option<bool>,
+    backend_latency_ms: Option<u64>,
+    backend_last_ok: Option<SystemTime>,
+    desired: Option<DesiredState>,
+    linked_broad: Vec<String>,
+    mqtt: MqttHandle,
+    link: Option<Link>,
+    command_topic: Option<String>,
+    dedupe: Dedupe,
+    commands_received: u64,
+    last_command: Option<Value>,
+    health: Option<HealthPublisher>,
+    errors: VecDeque<(SystemTime, String)>,
+}
+
+impl State {
+    fn record_error(&mut self, message: String) {
+        if self.errors.back().is_some_and(|(_, m)| *m == message) {
+            return;
+        }
+        if self.errors.len() >= 10 {
+            self.errors.pop_front();
+        }
+        self.errors.push_back((SystemTime::now(), message));
+    }
+
+    fn environment_uuid(&self) -> Option<String> {
+        self.environment.as_ref().ok().and_then(|e| e.uuid.clone())
+    }
+
+    /// Applies a desired state (from backend or cache): recompute linked twins, feed health.
+    fn apply_desired(&mut self, state: DesiredState) {
+        let broad = linked_twins_broad(&state.twins, &self.fingerprint);
+        let strict = linked_twins_strict(&state.twins, &self.fingerprint);
+        log::info!(
+            "environment {}: {} twin(s), {} linked to this edge ({} with drivers) [{}]",
+            state.environment_uuid,
+            state.twins.len(),
+            broad.len(),
+            strict.len(),
+            match state.source {
+                Source::Backend => "backend",
+                Source::Cache => "cache",
+            }
+        );
+        self.linked_broad = broad;
+        self.desired = Some(state);
+        self.ensure_health();
+    }
+
+    /// Starts the bootstrap health publisher for the linked twins (or updates its twin set).
+    fn ensure_health(&mut self) {
+        if self.linked_broad.is_empty() {
+            return;
+        }
+        match &self.health {
+            Some(h) => h.set_twins(self.linked_broad.clone()),
+            None => {
+                let cfg = HealthConfig {
+                    edge_id: self.fingerprint.clone(),
+                    interval: self.settings.health_interval,
+                    docker_bin: self.settings.docker_bin.clone(),
+                    battery_wh: self.settings.battery_wh,
+                    watchdog_layers: watchdog_layers(),
+                };
+                match HealthPublisher::start(self.mqtt.clone(), cfg, self.linked_broad.clone()) {
+                    Ok(h) => {
+                        log::info!(
+                            "edge_health publisher started for {} twin(s), every {:.1}s",
+                            self.linked_broad.len(),
+                            self.settings.health_interval.as_secs_f64()
+                        );
+                        self.health = Some(h);
+                    }
+                    Err(e) => {
+                        self.record_error(format!("cannot start the edge_health publisher: {e}"))
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_edge_uuid(&mut self, uuid: String) {
+        if self.edge_uuid.as_deref() == Some(uuid.as_str()) && self.command_topic.is_some() {
+            return;
+        }
+        let topic = topics::edge_command(self.mqtt.prefix(), &uuid);
+        if let Some(old) = self.command_topic.take()
+            && old != topic
+        {
+            self.mqtt.unsubscribe(&old);
+        }
+        self.mqtt.subscribe(&topic);
+        log::info!("listening for edge commands on {topic}");
+        self.command_topic = Some(topic);
+        self.edge_uuid = Some(uuid);
+    }
+
+    fn snapshot(&self) -> Value {
+        let stats = self.mqtt.stats();
+        use std::sync::atomic::Ordering::Relaxed;
+        let epoch = |t: SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0)
+        };
+        let last_error = stats.last_error.lock().ok().and_then(|e| e.clone());
+        json!({
+            "daemon": {
+                "pid": std::process::id(),
+                "version": crate::VERSION,
+                "started_at": epoch(self.started_at),
+                "uptime_seconds": (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            },
+            "config_dir": self.settings.config_dir,
+            "fingerprint": self.fingerprint,
+            "edge_uuid": self.edge_uuid,
+            "environment": match &self.environment {
+                Ok(e) => json!({"uuid": e.uuid, "problem": null}),
+                Err(p) => json!({"uuid": null, "problem": p}),
+            },
+            "backend": {
+                "url": self.settings.base_url,
+                "token": self.token.name(),
+                "reachable": self.backend_reachable,
+                "latency_ms": self.backend_latency_ms,
+                "last_ok_at": self.backend_last_ok.map(epoch),
+                "registered": self.registered,
+            },
+            "mqtt": {
+                "broker": format!("{}:{}", self.settings.mqtt.host, self.settings.mqtt.port),
+                "tls": self.settings.mqtt.tls,
+                "username": self.settings.mqtt.username,
+                "topic_prefix": self.settings.mqtt.topic_prefix,
+                "session_id": self.mqtt.session_id(),
+                "connected": self.mqtt.is_connected(),
+                "connects": stats.connects.load(Relaxed),
+                "published": stats.published.load(Relaxed),
+                "dropped": stats.dropped.load(Relaxed),
+                "received": stats.received.load(Relaxed),
+                "last_error": last_error,
+                "command_topic": self.command_topic,
+                "commands_received": self.commands_received,
+                "last_command": self.last_command,
+            },
+            "twins": {
+                "linked": self.linked_broad,
+                "source": self.desired.as_ref().map(|d| match d.source { Source::Backend => "backend", Source::Cache => "cache" }),
+                "fetched_at": self.desired.as_ref().map(|d| d.fetched_at),
+            },
+            "health_publisher": {
+                "running": self.health.is_some(),
+                "interval_seconds": self.settings.health_interval.as_secs_f64(),
+            },
+            "last_errors": self.errors.iter().map(|(t, m)| json!({"at": epoch(*t), "message": m})).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// `["systemd"]` when systemd supervises us with a watchdog.
+fn watchdog_layers() -> Vec<&'static str> {
+    if std::env::var_os("WATCHDOG_USEC").is_some() && std::env::var_os("NOTIFY_SOCKET").is_some() {
+        vec!["systemd"]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Reads configuration the way the daemon and `status` both need it.
+pub fn load_settings() -> Result<(Settings, Vec<String>), SettingsError> {
+    let env = EnvLayer::from_process();
+    let (dir, overridden) = config::resolve_config_dir(&|k| env.process(k));
+    Settings::load(dir, overridden, &env)
+}
+
+fn load_environment(settings: &Settings) -> Result<EnvironmentFile, String> {
+    EnvironmentFile::load(&settings.config_dir.join(config::ENVIRONMENT_FILE))
+        .map_err(|e| e.to_string())
+}
+
+fn start_link(settings: &Settings, events: &Sender<LinkEvent>) -> Result<Link, DaemonError> {
+    Link::start(
+        &settings.mqtt,
+        crate::mqtt::new_client_id(),
+        settings.mqtt_outbox,
+        events.clone(),
+    )
+    .map_err(|e| DaemonError::Startup(e.to_string()))
+}
+
+fn spawn_signals() -> Result<Receiver<Signal>, DaemonError> {
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| DaemonError::Startup(format!("cannot install signal handlers: {e}")))?;
+    let (tx, rx) = bounded(8);
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                let msg = if sig == SIGHUP {
+                    Signal::Reload
+                } else {
+                    Signal::Shutdown(sig)
+                };
+                if tx.send(msg).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| DaemonError::Startup(format!("cannot start the signal thread: {e}")))?;
+    Ok(rx)
+}
+
+/// Best effort: make the kernel's OOM killer pick anything before us (as the original).
+fn protect_from_oom() {
+    if let Err(e) = std::fs::write("/proc/self/oom_score_adj", "-800") {
+        log::debug!("oom_score_adj not set: {e}");
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Returns Ok on a clean shutdown.
+pub fn run() -> Result<(), DaemonError> {
+    // Files we create without an explicit mode are private (the original's umask 077).
+    unsafe { libc::umask(0o077) };
+    let env = EnvLayer::from_process();
+    let (config_dir, overridden) = config::resolve_config_dir(&|k| env.process(k));
+    if !overridden {
+        match config::migrate_legacy(&config_dir, std::path::Path::new(config::LEGACY_CONFIG_DIR)) {
+            Ok(0) => {}
+            Ok(n) => log::info!(
+                "Migrated {n} legacy edge config file(s) from {} to {}",
+                config::LEGACY_CONFIG_DIR,
+                config_dir.display()
+            ),
+            Err(e) => log::warn!(
+                "legacy config migration from {}: {e}",
+                config::LEGACY_CONFIG_DIR
+            ),
+        }
+    }
+    let (settings, warnings) =
+        Settings::load(config_dir, overridden, &env).map_err(DaemonError::Settings)?;
+    crate::logging::init(&settings.log_level);
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    protect_from_oom();
+    for sub in ["workers", "models"] {
+        let _ = crate::fsutil::ensure_dir(&settings.config_dir.join(sub), 0o700);
+    }
+    log::info!(
+        "cyberwave-edge-core {} starting: config dir {}, backend {}, environment {}, token {}",
+        crate::VERSION,
+        settings.config_dir.display(),
+        settings.base_url,
+        settings.environment,
+        settings.token
+    );
+
+    let fingerprint = config::fingerprint::load_or_create(
+        &settings.config_dir,
+        settings.edge_uuid_override.as_deref(),
+    )
+    .map_err(|e| DaemonError::Startup(format!("edge fingerprint unavailable: {e}")))?;
+    log::info!("edge fingerprint {fingerprint}");
+
+    let environment = load_environment(&settings);
+    if let Err(e) = &environment {
+        log::error!(
+            "{e}; this edge runs without a linked environment until the file is fixed (then send SIGHUP)"
+        );
+    }
+
+    let (control_tx, control_rx) = unbounded::<ControlRequest>();
+    let _socket = control::serve(&settings.control_socket, control_tx)
+        .map_err(|e| DaemonError::Startup(e.to_string()))?;
+    let signals = spawn_signals()?;
+    let (link_tx, link_rx) = unbounded::<LinkEvent>();
+    let link = start_link(&settings, &link_tx)?;
+    let mqtt = link.handle();
+
+    // Offline first: what did the backend say last time?
+    let mut state = State {
+        started: Instant::now(),
+        started_at: SystemTime::now(),
+        fingerprint: fingerprint.clone(),
+        environment,
+        edge_uuid: None,
+        registered: false,
+        token: TokenState::Unknown,
+        backend_reachable: None,
+        backend_latency_ms: None,
+        backend_last_ok: None,
+        desired: None,
+        linked_broad: Vec::new(),
+        mqtt,
+        link: Some(link),
+        command_topic: None,
+        dedupe: Dedupe::new(1024),
+        commands_received: 0,
+        last_command: None,
+        health: None,
+        errors: VecDeque::new(),
+        settings,
+    };
+    if let Some(env_uuid) = state.environment_uuid() {
+        match desired::load(&state.settings.config_dir, &env_uuid) {
+            Ok(Some(cached)) => state.apply_desired(cached),
+            Ok(None) => {}
+            Err(e) => {
+                log::warn!("{e}; waiting for the backend");
+                state.record_error(e.to_string());
+            }
+        }
+    }
+    if let Some(uuid) = read_edge_json_uuid(&state.settings.config_dir) {
+        state.set_edge_uuid(uuid);
+    }
+
+    let (job_tx, job_rx) = unbounded::<BackendEvent>();
+    let (jobctl_tx, jobctl_rx) = unbounded::<JobCtl>();
+    let job_cfg = JobConfig {
+        backend: Backend::new(&state.settings),
+        fingerprint,
+        environment_uuid: state.environment_uuid(),
+        config_dir: state.settings.config_dir.clone(),
+        battery_wh: state.settings.battery_wh,
+        watchdog_layers: watchdog_layers(),
+    };
+    thread::Builder::new()
+        .name("backend-jobs".into())
+        .spawn(move || backend_job::run(job_cfg, job_tx, jobctl_rx))
+        .map_err(|e| DaemonError::Startup(format!("cannot start the backend thread: {e}")))?;
+
+    let notifier = Notifier::from_env();
+    notifier.ready();
+    notifier.status("Running");
+    log::info!("edge core running (pid {})", std::process::id());
+
+    let ticker = tick(TICK);
+    let outcome = loop {
+        select! {
+            recv(signals) -> sig => match sig {
+                Ok(Signal::Shutdown(n)) => {
+                    log::info!("signal {n}: shutting down");
+                    break Ok(());
+                }
+                Ok(Signal::Reload) => reload(&mut state, &link_tx, &jobctl_tx),
+                Err(_) => break Err(DaemonError::Startup("signal thread ended".into())),
+            },
+            recv(job_rx) -> ev => {
+                if let Ok(ev) = ev
+                    && let Err(e) = on_backend(&mut state, ev)
+                {
+                    break Err(e);
+                }
+            },
+            recv(link_rx) -> ev => {
+                if let Ok(ev) = ev {
+                    on_link(&mut state, ev, &jobctl_tx);
+                }
+            },
+            recv(control_rx) -> req => {
+                if let Ok(req) = req {
+                    match req.request {
+                        Request::Status => { let _ = req.reply.send(state.snapshot()); }
+                    }
+                }
+            },
+            recv(ticker) -> _ => {
+                notifier.watchdog();
+            },
+        }
+    };
+
+    notifier.stopping();
+    if let Some(h) = state.health.take() {
+        h.stop();
+    }
+    if let Some(link) = state.link.take() {
+        link.shutdown(MQTT_SHUTDOWN_GRACE);
+    }
+    log::info!("edge core stopped");
+    outcome
+}
+
+fn read_edge_json_uuid(dir: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(config::EDGE_FILE)).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v.get("uuid")
+        .and_then(Value::as_str)
+        .and_then(config::parse_uuid)
+}
+
+fn on_backend(state: &mut State, ev: BackendEvent) -> Result<(), DaemonError> {
+    match ev {
+        BackendEvent::TokenValid { latency } => {
+            log::info!(
+                "token accepted by {} ({} ms)",
+                state.settings.base_url,
+                latency.as_millis()
+            );
+            state.token = TokenState::Valid;
+            state.backend_reachable = Some(true);
+            state.backend_latency_ms = Some(latency.as_millis() as u64);
+            state.backend_last_ok = Some(SystemTime::now());
+        }
+        BackendEvent::TokenRejected { error, during_boot } => {
+            state.token = TokenState::Rejected;
+            state.backend_reachable = Some(true);
+            state.record_error(error.to_string());
+            if during_boot {
+                return Err(DaemonError::TokenRejected(error.to_string()));
+            }
+        }
+        BackendEvent::CallFailed(e) => {
+            if e.is_transient() {
+                state.backend_reachable = Some(false);
+            }
+            state.record_error(e.to_string());
+        }
+        BackendEvent::Registered(edge) => {
+            state.registered = true;
+            state.backend_reachable = Some(true);
+            state.backend_last_ok = Some(SystemTime::now());
+            match edge
+                .get("uuid")
+                .and_then(Value::as_str)
+                .and_then(config::parse_uuid)
+            {
+                Some(uuid) => {
+                    log::info!("edge registered: {uuid}");
+                    state.set_edge_uuid(uuid);
+                }
+                None => state
+                    .record_error("POST /api/v1/edges: the answer has no valid \"uuid\"".into()),
+            }
+        }
+        BackendEvent::Desired(d) => {
+            state.backend_reachable = Some(true);
+            state.backend_last_ok = Some(SystemTime::now());
+            state.apply_desired(d);
+        }
+        BackendEvent::DiscoverOk { latency } => {
+            state.backend_reachable = Some(true);
+            state.backend_latency_ms = Some(latency.as_millis() as u64);
+            state.backend_last_ok = Some(SystemTime::now());
+        }
+    }
+    Ok(())
+}
+
+fn on_link(state: &mut State, ev: LinkEvent, jobctl: &Sender<JobCtl>) {
+    match ev {
+        LinkEvent::Up => {}
+        LinkEvent::Down(e) => state.record_error(format!("MQTT link down: {e}")),
+        LinkEvent::Message { topic, payload } => {
+            if state.command_topic.as_deref() != Some(topic.as_str()) {
+                log::debug!("message on {topic} ignored");
+                return;
+            }
+            let (cmd, request_id) = match commands::parse(&payload) {
+                Ok(c) => c,
+                Err(e) => {
+                    log::warn!("{topic}: bad command: {e}");
+                    state.record_error(format!("{topic}: bad command: {e}"));
+                    return;
+                }
+            };
+            if let Some(id) = &request_id
+                && !state.dedupe.first_time(id)
+            {
+                log::info!("{topic}: duplicate request_id {id} dropped");
+                return;
+            }
+            state.commands_received += 1;
+            state.last_command = Some(json!({
+                "command": cmd.name(),
+                "request_id": request_id,
+                "received_at": crate::epoch_seconds(),
+            }));
+            match cmd {
+                EdgeCommand::RestartEdgeCore { .. } => {
+                    log::info!(
+                        "remote restart requested: re-registering and refreshing the environment"
+                    );
+                    let _ = jobctl.send(JobCtl::Resync);
+                }
+                EdgeCommand::OpenTunnel { session_id }
+                | EdgeCommand::CloseTunnel { session_id } => {
+                    log::warn!(
+                        "{topic}: remote access (session {session_id}) is not supported by this build; ignored"
+                    );
+                }
+                EdgeCommand::Unknown { command, .. } => {
+                    log::info!("{topic}: unknown command {command:?} ignored")
+                }
+            }
+        }
+    }
+}
+
+/// SIGHUP: re-read every file; a bad file keeps the running configuration.
+fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Sender<JobCtl>) {
+    log::info!("SIGHUP: reloading configuration");
+    let (settings, warnings) = match load_settings() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("reload failed, keeping the running configuration: {e}");
+            state.record_error(format!("reload failed: {e}"));
+            return;
+        }
+    };
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    if let Some(level) = crate::logging::normalise_level(&settings.log_level)
+        && let Ok(f) = level.parse::<log::LevelFilter>()
+    {
+        log::set_max_level(f);
+    }
+    if settings.mqtt != state.settings.mqtt {
+        log::info!(
+            "MQTT settings changed: reconnecting to {}:{}",
+            settings.mqtt.host,
+            settings.mqtt.port
+        );
+        if let Some(old) = state.link.take() {
+            old.shutdown(MQTT_SHUTDOWN_GRACE);
+        }
+        match start_link(&settings, link_tx) {
+            Ok(link) => {
+                state.mqtt = link.handle();
+                state.link = Some(link);
+                if let Some(h) = state.health.take() {
+                    h.stop();
+                }
+                state.command_topic = None;
+                if let Some(uuid) = state.edge_uuid.clone() {
+                    state.set_edge_uuid(uuid);
+                }
+            }
+            Err(e) => state.record_error(format!("reload: {e}")),
+        }
+    }
+    state.environment = load_environment(&settings);
+    if let Err(e) = &state.environment {
+        log::error!("{e}");
+    }
+    state.settings = settings;
+    state.ensure_health();
+    let _ = jobctl.send(JobCtl::Reload {
+        backend: Box::new(Backend::new(&state.settings)),
+        environment_uuid: state.environment_uuid(),
+    });
+}

@@ -1,0 +1,222 @@
+//! The bootstrap `edge_health` publisher (reference §3.4): one message per linked twin every
+//! interval until drivers run, so the backend sees the edge alive from the first seconds.
+
+mod metrics;
+
+pub use metrics::{HostSnapshot, Sampler, cpu_percent, disk_percent, parse_meminfo, parse_stat};
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, after, bounded, select};
+use serde_json::{Map, Value, json};
+
+use crate::mqtt::{MqttHandle, topics};
+
+/// Builds one `edge_health` payload, fields in the reference's order; host keys are omitted
+/// when unknown. `session_id` is added by the MQTT handle.
+pub fn edge_health_payload(
+    edge_id: &str,
+    uptime_seconds: f64,
+    host: &HostSnapshot,
+    watchdog_layers: &[&str],
+    twin_uuid: &str,
+    timestamp: f64,
+) -> Value {
+    let mut m = Map::new();
+    m.insert("type".into(), json!("edge_health"));
+    m.insert("timestamp".into(), json!(timestamp));
+    m.insert("edge_id".into(), json!(edge_id));
+    m.insert(
+        "uptime_seconds".into(),
+        json!((uptime_seconds * 10.0).round() / 10.0),
+    );
+    m.insert("streams".into(), json!({}));
+    m.insert("stream_count".into(), json!(0));
+    m.insert("healthy_streams".into(), json!(0));
+    m.insert("camera_config".into(), Value::Null);
+    if let Some(v) = host.memory_percent {
+        m.insert("host_memory_percent".into(), json!(v));
+    }
+    if let Some(v) = host.memory_available_mb {
+        m.insert("host_memory_available_mb".into(), json!(v));
+    }
+    if let Some((_, t)) = &host.cpu_temp {
+        m.insert("cpu_temp_c".into(), json!(t));
+    }
+    if let Some(v) = host.cpu_percent {
+        m.insert("host_cpu_percent".into(), json!(v));
+    }
+    if let Some(v) = host.disk_percent {
+        m.insert("host_disk_percent".into(), json!(v));
+    }
+    m.insert(
+        "consecutive_critical".into(),
+        json!(host.consecutive_critical),
+    );
+    m.insert("watchdog_layers".into(), json!(watchdog_layers));
+    if let Some(v) = host.power_mw {
+        m.insert("power_mw".into(), json!(v as i64));
+    }
+    if let Some(v) = host.battery_wh {
+        m.insert("battery_wh".into(), json!(v));
+    }
+    m.insert("source_type".into(), json!("edge"));
+    m.insert("twin_uuid".into(), json!(twin_uuid));
+    Value::Object(m)
+}
+
+/// Docker's data root (`docker info`), bounded to 5 s; `/var/lib/docker` or `/` otherwise.
+pub fn docker_data_root(docker_bin: &str) -> PathBuf {
+    let mut cmd = Command::new(docker_bin);
+    cmd.args(["info", "--format", "{{.DockerRootDir}}"]);
+    if let Ok(out) = crate::process::run_with_deadline(cmd, Duration::from_secs(5)) {
+        let dir = out.stdout.trim();
+        if out.status == Some(0) && dir.starts_with('/') {
+            return PathBuf::from(dir);
+        }
+    }
+    let default = PathBuf::from("/var/lib/docker");
+    if default.is_dir() {
+        default
+    } else {
+        PathBuf::from("/")
+    }
+}
+
+enum Ctl {
+    Twins(Vec<String>),
+    Stop,
+}
+
+/// Settings of the publisher thread.
+pub struct HealthConfig {
+    pub edge_id: String,
+    pub interval: Duration,
+    pub docker_bin: String,
+    pub battery_wh: Option<f64>,
+    pub watchdog_layers: Vec<&'static str>,
+}
+
+/// Handle to the running publisher; [`HealthPublisher::stop`] ends it within milliseconds.
+pub struct HealthPublisher {
+    tx: Sender<Ctl>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl HealthPublisher {
+    pub fn start(mqtt: MqttHandle, cfg: HealthConfig, twins: Vec<String>) -> std::io::Result<Self> {
+        let (tx, rx) = bounded::<Ctl>(8);
+        let join = thread::Builder::new().name("edge-health".into()).spawn(move || {
+            let created = Instant::now();
+            let mut twins = twins;
+            let mut sampler = Sampler::new("/".into(), cfg.battery_wh);
+            sampler.set_disk_path(docker_data_root(&cfg.docker_bin));
+            let mut next = Instant::now();
+            loop {
+                let wait = next.saturating_duration_since(Instant::now());
+                select! {
+                    recv(rx) -> msg => match msg {
+                        Ok(Ctl::Twins(t)) => twins = t,
+                        Ok(Ctl::Stop) | Err(_) => return,
+                    },
+                    recv(after(wait)) -> _ => {
+                        next += cfg.interval;
+                        if next < Instant::now() {
+                            next = Instant::now() + cfg.interval;
+                        }
+                        if twins.is_empty() {
+                            continue;
+                        }
+                        let host = sampler.sample();
+                        let uptime = created.elapsed().as_secs_f64();
+                        let now = crate::epoch_seconds();
+                        for twin in &twins {
+                            let payload = edge_health_payload(&cfg.edge_id, uptime, &host, &cfg.watchdog_layers, twin, now);
+                            mqtt.publish_json(&topics::edge_health(mqtt.prefix(), twin), payload);
+                        }
+                    }
+                }
+            }
+        })?;
+        Ok(HealthPublisher {
+            tx,
+            join: Some(join),
+        })
+    }
+
+    /// Replaces the twin set (the next interval uses it).
+    pub fn set_twins(&self, twins: Vec<String>) {
+        let _ = self.tx.try_send(Ctl::Twins(twins));
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.tx.send(Ctl::Stop);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_fields_and_order() {
+        let host = HostSnapshot {
+            memory_percent: Some(41.2),
+            memory_available_mb: Some(2210.5),
+            memory_total_mb: Some(4000.0),
+            cpu_percent: Some(12.3),
+            disk_percent: Some(63.0),
+            cpu_temp: Some(("cpu-thermal".into(), 52.6)),
+            power_mw: Some(5400.0),
+            battery_wh: Some(36.0),
+            consecutive_critical: 0,
+        };
+        let p = edge_health_payload(
+            "raspberrypi-a1b2c3d4e5f6",
+            35.04,
+            &host,
+            &["systemd"],
+            "t-1",
+            1712345678.123,
+        );
+        let keys: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "type",
+                "timestamp",
+                "edge_id",
+                "uptime_seconds",
+                "streams",
+                "stream_count",
+                "healthy_streams",
+                "camera_config",
+                "host_memory_percent",
+                "host_memory_available_mb",
+                "cpu_temp_c",
+                "host_cpu_percent",
+                "host_disk_percent",
+                "consecutive_critical",
+                "watchdog_layers",
+                "power_mw",
+                "battery_wh",
+                "source_type",
+                "twin_uuid"
+            ]
+        );
+        assert_eq!(p["uptime_seconds"], json!(35.0));
+        assert_eq!(p["power_mw"], json!(5400));
+        assert_eq!(p["camera_config"], Value::Null);
+        let bare = edge_health_payload("e", 0.0, &HostSnapshot::default(), &[], "t", 0.0);
+        assert!(bare.get("host_cpu_percent").is_none());
+        assert!(bare.get("battery_wh").is_none());
+        assert_eq!(bare["consecutive_critical"], json!(0));
+        assert_eq!(bare["watchdog_layers"], json!([]));
+    }
+}

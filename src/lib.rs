@@ -1,0 +1,67 @@
+//! Cyberwave edge: the library behind `cyberwave-edge-core` (and, later, `cyberwave-cloud-node`).
+//!
+//! The binaries are thin: they parse arguments and map the library's typed errors to exit codes.
+//! Layout follows the domain: `config` (files and settings), `backend` (REST), `mqtt` (broker
+//! link), `health` (host figures and `edge_health`), `edge` (the daemon: boot, supervisor),
+//! `control` (local socket API and `status`), `systemd` (notify protocol).
+
+pub mod backend;
+pub mod backoff;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod edge;
+pub mod fsutil;
+pub mod health;
+pub mod host;
+pub mod logging;
+pub mod mqtt;
+pub mod process;
+pub mod systemd;
+
+/// This program's version, as printed by `--version` and sent in the User-Agent.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Seconds since the Unix epoch as a float, the timestamp form of every Cyberwave payload.
+pub fn epoch_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Fills `buf` with OS randomness; falls back to a time/pid mix if the kernel refuses,
+/// because a client id or a jitter value must never stop the daemon.
+pub fn random_bytes(buf: &mut [u8]) {
+    if getrandom::getrandom(buf).is_err() {
+        let mut x = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ (u64::from(std::process::id()) << 32);
+        for b in buf.iter_mut() {
+            // xorshift64
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+    }
+}
+
+/// Lowercase hex of bytes (sha2 0.11 digests have no `LowerHex`).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
+/// Hex SHA-256 of a string.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(data))
+}

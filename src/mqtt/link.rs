@@ -1,0 +1,483 @@
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, Sender, bounded, select};
+use rumqttc::{
+    Client, Connection, Event, MqttOptions, NetworkOptions, Outgoing, Packet, QoS,
+    TlsConfiguration, Transport,
+};
+use serde_json::Value;
+
+use super::BrokerConfig;
+use crate::backoff::Backoff;
+
+/// What the link tells its owner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkEvent {
+    Up,
+    Down(String),
+    Message { topic: String, payload: Vec<u8> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkError {
+    CaCert { path: String, detail: String },
+}
+
+impl fmt::Display for LinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkError::CaCert { path, detail } => {
+                write!(f, "CYBERWAVE_MQTT_TLS_CA_CERT {path}: {detail}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for LinkError {}
+
+/// Counters shared by the link, the pump and anyone who reports status.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    pub connected: AtomicBool,
+    pub published: AtomicU64,
+    /// Messages dropped: outbox overflow while offline, or over the payload cap.
+    pub dropped: AtomicU64,
+    pub connects: AtomicU64,
+    pub received: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+    pub connected_since: Mutex<Option<SystemTime>>,
+}
+
+enum PumpMsg {
+    Publish { topic: String, payload: Vec<u8> },
+    Subscribe(String),
+    Unsubscribe(String),
+    LinkUp,
+    LinkDown,
+    Shutdown,
+}
+
+/// Cheap to clone; every method returns at once.
+#[derive(Clone)]
+pub struct MqttHandle {
+    tx: Sender<PumpMsg>,
+    stats: Arc<LinkStats>,
+    session_id: Arc<str>,
+    prefix: Arc<str>,
+    max_payload: usize,
+}
+
+impl MqttHandle {
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+    pub fn stats(&self) -> &LinkStats {
+        &self.stats
+    }
+    pub fn is_connected(&self) -> bool {
+        self.stats.connected.load(Ordering::Relaxed)
+    }
+
+    /// Publishes a JSON payload at QoS 0. Objects get `session_id` = our client id unless they
+    /// carry one (as the SDK does). Held in the outbox while offline.
+    pub fn publish_json(&self, topic: &str, mut payload: Value) {
+        if let Value::Object(m) = &mut payload
+            && !m.contains_key("session_id")
+        {
+            m.insert(
+                "session_id".into(),
+                Value::String(self.session_id.to_string()),
+            );
+        }
+        match serde_json::to_vec(&payload) {
+            Ok(bytes) => self.publish_raw(topic, bytes),
+            Err(e) => log::warn!("cannot encode payload for {topic}: {e}"),
+        }
+    }
+
+    pub fn publish_raw(&self, topic: &str, payload: Vec<u8>) {
+        if self.max_payload > 0 && payload.len() > self.max_payload {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "dropping {} byte payload for {topic}: over CYBERWAVE_MQTT_MAX_PAYLOAD_BYTES={}",
+                payload.len(),
+                self.max_payload
+            );
+            return;
+        }
+        let msg = PumpMsg::Publish {
+            topic: topic.to_string(),
+            payload,
+        };
+        if self.tx.try_send(msg).is_err() {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds a subscription that survives reconnects (re-subscribed on every CONNACK).
+    pub fn subscribe(&self, topic: &str) {
+        let _ = self.tx.try_send(PumpMsg::Subscribe(topic.to_string()));
+    }
+
+    pub fn unsubscribe(&self, topic: &str) {
+        let _ = self.tx.try_send(PumpMsg::Unsubscribe(topic.to_string()));
+    }
+}
+
+/// A running link: the rumqttc connection thread and the outbox pump.
+pub struct Link {
+    handle: MqttHandle,
+    stop_tx: Sender<()>,
+    done_rx: Receiver<()>,
+}
+
+/// `python-sdk_live_<uuid4 hex>`: the SDK's client-id shape, which the backend also sees as
+/// `session_id` in every payload.
+pub fn new_client_id() -> String {
+    let mut b = [0u8; 16];
+    crate::random_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    format!("python-sdk_live_{}", crate::hex(&b))
+}
+
+fn options(cfg: &BrokerConfig, client_id: &str) -> Result<MqttOptions, LinkError> {
+    let mut opts = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
+    opts.set_keep_alive(Duration::from_secs(cfg.keepalive_secs.max(5)));
+    opts.set_clean_session(true);
+    let max = if cfg.max_payload_bytes == 0 {
+        256 * 1024 * 1024
+    } else {
+        cfg.max_payload_bytes + 64 * 1024
+    };
+    opts.set_max_packet_size(max, max);
+    if let Some(pw) = &cfg.password {
+        opts.set_credentials(cfg.username.clone(), pw.expose().to_string());
+    }
+    if cfg.tls {
+        let tls = match &cfg.ca_cert {
+            Some(path) => {
+                let ca = std::fs::read(path).map_err(|e| LinkError::CaCert {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
+                TlsConfiguration::Simple {
+                    ca,
+                    alpn: None,
+                    client_auth: None,
+                }
+            }
+            None => {
+                let roots = rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                };
+                let config = rustls::ClientConfig::builder()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                TlsConfiguration::Rustls(Arc::new(config))
+            }
+        };
+        opts.set_transport(Transport::tls_with_config(tls));
+    }
+    Ok(opts)
+}
+
+fn network_options(cfg: &BrokerConfig) -> NetworkOptions {
+    let mut n = NetworkOptions::new();
+    n.set_connection_timeout(cfg.connect_timeout_secs.max(1));
+    n
+}
+
+impl Link {
+    /// Starts the link threads; connection happens in the background, with jittered
+    /// exponential backoff (1 s … 30 s) between attempts, forever until [`Link::shutdown`].
+    pub fn start(
+        cfg: &BrokerConfig,
+        client_id: String,
+        outbox: usize,
+        events: Sender<LinkEvent>,
+    ) -> Result<Link, LinkError> {
+        let opts = options(cfg, &client_id)?;
+        let (client, mut connection) = Client::new(opts, 64);
+        connection
+            .eventloop
+            .set_network_options(network_options(cfg));
+        let stats = Arc::new(LinkStats::default());
+        let (pump_tx, pump_rx) = bounded::<PumpMsg>(outbox.max(16));
+        let (stop_tx, stop_rx) = bounded::<()>(1);
+        let (done_tx, done_rx) = bounded::<()>(2);
+        let handle = MqttHandle {
+            tx: pump_tx.clone(),
+            stats: stats.clone(),
+            session_id: client_id.into(),
+            prefix: cfg.topic_prefix.clone().into(),
+            max_payload: cfg.max_payload_bytes,
+        };
+        let endpoint = format!("{}:{}", cfg.host, cfg.port);
+        {
+            let stats = stats.clone();
+            let done_tx = done_tx.clone();
+            let spawned = thread::Builder::new()
+                .name("mqtt-link".into())
+                .spawn(move || {
+                    run_connection(
+                        &mut connection,
+                        &endpoint,
+                        &stats,
+                        &pump_tx,
+                        &events,
+                        &stop_rx,
+                    );
+                    let _ = done_tx.send(());
+                });
+            if let Err(e) = spawned {
+                log::error!("cannot start the mqtt-link thread: {e}");
+            }
+        }
+        {
+            let stats = stats.clone();
+            let spawned = thread::Builder::new()
+                .name("mqtt-outbox".into())
+                .spawn(move || {
+                    run_pump(&client, &pump_rx, outbox, &stats);
+                    let _ = done_tx.send(());
+                });
+            if let Err(e) = spawned {
+                log::error!("cannot start the mqtt-outbox thread: {e}");
+            }
+        }
+        Ok(Link {
+            handle,
+            stop_tx,
+            done_rx,
+        })
+    }
+
+    pub fn handle(&self) -> MqttHandle {
+        self.handle.clone()
+    }
+
+    /// Sends DISCONNECT when connected and waits at most `grace` for both threads.
+    pub fn shutdown(self, grace: Duration) {
+        let _ = self.handle.tx.try_send(PumpMsg::Shutdown);
+        let deadline = Instant::now() + grace;
+        // The connection thread ends on the outgoing DISCONNECT, or on the stop signal if it is
+        // between reconnect attempts. Give the DISCONNECT a moment to be written first.
+        let mut finished = 0;
+        let first = self
+            .done_rx
+            .recv_timeout(grace.min(Duration::from_millis(500)));
+        if first.is_ok() {
+            finished += 1;
+        }
+        let _ = self.stop_tx.try_send(());
+        while finished < 2 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.done_rx.recv_timeout(left).is_err() {
+                break;
+            }
+            finished += 1;
+        }
+    }
+}
+
+fn run_connection(
+    connection: &mut Connection,
+    endpoint: &str,
+    stats: &LinkStats,
+    pump: &Sender<PumpMsg>,
+    events: &Sender<LinkEvent>,
+    stop: &Receiver<()>,
+) {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    let mut logged_down = false;
+    loop {
+        match connection.recv() {
+            Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
+                backoff.reset();
+                logged_down = false;
+                stats.connected.store(true, Ordering::Relaxed);
+                stats.connects.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut s) = stats.connected_since.lock() {
+                    *s = Some(SystemTime::now());
+                }
+                log::info!(
+                    "MQTT connected to {endpoint} (session_present={})",
+                    ack.session_present
+                );
+                let _ = pump.send(PumpMsg::LinkUp);
+                let _ = events.send(LinkEvent::Up);
+            }
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                stats.received.fetch_add(1, Ordering::Relaxed);
+                let _ = events.send(LinkEvent::Message {
+                    topic: p.topic.clone(),
+                    payload: p.payload.to_vec(),
+                });
+            }
+            Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) => {
+                log::info!("MQTT disconnected from {endpoint}");
+                stats.connected.store(false, Ordering::Relaxed);
+                return;
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                let was_connected = stats.connected.swap(false, Ordering::Relaxed);
+                let msg = e.to_string();
+                if let Ok(mut last) = stats.last_error.lock() {
+                    *last = Some(msg.clone());
+                }
+                if was_connected {
+                    let _ = pump.send(PumpMsg::LinkDown);
+                    let _ = events.send(LinkEvent::Down(msg.clone()));
+                }
+                let delay = backoff.next_delay();
+                if was_connected || !logged_down {
+                    log::warn!(
+                        "MQTT link to {endpoint} down: {msg}; retrying in {:.1}s",
+                        delay.as_secs_f64()
+                    );
+                    logged_down = true;
+                } else {
+                    log::debug!(
+                        "MQTT connect to {endpoint} failed: {msg}; retrying in {:.1}s",
+                        delay.as_secs_f64()
+                    );
+                }
+                match stop.recv_timeout(delay) {
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+            }
+            Err(_) => return, // every Client handle is gone
+        }
+    }
+}
+
+/// Holds messages while the link is down (dropping the oldest beyond `capacity`), owns the
+/// subscription set and re-subscribes on every connect.
+fn run_pump(client: &Client, rx: &Receiver<PumpMsg>, capacity: usize, stats: &LinkStats) {
+    let mut pending: VecDeque<(String, Vec<u8>)> = VecDeque::new();
+    let mut subs: BTreeSet<String> = BTreeSet::new();
+    let mut connected = false;
+    let hold = |pending: &mut VecDeque<(String, Vec<u8>)>, item| {
+        if pending.len() >= capacity {
+            pending.pop_front();
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        pending.push_back(item);
+    };
+    // Sends held messages; stops (keeping the rest) when rumqttc's own queue is full.
+    let flush = |pending: &mut VecDeque<(String, Vec<u8>)>| {
+        while let Some((topic, payload)) = pending.pop_front() {
+            if client
+                .try_publish(topic.clone(), QoS::AtMostOnce, false, payload.clone())
+                .is_err()
+            {
+                pending.push_front((topic, payload));
+                return;
+            }
+            stats.published.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    loop {
+        // Only when connected with a backlog do we wake up on a timer, to retry the flush.
+        let msg = if connected && !pending.is_empty() {
+            select! {
+                recv(rx) -> m => m,
+                default(Duration::from_millis(100)) => { flush(&mut pending); continue; }
+            }
+        } else {
+            rx.recv()
+        };
+        let Ok(msg) = msg else { return };
+        match msg {
+            PumpMsg::Publish { topic, payload } => {
+                if connected && pending.is_empty() {
+                    match client.try_publish(topic.clone(), QoS::AtMostOnce, false, payload.clone())
+                    {
+                        Ok(()) => {
+                            stats.published.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => hold(&mut pending, (topic, payload)),
+                    }
+                } else {
+                    hold(&mut pending, (topic, payload));
+                }
+            }
+            PumpMsg::Subscribe(topic) => {
+                if subs.insert(topic.clone()) && connected {
+                    let _ = client.try_subscribe(topic, QoS::AtLeastOnce);
+                }
+            }
+            PumpMsg::Unsubscribe(topic) => {
+                if subs.remove(&topic) && connected {
+                    let _ = client.try_unsubscribe(topic);
+                }
+            }
+            PumpMsg::LinkUp => {
+                connected = true;
+                for topic in &subs {
+                    if let Err(e) = client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
+                        log::warn!("re-subscribe to {topic} failed: {e}");
+                    }
+                }
+                flush(&mut pending);
+            }
+            PumpMsg::LinkDown => connected = false,
+            PumpMsg::Shutdown => {
+                if connected {
+                    flush(&mut pending);
+                }
+                let _ = client.try_disconnect();
+                return;
+            }
+        }
+    }
+}
+
+/// One bounded connect attempt (for `status` when no daemon answers): Ok(latency) on CONNACK.
+pub fn probe(cfg: &BrokerConfig, timeout: Duration) -> Result<Duration, String> {
+    let opts = options(cfg, &new_client_id()).map_err(|e| e.to_string())?;
+    let (client, mut connection) = Client::new(opts, 4);
+    let mut net = network_options(cfg);
+    net.set_connection_timeout(timeout.as_secs().max(1));
+    connection.eventloop.set_network_options(net);
+    let start = Instant::now();
+    let result = loop {
+        let left = timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            break Err(format!("no answer within {} ms", timeout.as_millis()));
+        }
+        match connection.recv_timeout(left) {
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => break Ok(start.elapsed()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => break Err(e.to_string()),
+            Err(_) => break Err(format!("no answer within {} ms", timeout.as_millis())),
+        }
+    };
+    let _ = client.try_disconnect();
+    let _ = connection.recv_timeout(Duration::from_millis(50));
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_id_shape() {
+        let id = new_client_id();
+        assert!(id.starts_with("python-sdk_live_"));
+        assert_eq!(id.len(), "python-sdk_live_".len() + 32);
+        assert_ne!(id, new_client_id());
+    }
+}

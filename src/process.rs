@@ -1,0 +1,110 @@
+//! Child processes with a deadline: the child is killed when it overruns, so a hung `docker`
+//! can never hold a thread forever.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunError {
+    Spawn(String),
+    TimedOut(Duration),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Spawn(e) => write!(f, "cannot start: {e}"),
+            RunError::TimedOut(d) => write!(f, "killed after {} ms", d.as_millis()),
+        }
+    }
+}
+
+/// Runs `cmd` to completion or kills it at `deadline`. Output is read on helper threads so a
+/// chatty child cannot block on a full pipe.
+pub fn run_with_deadline(mut cmd: Command, deadline: Duration) -> Result<Output, RunError> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| RunError::Spawn(e.to_string()))?;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut p) = pipe {
+                let mut buf = Vec::new();
+                let _ = p.read_to_end(&mut buf);
+                s = String::from_utf8_lossy(&buf).into_owned();
+            }
+            s
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let start = Instant::now();
+    let mut sleep = Duration::from_millis(2);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.code(),
+            Ok(None) if start.elapsed() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(RunError::TimedOut(deadline));
+            }
+            Ok(None) => {
+                std::thread::sleep(sleep);
+                sleep = (sleep * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => return Err(RunError::Spawn(e.to_string())),
+        }
+    };
+    Ok(Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_and_deadline() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo out; echo err >&2; exit 3"]);
+        let o = run_with_deadline(c, Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            (o.status, o.stdout.as_str(), o.stderr.as_str()),
+            (Some(3), "out\n", "err\n")
+        );
+        let mut c = Command::new("sleep");
+        c.arg("5");
+        let t = Instant::now();
+        assert!(matches!(
+            run_with_deadline(c, Duration::from_millis(200)),
+            Err(RunError::TimedOut(_))
+        ));
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert!(matches!(
+            run_with_deadline(Command::new("/no/such/bin"), Duration::from_secs(1)),
+            Err(RunError::Spawn(_))
+        ));
+    }
+}
