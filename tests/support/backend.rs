@@ -1,0 +1,329 @@
+//! A fake Cyberwave REST backend on a loopback port: stateful (edges, environments, twins,
+//! assets, alerts), records every request, and can inject latency, 5xx, 401 and an offline
+//! period (the port refuses connections). Plain std sockets, `Connection: close` always, so
+//! "offline" really is offline for the client under test.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    Normal,
+    Unauthorized,
+    ServerError,
+}
+
+struct Inner {
+    token: String,
+    mode: Mode,
+    latency: Duration,
+    requests: Vec<Recorded>,
+    edges: BTreeMap<String, Value>,
+    environments: BTreeMap<String, Vec<Value>>,
+    assets: BTreeMap<String, Value>,
+}
+
+pub struct FakeBackend {
+    pub port: u16,
+    inner: Arc<Mutex<Inner>>,
+    offline: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeBackend {
+    pub fn start(token: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake backend");
+        let port = listener.local_addr().unwrap().port();
+        let inner = Arc::new(Mutex::new(Inner {
+            token: token.to_string(),
+            mode: Mode::Normal,
+            latency: Duration::ZERO,
+            requests: Vec::new(),
+            edges: BTreeMap::new(),
+            environments: BTreeMap::new(),
+            assets: BTreeMap::new(),
+        }));
+        let offline = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let (inner, offline, stop) = (inner.clone(), offline.clone(), stop.clone());
+            thread::spawn(move || accept_loop(Some(listener), port, inner, offline, stop));
+        }
+        FakeBackend {
+            port,
+            inner,
+            offline,
+            stop,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.inner.lock().unwrap().mode = mode;
+    }
+
+    pub fn set_latency(&self, d: Duration) {
+        self.inner.lock().unwrap().latency = d;
+    }
+
+    /// Offline: the port refuses connections until set back online.
+    pub fn set_offline(&self, offline: bool) {
+        self.offline.store(offline, Ordering::SeqCst);
+        // let the accept loop notice
+        thread::sleep(Duration::from_millis(100));
+    }
+
+    pub fn add_environment(&self, env_uuid: &str, twins: Vec<Value>) {
+        self.inner
+            .lock()
+            .unwrap()
+            .environments
+            .insert(env_uuid.to_string(), twins);
+    }
+
+    pub fn add_asset(&self, asset: Value) {
+        let uuid = asset["uuid"].as_str().unwrap().to_string();
+        self.inner.lock().unwrap().assets.insert(uuid, asset);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.inner.lock().unwrap().requests.clone()
+    }
+
+    pub fn requests_to(&self, method: &str, path: &str) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == method && r.path == path)
+            .collect()
+    }
+
+    /// Waits until a request matching method+path arrives; returns it.
+    pub fn wait_for_request(
+        &self,
+        method: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> Option<Recorded> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Some(r) = self.requests_to(method, path).into_iter().next() {
+                return Some(r);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// The uuid the fake gives the edge with this fingerprint.
+    pub fn edge_uuid_for(fingerprint: &str) -> String {
+        let h = cyberwave_edge::sha256_hex(fingerprint.as_bytes());
+        format!(
+            "{}-{}-4{}-8{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[13..16],
+            &h[17..20],
+            &h[20..32]
+        )
+    }
+}
+
+impl Drop for FakeBackend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn accept_loop(
+    mut listener: Option<TcpListener>,
+    port: u16,
+    inner: Arc<Mutex<Inner>>,
+    offline: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::SeqCst) {
+        if offline.load(Ordering::SeqCst) {
+            listener = None; // close the port: connections are refused
+            thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        if listener.is_none() {
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(l) => listener = Some(l),
+                Err(_) => {
+                    thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            }
+        }
+        let l = listener.as_ref().unwrap();
+        l.set_nonblocking(true).unwrap();
+        match l.accept() {
+            Ok((stream, _)) => {
+                let inner = inner.clone();
+                thread::spawn(move || {
+                    let _ = handle(stream, &inner);
+                });
+            }
+            Err(_) => thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+fn handle(stream: TcpStream, inner: &Arc<Mutex<Inner>>) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("").to_string();
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body)?;
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (target.clone(), String::new()),
+    };
+    let body_json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let latency = {
+        let mut g = inner.lock().unwrap();
+        g.requests.push(Recorded {
+            method: method.clone(),
+            path: path.clone(),
+            query,
+            headers: headers.clone(),
+            body: body_json.clone(),
+        });
+        g.latency
+    };
+    if !latency.is_zero() {
+        thread::sleep(latency);
+    }
+    let (status, answer) = route(inner, &method, &path, &headers, &body_json);
+    let text = answer.to_string();
+    let reason = match status {
+        200 => "OK",
+        201 => "Created",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        _ => "Error",
+    };
+    let mut out = stream;
+    write!(
+        out,
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    )?;
+    out.flush()
+}
+
+fn route(
+    inner: &Arc<Mutex<Inner>>,
+    method: &str,
+    path: &str,
+    headers: &BTreeMap<String, String>,
+    body: &Value,
+) -> (u16, Value) {
+    let mut g = inner.lock().unwrap();
+    match g.mode {
+        Mode::Unauthorized => return (401, json!({"detail": "Invalid token."})),
+        Mode::ServerError => return (500, json!({"detail": "Internal server error"})),
+        Mode::Normal => {}
+    }
+    if headers.get("authorization") != Some(&format!("Bearer {}", g.token)) {
+        return (
+            401,
+            json!({"detail": "Authentication credentials were not provided."}),
+        );
+    }
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, segs.as_slice()) {
+        ("GET", ["api", "v1", "users", "workspaces"]) => (
+            200,
+            json!([{"uuid": "5b1f3a9e-0000-4000-8000-000000000001", "name": "Test workspace"}]),
+        ),
+        ("POST", ["api", "v1", "edges"]) => {
+            let Some(fp) = body.get("fingerprint").and_then(Value::as_str) else {
+                return (400, json!({"detail": "fingerprint is required"}));
+            };
+            let uuid = FakeBackend::edge_uuid_for(fp);
+            let edge = g.edges.entry(fp.to_string()).or_insert_with(|| {
+                json!({
+                    "uuid": uuid, "fingerprint": fp, "name": fp, "workspace_uuid": "5b1f3a9e-0000-4000-8000-000000000001",
+                    "hostname": null, "platform": null, "status": "active", "is_online": false,
+                    "liveness_state": "offline", "last_heartbeat": null, "last_seen_at": null,
+                    "last_ip_address": null, "created_at": "2026-11-22T00:00:00Z", "updated_at": "2026-11-22T00:00:00Z",
+                    "organization_uuid": null, "metadata": {}
+                })
+            });
+            (201, edge.clone())
+        }
+        ("POST", ["api", "v1", "edges", "discover"]) => {
+            let fp = body
+                .get("fingerprint")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            (
+                200,
+                json!({"edge_uuid": FakeBackend::edge_uuid_for(fp), "fingerprint": fp, "twins": []}),
+            )
+        }
+        ("GET", ["api", "v1", "environments", env, "twins"]) => match g.environments.get(*env) {
+            Some(t) => (200, Value::Array(t.clone())),
+            None => (404, json!({"detail": "Not found."})),
+        },
+        ("GET", ["api", "v1", "twins", uuid]) => {
+            let twin = g
+                .environments
+                .values()
+                .flatten()
+                .find(|t| t["uuid"] == json!(uuid))
+                .cloned();
+            match twin {
+                Some(t) => (200, t),
+                None => (404, json!({"detail": "Not found."})),
+            }
+        }
+        ("GET", ["api", "v1", "assets", uuid]) => match g.assets.get(*uuid) {
+            Some(a) => (200, a.clone()),
+            None => (404, json!({"detail": "Not found."})),
+        },
+        _ => (404, json!({"detail": "Not found."})),
+    }
+}

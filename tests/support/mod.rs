@@ -1,0 +1,46 @@
+//! Test harness: a fake backend, a real broker, and the real daemon binary in a scratch
+//! config dir. Shared by the integration tests (not every test uses every part).
+#![allow(dead_code)]
+
+pub mod backend;
+pub mod broker;
+pub mod daemon;
+
+pub use backend::{FakeBackend, Mode};
+pub use broker::Broker;
+pub use daemon::{Daemon, EdgeDir};
+
+pub const TOKEN: &str = "cw_test_token_0123456789";
+pub const FINGERPRINT: &str = "test-edge-0a1b2c3d4e5f";
+pub const ENV_UUID: &str = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
+pub const TWIN_A: &str = "11111111-2222-4333-8444-555555555555";
+pub const TWIN_B: &str = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
+pub const TWIN_OTHER: &str = "99999999-8888-4777-8666-555555555555";
+pub const ASSET_A: &str = "12345678-1234-4234-8234-123456789abc";
+
+/// Backend with one environment: TWIN_A linked by the driver rule (with an asset), TWIN_B
+/// linked by the legacy `edge_configs` rule, TWIN_OTHER belonging to another edge.
+pub fn backend_with_twins() -> FakeBackend {
+    use serde_json::json;
+    let b = FakeBackend::start(TOKEN);
+    b.add_environment(
+        ENV_UUID,
+        vec![
+            json!({"uuid": TWIN_A, "name": "arm", "asset_uuid": ASSET_A, "environment_uuid": ENV_UUID,
+                   "metadata": {"edge_fingerprint": FINGERPRINT}}),
+            json!({"uuid": TWIN_B, "name": "cam", "environment_uuid": ENV_UUID,
+                   "metadata": {"edge_configs": {"edge_fingerprint": FINGERPRINT}}}),
+            json!({"uuid": TWIN_OTHER, "name": "elsewhere", "environment_uuid": ENV_UUID,
+                   "metadata": {"edge_fingerprint": "some-other-edge"}}),
+        ],
+    );
+    b.add_asset(json!({"uuid": ASSET_A, "name": "SO101", "registry_id": "the-robot-studio/so101",
+                       "metadata": {"drivers": {"default": {"docker_image": "cyberwaveos/so101-driver"}}}}));
+    b
+}
+
+/// Broker accepting exactly the username the daemon must derive from TOKEN.
+pub fn broker_for_token() -> Broker {
+    let user = cyberwave_edge::mqtt::username_for_token(TOKEN);
+    Broker::start(&[(user.as_str(), TOKEN)])
+}
