@@ -133,10 +133,14 @@ impl HealthPublisher {
                         let host = sampler.sample();
                         let uptime = created.elapsed().as_secs_f64();
                         let now = crate::epoch_seconds();
-                        for twin in &twins {
-                            let payload = edge_health_payload(&cfg.edge_id, uptime, &host, &cfg.watchdog_layers, twin, now);
-                            mqtt.publish_json(&topics::edge_health(mqtt.prefix(), twin), payload);
-                        }
+                        let batch = twins
+                            .iter()
+                            .map(|twin| {
+                                let payload = edge_health_payload(&cfg.edge_id, uptime, &host, &cfg.watchdog_layers, twin, now);
+                                (topics::edge_health(mqtt.prefix(), twin), payload)
+                            })
+                            .collect();
+                        mqtt.publish_json_batch(batch);
                     }
                 }
             }

@@ -54,7 +54,12 @@ pub struct LinkStats {
 }
 
 enum PumpMsg {
-    Publish { topic: String, payload: Vec<u8> },
+    Publish {
+        topic: String,
+        payload: Vec<u8>,
+    },
+    /// Several messages handed over at once: one wake-up of the pump instead of one each.
+    Batch(Vec<(String, Vec<u8>)>),
     Subscribe(String),
     Unsubscribe(String),
     LinkUp,
@@ -88,7 +93,47 @@ impl MqttHandle {
 
     /// Publishes a JSON payload at QoS 0. Objects get `session_id` = our client id unless they
     /// carry one (as the SDK does). Held in the outbox while offline.
-    pub fn publish_json(&self, topic: &str, mut payload: Value) {
+    pub fn publish_json(&self, topic: &str, payload: Value) {
+        if let Some(bytes) = self.encode(topic, payload) {
+            let msg = PumpMsg::Publish {
+                topic: topic.to_string(),
+                payload: bytes,
+            };
+            self.send(msg, 1);
+        }
+    }
+
+    /// Publishes several JSON payloads in one hand-over (periodic fan-out to many twins):
+    /// one wake-up of the pump instead of one per message.
+    pub fn publish_json_batch(&self, messages: Vec<(String, Value)>) {
+        let batch: Vec<(String, Vec<u8>)> = messages
+            .into_iter()
+            .filter_map(|(topic, payload)| self.encode(&topic, payload).map(|b| (topic, b)))
+            .collect();
+        let n = batch.len() as u64;
+        if n > 0 {
+            self.send(PumpMsg::Batch(batch), n);
+        }
+    }
+
+    pub fn publish_raw(&self, topic: &str, payload: Vec<u8>) {
+        if self.within_cap(topic, &payload) {
+            let msg = PumpMsg::Publish {
+                topic: topic.to_string(),
+                payload,
+            };
+            self.send(msg, 1);
+        }
+    }
+
+    fn send(&self, msg: PumpMsg, count: u64) {
+        if self.tx.try_send(msg).is_err() {
+            self.stats.dropped.fetch_add(count, Ordering::Relaxed);
+        }
+    }
+
+    /// JSON bytes with the SDK's `session_id` default, or None when over the payload cap.
+    fn encode(&self, topic: &str, mut payload: Value) -> Option<Vec<u8>> {
         if let Value::Object(m) = &mut payload
             && !m.contains_key("session_id")
         {
@@ -98,12 +143,15 @@ impl MqttHandle {
             );
         }
         match serde_json::to_vec(&payload) {
-            Ok(bytes) => self.publish_raw(topic, bytes),
-            Err(e) => log::warn!("cannot encode payload for {topic}: {e}"),
+            Ok(bytes) => self.within_cap(topic, &bytes).then_some(bytes),
+            Err(e) => {
+                log::warn!("cannot encode payload for {topic}: {e}");
+                None
+            }
         }
     }
 
-    pub fn publish_raw(&self, topic: &str, payload: Vec<u8>) {
+    fn within_cap(&self, topic: &str, payload: &[u8]) -> bool {
         if self.max_payload > 0 && payload.len() > self.max_payload {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             log::warn!(
@@ -111,15 +159,9 @@ impl MqttHandle {
                 payload.len(),
                 self.max_payload
             );
-            return;
+            return false;
         }
-        let msg = PumpMsg::Publish {
-            topic: topic.to_string(),
-            payload,
-        };
-        if self.tx.try_send(msg).is_err() {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        true
     }
 
     /// Adds a subscription that survives reconnects (re-subscribed on every CONNACK).
@@ -401,16 +443,17 @@ fn run_pump(client: &Client, rx: &Receiver<PumpMsg>, capacity: usize, stats: &Li
         let Ok(msg) = msg else { return };
         match msg {
             PumpMsg::Publish { topic, payload } => {
-                if connected && pending.is_empty() {
-                    match client.try_publish(topic.clone(), QoS::AtMostOnce, false, payload.clone())
-                    {
-                        Ok(()) => {
-                            stats.published.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(_) => hold(&mut pending, (topic, payload)),
-                    }
-                } else {
-                    hold(&mut pending, (topic, payload));
+                hold(&mut pending, (topic, payload));
+                if connected {
+                    flush(&mut pending);
+                }
+            }
+            PumpMsg::Batch(items) => {
+                for item in items {
+                    hold(&mut pending, item);
+                }
+                if connected {
+                    flush(&mut pending);
                 }
             }
             PumpMsg::Subscribe(topic) => {
