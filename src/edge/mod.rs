@@ -201,6 +201,12 @@ impl State {
                 .unwrap_or(0.0)
         };
         let last_error = stats.last_error.lock().ok().and_then(|e| e.clone());
+        let connected_since = stats
+            .connected_since
+            .lock()
+            .ok()
+            .and_then(|t| *t)
+            .map(epoch);
         json!({
             "daemon": {
                 "pid": std::process::id(),
@@ -230,6 +236,7 @@ impl State {
                 "topic_prefix": self.settings.mqtt.topic_prefix,
                 "session_id": self.mqtt.session_id(),
                 "connected": self.mqtt.is_connected(),
+                "connected_since": connected_since,
                 "connects": stats.connects.load(Relaxed),
                 "published": stats.published.load(Relaxed),
                 "dropped": stats.dropped.load(Relaxed),

@@ -36,11 +36,23 @@ pub struct Broker {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Sessions survive a broker restart and QoS 0 messages queue for offline sessions.
+    persistent: bool,
 }
 
 impl Broker {
     /// Starts a broker that accepts `users` (plus the observer account) and nobody else.
     pub fn start(users: &[(&str, &str)]) -> Broker {
+        Self::start_with(users, false)
+    }
+
+    /// A broker that keeps sessions across restarts (persistence on, QoS 0 queued), so a
+    /// third party can see what was published while it was away.
+    pub fn start_persistent(users: &[(&str, &str)]) -> Broker {
+        Self::start_with(users, true)
+    }
+
+    fn start_with(users: &[(&str, &str)], persistent: bool) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let pwfile = dir.path().join("passwd");
         std::fs::write(&pwfile, "").unwrap();
@@ -60,10 +72,16 @@ impl Broker {
             .args(["-R", "a+rX", dir.path().to_str().unwrap()])
             .status();
         let port = free_port();
+        let db = dir.path().join("db");
+        std::fs::create_dir_all(&db).unwrap();
+        let _ = Command::new("chmod")
+            .args(["0777", db.to_str().unwrap()])
+            .status();
         let mut b = Broker {
             port,
             dir,
             child: None,
+            persistent,
         };
         b.restart();
         b
@@ -71,10 +89,18 @@ impl Broker {
 
     fn conf(&self) -> PathBuf {
         let conf = self.dir.path().join("mosquitto.conf");
+        let persistence = if self.persistent {
+            format!(
+                "persistence true\npersistence_location {}/\nqueue_qos0_messages true\n",
+                self.dir.path().join("db").display()
+            )
+        } else {
+            "persistence false\n".to_string()
+        };
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous false\npassword_file {}\npersistence false\nlog_dest stderr\nlog_type all\nconnection_messages true\n",
+                "listener {} 127.0.0.1\nallow_anonymous false\npassword_file {}\n{persistence}log_dest stderr\nlog_type all\nconnection_messages true\n",
                 self.port,
                 self.dir.path().join("passwd").display()
             ),
@@ -116,8 +142,19 @@ impl Broker {
         );
     }
 
+    /// Stops the broker with SIGTERM (a persistent broker saves its sessions), SIGKILL after 5 s.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let end = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -133,18 +170,19 @@ impl Broker {
 
     /// An independent subscriber (mosquitto_sub) on `topic`.
     pub fn subscribe(&self, topic: &str) -> Subscriber {
-        let mut child = Command::new("mosquitto_sub")
+        self.subscribe_as(topic, &format!("observer-{}", free_port()), false)
+    }
+
+    /// A subscriber with a fixed client id; `durable` keeps its session (clean session off).
+    pub fn subscribe_as(&self, topic: &str, client_id: &str, durable: bool) -> Subscriber {
+        let mut cmd = Command::new("mosquitto_sub");
+        if durable {
+            cmd.arg("-c");
+        }
+        let mut child = cmd
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-u", OBSERVER_USER, "-P", OBSERVER_PASS])
-            .args([
-                "-t",
-                topic,
-                "-v",
-                "-q",
-                "1",
-                "-i",
-                &format!("observer-{}", free_port()),
-            ])
+            .args(["-t", topic, "-v", "-q", "1", "-i", client_id])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
