@@ -10,6 +10,8 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod docker;
+pub mod drivers;
 pub mod edge;
 pub mod fsutil;
 pub mod health;

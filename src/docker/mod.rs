@@ -1,0 +1,583 @@
+//! The `docker` CLI, every call bounded by a deadline (the child is killed when it overruns),
+//! with errors that name the command and carry Docker's own message. Typed parsing of
+//! `ps`, `inspect`, `info` and `events` output; pull progress in `pull.rs`.
+
+pub mod pull;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::process::{RunError, run_with_deadline};
+
+pub const PS_TIMEOUT: Duration = Duration::from_secs(10);
+pub const INSPECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+pub const RM_TIMEOUT: Duration = Duration::from_secs(60);
+pub const PULL_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DockerError {
+    /// The binary could not be started (not installed, wrong `CYBERWAVE_DOCKER_BIN`).
+    Spawn {
+        command: String,
+        detail: String,
+    },
+    TimedOut {
+        command: String,
+        after: Duration,
+    },
+    Failed {
+        command: String,
+        code: Option<i32>,
+        message: String,
+    },
+    /// Docker answered, but not in the shape we expect.
+    Parse {
+        command: String,
+        detail: String,
+    },
+}
+
+impl std::fmt::Display for DockerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DockerError::Spawn { command, detail } => {
+                write!(f, "{command}: cannot run docker: {detail}")
+            }
+            DockerError::TimedOut { command, after } => write!(
+                f,
+                "{command}: no answer within {} s (killed)",
+                after.as_secs()
+            ),
+            DockerError::Failed {
+                command,
+                code,
+                message,
+            } => match code {
+                Some(c) => write!(f, "{command}: exit {c}: {message}"),
+                None => write!(f, "{command}: killed by a signal: {message}"),
+            },
+            DockerError::Parse { command, detail } => {
+                write!(f, "{command}: unexpected output: {detail}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DockerError {}
+
+/// A container as `docker ps --format '{{json .}}'` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PsEntry {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    /// `created`, `running`, `paused`, `restarting`, `removing`, `exited`, `dead`.
+    pub state: String,
+    /// Human status, e.g. `Exited (1) 3 seconds ago`.
+    pub status: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl PsEntry {
+    /// Exit code from the `Exited (N) …` status text.
+    pub fn exit_code(&self) -> Option<i32> {
+        let rest = self.status.strip_prefix("Exited (")?;
+        rest.split(')').next()?.trim().parse().ok()
+    }
+}
+
+fn parse_labels(s: &str) -> BTreeMap<String, String> {
+    s.split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .collect()
+}
+
+/// Parses `docker ps --format '{{json .}}'` output, one object per line.
+pub fn parse_ps(out: &str) -> Result<Vec<PsEntry>, String> {
+    let mut list = Vec::new();
+    for (i, line) in out.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        list.push(PsEntry {
+            id: s("ID"),
+            name: s("Names").split(',').next().unwrap_or("").to_string(),
+            image: s("Image"),
+            state: s("State"),
+            status: s("Status"),
+            labels: parse_labels(&s("Labels")),
+        });
+    }
+    Ok(list)
+}
+
+/// What we read from `docker inspect` of a container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inspect {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub running: bool,
+    pub exit_code: i64,
+    pub restart_count: u64,
+    pub started_at: String,
+    pub finished_at: String,
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+    pub env: Vec<String>,
+    pub mounts: Vec<Value>,
+    pub restart_policy: String,
+}
+
+pub fn parse_inspect(v: &Value) -> Result<Inspect, String> {
+    let s = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    if v.get("Id").is_none() {
+        return Err("no Id".into());
+    }
+    Ok(Inspect {
+        id: s("/Id"),
+        name: s("/Name").trim_start_matches('/').to_string(),
+        status: s("/State/Status"),
+        running: v
+            .pointer("/State/Running")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        exit_code: v
+            .pointer("/State/ExitCode")
+            .and_then(Value::as_i64)
+            .unwrap_or(0),
+        restart_count: v.get("RestartCount").and_then(Value::as_u64).unwrap_or(0),
+        started_at: s("/State/StartedAt"),
+        finished_at: s("/State/FinishedAt"),
+        image: s("/Config/Image"),
+        labels: v
+            .pointer("/Config/Labels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        env: v
+            .pointer("/Config/Env")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        mounts: v
+            .get("Mounts")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        restart_policy: s("/HostConfig/RestartPolicy/Name"),
+    })
+}
+
+/// One container event from `docker events --format '{{json .}}'`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerEvent {
+    pub action: String,
+    pub id: String,
+    pub name: String,
+    pub exit_code: Option<i32>,
+    pub labels: BTreeMap<String, String>,
+}
+
+pub fn parse_event(line: &str) -> Option<ContainerEvent> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    if v.get("Type").and_then(Value::as_str) != Some("container") {
+        return None;
+    }
+    let attrs = v.pointer("/Actor/Attributes").and_then(Value::as_object);
+    let attr = |k: &str| {
+        attrs
+            .and_then(|a| a.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let labels = attrs
+        .map(|a| {
+            a.iter()
+                .filter(|(k, _)| k.starts_with("io.cyberwave."))
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(ContainerEvent {
+        action: v
+            .get("Action")
+            .or_else(|| v.get("status"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        id: v
+            .pointer("/Actor/ID")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        name: attr("name").unwrap_or_default(),
+        exit_code: attr("exitCode").and_then(|c| c.parse().ok()),
+        labels,
+    })
+}
+
+/// The docker CLI.
+#[derive(Debug, Clone)]
+pub struct Docker {
+    bin: String,
+}
+
+impl Docker {
+    pub fn new(bin: &str) -> Self {
+        Docker {
+            bin: bin.to_string(),
+        }
+    }
+
+    pub fn bin(&self) -> &str {
+        &self.bin
+    }
+
+    /// Runs `docker <args>`; a non-zero exit is [`DockerError::Failed`] with Docker's stderr.
+    pub fn run(&self, args: &[&str], deadline: Duration) -> Result<String, DockerError> {
+        let command = describe(args);
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args);
+        match run_with_deadline(cmd, deadline) {
+            Ok(out) if out.status == Some(0) => Ok(out.stdout),
+            Ok(out) => Err(DockerError::Failed {
+                command,
+                code: out.status,
+                message: last_line(&out.stderr),
+            }),
+            Err(RunError::Spawn(detail)) => Err(DockerError::Spawn { command, detail }),
+            Err(RunError::TimedOut(after)) => Err(DockerError::TimedOut { command, after }),
+        }
+    }
+
+    /// All containers carrying our twin label, any state: the one call per reconcile tick.
+    pub fn ps_managed(&self) -> Result<Vec<PsEntry>, DockerError> {
+        let args = [
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            "label=io.cyberwave.edge.twin",
+            "--format",
+            "{{json .}}",
+        ];
+        let out = self.run(&args, PS_TIMEOUT)?;
+        parse_ps(&out).map_err(|detail| DockerError::Parse {
+            command: describe(&args),
+            detail,
+        })
+    }
+
+    /// `docker inspect`; `Ok(None)` when there is no such container.
+    pub fn inspect(&self, name: &str) -> Result<Option<Inspect>, DockerError> {
+        let args = ["container", "inspect", name];
+        match self.run(&args, INSPECT_TIMEOUT) {
+            Ok(out) => {
+                let v: Value = serde_json::from_str(&out).map_err(|e| DockerError::Parse {
+                    command: describe(&args),
+                    detail: e.to_string(),
+                })?;
+                let first = v.get(0).ok_or_else(|| DockerError::Parse {
+                    command: describe(&args),
+                    detail: "empty list".into(),
+                })?;
+                parse_inspect(first)
+                    .map(Some)
+                    .map_err(|detail| DockerError::Parse {
+                        command: describe(&args),
+                        detail,
+                    })
+            }
+            Err(DockerError::Failed { message, .. })
+                if message.to_lowercase().contains("no such") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn image_exists(&self, image: &str) -> Result<bool, DockerError> {
+        match self.run(
+            &["image", "inspect", "--format", "{{.Id}}", image],
+            INSPECT_TIMEOUT,
+        ) {
+            Ok(_) => Ok(true),
+            Err(DockerError::Failed { message, .. })
+                if message.to_lowercase().contains("no such") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runtimes known to the engine (`nvidia` for GPUs) and the default one.
+    pub fn runtimes(&self) -> Result<(Vec<String>, String), DockerError> {
+        let out = self.run(
+            &["info", "--format", "{{json .Runtimes}}|{{.DefaultRuntime}}"],
+            INSPECT_TIMEOUT,
+        )?;
+        let (json, default) = out.trim().rsplit_once('|').unwrap_or((out.trim(), ""));
+        let v: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+        let names = v
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        Ok((names, default.trim().to_string()))
+    }
+
+    pub fn create(&self, argv: &[String]) -> Result<String, DockerError> {
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        self.run(&args, CREATE_TIMEOUT)
+            .map(|o| o.trim().to_string())
+    }
+
+    pub fn start(&self, name: &str) -> Result<(), DockerError> {
+        self.run(&["start", name], START_TIMEOUT).map(|_| ())
+    }
+
+    pub fn stop(&self, name: &str, timeout_s: u64) -> Result<(), DockerError> {
+        let t = timeout_s.to_string();
+        self.run(
+            &["stop", "--time", &t, name],
+            Duration::from_secs(timeout_s + 30),
+        )
+        .map(|_| ())
+    }
+
+    /// `docker rm -f -v`; a missing container is not an error.
+    pub fn remove(&self, name: &str) -> Result<(), DockerError> {
+        match self.run(&["rm", "-f", "-v", name], RM_TIMEOUT) {
+            Err(DockerError::Failed { message, .. })
+                if message.to_lowercase().contains("no such") =>
+            {
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    pub fn set_restart_policy(&self, name: &str, policy: &str) -> Result<(), DockerError> {
+        let p = format!("--restart={policy}");
+        self.run(&["update", &p, name], INSPECT_TIMEOUT).map(|_| ())
+    }
+
+    /// `docker pull`, calling `on_line` for each progress line (`\r` and `\n` split, repeats
+    /// dropped). Bounded by [`PULL_TIMEOUT`].
+    pub fn pull(&self, image: &str, mut on_line: impl FnMut(&str)) -> Result<(), DockerError> {
+        let command = format!("docker pull {image}");
+        let mut child = Command::new(&self.bin)
+            .args(["pull", image])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| DockerError::Spawn {
+                command: command.clone(),
+                detail: e.to_string(),
+            })?;
+        let (tx, rx) = crossbeam_channel::unbounded::<Option<String>>();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let err_buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        {
+            let err_buf = err_buf.clone();
+            std::thread::spawn(move || {
+                if let Some(e) = stderr {
+                    let mut s = String::new();
+                    let _ = std::io::Read::read_to_string(&mut BufReader::new(e), &mut s);
+                    if let Ok(mut b) = err_buf.lock() {
+                        *b = s;
+                    }
+                }
+            });
+        }
+        std::thread::spawn(move || {
+            if let Some(o) = stdout {
+                for chunk in BufReader::new(o).split(b'\n') {
+                    let Ok(chunk) = chunk else { break };
+                    for part in String::from_utf8_lossy(&chunk).split('\r') {
+                        let _ = tx.send(Some(part.to_string()));
+                    }
+                }
+            }
+            let _ = tx.send(None);
+        });
+        let deadline = std::time::Instant::now() + PULL_TIMEOUT;
+        let mut last = String::new();
+        loop {
+            match rx.recv_deadline(deadline) {
+                Ok(Some(line)) => {
+                    let line = line.trim_end().to_string();
+                    if !line.is_empty() && line != last {
+                        on_line(&line);
+                        last = line;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    kill(&mut child);
+                    return Err(DockerError::TimedOut {
+                        command,
+                        after: PULL_TIMEOUT,
+                    });
+                }
+            }
+        }
+        let status = child.wait().map_err(|e| DockerError::Spawn {
+            command: command.clone(),
+            detail: e.to_string(),
+        })?;
+        if status.success() {
+            Ok(())
+        } else {
+            std::thread::sleep(Duration::from_millis(20));
+            let message = err_buf.lock().map(|b| last_line(&b)).unwrap_or_default();
+            Err(DockerError::Failed {
+                command,
+                code: status.code(),
+                message,
+            })
+        }
+    }
+
+    /// A long-lived `docker events` child for our containers (one JSON object per line).
+    pub fn events(&self) -> std::io::Result<Child> {
+        Command::new(&self.bin)
+            .args([
+                "events",
+                "--filter",
+                "type=container",
+                "--filter",
+                "label=io.cyberwave.edge.twin",
+                "--format",
+                "{{json .}}",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+    }
+
+    /// `docker logs -f --tail N <name>`, stdout and stderr merged into the returned pipe.
+    pub fn follow_logs(
+        &self,
+        name: &str,
+        tail: u64,
+    ) -> std::io::Result<(Child, std::io::PipeReader)> {
+        let (r, w) = std::io::pipe()?;
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["logs", "-f"]);
+        if tail > 0 {
+            cmd.args(["--tail", &tail.to_string()]);
+        }
+        let child = cmd
+            .arg(name)
+            .stdin(Stdio::null())
+            .stdout(w.try_clone()?)
+            .stderr(w)
+            .spawn()?;
+        // `cmd` (holding the write ends) is dropped here, so EOF arrives when the child exits.
+        Ok((child, r))
+    }
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `docker <args>` for messages; never includes env values (we pass env through files).
+fn describe(args: &[&str]) -> String {
+    let shown: Vec<&str> = args.iter().take(6).copied().collect();
+    let more = if args.len() > 6 { " …" } else { "" };
+    format!("docker {}{more}", shown.join(" "))
+}
+
+/// Docker's message: the last non-empty stderr line (the useful one).
+fn last_line(s: &str) -> String {
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(400)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ps_lines() {
+        let out = r#"{"Command":"\"/bin/sh\"","CreatedAt":"x","ID":"abc","Image":"drv:local","Labels":"io.cyberwave.edge.twin=t1,io.cyberwave.edge.spec-hash=h1","Names":"cyberwave-driver-t1","State":"exited","Status":"Exited (137) 2 minutes ago"}
+{"ID":"def","Image":"drv:local","Labels":"","Names":"other","State":"running","Status":"Up 3 seconds"}
+"#;
+        let ps = parse_ps(out).unwrap();
+        assert_eq!(ps.len(), 2);
+        assert_eq!(ps[0].name, "cyberwave-driver-t1");
+        assert_eq!(ps[0].labels["io.cyberwave.edge.spec-hash"], "h1");
+        assert_eq!(ps[0].exit_code(), Some(137));
+        assert_eq!(ps[1].exit_code(), None);
+        assert!(parse_ps("not json").unwrap_err().contains("line 1"));
+    }
+
+    #[test]
+    fn inspect_and_events() {
+        let v: Value = serde_json::json!({"Id": "abc", "Name": "/cyberwave-driver-x", "RestartCount": 3,
+            "State": {"Status": "running", "Running": true, "ExitCode": 0, "StartedAt": "s", "FinishedAt": "f"},
+            "Config": {"Image": "i:local", "Labels": {"a": "b"}, "Env": ["A=1"]}, "HostConfig": {"RestartPolicy": {"Name": "unless-stopped"}}});
+        let i = parse_inspect(&v).unwrap();
+        assert_eq!(
+            (i.name.as_str(), i.restart_count, i.running),
+            ("cyberwave-driver-x", 3, true)
+        );
+        assert_eq!(i.restart_policy, "unless-stopped");
+        let e = parse_event(r#"{"Type":"container","Action":"die","Actor":{"ID":"abc","Attributes":{"name":"cyberwave-driver-x","exitCode":"1","io.cyberwave.edge.twin":"t"}},"time":1}"#).unwrap();
+        assert_eq!(
+            (e.action.as_str(), e.name.as_str(), e.exit_code),
+            ("die", "cyberwave-driver-x", Some(1))
+        );
+        assert_eq!(e.labels["io.cyberwave.edge.twin"], "t");
+        assert!(parse_event(r#"{"Type":"network","Action":"connect"}"#).is_none());
+    }
+
+    #[test]
+    fn errors_name_the_command() {
+        let d = Docker::new("/nonexistent/docker");
+        let e = d.ps_managed().unwrap_err();
+        assert!(matches!(e, DockerError::Spawn { .. }));
+        assert!(e.to_string().starts_with("docker ps -a"));
+        let d = Docker::new("false");
+        assert!(matches!(
+            d.start("x"),
+            Err(DockerError::Failed { code: Some(1), .. })
+        ));
+    }
+}

@@ -1,0 +1,14 @@
+//! Driver containers: profile selection, image rules, the exact container spec, restart-loop
+//! rules (all pure), and twin files.
+
+pub mod flap;
+pub mod image;
+pub mod profile;
+pub mod spec;
+pub mod twin_file;
+
+pub use flap::{Breaker, FlapDetector};
+pub use profile::HostPlatform;
+pub use spec::{
+    DriverSpec, LaunchContext, TwinOutcome, TwinPlan, ZenohEnv, container_name, plan_twins,
+};

@@ -1,0 +1,846 @@
+//! From a linked twin to the exact `docker create` of each of its containers (reference §5.1,
+//! §5.3, §5.4, §5.7, §5.8). Pure: every input is in [`LaunchContext`] and the desired state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::image;
+use super::profile::{HostPlatform, ServiceProfile, select_profile_key, services_of};
+use crate::config::{Secret, parse_uuid};
+
+pub const LABEL_TWIN: &str = "io.cyberwave.edge.twin";
+pub const LABEL_SERVICE: &str = "io.cyberwave.edge.service";
+pub const LABEL_SPEC_HASH: &str = "io.cyberwave.edge.spec-hash";
+pub const LABEL_CREATED_BY: &str = "io.cyberwave.edge.created-by";
+
+/// Zenoh settings forwarded to drivers (reference §9.1).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ZenohEnv {
+    pub backend: String,
+    pub shared_memory: bool,
+    pub mode: Option<String>,
+    pub connect: Option<String>,
+}
+
+/// Everything about this edge that shapes a driver container.
+#[derive(Debug, Clone)]
+pub struct LaunchContext {
+    pub config_dir: PathBuf,
+    pub host: HostPlatform,
+    pub environment: String,
+    pub base_url: String,
+    /// `CYBERWAVE_MQTT_HOST` / `_PORT` as configured (runtime vars), not as resolved.
+    pub mqtt_host_var: Option<String>,
+    pub mqtt_port_var: Option<String>,
+    /// The broker port the edge itself uses (TLS flag rule).
+    pub mqtt_port: u16,
+    pub log_level: Option<String>,
+    /// Non-empty `CYBERWAVE_*` of the process env and credentials `envs` (process first).
+    pub forwarded: BTreeMap<String, String>,
+    pub zenoh: ZenohEnv,
+    /// `None` = `CYBERWAVE_DOCKER_LOG_MAX_SIZE=off`.
+    pub log_max_size: Option<String>,
+    pub log_max_file: String,
+    pub nvidia_default_runtime: bool,
+    /// credentials.json `driver_overrides`: twin → image (single-container drivers only).
+    pub driver_overrides: BTreeMap<String, String>,
+    pub token: Secret,
+}
+
+/// One container to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriverSpec {
+    pub name: String,
+    pub twin_uuid: String,
+    pub twin_name: String,
+    pub service: Option<String>,
+    /// Image after tag rules (Jetson variant first when applicable).
+    pub image: String,
+    /// Jetson: the original tag, tried when the `jetson-` variant cannot be pulled.
+    pub fallback_image: Option<String>,
+    /// `docker create` options before the image, except `--env-file` (added at launch).
+    pub options: Vec<String>,
+    /// Environment, written to a 0600 env file so secrets never reach argv.
+    pub env: BTreeMap<String, String>,
+    pub command: Vec<String>,
+    pub spec_hash: String,
+    pub restart: String,
+}
+
+impl DriverSpec {
+    /// Full `docker create` argv (without the binary) for an env file at `env_file`.
+    pub fn create_argv(&self, env_file: &Path) -> Vec<String> {
+        let mut argv = vec!["create".to_string()];
+        argv.extend(self.options.iter().cloned());
+        argv.push("--env-file".into());
+        argv.push(env_file.display().to_string());
+        argv.push(self.image.clone());
+        argv.extend(self.command.iter().cloned());
+        argv
+    }
+
+    /// Env file text: `KEY=VALUE` lines (values cannot carry newlines in this format).
+    pub fn env_file_text(&self) -> String {
+        let mut s = String::new();
+        for (k, v) in &self.env {
+            s.push_str(k);
+            s.push('=');
+            s.push_str(&v.replace(['\n', '\r'], " "));
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// What a linked twin needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TwinOutcome {
+    Containers(Vec<DriverSpec>),
+    /// A camera attached to a linked parent: its frames go through the parent's driver.
+    CameraChild {
+        parent: String,
+    },
+    /// Attached twin without drivers: only its twin file.
+    FileOnly,
+    /// Cannot run: `title` is the `driver_start_failure` alert name.
+    Problem {
+        title: String,
+        detail: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TwinPlan {
+    pub twin_uuid: String,
+    pub twin_name: String,
+    /// The twin object with its asset under `asset` (the twin file's content).
+    pub twin_file: Value,
+    pub outcome: TwinOutcome,
+}
+
+/// `cyberwave-driver-{twin[:8]}[-{service}]`.
+pub fn container_name(twin_uuid: &str, service: Option<&str>) -> String {
+    let short: String = twin_uuid.chars().take(8).collect();
+    match service {
+        Some(s) => format!("cyberwave-driver-{short}-{s}"),
+        None => format!("cyberwave-driver-{short}"),
+    }
+}
+
+fn attach_parent(twin: &Value) -> Option<String> {
+    twin.get("attach_to_twin_uuid")
+        .or_else(|| twin.pointer("/metadata/attach_to_twin_uuid"))
+        .and_then(Value::as_str)
+        .and_then(parse_uuid)
+}
+
+/// Reference §5.4: RGB sensors in the asset's schema or capabilities, or a camera registry id.
+pub fn has_rgb_sensor(asset: &Value) -> bool {
+    let rgb = |sensors: Option<&Value>| {
+        sensors.and_then(Value::as_array).is_some_and(|list| {
+            list.iter().any(|s| {
+                s.get("type").and_then(Value::as_str).is_some_and(|t| {
+                    matches!(
+                        t.to_lowercase().as_str(),
+                        "rgb" | "camera" | "rgb_camera" | "rgbd"
+                    )
+                })
+            })
+        })
+    };
+    let schema = asset
+        .pointer("/metadata/universal_schema")
+        .or_else(|| asset.get("universal_schema"));
+    if rgb(schema.and_then(|s| s.get("sensors")))
+        || rgb(asset.pointer("/metadata/capabilities/sensors"))
+    {
+        return true;
+    }
+    let reg = asset
+        .get("registry_id")
+        .or_else(|| asset.pointer("/metadata/registry_id"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_lowercase();
+    ["standard-cam", "realsense", "camera"]
+        .iter()
+        .any(|k| reg.contains(k))
+}
+
+fn registry_id(asset: &Value) -> Option<String> {
+    asset
+        .get("registry_id")
+        .or_else(|| asset.pointer("/metadata/registry_id"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// `-e K=V`, `--env K=V`, `--env=K=V` pairs of `params`, and the params without them.
+pub fn split_env_params(params: &[String]) -> (Vec<(String, String)>, Vec<String>) {
+    let mut env = Vec::new();
+    let mut rest = Vec::new();
+    let mut i = 0;
+    while i < params.len() {
+        let p = &params[i];
+        let pair = if (p == "-e" || p == "--env") && i + 1 < params.len() {
+            i += 1;
+            Some(params[i].clone())
+        } else {
+            p.strip_prefix("--env=").map(str::to_string)
+        };
+        match pair {
+            Some(kv) => {
+                if let Some((k, v)) = kv.split_once('=') {
+                    env.push((k.to_string(), v.to_string()));
+                }
+            }
+            None => rest.push(p.clone()),
+        }
+        i += 1;
+    }
+    (env, rest)
+}
+
+fn has_flag(params: &[String], flags: &[&str]) -> bool {
+    params.iter().any(|p| {
+        flags
+            .iter()
+            .any(|f| p == f || p.starts_with(&format!("{f}=")))
+    })
+}
+
+/// `--log-opt` keys already set by params.
+fn log_opt_keys(params: &[String]) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    let mut it = params.iter().peekable();
+    while let Some(p) = it.next() {
+        let value = if p == "--log-opt" {
+            it.peek().map(|v| v.to_string())
+        } else {
+            p.strip_prefix("--log-opt=").map(str::to_string)
+        };
+        if let Some(v) = value
+            && let Some((k, _)) = v.split_once('=')
+        {
+            keys.insert(k.to_string());
+        }
+    }
+    keys
+}
+
+/// The edge-injected environment of §5.8, before params' `-e` pairs are merged in.
+fn injected_env(
+    ctx: &LaunchContext,
+    twin_uuid: &str,
+    children: &[String],
+    param_env: &BTreeMap<String, String>,
+    service_env: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    let setdefault = |env: &mut BTreeMap<String, String>, k: &str, v: String| {
+        env.entry(k.to_string()).or_insert(v);
+    };
+    env.insert("CYBERWAVE_TWIN_UUID".into(), twin_uuid.to_string());
+    env.insert("CYBERWAVE_EDGE_HOST_PLATFORM".into(), "linux".into());
+    if !children.is_empty() {
+        env.insert("CYBERWAVE_CHILD_TWIN_UUIDS".into(), children.join(","));
+    }
+    let local_base = crate::mqtt::url_host(&ctx.base_url).filter(|h| crate::mqtt::is_local_host(h));
+    match (&ctx.mqtt_host_var, &ctx.mqtt_port_var, &local_base) {
+        (Some(h), _, _) => {
+            env.insert("CYBERWAVE_MQTT_HOST".into(), h.clone());
+        }
+        (None, None, Some(h)) => {
+            env.insert("CYBERWAVE_MQTT_HOST".into(), h.clone());
+        }
+        _ => {}
+    }
+    match (&ctx.mqtt_port_var, &local_base) {
+        (Some(p), _) => {
+            env.insert("CYBERWAVE_MQTT_PORT".into(), p.clone());
+        }
+        (None, Some(_)) => setdefault(&mut env, "CYBERWAVE_MQTT_PORT", "1883".into()),
+        _ => {}
+    }
+    if let Some(l) = &ctx.log_level {
+        setdefault(&mut env, "CYBERWAVE_EDGE_LOG_LEVEL", l.clone());
+    }
+    if !ctx.environment.eq_ignore_ascii_case("production") {
+        env.insert("CYBERWAVE_ENVIRONMENT".into(), ctx.environment.clone());
+    }
+    for (k, v) in &ctx.forwarded {
+        if k.starts_with("CYBERWAVE_") && !v.is_empty() {
+            setdefault(&mut env, k, v.clone());
+        }
+    }
+    if !env.contains_key("CYBERWAVE_MQTT_USE_TLS")
+        && !param_env.contains_key("CYBERWAVE_MQTT_USE_TLS")
+        && ctx.mqtt_port == 8883
+    {
+        env.insert("CYBERWAVE_MQTT_USE_TLS".into(), "true".into());
+    }
+    env.insert("CYBERWAVE_EDGE_CONFIG_DIR".into(), "/app/.cyberwave".into());
+    let z = &ctx.zenoh;
+    let mut zenoh = vec![("CYBERWAVE_DATA_BACKEND", z.backend.clone())];
+    if z.backend == "zenoh" {
+        zenoh.push(("ZENOH_SHARED_MEMORY", z.shared_memory.to_string()));
+        if let Some(m) = &z.mode {
+            zenoh.push(("ZENOH_MODE", m.clone()));
+        }
+        if let Some(c) = &z.connect {
+            zenoh.push(("ZENOH_CONNECT", c.clone()));
+        }
+    }
+    for (k, v) in zenoh {
+        if !param_env.contains_key(k) {
+            setdefault(&mut env, k, v);
+        }
+    }
+    for (k, v) in service_env {
+        env.insert(k.clone(), v.clone());
+    }
+    env.insert("CYBERWAVE_API_KEY".into(), ctx.token.expose().to_string());
+    env.insert("CYBERWAVE_BASE_URL".into(), ctx.base_url.clone());
+    env.insert("CYBERWAVE_API_URL".into(), ctx.base_url.clone());
+    env.insert(
+        "CYBERWAVE_TWIN_JSON_FILE".into(),
+        format!("/app/{twin_uuid}.json"),
+    );
+    env
+}
+
+/// Keys where a driver's own `-e` wins over the edge (the original checks these explicitly).
+const DRIVER_WINS: &[&str] = &[
+    "CYBERWAVE_METADATA_VIDEO_DEVICE",
+    "CYBERWAVE_DATA_BACKEND",
+    "ZENOH_SHARED_MEMORY",
+    "ZENOH_MODE",
+    "ZENOH_CONNECT",
+    "CYBERWAVE_MQTT_USE_TLS",
+];
+
+/// Builds one container's spec.
+fn build_spec(
+    ctx: &LaunchContext,
+    twin_uuid: &str,
+    twin_name: &str,
+    svc: &ServiceProfile,
+    children: &[String],
+) -> DriverSpec {
+    let name = container_name(twin_uuid, svc.name.as_deref());
+    let (param_pairs, params) = split_env_params(&svc.params);
+    let param_env: BTreeMap<String, String> = param_pairs.into_iter().collect();
+    let injected = injected_env(ctx, twin_uuid, children, &param_env, &svc.env);
+    // One value per key: params' -e first, then the edge's (edge wins, except DRIVER_WINS).
+    let mut env = param_env.clone();
+    for (k, v) in injected {
+        if DRIVER_WINS.contains(&k.as_str()) && param_env.contains_key(&k) {
+            continue;
+        }
+        env.insert(k, v);
+    }
+
+    let with_env = image::with_environment_tag(&svc.image, &ctx.environment);
+    let (image, fallback_image) = match ctx
+        .host
+        .jetson
+        .then(|| image::jetson_variant(&with_env))
+        .flatten()
+    {
+        Some(j) => (j, Some(with_env)),
+        None => (with_env, None),
+    };
+
+    let mut o: Vec<String> = vec![
+        "--init".into(),
+        "--stop-timeout".into(),
+        svc.stop_timeout_s.to_string(),
+        "--restart".into(),
+        svc.restart.clone(),
+    ];
+    if svc.privileged {
+        o.push("--privileged".into());
+    }
+    if let Some(size) = &ctx.log_max_size
+        && !has_flag(&params, &["--log-driver"])
+    {
+        let set = log_opt_keys(&params);
+        o.extend(["--log-driver".into(), "json-file".into()]);
+        if !set.contains("max-size") {
+            o.extend(["--log-opt".into(), format!("max-size={size}")]);
+        }
+        if !set.contains("max-file") {
+            o.extend(["--log-opt".into(), format!("max-file={}", ctx.log_max_file)]);
+        }
+    }
+    if svc.prefer_gpu && ctx.nvidia_default_runtime {
+        o.extend(["--gpus".into(), svc.gpu.clone()]);
+    }
+    if !has_flag(&params, &["--network", "--net"]) {
+        o.extend(["--network".into(), "host".into()]);
+    }
+    o.extend(["--name".into(), name.clone()]);
+    o.extend(params);
+    let dir = ctx.config_dir.display().to_string();
+    o.extend([
+        "-v".into(),
+        format!("{dir}/{twin_uuid}.json:/app/{twin_uuid}.json"),
+    ]);
+    o.extend(["-v".into(), format!("{dir}:/app/.cyberwave:ro")]);
+    if svc.image.contains("so101") {
+        o.extend([
+            "-v".into(),
+            format!("{dir}/so101_lib:/app/.cyberwave/so101_lib"),
+        ]);
+    }
+    o.extend(["--label".into(), format!("{LABEL_TWIN}={twin_uuid}")]);
+    if let Some(s) = &svc.name {
+        o.extend(["--label".into(), format!("{LABEL_SERVICE}={s}")]);
+    }
+
+    // The hash covers everything that shapes the container; the token only as its digest.
+    let mut hashed_env = env.clone();
+    for v in hashed_env.values_mut() {
+        if v == ctx.token.expose() {
+            *v = format!("sha256:{}", crate::sha256_hex(v.as_bytes()));
+        }
+    }
+    let canonical = json!({"schema": 2, "image": image, "options": o, "env": hashed_env, "command": svc.command});
+    let spec_hash = crate::sha256_hex(canonical.to_string().as_bytes());
+    o.extend(["--label".into(), format!("{LABEL_SPEC_HASH}={spec_hash}")]);
+    o.extend([
+        "--label".into(),
+        format!("{LABEL_CREATED_BY}=cyberwave-edge-core/{}", crate::VERSION),
+    ]);
+
+    DriverSpec {
+        name,
+        twin_uuid: twin_uuid.to_string(),
+        twin_name: twin_name.to_string(),
+        service: svc.name.clone(),
+        image,
+        fallback_image,
+        options: o,
+        env,
+        command: svc.command.clone(),
+        spec_hash,
+        restart: svc.restart.clone(),
+    }
+}
+
+/// Plans every twin linked to this edge by the driver rule.
+pub fn plan_twins(
+    twins: &[Value],
+    assets: &BTreeMap<String, Value>,
+    linked: &[String],
+    ctx: &LaunchContext,
+) -> Vec<TwinPlan> {
+    let by_uuid: BTreeMap<String, &Value> = twins
+        .iter()
+        .filter_map(|t| {
+            t.get("uuid")
+                .and_then(Value::as_str)
+                .and_then(parse_uuid)
+                .map(|u| (u, t))
+        })
+        .collect();
+    let asset_of = |t: &Value| -> Option<&Value> {
+        crate::edge::desired::DesiredState::asset_uuid_of(t).and_then(|a| assets.get(&a))
+    };
+    // Attached children of linked parents: registry ids (profile selection) and cameras.
+    let mut child_registry: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut camera_children: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut camera_child_of: BTreeMap<String, String> = BTreeMap::new();
+    for uuid in linked {
+        let Some(t) = by_uuid.get(uuid) else { continue };
+        let Some(parent) = attach_parent(t) else {
+            continue;
+        };
+        let Some(asset) = asset_of(t) else { continue };
+        if let Some(r) = registry_id(asset) {
+            child_registry.entry(parent.clone()).or_default().push(r);
+        }
+        if has_rgb_sensor(asset) && linked.contains(&parent) {
+            let list = camera_children.entry(parent.clone()).or_default();
+            if !list.contains(uuid) {
+                list.push(uuid.clone());
+            }
+            camera_child_of.insert(uuid.clone(), parent);
+        }
+    }
+
+    let mut out = Vec::new();
+    for uuid in linked {
+        let Some(twin) = by_uuid.get(uuid) else {
+            continue;
+        };
+        let name = twin
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(uuid)
+            .to_string();
+        let asset = asset_of(twin);
+        let mut file = (*twin).clone();
+        if let (Some(obj), Some(a)) = (file.as_object_mut(), asset) {
+            obj.insert("asset".into(), a.clone());
+        }
+        let problem = |title: &str, detail: String| TwinOutcome::Problem {
+            title: title.into(),
+            detail,
+        };
+        let outcome = if crate::edge::desired::DesiredState::asset_uuid_of(twin).is_none() {
+            problem(
+                "Twin has no asset",
+                format!("twin {uuid} has no asset_uuid"),
+            )
+        } else if asset.is_none() {
+            problem(
+                "Driver could not start: asset unavailable",
+                format!("the asset of twin {uuid} could not be fetched"),
+            )
+        } else if let Some(parent) = camera_child_of.get(uuid) {
+            TwinOutcome::CameraChild {
+                parent: parent.clone(),
+            }
+        } else {
+            let drivers = twin
+                .pointer("/metadata/drivers")
+                .filter(|d| d.as_object().is_some_and(|m| !m.is_empty()))
+                .or_else(|| asset.and_then(|a| a.pointer("/metadata/drivers")))
+                .and_then(Value::as_object);
+            match drivers {
+                None if attach_parent(twin).is_some() => TwinOutcome::FileOnly,
+                None => problem(
+                    "No drivers specified",
+                    format!("neither twin {uuid} nor its asset declares metadata.drivers"),
+                ),
+                Some(drivers) => {
+                    let children = child_registry.get(uuid).cloned().unwrap_or_default();
+                    match select_profile_key(drivers, &ctx.host, &children) {
+                        None => problem(
+                            "No driver_docker_image in asset metadata",
+                            format!(
+                                "no driver profile for {:?} or \"default\"",
+                                ctx.host.driver_keys()
+                            ),
+                        ),
+                        Some(key) => match services_of(&key, &drivers[&key]) {
+                            Err(e) => problem("No driver_docker_image in asset metadata", e.0),
+                            Ok(mut services) => {
+                                if services.len() == 1
+                                    && services[0].name.is_none()
+                                    && let Some(img) = ctx.driver_overrides.get(uuid)
+                                {
+                                    services[0].image = img.clone();
+                                    services[0].params.clear();
+                                }
+                                let cams = camera_children.get(uuid).cloned().unwrap_or_default();
+                                TwinOutcome::Containers(
+                                    services
+                                        .iter()
+                                        .map(|s| build_spec(ctx, uuid, &name, s, &cams))
+                                        .collect(),
+                                )
+                            }
+                        },
+                    }
+                }
+            }
+        };
+        out.push(TwinPlan {
+            twin_uuid: uuid.clone(),
+            twin_name: name,
+            twin_file: file,
+            outcome,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &str = "11111111-2222-4333-8444-555555555555";
+    const CAM: &str = "cccccccc-2222-4333-8444-555555555555";
+    const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+    const A_CAM: &str = "aaaaaaaa-0000-4000-8000-000000000002";
+
+    fn ctx() -> LaunchContext {
+        LaunchContext {
+            config_dir: PathBuf::from("/home/pi/.cyberwave"),
+            host: HostPlatform {
+                machine: "aarch64".into(),
+                jetson: false,
+            },
+            environment: "dev".into(),
+            base_url: "https://api.cyberwave.com".into(),
+            mqtt_host_var: None,
+            mqtt_port_var: None,
+            mqtt_port: 8883,
+            log_level: Some("debug".into()),
+            forwarded: BTreeMap::from([
+                ("CYBERWAVE_CUSTOM".to_string(), "x".to_string()),
+                ("CYBERWAVE_TWIN_UUID".to_string(), "spoof".to_string()),
+            ]),
+            zenoh: ZenohEnv {
+                backend: "zenoh".into(),
+                shared_memory: false,
+                mode: None,
+                connect: Some("tcp/10.0.0.1:7447".into()),
+            },
+            log_max_size: Some("10m".into()),
+            log_max_file: "3".into(),
+            nvidia_default_runtime: false,
+            driver_overrides: BTreeMap::new(),
+            token: Secret::new("cw_secret_token_abcdef"),
+        }
+    }
+
+    fn twins() -> (Vec<Value>, BTreeMap<String, Value>) {
+        let twins = vec![
+            json!({"uuid": T, "name": "arm", "asset_uuid": A, "metadata": {"edge_fingerprint": "fp"}}),
+            json!({"uuid": CAM, "name": "wrist cam", "asset_uuid": A_CAM, "attach_to_twin_uuid": T, "metadata": {"edge_fingerprint": "fp"}}),
+        ];
+        let assets = BTreeMap::from([
+            (
+                A.to_string(),
+                json!({"uuid": A, "registry_id": "so101", "metadata": {"drivers": {
+                    "default": {"docker_image": "cyberwaveos/so101-driver", "params": ["-e", "CYBERWAVE_TWIN_UUID=mine", "-e", "ZENOH_CONNECT=tcp/1.2.3.4:7447", "--device", "/dev/ttyACM0", "--env=EXTRA=1"], "prefer_gpu": true}
+                }}}),
+            ),
+            (
+                A_CAM.to_string(),
+                json!({"uuid": A_CAM, "registry_id": "cyberwave/standard-cam"}),
+            ),
+        ]);
+        (twins, assets)
+    }
+
+    #[test]
+    fn camera_child_rides_on_its_parent() {
+        let (t, a) = twins();
+        let plans = plan_twins(&t, &a, &[T.to_string(), CAM.to_string()], &ctx());
+        assert_eq!(
+            plans[1].outcome,
+            TwinOutcome::CameraChild { parent: T.into() }
+        );
+        let TwinOutcome::Containers(specs) = &plans[0].outcome else {
+            panic!("{:?}", plans[0].outcome)
+        };
+        assert_eq!(specs.len(), 1);
+        let s = &specs[0];
+        assert_eq!(s.name, "cyberwave-driver-11111111");
+        assert_eq!(s.env["CYBERWAVE_CHILD_TWIN_UUIDS"], CAM);
+        assert_eq!(plans[0].twin_file["asset"]["uuid"], json!(A));
+    }
+
+    #[test]
+    fn env_rules() {
+        let (t, a) = twins();
+        let plans = plan_twins(&t, &a, &[T.to_string()], &ctx());
+        let TwinOutcome::Containers(specs) = &plans[0].outcome else {
+            panic!()
+        };
+        let e = &specs[0].env;
+        // edge-injected wins over params, except the keys the driver may set
+        assert_eq!(e["CYBERWAVE_TWIN_UUID"], T);
+        assert_eq!(e["ZENOH_CONNECT"], "tcp/1.2.3.4:7447");
+        assert_eq!(e["EXTRA"], "1");
+        assert_eq!(e["CYBERWAVE_API_KEY"], "cw_secret_token_abcdef");
+        assert_eq!(e["CYBERWAVE_TWIN_JSON_FILE"], format!("/app/{T}.json"));
+        assert_eq!(e["CYBERWAVE_EDGE_CONFIG_DIR"], "/app/.cyberwave");
+        assert_eq!(e["CYBERWAVE_MQTT_USE_TLS"], "true");
+        assert_eq!(e["CYBERWAVE_ENVIRONMENT"], "dev");
+        assert_eq!(e["CYBERWAVE_CUSTOM"], "x");
+        assert_eq!(e["CYBERWAVE_DATA_BACKEND"], "zenoh");
+        assert_eq!(e["ZENOH_SHARED_MEMORY"], "false");
+        assert_eq!(e["CYBERWAVE_EDGE_LOG_LEVEL"], "debug");
+        assert_eq!(e["CYBERWAVE_BASE_URL"], "https://api.cyberwave.com");
+        assert!(!e.contains_key("CYBERWAVE_MQTT_HOST"));
+    }
+
+    #[test]
+    fn argv_shape_and_no_secret_in_it() {
+        let (t, a) = twins();
+        let plans = plan_twins(&t, &a, &[T.to_string()], &ctx());
+        let TwinOutcome::Containers(specs) = &plans[0].outcome else {
+            panic!()
+        };
+        let s = &specs[0];
+        assert_eq!(s.image, "cyberwaveos/so101-driver:dev");
+        let argv = s.create_argv(Path::new("/run/x.env"));
+        let joined = argv.join(" ");
+        assert!(joined.starts_with("create --init --stop-timeout 5 --restart unless-stopped --privileged --log-driver json-file --log-opt max-size=10m --log-opt max-file=3 --network host --name cyberwave-driver-11111111 --device /dev/ttyACM0"), "{joined}");
+        assert!(joined.contains(&format!("-v /home/pi/.cyberwave/{T}.json:/app/{T}.json")));
+        assert!(joined.contains("-v /home/pi/.cyberwave:/app/.cyberwave:ro"));
+        assert!(joined.contains("-v /home/pi/.cyberwave/so101_lib:/app/.cyberwave/so101_lib"));
+        assert!(joined.contains(&format!("--label io.cyberwave.edge.twin={T}")));
+        assert!(joined.contains(&format!(
+            "--label io.cyberwave.edge.spec-hash={}",
+            s.spec_hash
+        )));
+        assert!(joined.contains("--label io.cyberwave.edge.created-by=cyberwave-edge-core/"));
+        assert!(joined.ends_with("--env-file /run/x.env cyberwaveos/so101-driver:dev"));
+        assert!(!joined.contains("cw_secret_token_abcdef"));
+        assert!(!joined.contains(" -e "));
+        assert!(!joined.contains("--gpus"), "no nvidia runtime → no --gpus");
+        assert!(
+            s.env_file_text()
+                .contains("CYBERWAVE_API_KEY=cw_secret_token_abcdef\n")
+        );
+    }
+
+    #[test]
+    fn spec_hash_tracks_what_matters() {
+        let (t, a) = twins();
+        let h = |c: &LaunchContext| match &plan_twins(&t, &a, &[T.to_string()], c)[0].outcome {
+            TwinOutcome::Containers(s) => s[0].spec_hash.clone(),
+            o => panic!("{o:?}"),
+        };
+        let base = h(&ctx());
+        assert_eq!(base, h(&ctx()), "deterministic");
+        let mut c = ctx();
+        c.nvidia_default_runtime = true;
+        assert_ne!(base, h(&c), "--gpus changes the hash");
+        let mut c = ctx();
+        c.token = Secret::new("cw_other_token_123456");
+        assert_ne!(base, h(&c), "a new token recreates the container");
+    }
+
+    #[test]
+    fn gpu_network_and_log_overrides() {
+        let mut c = ctx();
+        c.nvidia_default_runtime = true;
+        c.host.jetson = true;
+        let svc = ServiceProfile {
+            name: Some("cam".into()),
+            image: "r/cam:1.0".into(),
+            params: vec![
+                "--network".into(),
+                "bridge".into(),
+                "--log-opt".into(),
+                "max-size=1m".into(),
+            ],
+            command: vec!["run".into()],
+            env: BTreeMap::from([("CYBERWAVE_TWIN_UUID".to_string(), "svc".to_string())]),
+            prefer_gpu: true,
+            gpu: "device=0".into(),
+            restart: "on-failure".into(),
+            stop_timeout_s: 20,
+            privileged: false,
+        };
+        let s = build_spec(&c, T, "arm", &svc, &[]);
+        let j = s.create_argv(Path::new("/e")).join(" ");
+        assert_eq!(s.name, "cyberwave-driver-11111111-cam");
+        assert_eq!(
+            (s.image.as_str(), s.fallback_image.as_deref()),
+            ("r/cam:jetson-1.0", Some("r/cam:1.0"))
+        );
+        assert!(j.contains("--gpus device=0"));
+        assert!(!j.contains("--network host"));
+        assert!(!j.contains("max-size=10m") && j.contains("max-file=3"));
+        assert!(!j.contains("--privileged"));
+        assert!(j.contains("--restart on-failure") && j.contains("--stop-timeout 20"));
+        assert!(j.contains("--label io.cyberwave.edge.service=cam"));
+        assert!(j.ends_with("r/cam:jetson-1.0 run"));
+        assert_eq!(
+            s.env["CYBERWAVE_TWIN_UUID"], "svc",
+            "service env overrides the injected one"
+        );
+        c.log_max_size = None;
+        let j = build_spec(&c, T, "arm", &svc, &[])
+            .create_argv(Path::new("/e"))
+            .join(" ");
+        assert!(!j.contains("--log-driver json-file"));
+    }
+
+    #[test]
+    fn problems_and_overrides() {
+        let twins = vec![
+            json!({"uuid": T, "name": "no asset"}),
+            json!({"uuid": CAM, "name": "bare", "asset_uuid": A_CAM}),
+        ];
+        let assets = BTreeMap::from([(
+            A_CAM.to_string(),
+            json!({"uuid": A_CAM, "registry_id": "x"}),
+        )]);
+        let p = plan_twins(&twins, &assets, &[T.to_string(), CAM.to_string()], &ctx());
+        assert!(
+            matches!(&p[0].outcome, TwinOutcome::Problem { title, .. } if title == "Twin has no asset")
+        );
+        assert!(
+            matches!(&p[1].outcome, TwinOutcome::Problem { title, .. } if title == "No drivers specified")
+        );
+        let (t, a) = twins_with_override();
+        let mut c = ctx();
+        c.driver_overrides
+            .insert(T.into(), "mine/driver:local".into());
+        let TwinOutcome::Containers(s) = &plan_twins(&t, &a, &[T.to_string()], &c)[0].outcome
+        else {
+            panic!()
+        };
+        assert_eq!(s[0].image, "mine/driver:local");
+        assert!(
+            !s[0].options.contains(&"/dev/ttyACM0".to_string()),
+            "override clears params"
+        );
+    }
+
+    fn twins_with_override() -> (Vec<Value>, BTreeMap<String, Value>) {
+        twins()
+    }
+
+    #[test]
+    fn env_param_forms() {
+        let p: Vec<String> = [
+            "-e", "A=1", "--env", "B=2=3", "--env=C=", "-e", "NOEQ", "--rm",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (env, rest) = split_env_params(&p);
+        assert_eq!(
+            env,
+            vec![
+                ("A".into(), "1".into()),
+                ("B".into(), "2=3".into()),
+                ("C".into(), "".into())
+            ]
+        );
+        assert_eq!(rest, vec!["--rm".to_string()]);
+    }
+
+    #[test]
+    fn rgb_detection() {
+        assert!(has_rgb_sensor(
+            &json!({"metadata": {"universal_schema": {"sensors": [{"type": "RGB"}]}}})
+        ));
+        assert!(has_rgb_sensor(
+            &json!({"metadata": {"capabilities": {"sensors": [{"type": "rgbd"}]}}})
+        ));
+        assert!(has_rgb_sensor(
+            &json!({"registry_id": "intel/RealSense-d435"})
+        ));
+        assert!(!has_rgb_sensor(
+            &json!({"registry_id": "so101", "metadata": {"universal_schema": {"sensors": [{"type": "imu"}]}}})
+        ));
+    }
+
+    #[test]
+    fn local_base_url_points_drivers_at_the_local_broker() {
+        let mut c = ctx();
+        c.base_url = "http://192.168.1.10:8000".into();
+        c.mqtt_port = 1883;
+        let (t, a) = twins();
+        let TwinOutcome::Containers(s) = &plan_twins(&t, &a, &[T.to_string()], &c)[0].outcome
+        else {
+            panic!()
+        };
+        assert_eq!(s[0].env["CYBERWAVE_MQTT_HOST"], "192.168.1.10");
+        assert_eq!(s[0].env["CYBERWAVE_MQTT_PORT"], "1883");
+        assert!(!s[0].env.contains_key("CYBERWAVE_MQTT_USE_TLS"));
+    }
+}

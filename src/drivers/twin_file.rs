@@ -1,0 +1,135 @@
+//! `<twin-uuid>.json` in the config dir (reference §4.8): the twin plus its asset, written before
+//! each launch. An existing file is deep-merged and rewritten **in place** (same inode), because
+//! it is bind-mounted into the running container and a rename would leave the container
+//! looking at the old file.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// `base` with `overlay` merged on top: objects recursively, other values replaced.
+pub fn deep_merge(base: &mut Value, overlay: &Value) {
+    match (base, overlay) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(existing) if existing.is_object() && v.is_object() => {
+                        deep_merge(existing, v)
+                    }
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+pub fn path_for(config_dir: &Path, twin_uuid: &str) -> PathBuf {
+    config_dir.join(format!("{twin_uuid}.json"))
+}
+
+/// Writes the twin file; returns its path. Local-only keys of an existing file are kept.
+pub fn write(config_dir: &Path, twin_uuid: &str, twin: &Value) -> io::Result<PathBuf> {
+    let path = path_for(config_dir, twin_uuid);
+    if path.is_dir() {
+        // Docker creates a directory when it bind-mounts a missing file.
+        fs::remove_dir_all(&path)?;
+    }
+    let mut value = twin.clone();
+    if let Ok(text) = fs::read_to_string(&path)
+        && let Ok(mut existing) = serde_json::from_str::<Value>(&text)
+    {
+        deep_merge(&mut existing, twin);
+        value = existing;
+    }
+    let mut text = serde_json::to_string_pretty(&value).map_err(io::Error::other)?;
+    text.push('\n');
+    if path.is_file() {
+        rewrite_in_place(&path, text.as_bytes())?;
+    } else {
+        crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644)?;
+    }
+    Ok(path)
+}
+
+/// Overwrites the file's bytes without replacing the inode: first proves the bytes fit on disk
+/// (temp file + fsync), then writes, truncates and fsyncs the original.
+fn rewrite_in_place(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let probe = dir.join(format!(
+        ".{}.probe",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    {
+        let mut f = fs::File::create(&probe)?;
+        let r = f.write_all(data).and_then(|_| f.sync_all());
+        let _ = fs::remove_file(&probe);
+        r?;
+    }
+    let mut f = OpenOptions::new().write(true).open(path)?;
+    f.seek(SeekFrom::Start(0))?;
+    f.write_all(data)?;
+    f.set_len(data.len() as u64)?;
+    f.sync_all()?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn merge_rules() {
+        let mut a = json!({"name": "old", "metadata": {"local": 1, "x": {"y": 1}}, "list": [1, 2]});
+        deep_merge(
+            &mut a,
+            &json!({"name": "new", "metadata": {"x": {"z": 2}}, "list": [3]}),
+        );
+        assert_eq!(
+            a,
+            json!({"name": "new", "metadata": {"local": 1, "x": {"y": 1, "z": 2}}, "list": [3]})
+        );
+    }
+
+    #[test]
+    fn rewrite_keeps_inode_and_local_keys() {
+        let d = tempfile::tempdir().unwrap();
+        let t = "11111111-2222-4333-8444-555555555555";
+        let p = write(
+            d.path(),
+            t,
+            &json!({"uuid": t, "name": "a long name to shrink later", "metadata": {"k": 1}}),
+        )
+        .unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o644);
+        let inode = fs::metadata(&p).unwrap().ino();
+        let mut v: Value = serde_json::from_str(&fs::read_to_string(&p).unwrap()).unwrap();
+        v["local_only"] = json!(true);
+        fs::write(&p, v.to_string()).unwrap();
+        write(
+            d.path(),
+            t,
+            &json!({"uuid": t, "name": "b", "metadata": {"k": 2}}),
+        )
+        .unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().ino(), inode);
+        let v: Value = serde_json::from_str(&fs::read_to_string(&p).unwrap()).unwrap();
+        assert_eq!(v["name"], json!("b"));
+        assert_eq!(v["metadata"]["k"], json!(2));
+        assert_eq!(v["local_only"], json!(true));
+        // a directory left by a bind mount of a missing file is replaced
+        let t2 = "22222222-2222-4333-8444-555555555555";
+        fs::create_dir(path_for(d.path(), t2)).unwrap();
+        write(d.path(), t2, &json!({"uuid": t2})).unwrap();
+        assert!(path_for(d.path(), t2).is_file());
+    }
+}
