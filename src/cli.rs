@@ -23,7 +23,11 @@ pub enum EdgeCoreCommand {
 /// Run the edge daemon (the default).
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "run")]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// run the drivers of a local JSON manifest of twins, with no backend and no broker
+    #[argh(option)]
+    pub local: Option<std::path::PathBuf>,
+}
 
 /// Report this device's state; exit 0 healthy, 1 degraded, 2 not configured or not running.
 #[derive(FromArgs, Debug)]

@@ -5,6 +5,7 @@
 //! link), `health` (host figures and `edge_health`), `edge` (the daemon: boot, supervisor),
 //! `control` (local socket API and `status`), `systemd` (notify protocol).
 
+pub mod alerts;
 pub mod backend;
 pub mod backoff;
 pub mod cli;

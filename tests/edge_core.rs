@@ -555,7 +555,7 @@ fn outbox_holds_newest_messages_while_broker_is_down_and_counts_drops() {
     let user = cyberwave_edge::mqtt::username_for_token(TOKEN);
     let mut broker = Broker::start_persistent(&[(user.as_str(), TOKEN)]);
     // A durable third-party session that will be offline while the daemon publishes.
-    drop(broker.subscribe_as("devcyberwave/twin/+/edge_health", "durable-observer", true));
+    drop(broker.subscribe_as("devcyberwave/twin/#", "durable-observer", true));
     broker.stop();
     let mut dir = EdgeDir::standard(&backend.url(), broker.port);
     dir.set_env("CYBERWAVE_EDGE_HEALTH_PUBLISH_INTERVAL_SECONDS", "1");
@@ -577,7 +577,7 @@ fn outbox_holds_newest_messages_while_broker_is_down_and_counts_drops() {
     assert_eq!(s["mqtt"]["connected"], json!(true), "{s}\n{}", d.log());
     let reconnected_at = s["mqtt"]["connected_since"].as_f64().unwrap();
     std::thread::sleep(SEC);
-    let sub = broker.subscribe_as("devcyberwave/twin/+/edge_health", "durable-observer", true);
+    let sub = broker.subscribe_as("devcyberwave/twin/#", "durable-observer", true);
     let got = sub.collect(3 * SEC);
     let held: Vec<f64> = got
         .iter()

@@ -321,6 +321,37 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// `POST /api/v1/alerts`.
+    pub fn create_alert(&self, body: &Value) -> Result<Value, BackendError> {
+        self.once("POST", "/api/v1/alerts", Some(body))
+    }
+
+    /// `GET /api/v1/alerts?twin_uuid=…&limit=100&status=active`.
+    pub fn active_alerts(&self, twin_uuid: &str) -> Result<Vec<Value>, BackendError> {
+        let path = format!("/api/v1/alerts?twin_uuid={twin_uuid}&limit=100&status=active");
+        match self.get(&path)? {
+            Value::Array(items) => Ok(items),
+            Value::Object(m) => Ok(m
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// `POST /api/v1/alerts/{uuid}/resolve`.
+    pub fn resolve_alert(&self, uuid: &str) -> Result<(), BackendError> {
+        self.once(
+            "POST",
+            &format!("/api/v1/alerts/{uuid}/resolve"),
+            Some(&json!({})),
+        )
+        .map(|_| ())
+    }
+}
+
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "nothing",

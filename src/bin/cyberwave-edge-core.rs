@@ -22,13 +22,23 @@ fn main() -> ExitCode {
         Some(EdgeCoreCommand::Status(s)) => {
             ExitCode::from(cyberwave_edge::control::status::run(s.json) as u8)
         }
-        Some(EdgeCoreCommand::Run(_)) | None => match cyberwave_edge::edge::run() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                // Plain stderr: the logger is not up yet when the settings are bad.
-                let _ = writeln!(std::io::stderr(), "cyberwave-edge-core: {e}");
-                ExitCode::from(e.exit_code() as u8)
-            }
-        },
+        command @ (Some(EdgeCoreCommand::Run(_)) | None) => {
+            let local_manifest = match command {
+                Some(EdgeCoreCommand::Run(r)) => r.local,
+                _ => None,
+            };
+            daemon(cyberwave_edge::edge::RunOptions { local_manifest })
+        }
+    }
+}
+
+fn daemon(opts: cyberwave_edge::edge::RunOptions) -> ExitCode {
+    match cyberwave_edge::edge::run(opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Plain stderr: the logger is not up yet when the settings are bad.
+            let _ = writeln!(std::io::stderr(), "cyberwave-edge-core: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
     }
 }

@@ -4,13 +4,36 @@ use std::collections::{BTreeMap, HashMap};
 /// non-empty) first, then `credentials.json` → `envs`. The Python original copied `envs` into
 /// its own process environment at import; we never mutate ours (unsound with threads) and
 /// layer the two instead.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct EnvLayer {
     process: HashMap<String, String>,
     credentials: BTreeMap<String, String>,
 }
 
+impl std::fmt::Debug for EnvLayer {
+    /// Names only: values can be secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut keys: Vec<&String> = self.process.keys().chain(self.credentials.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        f.debug_struct("EnvLayer").field("names", &keys).finish()
+    }
+}
+
 impl EnvLayer {
+    /// Every non-empty variable whose name starts with `prefix`, process env winning.
+    pub fn with_prefix(&self, prefix: &str) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        for k in self.credentials.keys().chain(self.process.keys()) {
+            if k.starts_with(prefix)
+                && let Some(v) = self.get(k)
+            {
+                out.insert(k.clone(), v);
+            }
+        }
+        out
+    }
+
     pub fn new(process: HashMap<String, String>, credentials: BTreeMap<String, String>) -> Self {
         Self {
             process,

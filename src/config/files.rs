@@ -95,6 +95,8 @@ pub struct Credentials {
     /// Runtime env defaults, layered under the process environment.
     pub envs: BTreeMap<String, String>,
     pub workspace_uuid: Option<String>,
+    /// `driver_overrides`: twin uuid → image (single-container drivers).
+    pub driver_overrides: BTreeMap<String, String>,
     /// Entries we skipped, for a warning each (non-string `envs` values and the like).
     pub warnings: Vec<String>,
 }
@@ -132,6 +134,19 @@ impl Credentials {
                 && !s.trim().is_empty()
             {
                 creds.envs.insert(k.clone(), s.trim().to_string());
+            }
+        }
+        if let Some(Value::Object(o)) = map.get("driver_overrides") {
+            for (twin, image) in o {
+                match (parse_uuid(twin), image.as_str()) {
+                    (Some(t), Some(i)) if !i.trim().is_empty() => {
+                        creds.driver_overrides.insert(t, i.trim().to_string());
+                    }
+                    _ => creds.warnings.push(format!(
+                        "{}: driver_overrides.{twin} ignored: expected a twin UUID and an image",
+                        path.display()
+                    )),
+                }
             }
         }
         match map.get("envs") {

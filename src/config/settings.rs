@@ -121,6 +121,10 @@ pub struct Settings {
     /// Messages held while the broker is unreachable; the oldest are dropped beyond this.
     pub mqtt_outbox: usize,
     pub credentials_envs: std::collections::BTreeMap<String, String>,
+    /// The layered environment, for knobs read by later stages (drivers).
+    pub env: EnvLayer,
+    /// credentials.json `driver_overrides`: twin uuid → image.
+    pub driver_overrides: std::collections::BTreeMap<String, String>,
 }
 
 impl Settings {
@@ -131,9 +135,32 @@ impl Settings {
         config_dir_overridden: bool,
         process: &EnvLayer,
     ) -> Result<(Self, Vec<String>), SettingsError> {
+        Self::load_with(config_dir, config_dir_overridden, process, true)
+    }
+
+    /// Local mode (`run --local`): no backend, so `credentials.json` is optional; a present but
+    /// broken file is still an error.
+    pub fn load_local(
+        config_dir: PathBuf,
+        config_dir_overridden: bool,
+        process: &EnvLayer,
+    ) -> Result<(Self, Vec<String>), SettingsError> {
+        Self::load_with(config_dir, config_dir_overridden, process, false)
+    }
+
+    fn load_with(
+        config_dir: PathBuf,
+        config_dir_overridden: bool,
+        process: &EnvLayer,
+        require_token: bool,
+    ) -> Result<(Self, Vec<String>), SettingsError> {
         let cred_path = config_dir.join(super::CREDENTIALS_FILE);
         let creds = match Credentials::load(&cred_path) {
             Ok(c) => c,
+            Err(FileError {
+                problem: FileProblem::Missing,
+                ..
+            }) if !require_token => Credentials::default(),
             Err(FileError {
                 path,
                 problem: FileProblem::Missing,
@@ -145,11 +172,15 @@ impl Settings {
             }
             Err(e) => return Err(SettingsError::File(e)),
         };
-        let Some(token) = creds.token.clone() else {
-            return Err(SettingsError::NotConfigured {
-                path: cred_path,
-                problem: FileProblem::Invalid("no token".into()),
-            });
+        let token = match creds.token.clone() {
+            Some(t) => t,
+            None if !require_token => String::new(),
+            None => {
+                return Err(SettingsError::NotConfigured {
+                    path: cred_path,
+                    problem: FileProblem::Invalid("no token".into()),
+                });
+            }
         };
         let mut warnings = creds.warnings.clone();
         let env = process.clone().with_credentials(creds.envs.clone());
@@ -251,6 +282,8 @@ impl Settings {
                     .unwrap_or_else(|| "docker".into()),
                 mqtt_outbox,
                 credentials_envs: creds.envs,
+                env,
+                driver_overrides: creds.driver_overrides,
                 config_dir,
                 config_dir_overridden,
             },

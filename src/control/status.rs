@@ -379,6 +379,13 @@ pub fn run(as_json: bool) -> i32 {
     code
 }
 
+/// Seconds since the epoch of a `SystemTime` (status timestamps).
+pub fn epoch_of(t: std::time::SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

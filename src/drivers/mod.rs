@@ -3,6 +3,8 @@
 
 pub mod flap;
 pub mod image;
+pub mod launch;
+pub mod logs;
 pub mod profile;
 pub mod spec;
 pub mod twin_file;

@@ -4,9 +4,12 @@
 mod backend_job;
 pub mod commands;
 pub mod desired;
+pub mod drivers;
+pub mod manifest;
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,9 +21,11 @@ use signal_hook::iterator::Signals;
 use self::backend_job::{BackendEvent, JobConfig, JobCtl};
 use self::commands::{Dedupe, EdgeCommand};
 use self::desired::{DesiredState, Source};
+use self::drivers::{DriverTuning, Drivers};
 use crate::backend::{Backend, linked_twins_broad, linked_twins_strict};
 use crate::config::{self, EnvLayer, EnvironmentFile, Settings, SettingsError};
 use crate::control::{self, ControlRequest, Request};
+use crate::drivers::{HostPlatform, LaunchContext, ZenohEnv, plan_twins};
 use crate::health::{HealthConfig, HealthPublisher};
 use crate::mqtt::{Link, LinkEvent, MqttHandle, topics};
 use crate::systemd::Notifier;
@@ -107,6 +112,9 @@ struct State {
     last_command: Option<Value>,
     health: Option<HealthPublisher>,
     errors: VecDeque<(SystemTime, String)>,
+    drivers: Drivers,
+    /// `run --local`: no backend, no broker.
+    local: bool,
 }
 
 impl State {
@@ -139,14 +147,39 @@ impl State {
                 Source::Cache => "cache",
             }
         );
+        let linked = if self.local {
+            state
+                .twins
+                .iter()
+                .filter_map(|t| {
+                    t.get("uuid")
+                        .and_then(Value::as_str)
+                        .and_then(config::parse_uuid)
+                })
+                .collect()
+        } else {
+            strict
+        };
+        let plans = plan_twins(&state.twins, &state.assets, &linked, &self.drivers.ctx);
+        self.drivers.set_plans(plans);
         self.linked_broad = broad;
         self.desired = Some(state);
         self.ensure_health();
     }
 
+    /// The bootstrap publisher only bridges the time until drivers publish their own health.
+    fn stop_health_once_drivers_run(&mut self) {
+        if self.drivers.any_running()
+            && let Some(h) = self.health.take()
+        {
+            log::info!("a driver is running: stopping the bootstrap edge_health publisher");
+            h.stop();
+        }
+    }
+
     /// Starts the bootstrap health publisher for the linked twins (or updates its twin set).
     fn ensure_health(&mut self) {
-        if self.linked_broad.is_empty() {
+        if self.linked_broad.is_empty() || self.local || self.drivers.any_running() {
             return;
         }
         match &self.health {
@@ -251,6 +284,8 @@ impl State {
                 "source": self.desired.as_ref().map(|d| match d.source { Source::Backend => "backend", Source::Cache => "cache" }),
                 "fetched_at": self.desired.as_ref().map(|d| d.fetched_at),
             },
+            "mode": if self.local { "local" } else { "cloud" },
+            "drivers": self.drivers.snapshot(),
             "health_publisher": {
                 "running": self.health.is_some(),
                 "interval_seconds": self.settings.health_interval.as_secs_f64(),
@@ -321,12 +356,21 @@ fn protect_from_oom() {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns Ok on a clean shutdown.
-pub fn run() -> Result<(), DaemonError> {
+/// How the daemon gets its desired state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunOptions {
+    /// `run --local FILE`: a manifest of twins instead of the backend and broker.
+    pub local_manifest: Option<PathBuf>,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Returns Ok on a clean shutdown.
+pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     // Files we create without an explicit mode are private (the original's umask 077).
     unsafe { libc::umask(0o077) };
+    let local = opts.local_manifest.is_some();
     let env = EnvLayer::from_process();
     let (config_dir, overridden) = config::resolve_config_dir(&|k| env.process(k));
-    if !overridden {
+    if !overridden && !local {
         match config::migrate_legacy(&config_dir, std::path::Path::new(config::LEGACY_CONFIG_DIR)) {
             Ok(0) => {}
             Ok(n) => log::info!(
@@ -340,24 +384,50 @@ pub fn run() -> Result<(), DaemonError> {
             ),
         }
     }
-    let (settings, warnings) =
-        Settings::load(config_dir, overridden, &env).map_err(DaemonError::Settings)?;
+    let (settings, warnings) = if local {
+        crate::fsutil::ensure_dir(&config_dir, 0o700).map_err(|e| {
+            DaemonError::Startup(format!("config dir {}: {e}", config_dir.display()))
+        })?;
+        Settings::load_local(config_dir, overridden, &env)
+    } else {
+        Settings::load(config_dir, overridden, &env)
+    }
+    .map_err(DaemonError::Settings)?;
     crate::logging::init(&settings.log_level);
     for w in &warnings {
         log::warn!("{w}");
     }
     protect_from_oom();
-    for sub in ["workers", "models"] {
+    for sub in ["workers", "models", "run"] {
         let _ = crate::fsutil::ensure_dir(&settings.config_dir.join(sub), 0o700);
     }
-    log::info!(
-        "cyberwave-edge-core {} starting: config dir {}, backend {}, environment {}, token {}",
-        crate::VERSION,
-        settings.config_dir.display(),
-        settings.base_url,
-        settings.environment,
-        settings.token
-    );
+    // Local mode reads its twins before anything starts, so a bad manifest fails fast.
+    let manifest = match &opts.local_manifest {
+        Some(path) => {
+            Some(manifest::load(path).map_err(|e| DaemonError::Settings(SettingsError::File(e)))?)
+        }
+        None => None,
+    };
+    if local {
+        log::info!(
+            "cyberwave-edge-core {} starting in local mode: manifest {}, config dir {} (no backend, no broker)",
+            crate::VERSION,
+            opts.local_manifest
+                .as_deref()
+                .unwrap_or(std::path::Path::new("-"))
+                .display(),
+            settings.config_dir.display()
+        );
+    } else {
+        log::info!(
+            "cyberwave-edge-core {} starting: config dir {}, backend {}, environment {}, token {}",
+            crate::VERSION,
+            settings.config_dir.display(),
+            settings.base_url,
+            settings.environment,
+            settings.token
+        );
+    }
 
     let fingerprint = config::fingerprint::load_or_create(
         &settings.config_dir,
@@ -366,7 +436,14 @@ pub fn run() -> Result<(), DaemonError> {
     .map_err(|e| DaemonError::Startup(format!("edge fingerprint unavailable: {e}")))?;
     log::info!("edge fingerprint {fingerprint}");
 
-    let environment = load_environment(&settings);
+    let environment = match &manifest {
+        Some(m) => Ok(EnvironmentFile {
+            uuid: Some(m.environment_uuid.clone()),
+            name: Some("local".into()),
+            twin_uuids: None,
+        }),
+        None => load_environment(&settings),
+    };
     if let Err(e) = &environment {
         log::error!(
             "{e}; this edge runs without a linked environment until the file is fixed (then send SIGHUP)"
@@ -378,10 +455,38 @@ pub fn run() -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::Startup(e.to_string()))?;
     let signals = spawn_signals()?;
     let (link_tx, link_rx) = unbounded::<LinkEvent>();
-    let link = start_link(&settings, &link_tx)?;
-    let mqtt = link.handle();
+    let (link, mqtt) = if local {
+        (None, MqttHandle::detached(&settings.mqtt.topic_prefix))
+    } else {
+        let link = start_link(&settings, &link_tx)?;
+        let h = link.handle();
+        (Some(link), h)
+    };
 
-    // Offline first: what did the backend say last time?
+    // Alerts: a durable outbox delivered by its own thread (none in local mode).
+    let environment_uuid = environment.as_ref().ok().and_then(|e| e.uuid.clone());
+    let alert_tx = if local {
+        None
+    } else {
+        let (tx, rx) = unbounded();
+        let backend = Backend::new(&settings);
+        let dir = settings.config_dir.clone();
+        thread::Builder::new()
+            .name("alerts".into())
+            .spawn(move || crate::alerts::run(dir, backend, rx))
+            .map_err(|e| DaemonError::Startup(format!("cannot start the alerts thread: {e}")))?;
+        Some(tx)
+    };
+    let alerts =
+        crate::alerts::AlertSink::new(alert_tx, environment_uuid, settings.workspace_id.clone());
+    let (drivers, driver_rx) = Drivers::start(
+        crate::docker::Docker::new(&settings.docker_bin),
+        launch_context(&settings),
+        driver_tuning(&settings),
+        (!local).then(|| mqtt.clone()),
+        alerts,
+    );
+
     let mut state = State {
         started: Instant::now(),
         started_at: SystemTime::now(),
@@ -396,16 +501,21 @@ pub fn run() -> Result<(), DaemonError> {
         desired: None,
         linked_broad: Vec::new(),
         mqtt,
-        link: Some(link),
+        link,
         command_topic: None,
         dedupe: Dedupe::new(1024),
         commands_received: 0,
         last_command: None,
         health: None,
         errors: VecDeque::new(),
+        drivers,
+        local,
         settings,
     };
-    if let Some(env_uuid) = state.environment_uuid() {
+    if let Some(m) = manifest {
+        state.apply_desired(m.into_desired());
+    } else if let Some(env_uuid) = state.environment_uuid() {
+        // Offline first: what did the backend say last time?
         match desired::load(&state.settings.config_dir, &env_uuid) {
             Ok(Some(cached)) => state.apply_desired(cached),
             Ok(None) => {}
@@ -415,24 +525,29 @@ pub fn run() -> Result<(), DaemonError> {
             }
         }
     }
-    if let Some(uuid) = read_edge_json_uuid(&state.settings.config_dir) {
+    if !local && let Some(uuid) = read_edge_json_uuid(&state.settings.config_dir) {
         state.set_edge_uuid(uuid);
     }
 
     let (job_tx, job_rx) = unbounded::<BackendEvent>();
     let (jobctl_tx, jobctl_rx) = unbounded::<JobCtl>();
-    let job_cfg = JobConfig {
-        backend: Backend::new(&state.settings),
-        fingerprint,
-        environment_uuid: state.environment_uuid(),
-        config_dir: state.settings.config_dir.clone(),
-        battery_wh: state.settings.battery_wh,
-        watchdog_layers: watchdog_layers(),
-    };
-    thread::Builder::new()
-        .name("backend-jobs".into())
-        .spawn(move || backend_job::run(job_cfg, job_tx, jobctl_rx))
-        .map_err(|e| DaemonError::Startup(format!("cannot start the backend thread: {e}")))?;
+    if !local {
+        let job_cfg = JobConfig {
+            backend: Backend::new(&state.settings),
+            fingerprint,
+            environment_uuid: state.environment_uuid(),
+            config_dir: state.settings.config_dir.clone(),
+            battery_wh: state.settings.battery_wh,
+            watchdog_layers: watchdog_layers(),
+        };
+        thread::Builder::new()
+            .name("backend-jobs".into())
+            .spawn(move || backend_job::run(job_cfg, job_tx, jobctl_rx))
+            .map_err(|e| DaemonError::Startup(format!("cannot start the backend thread: {e}")))?;
+    } else {
+        drop(jobctl_rx);
+        drop(job_tx);
+    }
 
     let notifier = Notifier::from_env();
     notifier.ready();
@@ -444,10 +559,11 @@ pub fn run() -> Result<(), DaemonError> {
         select! {
             recv(signals) -> sig => match sig {
                 Ok(Signal::Shutdown(n)) => {
-                    log::info!("signal {n}: shutting down");
+                    log::info!("signal {n}: shutting down (driver containers keep running)");
                     break Ok(());
                 }
-                Ok(Signal::Reload) => reload(&mut state, &link_tx, &jobctl_tx),
+                Ok(Signal::Reload) if !local => reload(&mut state, &link_tx, &jobctl_tx),
+                Ok(Signal::Reload) => log::info!("SIGHUP: nothing to reload in local mode"),
                 Err(_) => break Err(DaemonError::Startup("signal thread ended".into())),
             },
             recv(job_rx) -> ev => {
@@ -462,6 +578,12 @@ pub fn run() -> Result<(), DaemonError> {
                     on_link(&mut state, ev, &jobctl_tx);
                 }
             },
+            recv(driver_rx) -> ev => {
+                if let Ok(ev) = ev {
+                    state.drivers.on_event(ev);
+                    state.stop_health_once_drivers_run();
+                }
+            },
             recv(control_rx) -> req => {
                 if let Ok(req) = req {
                     match req.request {
@@ -471,11 +593,13 @@ pub fn run() -> Result<(), DaemonError> {
             },
             recv(ticker) -> _ => {
                 notifier.watchdog();
+                state.drivers.tick();
             },
         }
     };
 
     notifier.stopping();
+    state.drivers.shutdown();
     if let Some(h) = state.health.take() {
         h.stop();
     }
@@ -484,6 +608,83 @@ pub fn run() -> Result<(), DaemonError> {
     }
     log::info!("edge core stopped");
     outcome
+}
+
+/// Driver-shaping facts from the settings (reference §5.8, §9.1, §11.3).
+pub fn launch_context(s: &Settings) -> LaunchContext {
+    let env = &s.env;
+    let truthy = |k: &str| env.get(k).is_some_and(|v| crate::mqtt::truthy(&v));
+    let log_max_size = match env.get("CYBERWAVE_DOCKER_LOG_MAX_SIZE") {
+        Some(v) if v.eq_ignore_ascii_case("off") => None,
+        Some(v) => Some(v),
+        None => Some("10m".into()),
+    };
+    let mut forwarded = env.with_prefix("CYBERWAVE_");
+    // Never forward where the edge keeps its own files or which docker it uses.
+    forwarded.remove("CYBERWAVE_EDGE_CONFIG_DIR");
+    forwarded.remove("CYBERWAVE_EDGE_CONTROL_SOCKET");
+    LaunchContext {
+        config_dir: s.config_dir.clone(),
+        host: HostPlatform::detect(env.get("CYBERWAVE_PLATFORM_VARIANT").as_deref()),
+        environment: s.environment.clone(),
+        base_url: s.base_url.clone(),
+        mqtt_host_var: env.get("CYBERWAVE_MQTT_HOST"),
+        mqtt_port_var: env.get("CYBERWAVE_MQTT_PORT"),
+        mqtt_port: s.mqtt.port,
+        log_level: env.get("CYBERWAVE_EDGE_LOG_LEVEL"),
+        forwarded,
+        zenoh: ZenohEnv {
+            backend: env
+                .get("CYBERWAVE_DATA_BACKEND")
+                .unwrap_or_else(|| "zenoh".into()),
+            shared_memory: truthy("ZENOH_SHARED_MEMORY"),
+            mode: env.get("ZENOH_MODE").map(|m| m.to_lowercase()),
+            connect: env.get("ZENOH_CONNECT"),
+        },
+        log_max_size,
+        log_max_file: env
+            .get("CYBERWAVE_DOCKER_LOG_MAX_FILE")
+            .unwrap_or_else(|| "3".into()),
+        nvidia_default_runtime: false,
+        driver_overrides: s.driver_overrides.clone(),
+        token: s.token.clone(),
+    }
+}
+
+/// Restart-loop, revival, probe and log knobs, bad values replaced by defaults (logged).
+pub fn driver_tuning(s: &Settings) -> DriverTuning {
+    let env = &s.env;
+    let mut warnings = Vec::new();
+    let mut num = |k: &str, default: f64, min: f64| {
+        crate::mqtt::parse_or_warn(env, k, default, min, &mut warnings)
+    };
+    let threshold = num("CYBERWAVE_DRIVER_RESTART_LOOP_THRESHOLD", 4.0, 1.0) as usize;
+    let window = num("CYBERWAVE_DRIVER_RESTART_LOOP_WINDOW_SECONDS", 60.0, 1.0);
+    let removed = env
+        .get("CYBERWAVE_DRIVER_REMOVED_REVIVAL_SECONDS")
+        .map(|v| v.parse::<f64>().unwrap_or(300.0))
+        .unwrap_or(300.0);
+    let probe = num("CYBERWAVE_DRIVER_STARTUP_PROBE_SECONDS", 120.0, 1.0);
+    let retry_base = num("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", 10.0, 0.1);
+    let tail = num("CYBERWAVE_DRIVER_LOG_COLD_START_TAIL", 500.0, 0.0) as u64;
+    let rate = num("CYBERWAVE_DRIVER_LOG_LINES_PER_SECOND", 20.0, 0.1);
+    for w in warnings {
+        log::warn!("{w}");
+    }
+    DriverTuning {
+        restart_loop_threshold: threshold,
+        restart_loop_window: Duration::from_secs_f64(window),
+        removed_revival: (removed > 0.0).then(|| Duration::from_secs_f64(removed)),
+        probe: Duration::from_secs_f64(probe),
+        retry_base: Duration::from_secs_f64(retry_base),
+        retry_cap: Duration::from_secs(300),
+        rearm_after: Duration::from_secs_f64((window * 10.0).max(600.0)),
+        log_tail: tail,
+        log_lines_per_second: rate,
+        troubleshooting_url: env
+            .get("CYBERWAVE_DRIVER_TROUBLESHOOTING_URL")
+            .unwrap_or_else(|| "https://docs.cyberwave.com".into()),
+    }
 }
 
 fn read_edge_json_uuid(dir: &std::path::Path) -> Option<String> {
@@ -633,6 +834,7 @@ fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Sender<JobCtl
         match start_link(&settings, link_tx) {
             Ok(link) => {
                 state.mqtt = link.handle();
+                state.drivers.set_mqtt(Some(link.handle()));
                 state.link = Some(link);
                 if let Some(h) = state.health.take() {
                     h.stop();
@@ -649,7 +851,13 @@ fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Sender<JobCtl
     if let Err(e) = &state.environment {
         log::error!("{e}");
     }
+    let nvidia = state.drivers.ctx.nvidia_default_runtime;
+    state.drivers.ctx = launch_context(&settings);
+    state.drivers.ctx.nvidia_default_runtime = nvidia;
     state.settings = settings;
+    if let Some(d) = state.desired.clone() {
+        state.apply_desired(d);
+    }
     state.ensure_health();
     let _ = jobctl.send(JobCtl::Reload {
         backend: Box::new(Backend::new(&state.settings)),

@@ -174,6 +174,20 @@ impl MqttHandle {
     }
 }
 
+impl MqttHandle {
+    /// A handle with no broker behind it (local mode): publishes are counted as dropped.
+    pub fn detached(prefix: &str) -> Self {
+        let (tx, _rx) = bounded(1);
+        MqttHandle {
+            tx,
+            stats: Arc::new(LinkStats::default()),
+            session_id: new_client_id().into(),
+            prefix: prefix.into(),
+            max_payload: 0,
+        }
+    }
+}
+
 /// A running link: the rumqttc connection thread and the outbox pump.
 pub struct Link {
     handle: MqttHandle,

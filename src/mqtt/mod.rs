@@ -5,9 +5,9 @@ mod config;
 mod link;
 pub mod topics;
 
-pub(crate) use config::parse_or_warn;
 pub use config::{
     BrokerConfig, DEFAULT_MQTT_HOST, DEFAULT_MQTT_PORT, broker_credentials, is_local_host,
     topic_prefix, url_host, username_for_token,
 };
+pub(crate) use config::{parse_or_warn, truthy};
 pub use link::{Link, LinkError, LinkEvent, LinkStats, MqttHandle, new_client_id, probe};

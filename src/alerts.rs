@@ -1,0 +1,338 @@
+//! Alerts through the REST API (reference §2.2, §2.5) via a durable outbox in the config dir:
+//! an alert raised while offline is delivered once when the backend returns. Operations are
+//! appended to `alerts-outbox.json` (atomically) and removed only after the backend accepted
+//! them; a create whose dedupe key is already pending is not queued twice.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde_json::{Value, json};
+
+use crate::backend::{Backend, BackendError};
+use crate::backoff::Backoff;
+
+pub const OUTBOX_FILE: &str = "alerts-outbox.json";
+
+/// One alert operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertOp {
+    /// `POST /api/v1/alerts` with `body`; `key` de-duplicates pending creates.
+    Create { key: String, body: Value },
+    /// Resolve every active alert of `alert_type` on `twin_uuid`.
+    ResolveType {
+        twin_uuid: String,
+        alert_type: String,
+    },
+}
+
+impl AlertOp {
+    fn to_json(&self) -> Value {
+        match self {
+            AlertOp::Create { key, body } => json!({"op": "create", "key": key, "body": body}),
+            AlertOp::ResolveType {
+                twin_uuid,
+                alert_type,
+            } => {
+                json!({"op": "resolve_type", "twin_uuid": twin_uuid, "alert_type": alert_type})
+            }
+        }
+    }
+
+    fn from_json(v: &Value) -> Option<Self> {
+        match v.get("op")?.as_str()? {
+            "create" => Some(AlertOp::Create {
+                key: v.get("key")?.as_str()?.to_string(),
+                body: v.get("body")?.clone(),
+            }),
+            "resolve_type" => Some(AlertOp::ResolveType {
+                twin_uuid: v.get("twin_uuid")?.as_str()?.to_string(),
+                alert_type: v.get("alert_type")?.as_str()?.to_string(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// One alert as the edge raises it (reference §2.5).
+#[derive(Debug, Clone)]
+pub struct Alert<'a> {
+    pub alert_type: &'a str,
+    /// The alert's title (`name` in the API).
+    pub name: &'a str,
+    pub description: &'a str,
+    /// `info`, `warning`, `error` or `critical`.
+    pub severity: &'a str,
+    pub twin_uuid: &'a str,
+    pub metadata: Option<Value>,
+}
+
+/// The body of `POST /api/v1/alerts` for an edge alert.
+pub fn alert_body(
+    a: &Alert,
+    environment_uuid: Option<&str>,
+    workspace_uuid: Option<&str>,
+) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert("name".into(), json!(a.name));
+    m.insert("description".into(), json!(a.description));
+    m.insert("alert_type".into(), json!(a.alert_type));
+    m.insert("severity".into(), json!(a.severity));
+    m.insert("source_type".into(), json!("edge"));
+    m.insert("category".into(), json!("technical"));
+    m.insert("twin_uuid".into(), json!(a.twin_uuid));
+    if let Some(e) = environment_uuid {
+        m.insert("environment_uuid".into(), json!(e));
+    }
+    if let Some(w) = workspace_uuid {
+        m.insert("workspace_uuid".into(), json!(w));
+    }
+    if let Some(md) = &a.metadata {
+        m.insert("metadata".into(), md.clone());
+    }
+    Value::Object(m)
+}
+
+/// The pending operations on disk.
+pub struct Outbox {
+    path: PathBuf,
+    pending: Vec<AlertOp>,
+}
+
+impl Outbox {
+    pub fn open(config_dir: &Path) -> Self {
+        let path = config_dir.join(OUTBOX_FILE);
+        let pending = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v.get("pending").and_then(Value::as_array).cloned())
+            .map(|items| items.iter().filter_map(AlertOp::from_json).collect())
+            .unwrap_or_default();
+        Outbox { path, pending }
+    }
+
+    pub fn pending(&self) -> &[AlertOp] {
+        &self.pending
+    }
+
+    fn save(&self) {
+        let v = json!({"pending": self.pending.iter().map(AlertOp::to_json).collect::<Vec<_>>()});
+        if let Err(e) = crate::fsutil::write_json_atomic(&self.path, &v, 0o600) {
+            log::error!("cannot write {}: {e}", self.path.display());
+        }
+    }
+
+    /// Queues `op` (unless an identical create key is pending) and persists.
+    pub fn push(&mut self, op: AlertOp) {
+        if let AlertOp::Create { key, .. } = &op
+            && self
+                .pending
+                .iter()
+                .any(|p| matches!(p, AlertOp::Create { key: k, .. } if k == key))
+        {
+            return;
+        }
+        self.pending.push(op);
+        self.save();
+    }
+
+    fn pop_front(&mut self) {
+        if !self.pending.is_empty() {
+            self.pending.remove(0);
+            self.save();
+        }
+    }
+}
+
+fn deliver(backend: &Backend, op: &AlertOp) -> Result<(), BackendError> {
+    match op {
+        AlertOp::Create { body, .. } => backend.create_alert(body).map(|_| ()),
+        AlertOp::ResolveType {
+            twin_uuid,
+            alert_type,
+        } => {
+            let active = match backend.active_alerts(twin_uuid) {
+                Ok(a) => a,
+                Err(BackendError::NotFound { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            for a in active {
+                if a.get("alert_type").and_then(Value::as_str) == Some(alert_type)
+                    && let Some(uuid) = a.get("uuid").and_then(Value::as_str)
+                {
+                    match backend.resolve_alert(uuid) {
+                        Ok(()) | Err(BackendError::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The `alerts` thread: delivers the outbox in order, retrying with backoff while offline.
+pub fn run(config_dir: PathBuf, backend: Backend, rx: Receiver<AlertOp>) {
+    let mut outbox = Outbox::open(&config_dir);
+    let mut backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(60));
+    let mut wait: Option<Duration> = if outbox.pending().is_empty() {
+        None
+    } else {
+        Some(Duration::ZERO)
+    };
+    loop {
+        let msg = match wait {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(d) => rx.recv_timeout(d),
+        };
+        match msg {
+            Ok(op) => {
+                outbox.push(op);
+                // drain whatever else is queued before talking to the backend
+                while let Ok(op) = rx.try_recv() {
+                    outbox.push(op);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        while let Some(op) = outbox.pending().first().cloned() {
+            match deliver(&backend, &op) {
+                Ok(()) => {
+                    outbox.pop_front();
+                    backoff.reset();
+                }
+                Err(e) if e.is_transient() => {
+                    log::debug!("alert delivery deferred: {e}");
+                    break;
+                }
+                Err(e) => {
+                    // The backend refuses this one for good (bad request, auth): drop it loudly.
+                    log::error!("alert dropped: {e}");
+                    outbox.pop_front();
+                }
+            }
+        }
+        wait = if outbox.pending().is_empty() {
+            None
+        } else {
+            Some(backoff.next_delay())
+        };
+    }
+}
+
+/// Where the daemon sends alert operations: the outbox thread, or nowhere in local mode.
+#[derive(Clone)]
+pub struct AlertSink {
+    tx: Option<Sender<AlertOp>>,
+    pub environment_uuid: Option<String>,
+    pub workspace_uuid: Option<String>,
+}
+
+impl AlertSink {
+    pub fn new(
+        tx: Option<Sender<AlertOp>>,
+        environment_uuid: Option<String>,
+        workspace_uuid: Option<String>,
+    ) -> Self {
+        AlertSink {
+            tx,
+            environment_uuid,
+            workspace_uuid,
+        }
+    }
+
+    /// Queues an alert; `key` de-duplicates it while it waits for the backend.
+    pub fn raise(&self, key: &str, alert: Alert) {
+        log::warn!(
+            "alert {} on twin {}: {}: {}",
+            alert.alert_type,
+            alert.twin_uuid,
+            alert.name,
+            alert.description
+        );
+        if let Some(tx) = &self.tx {
+            let body = alert_body(
+                &alert,
+                self.environment_uuid.as_deref(),
+                self.workspace_uuid.as_deref(),
+            );
+            let _ = tx.send(AlertOp::Create {
+                key: key.to_string(),
+                body,
+            });
+        }
+    }
+
+    pub fn resolve(&self, twin_uuid: &str, alert_type: &str) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(AlertOp::ResolveType {
+                twin_uuid: twin_uuid.to_string(),
+                alert_type: alert_type.to_string(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_persists_and_dedupes() {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(d.path());
+        let alert = Alert {
+            alert_type: "driver_restart_loop",
+            name: "Driver restart loop detected",
+            description: "x",
+            severity: "error",
+            twin_uuid: "t1",
+            metadata: None,
+        };
+        let body = alert_body(&alert, Some("e1"), None);
+        o.push(AlertOp::Create {
+            key: "k1".into(),
+            body: body.clone(),
+        });
+        o.push(AlertOp::Create {
+            key: "k1".into(),
+            body: body.clone(),
+        });
+        o.push(AlertOp::ResolveType {
+            twin_uuid: "t1".into(),
+            alert_type: "driver_start_failure".into(),
+        });
+        let again = Outbox::open(d.path());
+        assert_eq!(again.pending().len(), 2);
+        assert_eq!(
+            again.pending()[0],
+            AlertOp::Create {
+                key: "k1".into(),
+                body
+            }
+        );
+        assert_eq!(
+            body_field(&again.pending()[0], "source_type"),
+            json!("edge")
+        );
+        assert_eq!(
+            body_field(&again.pending()[0], "category"),
+            json!("technical")
+        );
+        assert_eq!(
+            body_field(&again.pending()[0], "environment_uuid"),
+            json!("e1")
+        );
+        assert!(
+            matches!(&again.pending()[0], AlertOp::Create { body, .. } if body.get("workspace_uuid").is_none())
+        );
+    }
+
+    fn body_field(op: &AlertOp, k: &str) -> Value {
+        match op {
+            AlertOp::Create { body, .. } => body[k].clone(),
+            _ => Value::Null,
+        }
+    }
+}

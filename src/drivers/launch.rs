@@ -1,0 +1,258 @@
+//! Launching driver containers: twin file, image (local build, pull with progress, fallback),
+//! env file, `docker create`, `docker start`, readiness probe. Runs on the `driver-launcher`
+//! thread, never on the supervisor.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::image::is_local_build;
+use super::logs;
+use super::spec::DriverSpec;
+use crate::docker::pull::PullProgress;
+use crate::docker::{Docker, DockerError};
+use crate::mqtt::{MqttHandle, topics};
+
+#[derive(Debug, Clone)]
+pub struct LaunchJob {
+    pub spec: DriverSpec,
+    pub twin_file: Value,
+}
+
+/// A failed launch; `phase` names the step (the original's failure phases).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchFailure {
+    pub phase: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for LaunchFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.phase, self.message)
+    }
+}
+
+pub struct Launcher {
+    pub docker: Docker,
+    pub config_dir: PathBuf,
+    pub probe: Duration,
+    pub mqtt: Option<MqttHandle>,
+}
+
+/// Where a container's env file lives (0600, outside argv).
+pub fn env_file_path(config_dir: &std::path::Path, name: &str) -> PathBuf {
+    config_dir.join("run").join(format!("{name}.env"))
+}
+
+impl Launcher {
+    /// Launches a batch: pulls the unique images in parallel (at most 4 at a time), then
+    /// creates and starts the containers one by one. `report` gets each result.
+    pub fn launch_batch(
+        &self,
+        jobs: Vec<LaunchJob>,
+        mut report: impl FnMut(&DriverSpec, Result<String, LaunchFailure>),
+    ) {
+        let mut images: Vec<(String, Option<String>, String, String)> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for j in &jobs {
+            if seen.insert(j.spec.image.clone()) {
+                images.push((
+                    j.spec.image.clone(),
+                    j.spec.fallback_image.clone(),
+                    j.spec.twin_uuid.clone(),
+                    super::container_name(&j.spec.twin_uuid, None),
+                ));
+            }
+        }
+        let mut resolved: BTreeMap<String, Result<String, LaunchFailure>> = BTreeMap::new();
+        for chunk in images.chunks(4) {
+            let results: Vec<(String, Result<String, LaunchFailure>)> = std::thread::scope(|s| {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|(img, fallback, twin, cname)| {
+                        s.spawn(move || {
+                            (
+                                img.clone(),
+                                self.ensure_image(img, fallback.as_deref(), twin, cname),
+                            )
+                        })
+                    })
+                    .collect();
+                handles.into_iter().filter_map(|h| h.join().ok()).collect()
+            });
+            resolved.extend(results);
+        }
+        for job in jobs {
+            let result = match resolved.get(&job.spec.image).cloned() {
+                Some(Ok(image)) => self.launch_one(&job, &image),
+                Some(Err(e)) => Err(e),
+                None => Err(LaunchFailure {
+                    phase: "pull_unexpected",
+                    message: "image step did not finish".into(),
+                }),
+            };
+            report(&job.spec, result);
+        }
+    }
+
+    fn driverlog(&self, twin: &str, container: &str, image: &str, message: &str) {
+        if let Some(m) = &self.mqtt {
+            let p = logs::payload(
+                message,
+                logs::detect_level(message),
+                container,
+                Some(image),
+                crate::epoch_seconds(),
+            );
+            m.publish_json(&topics::driverlog(m.prefix(), twin), p);
+        }
+    }
+
+    /// Makes `image` available locally: local builds are never pulled; others are pulled, and a
+    /// failed pull falls back to a local copy, then to the non-Jetson tag. Returns the image to run.
+    fn ensure_image(
+        &self,
+        image: &str,
+        fallback: Option<&str>,
+        twin: &str,
+        container: &str,
+    ) -> Result<String, LaunchFailure> {
+        let exists = |i: &str| self.docker.image_exists(i).unwrap_or(false);
+        if is_local_build(image) && exists(image) {
+            log::info!("Using the local build of {image}; local-only tags are not pulled");
+            return Ok(image.to_string());
+        }
+        match self.pull(image, twin, container) {
+            Ok(()) => Ok(image.to_string()),
+            Err(e) if exists(image) => {
+                log::warn!("Pull failed for {image}; using local copy ({e})");
+                Ok(image.to_string())
+            }
+            Err(e) => {
+                if let Some(fb) = fallback {
+                    log::warn!("pull of {image} failed ({e}); trying {fb}");
+                    if self.pull(fb, twin, container).is_ok() || exists(fb) {
+                        return Ok(fb.to_string());
+                    }
+                }
+                let phase = match e {
+                    DockerError::TimedOut { .. } => "pull_timeout",
+                    DockerError::Spawn { .. } => "pull_spawn_failed",
+                    _ => "pull_failed",
+                };
+                Err(LaunchFailure {
+                    phase,
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+
+    fn pull(&self, image: &str, twin: &str, container: &str) -> Result<(), DockerError> {
+        let started = format!("docker pull started for image {image}");
+        log::info!("{started}");
+        self.driverlog(twin, container, image, &started);
+        let mut progress = PullProgress::default();
+        let result = self.docker.pull(image, |line| {
+            if progress.feed(line) {
+                let summary = progress.summary(image);
+                log::info!("{summary}");
+                self.driverlog(twin, container, image, &summary);
+            }
+        });
+        let end = match &result {
+            Ok(()) => format!("docker pull completed for image {image}"),
+            Err(DockerError::TimedOut { .. }) => format!("docker pull timed out for image {image}"),
+            Err(e) => format!("docker pull failed for image {image}: {e}"),
+        };
+        log::info!("{end}");
+        self.driverlog(twin, container, image, &end);
+        result
+    }
+
+    fn launch_one(&self, job: &LaunchJob, image: &str) -> Result<String, LaunchFailure> {
+        let spec = &job.spec;
+        let fail = |phase: &'static str, e: &dyn std::fmt::Display| LaunchFailure {
+            phase,
+            message: e.to_string(),
+        };
+        super::twin_file::write(&self.config_dir, &spec.twin_uuid, &job.twin_file)
+            .map_err(|e| fail("twin_file_failed", &e))?;
+        let env_file = env_file_path(&self.config_dir, &spec.name);
+        if let Some(dir) = env_file.parent() {
+            crate::fsutil::ensure_dir(dir, 0o700).map_err(|e| fail("env_file_failed", &e))?;
+        }
+        crate::fsutil::write_atomic(&env_file, spec.env_file_text().as_bytes(), 0o600)
+            .map_err(|e| fail("env_file_failed", &e))?;
+        self.docker
+            .remove(&spec.name)
+            .map_err(|e| fail("container_remove_failed", &e))?;
+        let mut run_spec = spec.clone();
+        run_spec.image = image.to_string();
+        let argv = run_spec.create_argv(&env_file);
+        match self.docker.create(&argv) {
+            Ok(_) => {}
+            Err(e @ DockerError::TimedOut { .. }) => {
+                // A slow SD card can finish the create after our deadline: give it 10 s.
+                let appeared = (0..10).any(|_| {
+                    std::thread::sleep(Duration::from_secs(1));
+                    matches!(self.docker.inspect(&spec.name), Ok(Some(_)))
+                });
+                if !appeared {
+                    return Err(fail("docker_create_timeout", &e));
+                }
+            }
+            Err(e) => return Err(fail("docker_create_failed", &e)),
+        }
+        if let Err(e) = self.docker.start(&spec.name) {
+            let _ = self.docker.remove(&spec.name);
+            return Err(fail("docker_start_failed", &e));
+        }
+        self.probe(&spec.name)
+    }
+
+    /// Ready = running, or exited with code 0. A container that keeps dying is reported as
+    /// unhealthy early (the restart-loop detector decides what to do with it).
+    fn probe(&self, name: &str) -> Result<String, LaunchFailure> {
+        let deadline = Instant::now() + self.probe;
+        let mut last = String::from("none");
+        while Instant::now() < deadline {
+            match self.docker.inspect(name) {
+                Ok(Some(i)) => {
+                    last = i.status.clone();
+                    if i.running && i.status == "running" {
+                        return Ok(i.id);
+                    }
+                    if i.status == "exited" && i.exit_code == 0 {
+                        return Ok(i.id);
+                    }
+                    let gave_up = i.status == "dead"
+                        || (i.status == "exited"
+                            && i.restart_count == 0
+                            && i.restart_policy == "no");
+                    if gave_up || i.restart_count >= 2 {
+                        return Err(LaunchFailure {
+                            phase: "container_unhealthy",
+                            message: format!(
+                                "{name} is {} (exit code {}, {} restarts)",
+                                i.status, i.exit_code, i.restart_count
+                            ),
+                        });
+                    }
+                }
+                Ok(None) => last = "removed".into(),
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Err(LaunchFailure {
+            phase: "container_startup_timeout",
+            message: format!(
+                "{name} not running after {} s (last state: {last})",
+                self.probe.as_secs()
+            ),
+        })
+    }
+}

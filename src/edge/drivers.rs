@@ -1,0 +1,792 @@
+//! The driver side of the supervisor: desired containers (from the plan) against observed ones
+//! (one `docker ps` per tick plus `docker events`), and the actions that close the gap. All
+//! Docker calls run on helper threads (`docker-ops`, `driver-launcher`, `docker-events`, log
+//! followers); this module only decides, on the supervisor thread.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use serde_json::{Value, json};
+
+use crate::alerts::{Alert, AlertSink};
+use crate::docker::{ContainerEvent, Docker, DockerError, PsEntry};
+use crate::drivers::launch::{LaunchFailure, LaunchJob, Launcher};
+use crate::drivers::logs::{self, RateLimit};
+use crate::drivers::spec::LABEL_SPEC_HASH;
+use crate::drivers::{Breaker, DriverSpec, FlapDetector, LaunchContext, TwinOutcome, TwinPlan};
+use crate::mqtt::{MqttHandle, topics};
+
+/// Knobs of the driver runtime (reference §11.3 names).
+#[derive(Debug, Clone)]
+pub struct DriverTuning {
+    pub restart_loop_threshold: usize,
+    pub restart_loop_window: Duration,
+    pub removed_revival: Option<Duration>,
+    pub probe: Duration,
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// Running this long after a retry re-arms the breaker.
+    pub rearm_after: Duration,
+    pub log_tail: u64,
+    pub log_lines_per_second: f64,
+    pub troubleshooting_url: String,
+}
+
+/// What the helper threads tell the supervisor.
+#[derive(Debug)]
+pub enum DriverEvent {
+    Runtimes {
+        nvidia_default: bool,
+    },
+    Ps(Result<Vec<PsEntry>, DockerError>),
+    Launched {
+        spec_name: String,
+        twin: String,
+        result: Result<String, LaunchFailure>,
+    },
+    Container(ContainerEvent),
+    OpDone {
+        name: String,
+        what: &'static str,
+        result: Result<(), DockerError>,
+    },
+}
+
+enum Op {
+    Runtimes,
+    Observe,
+    /// Restart loop: `docker update --restart=no` then stop.
+    StopLooping {
+        name: String,
+    },
+    /// `docker update --restart=<policy>` (when needed) then `docker start`.
+    Revive {
+        name: String,
+        policy: String,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+struct Info {
+    state: String,
+    since: Option<SystemTime>,
+    deaths: u64,
+    last_exit: Option<i32>,
+    seen: bool,
+    removed_at: Option<Instant>,
+    last_revival: Option<Instant>,
+    breaker: Breaker,
+    stopped_for_loop: bool,
+    last_error: Option<String>,
+    id: Option<String>,
+}
+
+struct Follower {
+    pid: u32,
+    done: Arc<Mutex<bool>>,
+}
+
+pub struct Drivers {
+    docker: Docker,
+    pub ctx: LaunchContext,
+    tuning: DriverTuning,
+    mqtt: Option<MqttHandle>,
+    alerts: AlertSink,
+    ops: Sender<Op>,
+    launches: Sender<Vec<LaunchJob>>,
+    plans: Vec<TwinPlan>,
+    desired: BTreeMap<String, (DriverSpec, Value)>,
+    observed: Option<BTreeMap<String, PsEntry>>,
+    inflight: BTreeSet<String>,
+    info: BTreeMap<String, Info>,
+    flap: FlapDetector,
+    problems: BTreeMap<String, String>,
+    followers: BTreeMap<String, Follower>,
+    events_child: Arc<Mutex<Option<u32>>>,
+    observe_pending: bool,
+    ever_ready: bool,
+}
+
+fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) {
+    if let Err(e) = thread::Builder::new().name(name.into()).spawn(f) {
+        log::error!("cannot start thread {name}: {e}");
+    }
+}
+
+impl Drivers {
+    /// Starts the helper threads; returns the manager and the receiver of its events.
+    pub fn start(
+        docker: Docker,
+        ctx: LaunchContext,
+        tuning: DriverTuning,
+        mqtt: Option<MqttHandle>,
+        alerts: AlertSink,
+    ) -> (Self, Receiver<DriverEvent>) {
+        let (events, rx) = unbounded::<DriverEvent>();
+        let (ops, ops_rx) = unbounded::<Op>();
+        let (launches, launch_rx) = unbounded::<Vec<LaunchJob>>();
+        {
+            let docker = docker.clone();
+            let events = events.clone();
+            spawn_named("docker-ops", move || run_ops(&docker, &ops_rx, &events));
+        }
+        {
+            let launcher = Launcher {
+                docker: docker.clone(),
+                config_dir: ctx.config_dir.clone(),
+                probe: tuning.probe,
+                mqtt: mqtt.clone(),
+            };
+            let events = events.clone();
+            spawn_named("driver-launcher", move || {
+                for batch in launch_rx {
+                    launcher.launch_batch(batch, |spec, result| {
+                        let _ = events.send(DriverEvent::Launched {
+                            spec_name: spec.name.clone(),
+                            twin: spec.twin_uuid.clone(),
+                            result,
+                        });
+                    });
+                }
+            });
+        }
+        let events_child = Arc::new(Mutex::new(None));
+        {
+            let docker = docker.clone();
+            let events = events.clone();
+            let slot = events_child.clone();
+            spawn_named("docker-events", move || {
+                follow_events(&docker, &events, &slot)
+            });
+        }
+        let _ = ops.send(Op::Runtimes);
+        let _ = ops.send(Op::Observe);
+        let flap = FlapDetector::new(tuning.restart_loop_threshold, tuning.restart_loop_window);
+        let d = Drivers {
+            docker,
+            ctx,
+            tuning,
+            mqtt,
+            alerts,
+            ops,
+            launches,
+            plans: Vec::new(),
+            desired: BTreeMap::new(),
+            observed: None,
+            inflight: BTreeSet::new(),
+            info: BTreeMap::new(),
+            flap,
+            problems: BTreeMap::new(),
+            followers: BTreeMap::new(),
+            events_child,
+            observe_pending: true,
+            ever_ready: false,
+        };
+        (d, rx)
+    }
+
+    /// True once any driver has been seen running (the bootstrap health publisher stops).
+    pub fn any_running(&self) -> bool {
+        self.ever_ready
+    }
+
+    pub fn set_mqtt(&mut self, mqtt: Option<MqttHandle>) {
+        self.mqtt = mqtt;
+    }
+
+    /// New desired state: re-plan and reconcile.
+    pub fn set_plans(&mut self, plans: Vec<TwinPlan>) {
+        let mut desired = BTreeMap::new();
+        for p in &plans {
+            match &p.outcome {
+                TwinOutcome::Containers(specs) => {
+                    for s in specs {
+                        desired.insert(s.name.clone(), (s.clone(), p.twin_file.clone()));
+                    }
+                    if self.problems.remove(&p.twin_uuid).is_some() {
+                        self.alerts.resolve(&p.twin_uuid, "driver_start_failure");
+                    }
+                }
+                TwinOutcome::Problem { title, detail } => {
+                    if self.problems.get(&p.twin_uuid) != Some(title) {
+                        let alert = Alert {
+                            alert_type: "driver_start_failure",
+                            name: title,
+                            description: detail,
+                            severity: "error",
+                            twin_uuid: &p.twin_uuid,
+                            metadata: None,
+                        };
+                        self.alerts.raise(
+                            &format!("driver_start_failure:{}:{title}", p.twin_uuid),
+                            alert,
+                        );
+                        self.problems.insert(p.twin_uuid.clone(), title.clone());
+                    }
+                }
+                TwinOutcome::CameraChild { .. } | TwinOutcome::FileOnly => {
+                    if let Err(e) = crate::drivers::twin_file::write(
+                        &self.ctx.config_dir,
+                        &p.twin_uuid,
+                        &p.twin_file,
+                    ) {
+                        log::error!("twin file for {}: {e}", p.twin_uuid);
+                    }
+                }
+            }
+        }
+        self.plans = plans;
+        self.desired = desired;
+        self.reconcile();
+    }
+
+    pub fn plans(&self) -> &[TwinPlan] {
+        &self.plans
+    }
+
+    /// Supervisor tick: one `docker ps` (unless one is already on its way).
+    pub fn tick(&mut self) {
+        self.request_observe();
+        let now = Instant::now();
+        for info in self.info.values_mut() {
+            if info.breaker.maybe_rearm(now, self.tuning.rearm_after) {
+                log::info!("restart-loop breaker re-armed after a quiet period");
+            }
+        }
+    }
+
+    fn request_observe(&mut self) {
+        if !self.observe_pending {
+            self.observe_pending = true;
+            let _ = self.ops.send(Op::Observe);
+        }
+    }
+
+    pub fn on_event(&mut self, ev: DriverEvent) {
+        match ev {
+            DriverEvent::Runtimes { nvidia_default } => {
+                if nvidia_default != self.ctx.nvidia_default_runtime {
+                    self.ctx.nvidia_default_runtime = nvidia_default;
+                    log::info!("NVIDIA runtime is Docker's default: GPU drivers get --gpus");
+                }
+            }
+            DriverEvent::Ps(Ok(list)) => {
+                self.observe_pending = false;
+                self.on_ps(list);
+            }
+            DriverEvent::Ps(Err(e)) => {
+                self.observe_pending = false;
+                log::warn!("{e}; keeping the previous view of the containers");
+            }
+            DriverEvent::Launched {
+                spec_name,
+                twin,
+                result,
+            } => {
+                self.inflight.remove(&spec_name);
+                let info = self.info.entry(spec_name.clone()).or_default();
+                match result {
+                    Ok(id) => {
+                        log::info!(
+                            "driver {spec_name} for twin {twin} is up ({})",
+                            &id.chars().take(12).collect::<String>()
+                        );
+                        info.last_error = None;
+                        info.id = Some(id);
+                        info.stopped_for_loop = false;
+                        self.alerts.resolve(&twin, "driver_start_failure");
+                    }
+                    Err(f) => {
+                        log::error!("driver {spec_name} for twin {twin} failed to start: {f}");
+                        info.last_error = Some(f.to_string());
+                        let description = format!("{}: {}", phase_text(f.phase), f.message);
+                        let alert = Alert {
+                            alert_type: "driver_start_failure",
+                            name: "Driver failed to start",
+                            description: &description,
+                            severity: "error",
+                            twin_uuid: &twin,
+                            metadata: Some(
+                                json!({"phase": f.phase, "container_name": spec_name, "technical_detail": f.message}),
+                            ),
+                        };
+                        self.alerts.raise(
+                            &format!("driver_start_failure:{spec_name}:{}", f.phase),
+                            alert,
+                        );
+                    }
+                }
+                self.request_observe();
+            }
+            DriverEvent::Container(ev) => self.on_container_event(ev),
+            DriverEvent::OpDone { name, what, result } => {
+                if let Err(e) = result {
+                    log::warn!("{what} {name}: {e}");
+                    if let Some(i) = self.info.get_mut(&name) {
+                        i.last_error = Some(e.to_string());
+                    }
+                }
+                self.request_observe();
+            }
+        }
+    }
+
+    fn on_container_event(&mut self, ev: ContainerEvent) {
+        if !self.desired.contains_key(&ev.name) {
+            return;
+        }
+        match ev.action.as_str() {
+            "die" => {
+                let info = self.info.entry(ev.name.clone()).or_default();
+                info.deaths += 1;
+                info.last_exit = ev.exit_code;
+                if info.stopped_for_loop {
+                    return;
+                }
+                if let Some(n) = self.flap.record_death(&ev.name, Instant::now()) {
+                    self.trip(&ev.name, n);
+                }
+                self.request_observe();
+            }
+            "oom" => log::warn!("driver {} was killed for running out of memory", ev.name),
+            "destroy" | "start" => self.request_observe(),
+            _ => {}
+        }
+    }
+
+    /// Restart loop: stop the driver, alert, schedule a retry with backoff.
+    fn trip(&mut self, name: &str, deaths: usize) {
+        let Some((spec, _)) = self.desired.get(name) else {
+            return;
+        };
+        let twin = spec.twin_uuid.clone();
+        let info = self.info.entry(name.to_string()).or_default();
+        let delay = info.breaker.trip(
+            Instant::now(),
+            self.tuning.retry_base,
+            self.tuning.retry_cap,
+        );
+        info.stopped_for_loop = true;
+        self.flap.clear(name);
+        let window = self.tuning.restart_loop_window.as_secs();
+        let short: String = twin.chars().take(8).collect();
+        let text = format!(
+            "Driver container '{name}' for twin 'twin-{short}' restarted {deaths} times in the last {window} seconds (total restarts reported by Docker: {}). The container was stopped automatically to prevent continuous rebooting. Troubleshooting: {}",
+            info.deaths, self.tuning.troubleshooting_url
+        );
+        log::error!("{text} Next try in {} s.", delay.as_secs());
+        self.stop_follower(name);
+        let _ = self.ops.send(Op::StopLooping {
+            name: name.to_string(),
+        });
+        let alert = Alert {
+            alert_type: "driver_restart_loop",
+            name: "Driver restart loop detected",
+            description: &text,
+            severity: "error",
+            twin_uuid: &twin,
+            metadata: Some(
+                json!({"container_name": name, "restarts_in_window": deaths, "window_seconds": window, "retry_in_seconds": delay.as_secs()}),
+            ),
+        };
+        self.alerts.raise(
+            &format!(
+                "driver_restart_loop:{name}:{}",
+                crate::epoch_seconds() as u64
+            ),
+            alert,
+        );
+    }
+
+    fn on_ps(&mut self, list: Vec<PsEntry>) {
+        let now_sys = SystemTime::now();
+        let mut seen: BTreeMap<String, PsEntry> = BTreeMap::new();
+        for e in list {
+            seen.insert(e.name.clone(), e);
+        }
+        // Transitions of the containers we run.
+        for name in self.desired.keys() {
+            let info = self.info.entry(name.clone()).or_default();
+            match seen.get(name) {
+                Some(e) => {
+                    if info.state != e.state {
+                        if info.state == "running"
+                            && e.state != "running"
+                            && e.state != "restarting"
+                        {
+                            raise_health(&self.alerts, &self.desired[name].0, name, &e.state);
+                        }
+                        info.state = e.state.clone();
+                        info.since = Some(now_sys);
+                    }
+                    info.seen = true;
+                    info.removed_at = None;
+                    if e.state == "exited" {
+                        info.last_exit = e.exit_code().or(info.last_exit);
+                    }
+                }
+                None => {
+                    if info.seen && info.removed_at.is_none() && !self.inflight.contains(name) {
+                        if info.state == "running" {
+                            raise_health(&self.alerts, &self.desired[name].0, name, "removed");
+                        }
+                        info.removed_at = Some(Instant::now());
+                        info.state = "removed".into();
+                        info.since = Some(now_sys);
+                    }
+                }
+            }
+        }
+        self.observed = Some(seen);
+        self.reconcile();
+    }
+
+    /// Compares desired and observed; sends launches and revivals.
+    fn reconcile(&mut self) {
+        let Some(observed) = &self.observed else {
+            return;
+        };
+        let now = Instant::now();
+        let mut batch = Vec::new();
+        let mut revive = Vec::new();
+        for (name, (spec, twin_file)) in &self.desired {
+            if self.inflight.contains(name) {
+                continue;
+            }
+            let info = self.info.entry(name.clone()).or_default();
+            if info.stopped_for_loop {
+                if info.breaker.due(now) {
+                    log::info!("retrying {name} after its restart-loop pause");
+                    info.breaker.retried(now);
+                    info.stopped_for_loop = false;
+                    revive.push((name.clone(), spec.restart.clone()));
+                }
+                continue;
+            }
+            match observed.get(name) {
+                None => {
+                    let grace_over = match (info.removed_at, self.tuning.removed_revival) {
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                        (Some(at), Some(grace)) => now.duration_since(at) >= grace,
+                    };
+                    if grace_over {
+                        if info.removed_at.is_some() {
+                            log::info!("reviving removed driver {name}");
+                        }
+                        batch.push(LaunchJob {
+                            spec: spec.clone(),
+                            twin_file: twin_file.clone(),
+                        });
+                    }
+                }
+                Some(e) if e.labels.get(LABEL_SPEC_HASH) != Some(&spec.spec_hash) => {
+                    log::info!("driver {name} differs from its spec: recreating");
+                    batch.push(LaunchJob {
+                        spec: spec.clone(),
+                        twin_file: twin_file.clone(),
+                    });
+                }
+                Some(e) => match e.state.as_str() {
+                    "running" | "restarting" | "removing" | "paused" => {
+                        if e.state == "running" {
+                            self.ever_ready = true;
+                        }
+                    }
+                    "created" => batch.push(LaunchJob {
+                        spec: spec.clone(),
+                        twin_file: twin_file.clone(),
+                    }),
+                    _ => {
+                        // exited / dead and not stopped by us: revive, at most once a minute.
+                        if info
+                            .last_revival
+                            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
+                        {
+                            log::info!("reviving stopped driver {name} ({})", e.status);
+                            info.last_revival = Some(now);
+                            revive.push((name.clone(), spec.restart.clone()));
+                        }
+                    }
+                },
+            }
+        }
+        for (name, policy) in revive {
+            let _ = self.ops.send(Op::Revive { name, policy });
+        }
+        if !batch.is_empty() {
+            for j in &batch {
+                self.inflight.insert(j.spec.name.clone());
+            }
+            let _ = self.launches.send(batch);
+        }
+        self.reconcile_followers();
+    }
+
+    /// One `docker logs -f` follower per running managed driver.
+    fn reconcile_followers(&mut self) {
+        let Some(mqtt) = self.mqtt.clone() else {
+            return;
+        };
+        let Some(observed) = &self.observed else {
+            return;
+        };
+        self.followers
+            .retain(|_, f| !*f.done.lock().unwrap_or_else(|p| p.into_inner()));
+        let running: Vec<(String, String, String)> = self
+            .desired
+            .iter()
+            .filter(|(n, _)| observed.get(*n).is_some_and(|e| e.state == "running"))
+            .map(|(n, (s, _))| (n.clone(), s.twin_uuid.clone(), s.image.clone()))
+            .collect();
+        for (name, twin, image) in running {
+            if self.followers.contains_key(&name) {
+                continue;
+            }
+            match self.docker.follow_logs(&name, self.tuning.log_tail) {
+                Ok((child, reader)) => {
+                    let done = Arc::new(Mutex::new(false));
+                    let pid = child.id();
+                    self.followers.insert(
+                        name.clone(),
+                        Follower {
+                            pid,
+                            done: done.clone(),
+                        },
+                    );
+                    let rate = self.tuning.log_lines_per_second;
+                    let mqtt = mqtt.clone();
+                    spawn_named("driver-logs", move || {
+                        follow_logs(child, reader, &name, &twin, &image, &mqtt, rate, &done)
+                    });
+                }
+                Err(e) => log::warn!("cannot follow logs of {name}: {e}"),
+            }
+        }
+    }
+
+    fn stop_follower(&mut self, name: &str) {
+        if let Some(f) = self.followers.remove(name) {
+            unsafe {
+                libc::kill(f.pid as i32, libc::SIGTERM);
+            }
+        }
+    }
+
+    /// Stops helper children (log followers, events stream) on shutdown; containers keep running.
+    pub fn shutdown(&mut self) {
+        let names: Vec<String> = self.followers.keys().cloned().collect();
+        for n in names {
+            self.stop_follower(&n);
+        }
+        if let Some(pid) = self.events_child.lock().ok().and_then(|p| *p) {
+            unsafe {
+                libc::kill(pid as i32, libc::SIGTERM);
+            }
+        }
+    }
+
+    /// Containers for `status`.
+    pub fn snapshot(&self) -> Value {
+        let observed = self.observed.as_ref();
+        let list: Vec<Value> = self
+            .desired
+            .iter()
+            .map(|(name, (spec, _))| {
+                let info = self.info.get(name).cloned().unwrap_or_default();
+                let ps = observed.and_then(|o| o.get(name));
+                let state = if self.inflight.contains(name) {
+                    "starting".to_string()
+                } else if info.stopped_for_loop {
+                    "stopped (restart loop)".to_string()
+                } else {
+                    ps.map(|e| e.state.clone()).unwrap_or_else(|| {
+                        if info.seen {
+                            "removed".into()
+                        } else {
+                            "pending".into()
+                        }
+                    })
+                };
+                json!({
+                    "name": name,
+                    "twin_uuid": spec.twin_uuid,
+                    "twin_name": spec.twin_name,
+                    "service": spec.service,
+                    "image": ps.map(|e| e.image.clone()).unwrap_or_else(|| spec.image.clone()),
+                    "state": state,
+                    "status": ps.map(|e| e.status.clone()),
+                    "id": ps.map(|e| e.id.chars().take(12).collect::<String>()),
+                    "restarts": info.deaths,
+                    "last_exit": info.last_exit,
+                    "since": info.since.map(crate::control::status::epoch_of),
+                    "breaker_trips": info.breaker.trips,
+                    "last_error": info.last_error,
+                })
+            })
+            .collect();
+        let problems: Vec<Value> = self
+            .problems
+            .iter()
+            .map(|(t, p)| json!({"twin_uuid": t, "problem": p}))
+            .collect();
+        json!({"containers": list, "problems": problems})
+    }
+}
+
+fn phase_text(phase: &str) -> &'static str {
+    match phase {
+        "container_remove_failed" => "Could not restart your robot. Please try again.",
+        "docker_create_failed" | "docker_start_failed" => {
+            "Could not start your robot. Please try again."
+        }
+        "docker_create_timeout" | "container_startup_timeout" => {
+            "Your robot took too long to start. Please try again."
+        }
+        "container_unhealthy" => "Your robot stopped unexpectedly. Please try again.",
+        "pull_failed" => {
+            "Could not download the robot software. Check your connection and try again."
+        }
+        "pull_timeout" => "Download timed out. Check your connection and try again.",
+        "pull_spawn_failed" => "Could not start the download. Please try again.",
+        _ => "An unexpected error occurred. Please contact support.",
+    }
+}
+
+fn raise_health(alerts: &AlertSink, spec: &DriverSpec, name: &str, status: &str) {
+    let description = format!(
+        "Driver container '{name}' is no longer running ({status}). Frames from this camera will not be available to the worker."
+    );
+    let alert = Alert {
+        alert_type: "driver_health",
+        name: "Driver container stopped",
+        description: &description,
+        severity: "warning",
+        twin_uuid: &spec.twin_uuid,
+        metadata: Some(json!({"container_name": name, "status": status})),
+    };
+    alerts.raise(
+        &format!("driver_health:{name}:{}", crate::epoch_seconds() as u64),
+        alert,
+    );
+}
+
+fn run_ops(docker: &Docker, rx: &Receiver<Op>, events: &Sender<DriverEvent>) {
+    for op in rx {
+        let ev = match op {
+            Op::Runtimes => {
+                let nvidia_default = docker
+                    .runtimes()
+                    .map(|(rt, default)| rt.iter().any(|r| r == "nvidia") && default == "nvidia")
+                    .unwrap_or(false);
+                DriverEvent::Runtimes { nvidia_default }
+            }
+            Op::Observe => DriverEvent::Ps(docker.ps_managed()),
+            Op::StopLooping { name } => {
+                let _ = docker.set_restart_policy(&name, "no");
+                DriverEvent::OpDone {
+                    result: docker.stop(&name, 10),
+                    name,
+                    what: "stop",
+                }
+            }
+            Op::Revive { name, policy } => {
+                let _ = docker.set_restart_policy(&name, &policy);
+                DriverEvent::OpDone {
+                    result: docker.start(&name),
+                    name,
+                    what: "start",
+                }
+            }
+        };
+        if events.send(ev).is_err() {
+            return;
+        }
+    }
+}
+
+/// Keeps one `docker events` stream alive (restarted with backoff if Docker restarts).
+fn follow_events(docker: &Docker, events: &Sender<DriverEvent>, slot: &Arc<Mutex<Option<u32>>>) {
+    let mut backoff = crate::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    loop {
+        match docker.events() {
+            Ok(mut child) => {
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(child.id());
+                }
+                let started = Instant::now();
+                if let Some(out) = child.stdout.take() {
+                    for line in BufReader::new(out).lines() {
+                        let Ok(line) = line else { break };
+                        if let Some(ev) = crate::docker::parse_event(&line)
+                            && events.send(DriverEvent::Container(ev)).is_err()
+                        {
+                            let _ = child.kill();
+                            return;
+                        }
+                    }
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                if started.elapsed() > Duration::from_secs(60) {
+                    backoff.reset();
+                }
+            }
+            Err(e) => log::warn!("cannot run docker events: {e}"),
+        }
+        thread::sleep(backoff.next_delay());
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn follow_logs(
+    mut child: std::process::Child,
+    reader: std::io::PipeReader,
+    name: &str,
+    twin: &str,
+    image: &str,
+    mqtt: &MqttHandle,
+    rate: f64,
+    done: &Arc<Mutex<bool>>,
+) {
+    let topic = topics::driverlog(mqtt.prefix(), twin);
+    let mut limit = RateLimit::new(rate, rate * 5.0, Instant::now());
+    let mut last_report = Instant::now();
+    for line in BufReader::new(reader).lines() {
+        let Ok(line) = line else { break };
+        let now = Instant::now();
+        if limit.allow(now) {
+            let p = logs::payload(
+                &line,
+                logs::detect_level(&line),
+                name,
+                Some(image),
+                crate::epoch_seconds(),
+            );
+            mqtt.publish_json(&topic, p);
+        }
+        if now.duration_since(last_report) >= logs::DROP_REPORT_EVERY {
+            last_report = now;
+            let dropped = limit.take_dropped();
+            if dropped > 0 {
+                let msg = format!(
+                    "edge: {dropped} log line(s) of {name} dropped by the rate limit ({rate}/s)"
+                );
+                log::warn!("{msg}");
+                mqtt.publish_json(
+                    &topic,
+                    logs::payload(&msg, "WARNING", name, Some(image), crate::epoch_seconds()),
+                );
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Ok(mut d) = done.lock() {
+        *d = true;
+    }
+}
