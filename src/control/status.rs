@@ -41,6 +41,18 @@ pub fn assess(
     daemon: Option<&Value>,
     backend: &BackendProbe,
 ) -> (&'static str, i32) {
+    let drivers_down = daemon
+        .and_then(|d| d.pointer("/drivers/containers"))
+        .and_then(Value::as_array)
+        .is_some_and(|list| list.iter().any(|c| c["state"] != "running"));
+    if daemon.and_then(|d| d.get("mode")).and_then(Value::as_str) == Some("local") {
+        // Local mode: no backend or broker to check; the drivers are the whole story.
+        return if drivers_down {
+            ("degraded", EXIT_DEGRADED)
+        } else {
+            ("healthy", EXIT_HEALTHY)
+        };
+    }
     if !credentials_ok || matches!(backend, BackendProbe::Rejected(_)) || !environment_ok {
         return ("not_configured", EXIT_NOT_CONFIGURED);
     }
@@ -51,7 +63,7 @@ pub fn assess(
     let daemon_token_rejected =
         daemon.pointer("/backend/token").and_then(Value::as_str) == Some("rejected");
     let backend_ok = matches!(backend, BackendProbe::Ok { .. });
-    if !mqtt_up || !backend_ok || daemon_token_rejected {
+    if !mqtt_up || !backend_ok || daemon_token_rejected || drivers_down {
         return ("degraded", EXIT_DEGRADED);
     }
     ("healthy", EXIT_HEALTHY)
@@ -229,6 +241,8 @@ pub fn collect() -> Value {
         "mqtt": mqtt_json,
         "daemon": daemon_json,
         "twins": daemon_view.and_then(|d| d.get("twins").cloned()).unwrap_or(Value::Null),
+        "mode": daemon_view.and_then(|d| d.get("mode").cloned()).unwrap_or(Value::Null),
+        "drivers": daemon_view.and_then(|d| d.get("drivers").cloned()).unwrap_or(Value::Null),
         "last_errors": daemon_view.and_then(|d| d.get("last_errors").cloned()).unwrap_or(json!([])),
         "elapsed_ms": started.elapsed().as_millis() as u64,
     })
@@ -349,6 +363,25 @@ pub fn render(r: &Value) -> String {
         );
         for twin in linked {
             out += &format!("      {}\n", twin.as_str().unwrap_or("-"));
+        }
+    }
+    if let Some(list) = r.pointer("/drivers/containers").and_then(Value::as_array) {
+        let running = list.iter().filter(|c| c["state"] == "running").count();
+        out += &format!("    Drivers      {} ({} running)\n", list.len(), running);
+        for c in list {
+            let exit = c["last_exit"]
+                .as_i64()
+                .map(|e| format!(", last exit {e}"))
+                .unwrap_or_default();
+            out += &format!(
+                "      {}  {}  {}  twin {}  restarts {}{}\n",
+                c["name"].as_str().unwrap_or("-"),
+                c["state"].as_str().unwrap_or("-"),
+                c["image"].as_str().unwrap_or("-"),
+                c["twin_uuid"].as_str().unwrap_or("-"),
+                c["restarts"],
+                exit
+            );
         }
     }
     if let Some(errs) = r["last_errors"].as_array().filter(|e| !e.is_empty()) {

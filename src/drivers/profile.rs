@@ -225,7 +225,9 @@ pub fn services_of(key: &str, profile: &Value) -> Result<Vec<ServiceProfile>, Pr
         gpu: gpu_of(p),
         restart: "unless-stopped".into(),
         stop_timeout_s: 5,
-        privileged: true,
+        // The original always runs single-container drivers privileged; we let a profile opt out
+        // (`"privileged": false`) for hosts or drivers that need no device access.
+        privileged: p.get("privileged").and_then(Value::as_bool).unwrap_or(true),
     }])
 }
 

@@ -83,6 +83,9 @@ struct Info {
     stopped_for_loop: bool,
     last_error: Option<String>,
     id: Option<String>,
+    /// Consecutive failed launches, and when the next launch may be tried.
+    launch_failures: u32,
+    next_launch: Option<Instant>,
 }
 
 struct Follower {
@@ -301,7 +304,17 @@ impl Drivers {
                         self.alerts.resolve(&twin, "driver_start_failure");
                     }
                     Err(f) => {
-                        log::error!("driver {spec_name} for twin {twin} failed to start: {f}");
+                        info.launch_failures += 1;
+                        let delay = Breaker::delay(
+                            self.tuning.retry_base,
+                            self.tuning.retry_cap,
+                            info.launch_failures,
+                        );
+                        info.next_launch = Some(Instant::now() + delay);
+                        log::error!(
+                            "driver {spec_name} for twin {twin} failed to start: {f}; next try in {} s",
+                            delay.as_secs()
+                        );
                         info.last_error = Some(f.to_string());
                         let description = format!("{}: {}", phase_text(f.phase), f.message);
                         let alert = Alert {
@@ -467,7 +480,9 @@ impl Drivers {
                 }
                 continue;
             }
+            let launch_allowed = info.next_launch.is_none_or(|t| now >= t);
             match observed.get(name) {
+                None if !launch_allowed => {}
                 None => {
                     let grace_over = match (info.removed_at, self.tuning.removed_revival) {
                         (None, _) => true,
@@ -484,7 +499,9 @@ impl Drivers {
                         });
                     }
                 }
-                Some(e) if e.labels.get(LABEL_SPEC_HASH) != Some(&spec.spec_hash) => {
+                Some(e)
+                    if e.labels.get(LABEL_SPEC_HASH) != Some(&spec.spec_hash) && launch_allowed =>
+                {
                     log::info!("driver {name} differs from its spec: recreating");
                     batch.push(LaunchJob {
                         spec: spec.clone(),
@@ -575,6 +592,35 @@ impl Drivers {
                 libc::kill(f.pid as i32, libc::SIGTERM);
             }
         }
+    }
+
+    /// The next moment a timed decision falls due (breaker retry, launch backoff, removal
+    /// grace), so the supervisor reconciles then instead of at the next 15 s tick.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let mut due: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                due = Some(due.map_or(t, |d| d.min(t)));
+            }
+        };
+        for (name, info) in &self.info {
+            if !self.desired.contains_key(name) {
+                continue;
+            }
+            if info.stopped_for_loop {
+                consider(info.breaker.retry_at);
+            }
+            consider(info.next_launch);
+            if let (Some(at), Some(grace)) = (info.removed_at, self.tuning.removed_revival) {
+                consider(Some(at + grace));
+            }
+        }
+        due
+    }
+
+    /// Called when [`Drivers::next_deadline`] passes.
+    pub fn on_deadline(&mut self) {
+        self.reconcile();
     }
 
     /// Stops helper children (log followers, events stream) on shutdown; containers keep running.

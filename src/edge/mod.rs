@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, Sender, bounded, select, tick, unbounded};
+use crossbeam_channel::{Receiver, Sender, after, bounded, never, select, tick, unbounded};
 use serde_json::{Value, json};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -137,13 +137,14 @@ impl State {
         let broad = linked_twins_broad(&state.twins, &self.fingerprint);
         let strict = linked_twins_strict(&state.twins, &self.fingerprint);
         log::info!(
-            "environment {}: {} twin(s), {} linked to this edge ({} with drivers) [{}]",
+            "environment {}: {} twin(s), {} linked to this edge ({} by the driver rule) [{}]",
             state.environment_uuid,
             state.twins.len(),
             broad.len(),
             strict.len(),
             match state.source {
                 Source::Backend => "backend",
+                Source::Cache if self.local => "local manifest",
                 Source::Cache => "cache",
             }
         );
@@ -556,7 +557,14 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
 
     let ticker = tick(TICK);
     let outcome = loop {
+        let deadline = state
+            .drivers
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .map(after)
+            .unwrap_or_else(never);
         select! {
+            recv(deadline) -> _ => state.drivers.on_deadline(),
             recv(signals) -> sig => match sig {
                 Ok(Signal::Shutdown(n)) => {
                     log::info!("signal {n}: shutting down (driver containers keep running)");

@@ -34,8 +34,8 @@ pub fn backend_with_twins() -> FakeBackend {
                    "metadata": {"edge_fingerprint": "some-other-edge"}}),
         ],
     );
-    b.add_asset(json!({"uuid": ASSET_A, "name": "SO101", "registry_id": "the-robot-studio/so101",
-                       "metadata": {"drivers": {"default": {"docker_image": "cyberwaveos/so101-driver"}}}}));
+    // No driver metadata: these backbone tests run no containers (tests/drivers.rs does).
+    b.add_asset(json!({"uuid": ASSET_A, "name": "SO101", "registry_id": "the-robot-studio/so101", "metadata": {}}));
     b
 }
 

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Builds the tiny example driver image `cyberwave-example-driver:local` from Debian's
+# busybox-static, with no registry: a rootfs tarball fed to `docker import`.
+# The `:local` tag tells the edge core never to pull it.
+#
+# The driver (driver.sh) reads its twin file through CYBERWAVE_TWIN_JSON_FILE and then
+# behaves as DRIVER_MODE says: run (default, logs a heartbeat), crash (exits 1),
+# exit0 (exits 0), chatty (logs as fast as it can).
+set -euo pipefail
+IMAGE="${1:-cyberwave-example-driver:local}"
+BUSYBOX="${BUSYBOX:-/bin/busybox}"
+if [ ! -x "$BUSYBOX" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >/dev/null
+  else
+    echo "need a static busybox at $BUSYBOX (Debian package busybox-static)" >&2
+    exit 1
+  fi
+fi
+root="$(mktemp -d)"
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root/bin" "$root/tmp" "$root/app"
+cp "$BUSYBOX" "$root/bin/busybox"
+for applet in sh cat echo sleep date env head tr wc seq true kill; do
+  ln -s busybox "$root/bin/$applet"
+done
+cat > "$root/driver.sh" <<'DRIVER'
+#!/bin/sh
+trap 'echo "driver: SIGTERM, bye"; exit 0' TERM
+echo "driver: INFO starting for twin ${CYBERWAVE_TWIN_UUID} (mode ${DRIVER_MODE:-run})"
+if [ -n "${CYBERWAVE_TWIN_JSON_FILE}" ] && [ -r "${CYBERWAVE_TWIN_JSON_FILE}" ]; then
+  echo "driver: TWINFILE $(tr -d '\n' < "${CYBERWAVE_TWIN_JSON_FILE}")"
+else
+  echo "driver: ERROR cannot read twin file ${CYBERWAVE_TWIN_JSON_FILE}"
+fi
+case "${DRIVER_MODE:-run}" in
+  crash) echo "driver: ERROR simulated crash"; exit 1 ;;
+  exit0) echo "driver: INFO done, exiting cleanly"; exit 0 ;;
+  chatty) i=0; while true; do i=$((i+1)); echo "driver: chatty line $i"; done ;;
+esac
+n=0
+while true; do
+  n=$((n+1))
+  echo "driver: INFO heartbeat $n"
+  sleep 5 &
+  wait $!
+done
+DRIVER
+chmod 0755 "$root/driver.sh"
+tar -C "$root" -c . | docker import --change 'CMD ["/bin/sh", "/driver.sh"]' --change 'LABEL io.cyberwave.example=1' - "$IMAGE" >/dev/null
+echo "built $IMAGE"
