@@ -248,11 +248,11 @@ fn injected_env(
         env.insert("CYBERWAVE_CHILD_TWIN_UUIDS".into(), children.join(","));
     }
     let local_base = crate::mqtt::url_host(&ctx.base_url).filter(|h| crate::mqtt::is_local_host(h));
-    match (&ctx.mqtt_host_var, &ctx.mqtt_port_var, &local_base) {
-        (Some(h), _, _) => {
-            env.insert("CYBERWAVE_MQTT_HOST".into(), h.clone());
-        }
-        (None, None, Some(h)) => {
+    // A local backend has its broker on the same host. The original injected that host only
+    // when no MQTT port was configured either, sending drivers with a custom port to the
+    // public broker; we inject it whenever no host is configured.
+    match (&ctx.mqtt_host_var, &local_base) {
+        (Some(h), _) | (None, Some(h)) => {
             env.insert("CYBERWAVE_MQTT_HOST".into(), h.clone());
         }
         _ => {}

@@ -36,6 +36,9 @@ pub struct DriverTuning {
     pub troubleshooting_url: String,
 }
 
+/// How long an exited driver is left to Docker's restart policy before we start it.
+const REVIVE_AFTER: Duration = Duration::from_secs(10);
+
 /// What the helper threads tell the supervisor.
 #[derive(Debug)]
 pub enum DriverEvent {
@@ -86,6 +89,8 @@ struct Info {
     /// Consecutive failed launches, and when the next launch may be tried.
     launch_failures: u32,
     next_launch: Option<Instant>,
+    /// When we first saw it exited/dead (revival waits a little for Docker's own restart).
+    down_since: Option<Instant>,
 }
 
 struct Follower {
@@ -111,6 +116,8 @@ pub struct Drivers {
     followers: BTreeMap<String, Follower>,
     events_child: Arc<Mutex<Option<u32>>>,
     observe_pending: bool,
+    /// An observation was asked for while one was in flight: run another when it lands.
+    observe_again: bool,
     ever_ready: bool,
 }
 
@@ -187,6 +194,7 @@ impl Drivers {
             followers: BTreeMap::new(),
             events_child,
             observe_pending: true,
+            observe_again: false,
             ever_ready: false,
         };
         (d, rx)
@@ -263,9 +271,18 @@ impl Drivers {
     }
 
     fn request_observe(&mut self) {
-        if !self.observe_pending {
+        if self.observe_pending {
+            self.observe_again = true;
+        } else {
             self.observe_pending = true;
             let _ = self.ops.send(Op::Observe);
+        }
+    }
+
+    fn observation_landed(&mut self) {
+        self.observe_pending = false;
+        if std::mem::take(&mut self.observe_again) {
+            self.request_observe();
         }
     }
 
@@ -278,11 +295,11 @@ impl Drivers {
                 }
             }
             DriverEvent::Ps(Ok(list)) => {
-                self.observe_pending = false;
+                self.observation_landed();
                 self.on_ps(list);
             }
             DriverEvent::Ps(Err(e)) => {
-                self.observe_pending = false;
+                self.observation_landed();
                 log::warn!("{e}; keeping the previous view of the containers");
             }
             DriverEvent::Launched {
@@ -425,7 +442,14 @@ impl Drivers {
         for name in self.desired.keys() {
             let info = self.info.entry(name.clone()).or_default();
             match seen.get(name) {
+                // Passing states: the next observation says where it ends up.
+                Some(e) if e.state == "removing" => {}
                 Some(e) => {
+                    if matches!(e.state.as_str(), "exited" | "dead") {
+                        info.down_since.get_or_insert_with(Instant::now);
+                    } else {
+                        info.down_since = None;
+                    }
                     if info.state != e.state {
                         if info.state == "running"
                             && e.state != "running"
@@ -611,6 +635,7 @@ impl Drivers {
                 consider(info.breaker.retry_at);
             }
             consider(info.next_launch);
+            consider(info.down_since.map(|t| t + REVIVE_AFTER));
             if let (Some(at), Some(grace)) = (info.removed_at, self.tuning.removed_revival) {
                 consider(Some(at + grace));
             }

@@ -37,6 +37,7 @@ struct Inner {
     edges: BTreeMap<String, Value>,
     environments: BTreeMap<String, Vec<Value>>,
     assets: BTreeMap<String, Value>,
+    alerts: Vec<Value>,
 }
 
 pub struct FakeBackend {
@@ -58,6 +59,7 @@ impl FakeBackend {
             edges: BTreeMap::new(),
             environments: BTreeMap::new(),
             assets: BTreeMap::new(),
+            alerts: Vec::new(),
         }));
         let offline = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
@@ -103,6 +105,18 @@ impl FakeBackend {
     pub fn add_asset(&self, asset: Value) {
         let uuid = asset["uuid"].as_str().unwrap().to_string();
         self.inner.lock().unwrap().assets.insert(uuid, asset);
+    }
+
+    /// Alerts created so far (with `uuid` and `status`).
+    pub fn alerts(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().alerts.clone()
+    }
+
+    pub fn alerts_of_type(&self, alert_type: &str) -> Vec<Value> {
+        self.alerts()
+            .into_iter()
+            .filter(|a| a["alert_type"] == json!(alert_type))
+            .collect()
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -235,7 +249,11 @@ fn handle(stream: TcpStream, inner: &Arc<Mutex<Inner>>) -> std::io::Result<()> {
     if !latency.is_zero() {
         thread::sleep(latency);
     }
-    let (status, answer) = route(inner, &method, &path, &headers, &body_json);
+    let query = target
+        .split_once('?')
+        .map(|(_, q)| q.to_string())
+        .unwrap_or_default();
+    let (status, answer) = route(inner, &method, &path, &query, &headers, &body_json);
     let text = answer.to_string();
     let reason = match status {
         200 => "OK",
@@ -257,6 +275,7 @@ fn route(
     inner: &Arc<Mutex<Inner>>,
     method: &str,
     path: &str,
+    query: &str,
     headers: &BTreeMap<String, String>,
     body: &Value,
 ) -> (u16, Value) {
@@ -324,6 +343,41 @@ fn route(
             Some(a) => (200, a.clone()),
             None => (404, json!({"detail": "Not found."})),
         },
+        ("POST", ["api", "v1", "alerts"]) => {
+            let n = g.alerts.len();
+            let mut alert = body.clone();
+            alert["uuid"] = json!(format!("a1e70000-0000-4000-8000-{n:012}"));
+            alert["status"] = json!("active");
+            g.alerts.push(alert.clone());
+            (201, alert)
+        }
+        ("GET", ["api", "v1", "alerts"]) => {
+            let param = |k: &str| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                    .map(str::to_string)
+            };
+            let twin = param("twin_uuid");
+            let status = param("status");
+            let list: Vec<Value> = g
+                .alerts
+                .iter()
+                .filter(|a| twin.as_ref().is_none_or(|t| a["twin_uuid"] == json!(t)))
+                .filter(|a| status.as_ref().is_none_or(|s| a["status"] == json!(s)))
+                .cloned()
+                .collect();
+            (200, Value::Array(list))
+        }
+        ("POST", ["api", "v1", "alerts", uuid, "resolve"]) => {
+            match g.alerts.iter_mut().find(|a| a["uuid"] == json!(uuid)) {
+                Some(a) => {
+                    a["status"] = json!("resolved");
+                    (200, a.clone())
+                }
+                None => (404, json!({"detail": "Not found."})),
+            }
+        }
         _ => (404, json!({"detail": "Not found."})),
     }
 }

@@ -5,8 +5,11 @@
 pub mod backend;
 pub mod broker;
 pub mod daemon;
+pub mod docker;
 
-pub use backend::{FakeBackend, Mode};
+pub use backend::FakeBackend;
+#[allow(unused_imports)]
+pub use backend::Mode;
 pub use broker::Broker;
 pub use daemon::{Daemon, EdgeDir};
 

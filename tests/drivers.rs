@@ -1,0 +1,412 @@
+//! Driver containers on the real Docker engine, with the example driver image built locally
+//! (no registry), a real Mosquitto and the fake backend.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::docker::{self as dk, Cleanup, IMAGE};
+use support::*;
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// A backend whose environment has one twin linked to this edge, running the example driver
+/// with `mode` (run, crash, exit0, chatty).
+fn backend_with_driver(twin: &str, mode: &str) -> FakeBackend {
+    let asset = format!("a55e7{}", &twin[5..]);
+    let b = FakeBackend::start(TOKEN);
+    b.add_environment(
+        ENV_UUID,
+        vec![json!({"uuid": twin, "name": format!("driver twin {mode}"), "asset_uuid": asset, "environment_uuid": ENV_UUID,
+                    "metadata": {"edge_fingerprint": FINGERPRINT, "edge_configs": {"camera_config": {"fps": 15}}}})],
+    );
+    b.add_asset(json!({"uuid": asset, "name": "example", "registry_id": "example/sensor",
+        "metadata": {"drivers": {"default": {"docker_image": IMAGE, "privileged": false,
+            "params": ["-e", format!("DRIVER_MODE={mode}"), "-e", "CYBERWAVE_TWIN_UUID=spoofed", "--label", "extra.label=yes"]}}}}));
+    b
+}
+
+fn container(twin: &str) -> String {
+    format!("cyberwave-driver-{}", &twin[..8])
+}
+
+fn driver_state(s: &Value, name: &str) -> Option<String> {
+    s.pointer("/drivers/containers")?
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == json!(name))
+        .and_then(|c| c["state"].as_str().map(str::to_string))
+}
+
+fn setup(test: &str, mode: &str) -> Option<(String, FakeBackend, Broker, EdgeDir, Cleanup)> {
+    if !dk::available() {
+        return None;
+    }
+    dk::ensure_image();
+    let twin = dk::twin_uuid(test);
+    let cleanup = Cleanup(vec![container(&twin)]);
+    dk::rm(&container(&twin));
+    let backend = backend_with_driver(&twin, mode);
+    let broker = broker_for_token();
+    let mut dir = EdgeDir::standard(&backend.url(), broker.port);
+    dir.set_env("CYBERWAVE_EDGE_HEALTH_PUBLISH_INTERVAL_SECONDS", "1");
+    Some((twin, backend, broker, dir, cleanup))
+}
+
+#[test]
+fn driver_starts_with_env_labels_mounts_and_reads_its_twin_file() {
+    let Some((twin, _backend, broker, dir, _c)) = setup("driver_starts", "run") else {
+        return;
+    };
+    let name = container(&twin);
+    let logs_sub = broker.subscribe(&format!("devcyberwave/twin/{twin}/driverlog"));
+    let mut d = Daemon::start(&dir);
+    let (_, s) = dir.wait_status(30 * SEC, |_, s| {
+        driver_state(s, &name).as_deref() == Some("running")
+    });
+    assert_eq!(
+        driver_state(&s, &name).as_deref(),
+        Some("running"),
+        "{s}\n{}",
+        d.log()
+    );
+
+    let i = dk::inspect(&name).expect("container exists");
+    let env: Vec<String> = i["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect();
+    let has = |kv: &str| env.iter().any(|e| e == kv);
+    assert!(
+        has(&format!("CYBERWAVE_TWIN_UUID={twin}")),
+        "edge value wins over params: {env:?}"
+    );
+    assert!(has(&format!("CYBERWAVE_API_KEY={TOKEN}")));
+    assert!(has(&format!("CYBERWAVE_TWIN_JSON_FILE=/app/{twin}.json")));
+    assert!(has("CYBERWAVE_EDGE_CONFIG_DIR=/app/.cyberwave"));
+    assert!(has("CYBERWAVE_ENVIRONMENT=dev"));
+    assert!(has("CYBERWAVE_DATA_BACKEND=zenoh"));
+    assert!(has("ZENOH_SHARED_MEMORY=false"));
+    assert!(has("DRIVER_MODE=run"));
+    assert!(has("CYBERWAVE_MQTT_HOST=127.0.0.1"), "{env:?}");
+    assert!(has(&format!("CYBERWAVE_MQTT_PORT={}", broker.port)));
+    let labels = &i["Config"]["Labels"];
+    assert_eq!(labels["io.cyberwave.edge.twin"], json!(twin));
+    assert!(
+        labels["io.cyberwave.edge.spec-hash"]
+            .as_str()
+            .unwrap()
+            .len()
+            == 64
+    );
+    assert!(
+        labels["io.cyberwave.edge.created-by"]
+            .as_str()
+            .unwrap()
+            .starts_with("cyberwave-edge-core/")
+    );
+    assert_eq!(labels["extra.label"], json!("yes"));
+    assert_eq!(
+        i["HostConfig"]["RestartPolicy"]["Name"],
+        json!("unless-stopped")
+    );
+    assert_eq!(i["HostConfig"]["NetworkMode"], json!("host"));
+    assert_eq!(i["HostConfig"]["Init"], json!(true));
+    assert_eq!(
+        i["HostConfig"]["LogConfig"]["Config"]["max-size"],
+        json!("10m")
+    );
+    let mounts = i["Mounts"].as_array().unwrap();
+    let mount = |dst: &str| {
+        mounts
+            .iter()
+            .find(|m| m["Destination"] == json!(dst))
+            .cloned()
+    };
+    let cfg = mount("/app/.cyberwave").expect("config dir mounted");
+    assert_eq!(cfg["RW"], json!(false));
+    let tf = mount(&format!("/app/{twin}.json")).expect("twin file mounted");
+    assert_eq!(tf["RW"], json!(true));
+    // the token never went through argv: it lives in a 0600 env file
+    use std::os::unix::fs::MetadataExt;
+    let envf = dir.file(&format!("run/{name}.env"));
+    assert_eq!(std::fs::metadata(&envf).unwrap().mode() & 0o777, 0o600);
+    assert!(!i["Args"].to_string().contains(TOKEN) && !i["Path"].to_string().contains(TOKEN));
+
+    // The driver itself read the twin file through CYBERWAVE_TWIN_JSON_FILE.
+    let end = Instant::now() + 10 * SEC;
+    while !dk::logs(&name).contains("TWINFILE") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let logs = dk::logs(&name);
+    assert!(
+        logs.contains("TWINFILE")
+            && logs.contains("driver twin run")
+            && logs.contains("camera_config"),
+        "{logs}"
+    );
+    // ... and its log lines reach MQTT as driver_log.
+    let (_, p) = logs_sub
+        .wait_for(15 * SEC, |_, p| {
+            p["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("TWINFILE"))
+        })
+        .unwrap_or_else(|| panic!("no driverlog\n{}", d.log()));
+    assert_eq!(p["type"], json!("driver_log"));
+    assert_eq!(p["container_name"], json!(name));
+    assert_eq!(p["level"], json!("INFO"));
+    assert_eq!(p["driver_image"], json!(IMAGE));
+
+    // Bootstrap edge_health stopped once the driver runs.
+    let health = broker.subscribe("devcyberwave/twin/+/edge_health");
+    assert!(
+        health.collect(3 * SEC).is_empty(),
+        "bootstrap health still publishing"
+    );
+    let (code, s) = dir.status();
+    assert_eq!(code, 0, "{s}");
+    assert_eq!(s["daemon"]["running"], json!(true));
+
+    // Daemon restart: the running driver is adopted, not recreated.
+    let id_before = i["Id"].as_str().unwrap().to_string();
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
+    assert_eq!(
+        dk::inspect(&name).unwrap()["State"]["Running"],
+        json!(true),
+        "SIGTERM must not stop drivers"
+    );
+    let mut d2 = Daemon::start(&dir);
+    let (_, s) = dir.wait_status(20 * SEC, |_, s| {
+        driver_state(s, &name).as_deref() == Some("running")
+    });
+    assert_eq!(driver_state(&s, &name).as_deref(), Some("running"), "{s}");
+    std::thread::sleep(2 * SEC);
+    assert_eq!(
+        dk::inspect(&name).unwrap()["Id"].as_str().unwrap(),
+        id_before,
+        "container was recreated\n{}",
+        d2.log()
+    );
+    d2.signal(libc::SIGTERM);
+    assert_eq!(d2.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn crash_loop_is_stopped_alerted_and_retried_with_backoff() {
+    let Some((twin, backend, _broker, mut dir, _c)) = setup("crash_loop", "crash") else {
+        return;
+    };
+    let name = container(&twin);
+    dir.set_env("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", "3");
+    let mut d = Daemon::start(&dir);
+    // Docker restarts it (unless-stopped) every few hundred ms; >4 deaths in 60 s trips the loop.
+    let end = Instant::now() + 40 * SEC;
+    while backend.alerts_of_type("driver_restart_loop").is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let alerts = backend.alerts_of_type("driver_restart_loop");
+    assert_eq!(alerts.len(), 1, "{alerts:?}\n{}", d.log());
+    let a = &alerts[0];
+    assert_eq!(a["twin_uuid"], json!(twin));
+    assert_eq!(a["severity"], json!("error"));
+    assert_eq!(a["source_type"], json!("edge"));
+    assert_eq!(a["name"], json!("Driver restart loop detected"));
+    let text = a["description"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "Driver container '{name}' for twin 'twin-{}' restarted ",
+            &twin[..8]
+        )),
+        "{text}"
+    );
+    assert!(text.contains("The container was stopped automatically to prevent continuous rebooting. Troubleshooting: https://docs.cyberwave.com"));
+    // stopped, with Docker's restart policy switched off
+    std::thread::sleep(SEC);
+    let i = dk::inspect(&name).unwrap();
+    assert_eq!(i["State"]["Running"], json!(false));
+    assert_eq!(i["HostConfig"]["RestartPolicy"]["Name"], json!("no"));
+    let (code, s) = dir.status();
+    assert_eq!(code, 1, "{s}");
+    assert_eq!(
+        driver_state(&s, &name).as_deref(),
+        Some("stopped (restart loop)")
+    );
+    // After the backoff (3 s here) it is tried again, loops again, and the pause doubles.
+    let end = Instant::now() + 40 * SEC;
+    while backend.alerts_of_type("driver_restart_loop").len() < 2 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let alerts = backend.alerts_of_type("driver_restart_loop");
+    assert_eq!(alerts.len(), 2, "not retried\n{}", d.log());
+    assert_eq!(alerts[0]["metadata"]["retry_in_seconds"], json!(3));
+    assert_eq!(alerts[1]["metadata"]["retry_in_seconds"], json!(6));
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn removed_driver_is_revived_after_the_grace_period() {
+    let Some((twin, backend, _broker, mut dir, _c)) = setup("removed_revival", "run") else {
+        return;
+    };
+    let name = container(&twin);
+    dir.set_env("CYBERWAVE_DRIVER_REMOVED_REVIVAL_SECONDS", "3");
+    let mut d = Daemon::start(&dir);
+    let (_, s) = dir.wait_status(30 * SEC, |_, s| {
+        driver_state(s, &name).as_deref() == Some("running")
+    });
+    assert_eq!(
+        driver_state(&s, &name).as_deref(),
+        Some("running"),
+        "{s}\n{}",
+        d.log()
+    );
+    let id = dk::inspect(&name).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let removed_at = Instant::now();
+    dk::rm(&name);
+    // seen as removed within a second or two (docker events), alert raised
+    let (_, s) = dir.wait_status(5 * SEC, |_, s| {
+        driver_state(s, &name).as_deref() == Some("removed")
+    });
+    assert_eq!(driver_state(&s, &name).as_deref(), Some("removed"), "{s}");
+    let end = Instant::now() + 10 * SEC;
+    while backend.alerts_of_type("driver_health").is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let health = backend.alerts_of_type("driver_health");
+    assert_eq!(health.len(), 1);
+    assert_eq!(health[0]["severity"], json!("warning"));
+    // `docker rm -f` kills first: the edge may see it exited before it is gone.
+    let desc = health[0]["description"].as_str().unwrap();
+    assert!(
+        desc.contains("is no longer running (removed)")
+            || desc.contains("is no longer running (exited)"),
+        "{desc}"
+    );
+    // revived after the 3 s grace, not before
+    let (_, s) = dir.wait_status(20 * SEC, |_, s| {
+        driver_state(s, &name).as_deref() == Some("running")
+    });
+    assert_eq!(
+        driver_state(&s, &name).as_deref(),
+        Some("running"),
+        "{s}\n{}",
+        d.log()
+    );
+    assert!(removed_at.elapsed() >= 3 * SEC);
+    let new_id = dk::inspect(&name).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new_id, id);
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn alerts_raised_offline_arrive_once_when_the_backend_returns() {
+    let Some((twin, backend, _broker, dir, _c)) = setup("offline_alerts", "run") else {
+        return;
+    };
+    let name = container(&twin);
+    let mut d = Daemon::start(&dir);
+    let (_, s) = dir.wait_status(30 * SEC, |_, s| {
+        driver_state(s, &name).as_deref() == Some("running")
+    });
+    assert_eq!(
+        driver_state(&s, &name).as_deref(),
+        Some("running"),
+        "{s}\n{}",
+        d.log()
+    );
+    backend.set_offline(true);
+    dk::rm(&name); // driver_health alert raised while the backend is unreachable
+    std::thread::sleep(5 * SEC);
+    assert!(backend.alerts_of_type("driver_health").is_empty());
+    let outbox = std::fs::read_to_string(dir.file("alerts-outbox.json")).unwrap_or_default();
+    assert!(
+        outbox.contains("driver_health"),
+        "not queued durably: {outbox}"
+    );
+    backend.set_offline(false);
+    let end = Instant::now() + 60 * SEC;
+    while backend.alerts_of_type("driver_health").is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(3 * SEC);
+    assert_eq!(
+        backend.alerts_of_type("driver_health").len(),
+        1,
+        "{:?}\n{}",
+        backend.alerts(),
+        d.log()
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn hung_docker_does_not_freeze_sigterm_or_status() {
+    if !dk::available() {
+        return;
+    }
+    let twin = dk::twin_uuid("hung_docker");
+    let backend = backend_with_driver(&twin, "run");
+    let mut dir = EdgeDir::standard(&backend.url(), support::broker::free_port());
+    let wrapper = dir.tmp.path().join("docker-hangs");
+    std::fs::write(&wrapper, "#!/bin/sh\nsleep 120\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir.set_env("CYBERWAVE_DOCKER_BIN", wrapper.to_str().unwrap());
+    let mut d = Daemon::start(&dir);
+    d.wait_ready(&dir);
+    std::thread::sleep(2 * SEC);
+    let t = Instant::now();
+    let (_, s) = dir.status();
+    assert!(t.elapsed() < 2 * SEC, "status took {:?}", t.elapsed());
+    assert_eq!(s["daemon"]["running"], json!(true));
+    let t = Instant::now();
+    d.signal(libc::SIGTERM);
+    assert_eq!(
+        d.wait_exit(5 * SEC).and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        d.log()
+    );
+    assert!(t.elapsed() < 5 * SEC);
+}
+
+#[test]
+fn local_mode_runs_the_example_manifest_without_backend_or_broker() {
+    if !dk::available() {
+        return;
+    }
+    dk::ensure_image();
+    let names = ["cyberwave-driver-0c0ffee0", "cyberwave-driver-0c0ffee1"];
+    let _c = Cleanup(names.iter().map(|s| s.to_string()).collect());
+    for n in names {
+        dk::rm(n);
+    }
+    let mut dir = EdgeDir::empty();
+    dir.env.clear();
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/local/manifest.json");
+    let mut d = Daemon::start_with(&dir, &["run", "--local", manifest]);
+    let (code, s) = dir.wait_status(30 * SEC, |c, _| c == 0);
+    assert_eq!(code, 0, "{s}\n{}", d.log());
+    assert_eq!(s["mode"], json!("local"));
+    for n in names {
+        assert_eq!(driver_state(&s, n).as_deref(), Some("running"), "{s}");
+        assert_eq!(dk::inspect(n).unwrap()["State"]["Running"], json!(true));
+    }
+    assert!(!dir.file("credentials.json").exists());
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
+}
