@@ -410,3 +410,141 @@ fn local_mode_runs_the_example_manifest_without_backend_or_broker() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
 }
+
+#[test]
+fn failed_pull_is_reported_on_driverlog_and_as_an_alert() {
+    if !dk::available() {
+        return;
+    }
+    let twin = dk::twin_uuid("failed_pull");
+    let asset = format!("a55e7{}", &twin[5..]);
+    let backend = FakeBackend::start(TOKEN);
+    backend.add_environment(ENV_UUID, vec![json!({"uuid": twin, "name": "unpullable", "asset_uuid": asset, "metadata": {"edge_fingerprint": FINGERPRINT}})]);
+    backend.add_asset(json!({"uuid": asset, "metadata": {"drivers": {"default": {"docker_image": "registry.invalid/cyberwave/none:1.0", "privileged": false}}}}));
+    let broker = broker_for_token();
+    let dir = EdgeDir::standard(&backend.url(), broker.port);
+    let sub = broker.subscribe(&format!("devcyberwave/twin/{twin}/driverlog"));
+    let mut d = Daemon::start(&dir);
+    let (_, p) = sub
+        .wait_for(60 * SEC, |_, p| {
+            p["message"].as_str().is_some_and(|m| {
+                m.starts_with("docker pull failed for image registry.invalid/cyberwave/none:1.0")
+            })
+        })
+        .unwrap_or_else(|| panic!("no pull failure on driverlog\n{}", d.log()));
+    assert_eq!(p["container_name"], json!(container(&twin)));
+    let end = Instant::now() + 10 * SEC;
+    while backend.alerts_of_type("driver_start_failure").is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let a = backend.alerts_of_type("driver_start_failure");
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0]["name"], json!("Driver failed to start"));
+    assert_eq!(a[0]["metadata"]["phase"], json!("pull_failed"));
+    assert!(
+        a[0]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Could not download the robot software.")
+    );
+    let (code, s) = dir.status();
+    assert_eq!(code, 1, "{s}");
+    assert!(
+        s["drivers"]["containers"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("pull_failed")
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn cleanup_removes_only_our_stale_containers() {
+    let Some((twin, _backend, _broker, mut dir, _c)) = setup("cleanup", "run") else {
+        return;
+    };
+    let stale = format!("cyberwave-driver-{}", &dk::twin_uuid("cleanup-stale")[..8]);
+    let foreign = format!(
+        "cyberwave-driver-{}",
+        &dk::twin_uuid("cleanup-foreign")[..8]
+    );
+    let _c2 = Cleanup(vec![stale.clone(), foreign.clone()]);
+    for (name, created_by) in [
+        (&stale, "cyberwave-edge-core/0.1.0"),
+        (&foreign, "someone-else"),
+    ] {
+        dk::rm(name);
+        let out = std::process::Command::new("docker")
+            .args([
+                "create",
+                "--name",
+                name,
+                "--label",
+                &format!("io.cyberwave.edge.twin={twin}"),
+                "--label",
+                &format!("io.cyberwave.edge.created-by={created_by}"),
+                IMAGE,
+                "true",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    dir.set_env("CYBERWAVE_CONTAINER_PRUNE_INTERVAL_SECONDS", "1");
+    let mut d = Daemon::start(&dir);
+    let end = Instant::now() + 40 * SEC;
+    while dk::inspect(&stale).is_some() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        dk::inspect(&stale).is_none(),
+        "stale container of ours not pruned\n{}",
+        d.log()
+    );
+    assert!(
+        dk::inspect(&foreign).is_some(),
+        "a container we did not create was removed"
+    );
+    assert_eq!(
+        dk::inspect(&container(&twin)).unwrap()["State"]["Running"],
+        json!(true)
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn chatty_driver_is_rate_limited_on_mqtt_and_drops_are_reported() {
+    let Some((twin, _backend, broker, mut dir, _c)) = setup("chatty", "chatty") else {
+        return;
+    };
+    dir.set_env("CYBERWAVE_DRIVER_LOG_LINES_PER_SECOND", "5");
+    let sub = broker.subscribe(&format!("devcyberwave/twin/{twin}/driverlog"));
+    let mut d = Daemon::start(&dir);
+    let got = sub.collect(14 * SEC);
+    let lines = got
+        .iter()
+        .filter(|(_, p)| {
+            p["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("chatty line"))
+        })
+        .count();
+    let report = got.iter().find(|(_, p)| {
+        p["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("dropped by the rate limit"))
+    });
+    assert!(lines > 0, "no driver lines\n{}", d.log());
+    // 5/s with a burst of 25 over at most ~14 s
+    assert!(lines <= 25 + 5 * 14, "{lines} lines passed a 5/s limit");
+    let (_, r) = report.unwrap_or_else(|| panic!("no drop report in {} messages", got.len()));
+    assert_eq!(r["level"], json!("WARNING"));
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
+}

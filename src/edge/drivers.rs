@@ -34,7 +34,19 @@ pub struct DriverTuning {
     pub log_tail: u64,
     pub log_lines_per_second: f64,
     pub troubleshooting_url: String,
+    /// `None` when `CYBERWAVE_SKIP_PERIODIC_DOCKER_CLEANUP` is set.
+    pub cleanup: Option<CleanupTuning>,
 }
+
+#[derive(Debug, Clone)]
+pub struct CleanupTuning {
+    pub container_interval: Duration,
+    pub image_interval: Duration,
+    pub sd_card_threshold: f64,
+}
+
+/// Images this edge has run, kept across restarts so cleanup knows what is ours.
+const IMAGES_FILE: &str = "edge-core-images.json";
 
 /// How long an exited driver is left to Docker's restart policy before we start it.
 const REVIVE_AFTER: Duration = Duration::from_secs(10);
@@ -61,6 +73,12 @@ pub enum DriverEvent {
 
 enum Op {
     Runtimes,
+    /// Remove stale containers and images, unless the data root is on an SD card with room.
+    Cleanup {
+        containers: Vec<String>,
+        images: Vec<String>,
+        sd_card_threshold: f64,
+    },
     Observe,
     /// Restart loop: `docker update --restart=no` then stop.
     StopLooping {
@@ -119,6 +137,9 @@ pub struct Drivers {
     /// An observation was asked for while one was in flight: run another when it lands.
     observe_again: bool,
     ever_ready: bool,
+    ran_images: BTreeSet<String>,
+    last_container_prune: Instant,
+    last_image_prune: Instant,
 }
 
 fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) {
@@ -176,6 +197,7 @@ impl Drivers {
         let _ = ops.send(Op::Runtimes);
         let _ = ops.send(Op::Observe);
         let flap = FlapDetector::new(tuning.restart_loop_threshold, tuning.restart_loop_window);
+        let ctx_dir = ctx.config_dir.clone();
         let d = Drivers {
             docker,
             ctx,
@@ -196,6 +218,9 @@ impl Drivers {
             observe_pending: true,
             observe_again: false,
             ever_ready: false,
+            ran_images: load_images(&ctx_dir),
+            last_container_prune: Instant::now(),
+            last_image_prune: Instant::now(),
         };
         (d, rx)
     }
@@ -262,6 +287,7 @@ impl Drivers {
     /// Supervisor tick: one `docker ps` (unless one is already on its way).
     pub fn tick(&mut self) {
         self.request_observe();
+        self.maybe_cleanup();
         let now = Instant::now();
         for info in self.info.values_mut() {
             if info.breaker.maybe_rearm(now, self.tuning.rearm_after) {
@@ -618,6 +644,41 @@ impl Drivers {
         }
     }
 
+    fn maybe_cleanup(&mut self) {
+        let (Some(c), Some(observed)) = (self.tuning.cleanup.clone(), &self.observed) else {
+            return;
+        };
+        let now = Instant::now();
+        let mut containers = Vec::new();
+        let mut images = Vec::new();
+        if now.duration_since(self.last_container_prune) >= c.container_interval {
+            self.last_container_prune = now;
+            let list: Vec<PsEntry> = observed.values().cloned().collect();
+            let desired: BTreeSet<String> = self.desired.keys().cloned().collect();
+            containers = crate::drivers::cleanup::stale_containers(&list, &desired);
+        }
+        if now.duration_since(self.last_image_prune) >= c.image_interval {
+            self.last_image_prune = now;
+            let wanted: BTreeSet<String> = self
+                .desired
+                .values()
+                .map(|(s, _)| s.image.clone())
+                .collect();
+            images = crate::drivers::cleanup::stale_images(&self.ran_images, &wanted);
+            for i in &images {
+                self.ran_images.remove(i);
+            }
+            save_images(&self.ctx.config_dir, &self.ran_images);
+        }
+        if !containers.is_empty() || !images.is_empty() {
+            let _ = self.ops.send(Op::Cleanup {
+                containers,
+                images,
+                sd_card_threshold: c.sd_card_threshold,
+            });
+        }
+    }
+
     /// The next moment a timed decision falls due (breaker retry, launch backoff, removal
     /// grace), so the supervisor reconciles then instead of at the next 15 s tick.
     pub fn next_deadline(&self) -> Option<Instant> {
@@ -757,6 +818,47 @@ fn run_ops(docker: &Docker, rx: &Receiver<Op>, events: &Sender<DriverEvent>) {
                 DriverEvent::Runtimes { nvidia_default }
             }
             Op::Observe => DriverEvent::Ps(docker.ps_managed()),
+            Op::Cleanup {
+                containers,
+                images,
+                sd_card_threshold,
+            } => {
+                let root = crate::health::docker_data_root(docker.bin());
+                let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+                let device = crate::drivers::cleanup::device_of(&mounts, &root);
+                let used = crate::health::disk_percent(&root);
+                if crate::drivers::cleanup::deferred_on_sd_card(
+                    device.as_deref(),
+                    used,
+                    sd_card_threshold,
+                ) {
+                    log::info!(
+                        "cleanup deferred: Docker data root {} is on an SD card ({:?}% used)",
+                        root.display(),
+                        used
+                    );
+                    continue;
+                }
+                let mut result = Ok(());
+                for c in &containers {
+                    log::info!("cleanup: removing stopped container {c} (no twin wants it)");
+                    if let Err(e) = docker.remove(c) {
+                        result = Err(e);
+                    }
+                }
+                for i in &images {
+                    // Refused by Docker while any container uses it: that is the point.
+                    match docker.run(&["image", "rm", i], crate::docker::RM_TIMEOUT) {
+                        Ok(_) => log::info!("cleanup: removed image {i} (no driver uses it)"),
+                        Err(e) => log::debug!("cleanup: image {i} kept: {e}"),
+                    }
+                }
+                DriverEvent::OpDone {
+                    name: "cleanup".into(),
+                    what: "cleanup",
+                    result,
+                }
+            }
             Op::StopLooping { name } => {
                 let _ = docker.set_restart_policy(&name, "no");
                 DriverEvent::OpDone {
@@ -777,6 +879,21 @@ fn run_ops(docker: &Docker, rx: &Receiver<Op>, events: &Sender<DriverEvent>) {
         if events.send(ev).is_err() {
             return;
         }
+    }
+}
+
+fn load_images(dir: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read_to_string(dir.join(IMAGES_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok())
+        .map(|v| v.into_iter().collect())
+        .unwrap_or_default()
+}
+
+fn save_images(dir: &std::path::Path, images: &BTreeSet<String>) {
+    let v = json!(images.iter().collect::<Vec<_>>());
+    if let Err(e) = crate::fsutil::write_json_atomic(&dir.join(IMAGES_FILE), &v, 0o600) {
+        log::warn!("cannot record driver images: {e}");
     }
 }
 

@@ -21,7 +21,7 @@ use signal_hook::iterator::Signals;
 use self::backend_job::{BackendEvent, JobConfig, JobCtl};
 use self::commands::{Dedupe, EdgeCommand};
 use self::desired::{DesiredState, Source};
-use self::drivers::{DriverTuning, Drivers};
+use self::drivers::{CleanupTuning, DriverTuning, Drivers};
 use crate::backend::{Backend, linked_twins_broad, linked_twins_strict};
 use crate::config::{self, EnvLayer, EnvironmentFile, Settings, SettingsError};
 use crate::control::{self, ControlRequest, Request};
@@ -676,6 +676,22 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
     let retry_base = num("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", 10.0, 0.1);
     let tail = num("CYBERWAVE_DRIVER_LOG_COLD_START_TAIL", 500.0, 0.0) as u64;
     let rate = num("CYBERWAVE_DRIVER_LOG_LINES_PER_SECOND", 20.0, 0.1);
+    let skip_cleanup = env
+        .get("CYBERWAVE_SKIP_PERIODIC_DOCKER_CLEANUP")
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+    let cleanup = (!skip_cleanup).then(|| CleanupTuning {
+        container_interval: Duration::from_secs_f64(num(
+            "CYBERWAVE_CONTAINER_PRUNE_INTERVAL_SECONDS",
+            1800.0,
+            1.0,
+        )),
+        image_interval: Duration::from_secs_f64(num(
+            "CYBERWAVE_IMAGE_PRUNE_INTERVAL_SECONDS",
+            10800.0,
+            1.0,
+        )),
+        sd_card_threshold: num("CYBERWAVE_SD_CARD_CLEANUP_USAGE_PERCENT", 80.0, 0.0),
+    });
     for w in warnings {
         log::warn!("{w}");
     }
@@ -692,6 +708,7 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
         troubleshooting_url: env
             .get("CYBERWAVE_DRIVER_TROUBLESHOOTING_URL")
             .unwrap_or_else(|| "https://docs.cyberwave.com".into()),
+        cleanup,
     }
 }
 

@@ -1,0 +1,130 @@
+//! Periodic Docker cleanup (reference §5.14), limited to what this edge created: stopped
+//! containers of ours that no twin wants any more, and images we pulled that no desired
+//! driver uses. The original pruned every stopped container on the host during a restart
+//! and ran `docker image prune --all`; we never touch what is not ours.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::docker::PsEntry;
+use crate::drivers::spec::LABEL_CREATED_BY;
+
+/// Stopped containers created by us whose name is not desired any more.
+pub fn stale_containers(observed: &[PsEntry], desired: &BTreeSet<String>) -> Vec<String> {
+    observed
+        .iter()
+        .filter(|e| matches!(e.state.as_str(), "exited" | "dead" | "created"))
+        .filter(|e| e.name.starts_with("cyberwave"))
+        .filter(|e| {
+            e.labels
+                .get(LABEL_CREATED_BY)
+                .is_some_and(|v| v.starts_with("cyberwave-edge-core/"))
+        })
+        .filter(|e| !e.labels.contains_key("cyberwave.min_restart_interval_s"))
+        .filter(|e| !desired.contains(&e.name))
+        .map(|e| e.name.clone())
+        .collect()
+}
+
+/// Images we ran before that no desired driver uses now.
+pub fn stale_images(ran: &BTreeSet<String>, desired_images: &BTreeSet<String>) -> Vec<String> {
+    ran.difference(desired_images).cloned().collect()
+}
+
+/// The block device holding `path` per `/proc/mounts` text (longest mount-point prefix).
+pub fn device_of(mounts: &str, path: &Path) -> Option<String> {
+    let mut best: Option<(usize, String)> = None;
+    for line in mounts.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(dev), Some(mnt)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let mnt = mnt.replace("\\040", " ");
+        let under = path.starts_with(&mnt);
+        if under && best.as_ref().is_none_or(|(len, _)| mnt.len() > *len) {
+            best = Some((mnt.len(), dev.to_string()));
+        }
+    }
+    best.map(|(_, d)| d)
+}
+
+/// On an SD card (`mmcblk`), cleanup waits until the filesystem is `threshold`% full (wear);
+/// unknown usage defers too.
+pub fn deferred_on_sd_card(
+    device: Option<&str>,
+    used_percent: Option<f64>,
+    threshold: f64,
+) -> bool {
+    match device {
+        Some(d) if d.contains("mmcblk") => used_percent.is_none_or(|u| u < threshold),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn ps(name: &str, state: &str, ours: bool) -> PsEntry {
+        let mut labels = BTreeMap::new();
+        if ours {
+            labels.insert(
+                LABEL_CREATED_BY.to_string(),
+                "cyberwave-edge-core/0.2.0".to_string(),
+            );
+        }
+        PsEntry {
+            id: name.into(),
+            name: name.into(),
+            image: "i".into(),
+            state: state.into(),
+            status: String::new(),
+            labels,
+        }
+    }
+
+    #[test]
+    fn only_our_stopped_unwanted_containers() {
+        let observed = vec![
+            ps("cyberwave-driver-aaaa", "exited", true), // ours, unwanted → pruned
+            ps("cyberwave-driver-bbbb", "exited", true), // ours, still desired → kept
+            ps("cyberwave-driver-cccc", "running", true), // running → kept
+            ps("cyberwave-driver-dddd", "exited", false), // not created by us → kept
+            ps("someone-else", "exited", true),          // not a cyberwave name → kept
+        ];
+        let desired: BTreeSet<String> = ["cyberwave-driver-bbbb".to_string()].into();
+        assert_eq!(
+            stale_containers(&observed, &desired),
+            vec!["cyberwave-driver-aaaa".to_string()]
+        );
+    }
+
+    #[test]
+    fn images_and_sd_cards() {
+        let ran: BTreeSet<String> = ["a:1".to_string(), "b:2".to_string()].into();
+        let want: BTreeSet<String> = ["b:2".to_string()].into();
+        assert_eq!(stale_images(&ran, &want), vec!["a:1".to_string()]);
+        let mounts = "/dev/mmcblk0p2 / ext4 rw 0 0\n/dev/sda1 /var/lib/docker ext4 rw 0 0\nproc /proc proc rw 0 0\n";
+        assert_eq!(
+            device_of(mounts, Path::new("/var/lib/docker")).as_deref(),
+            Some("/dev/sda1")
+        );
+        assert_eq!(
+            device_of(mounts, Path::new("/home/pi")).as_deref(),
+            Some("/dev/mmcblk0p2")
+        );
+        assert!(deferred_on_sd_card(
+            Some("/dev/mmcblk0p2"),
+            Some(50.0),
+            80.0
+        ));
+        assert!(!deferred_on_sd_card(
+            Some("/dev/mmcblk0p2"),
+            Some(85.0),
+            80.0
+        ));
+        assert!(deferred_on_sd_card(Some("/dev/mmcblk0p2"), None, 80.0));
+        assert!(!deferred_on_sd_card(Some("/dev/sda1"), Some(10.0), 80.0));
+    }
+}
