@@ -2,6 +2,7 @@
 //! with errors that name the command and carry Docker's own message. Typed parsing of
 //! `ps`, `inspect`, `info` and `events` output; pull progress in `pull.rs`.
 
+pub mod api;
 pub mod pull;
 
 use std::collections::BTreeMap;

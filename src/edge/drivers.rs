@@ -111,8 +111,16 @@ struct Info {
     down_since: Option<Instant>,
 }
 
+/// How to end a log follower from the supervisor.
+enum StopHandle {
+    /// A `docker logs -f` child (fallback when the Engine socket is not reachable).
+    Process(u32),
+    /// An Engine API connection: shutting it down ends the blocking read.
+    Socket(std::os::unix::net::UnixStream),
+}
+
 struct Follower {
-    pid: u32,
+    stop: StopHandle,
     done: Arc<Mutex<bool>>,
 }
 
@@ -614,32 +622,60 @@ impl Drivers {
             if self.followers.contains_key(&name) {
                 continue;
             }
-            match self.docker.follow_logs(&name, self.tuning.log_tail) {
-                Ok((child, reader)) => {
-                    let done = Arc::new(Mutex::new(false));
-                    let pid = child.id();
-                    self.followers.insert(
-                        name.clone(),
-                        Follower {
-                            pid,
-                            done: done.clone(),
-                        },
-                    );
-                    let rate = self.tuning.log_lines_per_second;
-                    let mqtt = mqtt.clone();
-                    spawn_named("driver-logs", move || {
-                        follow_logs(child, reader, &name, &twin, &image, &mqtt, rate, &done)
-                    });
+            let done = Arc::new(Mutex::new(false));
+            let rate = self.tuning.log_lines_per_second;
+            let mqtt = mqtt.clone();
+            let stop = match crate::docker::api::socket_path() {
+                Some(sock) => {
+                    match crate::docker::api::follow_logs(&sock, &name, self.tuning.log_tail) {
+                        Ok((mut stream, handle)) => {
+                            let (done, name) = (done.clone(), name.clone());
+                            spawn_follower(move || {
+                                let lines =
+                                    std::iter::from_fn(|| stream.next_line().ok().flatten());
+                                pump_lines(lines, &name, &twin, &image, &mqtt, rate);
+                                mark_done(&done);
+                            });
+                            StopHandle::Socket(handle)
+                        }
+                        Err(e) => {
+                            log::warn!("cannot follow logs of {name}: {e}");
+                            continue;
+                        }
+                    }
                 }
-                Err(e) => log::warn!("cannot follow logs of {name}: {e}"),
-            }
+                None => match self.docker.follow_logs(&name, self.tuning.log_tail) {
+                    Ok((mut child, reader)) => {
+                        let pid = child.id();
+                        let (done, name) = (done.clone(), name.clone());
+                        spawn_follower(move || {
+                            let lines = BufReader::new(reader).lines().map_while(Result::ok);
+                            pump_lines(lines, &name, &twin, &image, &mqtt, rate);
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            mark_done(&done);
+                        });
+                        StopHandle::Process(pid)
+                    }
+                    Err(e) => {
+                        log::warn!("cannot follow logs of {name}: {e}");
+                        continue;
+                    }
+                },
+            };
+            self.followers.insert(name, Follower { stop, done });
         }
     }
 
     fn stop_follower(&mut self, name: &str) {
         if let Some(f) = self.followers.remove(name) {
-            unsafe {
-                libc::kill(f.pid as i32, libc::SIGTERM);
+            match f.stop {
+                StopHandle::Process(pid) => unsafe {
+                    libc::kill(pid as i32, libc::SIGTERM);
+                },
+                StopHandle::Socket(s) => {
+                    let _ = s.shutdown(std::net::Shutdown::Both);
+                }
             }
         }
     }
@@ -930,22 +966,36 @@ fn follow_events(docker: &Docker, events: &Sender<DriverEvent>, slot: &Arc<Mutex
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn follow_logs(
-    mut child: std::process::Child,
-    reader: std::io::PipeReader,
+/// Log followers are many and simple: a small stack each.
+fn spawn_follower(f: impl FnOnce() + Send + 'static) {
+    if let Err(e) = thread::Builder::new()
+        .name("driver-logs".into())
+        .stack_size(128 * 1024)
+        .spawn(f)
+    {
+        log::error!("cannot start a log follower: {e}");
+    }
+}
+
+fn mark_done(done: &Arc<Mutex<bool>>) {
+    if let Ok(mut d) = done.lock() {
+        *d = true;
+    }
+}
+
+/// Publishes a driver's log lines as `driver_log`, rate-limited, reporting what it dropped.
+fn pump_lines(
+    lines: impl Iterator<Item = String>,
     name: &str,
     twin: &str,
     image: &str,
     mqtt: &MqttHandle,
     rate: f64,
-    done: &Arc<Mutex<bool>>,
 ) {
     let topic = topics::driverlog(mqtt.prefix(), twin);
     let mut limit = RateLimit::new(rate, rate * 5.0, Instant::now());
     let mut last_report = Instant::now();
-    for line in BufReader::new(reader).lines() {
-        let Ok(line) = line else { break };
+    for line in lines {
         let now = Instant::now();
         if limit.allow(now) {
             let p = logs::payload(
@@ -971,10 +1021,5 @@ fn follow_logs(
                 );
             }
         }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    if let Ok(mut d) = done.lock() {
-        *d = true;
     }
 }
