@@ -407,6 +407,26 @@ fn local_mode_runs_the_example_manifest_without_backend_or_broker() {
         assert_eq!(dk::inspect(n).unwrap()["State"]["Running"], json!(true));
     }
     assert!(!dir.file("credentials.json").exists());
+    // Idle means idle: a busy supervisor loop once burnt a whole core here.
+    let cpu = |pid: i32| -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / hz
+    };
+    let before = cpu(d.pid());
+    std::thread::sleep(3 * SEC);
+    let used = cpu(d.pid()) - before;
+    assert!(
+        used < 0.3,
+        "daemon used {used:.2} s of CPU in 3 s of idling\n{}",
+        d.log()
+    );
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
 }

@@ -16,6 +16,14 @@ pub fn socket_path() -> Option<PathBuf> {
     .filter(|p| p.exists())
 }
 
+/// Opens `GET /events` filtered to our containers: one JSON object per line, the same shape
+/// `docker events --format '{{json .}}'` prints.
+pub fn follow_events(socket: &std::path::Path) -> io::Result<(LogStream, UnixStream)> {
+    // {"type":["container"],"label":["io.cyberwave.edge.twin"]}, URL-encoded
+    let filters = "%7B%22type%22%3A%5B%22container%22%5D%2C%22label%22%3A%5B%22io.cyberwave.edge.twin%22%5D%7D";
+    open_stream(socket, &format!("/events?filters={filters}"), Some(false))
+}
+
 /// Reads a container's log stream line by line (stdout and stderr interleaved).
 pub struct LogStream {
     reader: BufReader<UnixStream>,
@@ -31,15 +39,27 @@ pub fn follow_logs(
     name: &str,
     tail: u64,
 ) -> io::Result<(LogStream, UnixStream)> {
-    let mut stream = UnixStream::connect(socket)?;
     let tail = if tail == 0 {
         "all".to_string()
     } else {
         tail.to_string()
     };
-    let req = format!(
-        "GET /containers/{name}/logs?follow=1&stdout=1&stderr=1&tail={tail} HTTP/1.0\r\nHost: docker\r\n\r\n"
-    );
+    open_stream(
+        socket,
+        &format!("/containers/{name}/logs?follow=1&stdout=1&stderr=1&tail={tail}"),
+        None,
+    )
+}
+
+/// GET `path` over HTTP/1.0 and hand back the body as a line stream. `force_multiplexed`
+/// overrides the detection (events are plain JSON lines).
+fn open_stream(
+    socket: &std::path::Path,
+    path: &str,
+    force_multiplexed: Option<bool>,
+) -> io::Result<(LogStream, UnixStream)> {
+    let mut stream = UnixStream::connect(socket)?;
+    let req = format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n");
     stream.write_all(req.as_bytes())?;
     let handle = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
@@ -75,11 +95,12 @@ pub fn follow_logs(
         let mut body = String::new();
         let _ = reader.take(400).read_to_string(&mut body);
         return Err(io::Error::other(format!(
-            "docker API logs {name}: HTTP {code}: {}",
+            "docker API {}: HTTP {code}: {}",
+            path.split('?').next().unwrap_or(path),
             body.trim()
         )));
     }
-    let multiplexed = match multiplexed {
+    let multiplexed = match force_multiplexed.or(multiplexed) {
         Some(m) => m,
         // Older engines send no hint: a multiplexed frame starts with 0/1/2 then three zeros.
         None => {
@@ -200,5 +221,10 @@ mod tests {
             e.contains("HTTP 404") && e.contains("No such container"),
             "{e}"
         );
+        let events = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"Type\":\"container\",\"Action\":\"die\"}\n";
+        let (_d, p) = serve(events.to_vec());
+        let (mut s, _h) = follow_events(&p).unwrap();
+        let line = s.next_line().unwrap().unwrap();
+        assert_eq!(crate::docker::parse_event(&line).unwrap().action, "die");
     }
 }

@@ -19,6 +19,8 @@ use crate::mqtt::{MqttHandle, topics};
 pub struct LaunchJob {
     pub spec: DriverSpec,
     pub twin_file: Value,
+    /// A container of that name was observed: remove it first.
+    pub exists: bool,
 }
 
 /// A failed launch; `phase` names the step (the original's failure phases).
@@ -186,13 +188,27 @@ impl Launcher {
         }
         crate::fsutil::write_atomic(&env_file, spec.env_file_text().as_bytes(), 0o600)
             .map_err(|e| fail("env_file_failed", &e))?;
-        self.docker
-            .remove(&spec.name)
-            .map_err(|e| fail("container_remove_failed", &e))?;
+        // Usually nothing to remove: skip the CLI call unless the last observation saw one
+        // (a stale `created` leftover still fails `docker create` and is removed below).
+        if job.exists {
+            self.docker
+                .remove(&spec.name)
+                .map_err(|e| fail("container_remove_failed", &e))?;
+        }
         let mut run_spec = spec.clone();
         run_spec.image = image.to_string();
         let argv = run_spec.create_argv(&env_file);
-        match self.docker.create(&argv) {
+        let mut created = self.docker.create(&argv);
+        if let Err(DockerError::Failed { message, .. }) = &created
+            && message.contains("already in use")
+        {
+            // Someone (or a previous run) left a container with this name: replace it.
+            self.docker
+                .remove(&spec.name)
+                .map_err(|e| fail("container_remove_failed", &e))?;
+            created = self.docker.create(&argv);
+        }
+        match created {
             Ok(_) => {}
             Err(e @ DockerError::TimedOut { .. }) => {
                 // A slow SD card can finish the create after our deadline: give it 10 s.
@@ -218,6 +234,7 @@ impl Launcher {
     fn probe(&self, name: &str) -> Result<String, LaunchFailure> {
         let deadline = Instant::now() + self.probe;
         let mut last = String::from("none");
+        let mut pause = Duration::from_millis(25);
         while Instant::now() < deadline {
             match self.docker.inspect(name) {
                 Ok(Some(i)) => {
@@ -245,7 +262,8 @@ impl Launcher {
                 Ok(None) => last = "removed".into(),
                 Err(e) => last = e.to_string(),
             }
-            std::thread::sleep(Duration::from_millis(250));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(250));
         }
         Err(LaunchFailure {
             phase: "container_startup_timeout",

@@ -50,6 +50,8 @@ const IMAGES_FILE: &str = "edge-core-images.json";
 
 /// How long an exited driver is left to Docker's restart policy before we start it.
 const REVIVE_AFTER: Duration = Duration::from_secs(10);
+/// At most one revival of a driver per minute.
+const REVIVE_EVERY: Duration = Duration::from_secs(60);
 
 /// What the helper threads tell the supervisor.
 #[derive(Debug)]
@@ -554,6 +556,7 @@ impl Drivers {
                         batch.push(LaunchJob {
                             spec: spec.clone(),
                             twin_file: twin_file.clone(),
+                            exists: false,
                         });
                     }
                 }
@@ -564,6 +567,7 @@ impl Drivers {
                     batch.push(LaunchJob {
                         spec: spec.clone(),
                         twin_file: twin_file.clone(),
+                        exists: true,
                     });
                 }
                 Some(e) => match e.state.as_str() {
@@ -572,16 +576,24 @@ impl Drivers {
                             self.ever_ready = true;
                         }
                     }
-                    "created" => batch.push(LaunchJob {
+                    "created" if launch_allowed => batch.push(LaunchJob {
                         spec: spec.clone(),
                         twin_file: twin_file.clone(),
+                        exists: true,
                     }),
+                    "created" => {}
                     _ => {
-                        // exited / dead and not stopped by us: revive, at most once a minute.
-                        if info
+                        // Exited / dead and not stopped by us: a clean exit is revived at once,
+                        // anything else once Docker's own restart policy had REVIVE_AFTER to
+                        // act; at most one revival per REVIVE_EVERY.
+                        let settled = e.exit_code() == Some(0)
+                            || info
+                                .down_since
+                                .is_some_and(|t| now.duration_since(t) >= REVIVE_AFTER);
+                        let rate_ok = info
                             .last_revival
-                            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
-                        {
+                            .is_none_or(|t| now.duration_since(t) >= REVIVE_EVERY);
+                        if settled && rate_ok {
                             log::info!("reviving stopped driver {name} ({})", e.status);
                             info.last_revival = Some(now);
                             revive.push((name.clone(), spec.restart.clone()));
@@ -604,9 +616,7 @@ impl Drivers {
 
     /// One `docker logs -f` follower per running managed driver.
     fn reconcile_followers(&mut self) {
-        let Some(mqtt) = self.mqtt.clone() else {
-            return;
-        };
+        let mqtt = self.mqtt.clone();
         let Some(observed) = &self.observed else {
             return;
         };
@@ -718,9 +728,11 @@ impl Drivers {
     /// The next moment a timed decision falls due (breaker retry, launch backoff, removal
     /// grace), so the supervisor reconciles then instead of at the next 15 s tick.
     pub fn next_deadline(&self) -> Option<Instant> {
+        // Only future moments: a past one has been acted on (or is gated by a later one below).
+        let now = Instant::now();
         let mut due: Option<Instant> = None;
         let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
+            if let Some(t) = t.filter(|t| *t > now) {
                 due = Some(due.map_or(t, |d| d.min(t)));
             }
         };
@@ -732,7 +744,10 @@ impl Drivers {
                 consider(info.breaker.retry_at);
             }
             consider(info.next_launch);
-            consider(info.down_since.map(|t| t + REVIVE_AFTER));
+            if info.down_since.is_some() {
+                consider(info.down_since.map(|t| t + REVIVE_AFTER));
+                consider(info.last_revival.map(|t| t + REVIVE_EVERY));
+            }
             if let (Some(at), Some(grace)) = (info.removed_at, self.tuning.removed_revival) {
                 consider(Some(at + grace));
             }
@@ -933,34 +948,55 @@ fn save_images(dir: &std::path::Path, images: &BTreeSet<String>) {
     }
 }
 
-/// Keeps one `docker events` stream alive (restarted with backoff if Docker restarts).
+/// Keeps one event stream alive (Engine API socket, else the `docker events` CLI), restarted
+/// with backoff when Docker restarts.
 fn follow_events(docker: &Docker, events: &Sender<DriverEvent>, slot: &Arc<Mutex<Option<u32>>>) {
     let mut backoff = crate::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
-        match docker.events() {
-            Ok(mut child) => {
-                if let Ok(mut s) = slot.lock() {
-                    *s = Some(child.id());
-                }
-                let started = Instant::now();
-                if let Some(out) = child.stdout.take() {
-                    for line in BufReader::new(out).lines() {
-                        let Ok(line) = line else { break };
-                        if let Some(ev) = crate::docker::parse_event(&line)
-                            && events.send(DriverEvent::Container(ev)).is_err()
-                        {
-                            let _ = child.kill();
-                            return;
-                        }
+        let started = Instant::now();
+        let forward = |line: &str| match crate::docker::parse_event(line) {
+            Some(ev) => events.send(DriverEvent::Container(ev)).is_ok(),
+            None => true,
+        };
+        let mut keep_going = true;
+        match crate::docker::api::socket_path().map(|s| crate::docker::api::follow_events(&s)) {
+            Some(Ok((mut stream, _handle))) => {
+                while let Ok(Some(line)) = stream.next_line() {
+                    if !forward(&line) {
+                        keep_going = false;
+                        break;
                     }
                 }
-                let _ = child.kill();
-                let _ = child.wait();
-                if started.elapsed() > Duration::from_secs(60) {
-                    backoff.reset();
+            }
+            other => {
+                if let Some(Err(e)) = other {
+                    log::debug!("events through the Engine API unavailable ({e}); using the CLI");
+                }
+                match docker.events() {
+                    Ok(mut child) => {
+                        if let Ok(mut s) = slot.lock() {
+                            *s = Some(child.id());
+                        }
+                        if let Some(out) = child.stdout.take() {
+                            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                                if !forward(&line) {
+                                    keep_going = false;
+                                    break;
+                                }
+                            }
+                        }
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                    Err(e) => log::warn!("cannot run docker events: {e}"),
                 }
             }
-            Err(e) => log::warn!("cannot run docker events: {e}"),
+        }
+        if !keep_going {
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff.reset();
         }
         thread::sleep(backoff.next_delay());
     }
@@ -984,28 +1020,32 @@ fn mark_done(done: &Arc<Mutex<bool>>) {
 }
 
 /// Publishes a driver's log lines as `driver_log`, rate-limited, reporting what it dropped.
+/// With no MQTT link (local mode) the lines go to our own log instead.
 fn pump_lines(
     lines: impl Iterator<Item = String>,
     name: &str,
     twin: &str,
     image: &str,
-    mqtt: &MqttHandle,
+    mqtt: &Option<MqttHandle>,
     rate: f64,
 ) {
-    let topic = topics::driverlog(mqtt.prefix(), twin);
+    let topic = mqtt
+        .as_ref()
+        .map(|m| topics::driverlog(m.prefix(), twin))
+        .unwrap_or_default();
+    let publish = |line: &str, level: &str| match mqtt {
+        Some(m) => m.publish_json(
+            &topic,
+            logs::payload(line, level, name, Some(image), crate::epoch_seconds()),
+        ),
+        None => log::info!(target: "driver", "[{name}] {line}"),
+    };
     let mut limit = RateLimit::new(rate, rate * 5.0, Instant::now());
     let mut last_report = Instant::now();
     for line in lines {
         let now = Instant::now();
         if limit.allow(now) {
-            let p = logs::payload(
-                &line,
-                logs::detect_level(&line),
-                name,
-                Some(image),
-                crate::epoch_seconds(),
-            );
-            mqtt.publish_json(&topic, p);
+            publish(&line, logs::detect_level(&line));
         }
         if now.duration_since(last_report) >= logs::DROP_REPORT_EVERY {
             last_report = now;
@@ -1015,10 +1055,9 @@ fn pump_lines(
                     "edge: {dropped} log line(s) of {name} dropped by the rate limit ({rate}/s)"
                 );
                 log::warn!("{msg}");
-                mqtt.publish_json(
-                    &topic,
-                    logs::payload(&msg, "WARNING", name, Some(image), crate::epoch_seconds()),
-                );
+                if mqtt.is_some() {
+                    publish(&msg, "WARNING");
+                }
             }
         }
     }

@@ -451,11 +451,11 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         );
     }
 
-    let (control_tx, control_rx) = unbounded::<ControlRequest>();
+    let (control_tx, mut control_rx) = unbounded::<ControlRequest>();
     let _socket = control::serve(&settings.control_socket, control_tx)
         .map_err(|e| DaemonError::Startup(e.to_string()))?;
     let signals = spawn_signals()?;
-    let (link_tx, link_rx) = unbounded::<LinkEvent>();
+    let (link_tx, mut link_rx) = unbounded::<LinkEvent>();
     let (link, mqtt) = if local {
         (None, MqttHandle::detached(&settings.mqtt.topic_prefix))
     } else {
@@ -480,7 +480,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     };
     let alerts =
         crate::alerts::AlertSink::new(alert_tx, environment_uuid, settings.workspace_id.clone());
-    let (drivers, driver_rx) = Drivers::start(
+    let (drivers, mut driver_rx) = Drivers::start(
         crate::docker::Docker::new(&settings.docker_bin),
         launch_context(&settings),
         driver_tuning(&settings),
@@ -530,7 +530,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         state.set_edge_uuid(uuid);
     }
 
-    let (job_tx, job_rx) = unbounded::<BackendEvent>();
+    let (job_tx, mut job_rx) = unbounded::<BackendEvent>();
     let (jobctl_tx, jobctl_rx) = unbounded::<JobCtl>();
     if !local {
         let job_cfg = JobConfig {
@@ -574,30 +574,34 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 Ok(Signal::Reload) => log::info!("SIGHUP: nothing to reload in local mode"),
                 Err(_) => break Err(DaemonError::Startup("signal thread ended".into())),
             },
-            recv(job_rx) -> ev => {
-                if let Ok(ev) = ev
-                    && let Err(e) = on_backend(&mut state, ev)
-                {
-                    break Err(e);
+            // A channel whose senders are gone is replaced by `never()`: a closed channel is
+            // always ready and would turn this loop into a busy one.
+            recv(job_rx) -> ev => match ev {
+                Ok(ev) => {
+                    if let Err(e) = on_backend(&mut state, ev) {
+                        break Err(e);
+                    }
                 }
+                Err(_) => job_rx = never(),
             },
-            recv(link_rx) -> ev => {
-                if let Ok(ev) = ev {
-                    on_link(&mut state, ev, &jobctl_tx);
-                }
+            recv(link_rx) -> ev => match ev {
+                Ok(ev) => on_link(&mut state, ev, &jobctl_tx),
+                Err(_) => link_rx = never(),
             },
-            recv(driver_rx) -> ev => {
-                if let Ok(ev) = ev {
+            recv(driver_rx) -> ev => match ev {
+                Ok(ev) => {
                     state.drivers.on_event(ev);
                     state.stop_health_once_drivers_run();
                 }
+                Err(_) => driver_rx = never(),
             },
-            recv(control_rx) -> req => {
-                if let Ok(req) = req {
-                    match req.request {
-                        Request::Status => { let _ = req.reply.send(state.snapshot()); }
+            recv(control_rx) -> req => match req {
+                Ok(req) => match req.request {
+                    Request::Status => {
+                        let _ = req.reply.send(state.snapshot());
                     }
-                }
+                },
+                Err(_) => control_rx = never(),
             },
             recv(ticker) -> _ => {
                 notifier.watchdog();
