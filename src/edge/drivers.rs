@@ -386,7 +386,11 @@ impl Drivers {
                         );
                     }
                 }
-                self.request_observe();
+                // One observation when the batch is done, not one per container: on a
+                // 2-core board `docker ps` in parallel with 50 launches slows them all.
+                if self.inflight.is_empty() {
+                    self.request_observe();
+                }
             }
             DriverEvent::Container(ev) => self.on_container_event(ev),
             DriverEvent::OpDone { name, what, result } => {
@@ -419,7 +423,7 @@ impl Drivers {
                 self.request_observe();
             }
             "oom" => log::warn!("driver {} was killed for running out of memory", ev.name),
-            "destroy" | "start" => self.request_observe(),
+            "destroy" | "start" if self.inflight.is_empty() => self.request_observe(),
             _ => {}
         }
     }
