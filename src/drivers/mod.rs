@@ -1,6 +1,7 @@
 //! Driver containers: profile selection, image rules, the exact container spec, restart-loop
 //! rules (all pure), and twin files.
 
+pub mod bridge;
 pub mod cleanup;
 pub mod flap;
 pub mod image;
