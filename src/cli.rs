@@ -37,3 +37,44 @@ pub struct StatusArgs {
     #[argh(switch)]
     pub json: bool,
 }
+
+/// Cyberwave cloud node: runs inference and training commands received over MQTT.
+#[derive(FromArgs, Debug)]
+pub struct CloudNodeArgs {
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+    #[argh(subcommand)]
+    pub command: Option<CloudNodeCommand>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum CloudNodeCommand {
+    Start(StartArgs),
+    Status(StatusArgs),
+}
+
+/// Register this host and serve commands (the default).
+#[derive(FromArgs, Debug, Default)]
+#[argh(subcommand, name = "start")]
+pub struct StartArgs {
+    /// instance slug hint (the backend decides the final slug)
+    #[argh(option)]
+    pub slug: Option<String>,
+    /// path to cyberwave.yml (default: ./cyberwave.yml when present)
+    #[argh(option)]
+    pub config: Option<std::path::PathBuf>,
+    /// node profile slug (default: from the file, CYBERWAVE_PROFILE_SLUG, or "default")
+    #[argh(option)]
+    pub profile: Option<String>,
+    /// MQTT broker host
+    #[argh(option)]
+    pub mqtt_host: Option<String>,
+    /// MQTT broker port
+    #[argh(option)]
+    pub mqtt_port: Option<u16>,
+    /// debug logging
+    #[argh(switch, short = 'v')]
+    pub verbose: bool,
+}

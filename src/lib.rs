@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod backend;
 pub mod backoff;
 pub mod cli;
+pub mod cloud_node;
 pub mod config;
 pub mod control;
 pub mod docker;

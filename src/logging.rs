@@ -25,8 +25,9 @@ pub fn init(level: &str) {
         }
         _ => {
             let lvl = normalise_level(level).unwrap_or("info");
+            // `driver` and `install` carry driver logs (local mode) and install-script output.
             b.parse_filters(&format!(
-                "warn,cyberwave_edge={lvl},cyberwave_edge_core={lvl}"
+                "warn,cyberwave_edge={lvl},cyberwave_edge_core={lvl},cyberwave_cloud_node={lvl},driver={lvl},install={lvl}"
             ));
         }
     }

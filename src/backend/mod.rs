@@ -160,6 +160,21 @@ impl Backend {
         }
     }
 
+    /// A client for another program of the family (the cloud node) with its own base URL.
+    pub fn with_base(base_url: &str, token: Secret, workspace_id: Option<String>, timeout: Duration, attempts: u32) -> Self {
+        Self::build(base_url, token, workspace_id, None, timeout, attempts)
+    }
+
+    /// `POST path` with a JSON body (not retried: the caller decides).
+    pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, BackendError> {
+        self.once("POST", path, Some(body))
+    }
+
+    /// `POST path` with no body (the cloud-node heartbeat).
+    pub fn post_empty(&self, path: &str) -> Result<Value, BackendError> {
+        self.once("POST", path, None)
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -182,6 +197,12 @@ impl Backend {
         let url = self.url(path);
         let auth = format!("Bearer {}", self.token.expose());
         let result = match body {
+            None if method == "POST" => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("Accept", "application/json")
+                .send_empty(),
             None => self
                 .agent
                 .get(&url)
