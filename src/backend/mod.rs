@@ -161,7 +161,13 @@ impl Backend {
     }
 
     /// A client for another program of the family (the cloud node) with its own base URL.
-    pub fn with_base(base_url: &str, token: Secret, workspace_id: Option<String>, timeout: Duration, attempts: u32) -> Self {
+    pub fn with_base(
+        base_url: &str,
+        token: Secret,
+        workspace_id: Option<String>,
+        timeout: Duration,
+        attempts: u32,
+    ) -> Self {
         Self::build(base_url, token, workspace_id, None, timeout, attempts)
     }
 

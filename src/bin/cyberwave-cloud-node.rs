@@ -10,12 +10,18 @@ use cyberwave_edge::cloud_node::config::Flags;
 fn main() -> ExitCode {
     let args: CloudNodeArgs = argh::from_env();
     if args.version {
-        let _ = writeln!(std::io::stdout(), "cyberwave-cloud-node, version {}", cyberwave_edge::VERSION);
+        let _ = writeln!(
+            std::io::stdout(),
+            "cyberwave-cloud-node, version {}",
+            cyberwave_edge::VERSION
+        );
         return ExitCode::SUCCESS;
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let start = match args.command {
-        Some(CloudNodeCommand::Status(s)) => return ExitCode::from(cyberwave_edge::cloud_node::status(s.json) as u8),
+        Some(CloudNodeCommand::Status(s)) => {
+            return ExitCode::from(cyberwave_edge::cloud_node::status(s.json) as u8);
+        }
         Some(CloudNodeCommand::Start(s)) => s,
         // The CLI's background spawn runs the binary without `start`.
         None => StartArgs::default(),

@@ -51,9 +51,12 @@ struct Document {
 
 /// Reads `cyberwave.yml`; errors name the file, the key path, line and column.
 pub fn load_file(path: &Path) -> Result<NodeFile, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let doc: Document = serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    doc.node.ok_or_else(|| format!("{}: no `cyberwave-cloud-node:` section", path.display()))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let doc: Document =
+        serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    doc.node
+        .ok_or_else(|| format!("{}: no `cyberwave-cloud-node:` section", path.display()))
 }
 
 /// A function's effective limits.
@@ -97,7 +100,11 @@ pub struct Flags {
 }
 
 /// Token lookup in the documented order; returns the token and where it came from.
-pub fn find_token(get: &dyn Fn(&str) -> Option<String>, cwd: &Path, home: &Path) -> Option<(String, String)> {
+pub fn find_token(
+    get: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+    home: &Path,
+) -> Option<(String, String)> {
     if let Some(t) = get("CYBERWAVE_API_TOKEN") {
         return Some((t, "CYBERWAVE_API_TOKEN".into()));
     }
@@ -130,11 +137,23 @@ fn dotenv_values(cwd: &Path, home: &Path) -> BTreeMap<String, String> {
     out
 }
 
-fn limits(file: Option<&FunctionFile>, timeout: f64, concurrency: usize, when_busy: WhenBusy) -> FunctionLimits {
+fn limits(
+    file: Option<&FunctionFile>,
+    timeout: f64,
+    concurrency: usize,
+    when_busy: WhenBusy,
+) -> FunctionLimits {
     FunctionLimits {
-        timeout: Duration::from_secs_f64(file.and_then(|f| f.timeout_seconds).filter(|t| *t > 0.0).unwrap_or(timeout)),
+        timeout: Duration::from_secs_f64(
+            file.and_then(|f| f.timeout_seconds)
+                .filter(|t| *t > 0.0)
+                .unwrap_or(timeout),
+        ),
         memory_mb: file.and_then(|f| f.memory_mb).filter(|m| *m > 0),
-        concurrency: file.and_then(|f| f.concurrency).filter(|c| *c > 0).unwrap_or(concurrency),
+        concurrency: file
+            .and_then(|f| f.concurrency)
+            .filter(|c| *c > 0)
+            .unwrap_or(concurrency),
         when_busy: file.and_then(|f| f.when_busy).unwrap_or(when_busy),
     }
 }
@@ -145,7 +164,10 @@ pub fn load(flags: &Flags, cwd: &Path, home: &Path) -> Result<NodeSettings, Stri
     let process: std::collections::HashMap<String, String> = std::env::vars().collect();
     let env = crate::config::EnvLayer::new(process, dotenv);
     let get = |k: &str| env.get(k);
-    let file_path = flags.config.clone().or_else(|| Some(cwd.join("cyberwave.yml")).filter(|p| p.exists()));
+    let file_path = flags
+        .config
+        .clone()
+        .or_else(|| Some(cwd.join("cyberwave.yml")).filter(|p| p.exists()));
     let file = match &file_path {
         Some(p) => load_file(p)?,
         None => NodeFile::default(),
@@ -154,7 +176,10 @@ pub fn load(flags: &Flags, cwd: &Path, home: &Path) -> Result<NodeSettings, Stri
         if key != "inference" && key != "training" {
             return Err(format!(
                 "{}: functions.{key}: unknown function (expected inference or training)",
-                file_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                file_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
             ));
         }
     }
@@ -167,9 +192,18 @@ pub fn load(flags: &Flags, cwd: &Path, home: &Path) -> Result<NodeSettings, Stri
         .trim_end_matches('/')
         .to_string();
     let num = |k: &str| -> Result<Option<f64>, String> {
-        get(k).map(|v| v.parse::<f64>().map_err(|_| format!("invalid {k}={v:?}: expected a number"))).transpose()
+        get(k)
+            .map(|v| {
+                v.parse::<f64>()
+                    .map_err(|_| format!("invalid {k}={v:?}: expected a number"))
+            })
+            .transpose()
     };
-    let heartbeat = file.heartbeat_interval.or(num("CYBERWAVE_HEARTBEAT_INTERVAL")?).unwrap_or(30.0).max(1.0);
+    let heartbeat = file
+        .heartbeat_interval
+        .or(num("CYBERWAVE_HEARTBEAT_INTERVAL")?)
+        .unwrap_or(30.0)
+        .max(1.0);
 
     // MQTT: flags, then file, then the SDK variables. The cloud node's documented default port
     // is 1883 (plain); 8883 or CYBERWAVE_MQTT_USE_TLS turn TLS on.
@@ -188,11 +222,18 @@ pub fn load(flags: &Flags, cwd: &Path, home: &Path) -> Result<NodeSettings, Stri
             mqtt_env.insert(k.into(), v);
         }
     }
-    let host = flags.mqtt_host.clone().or(file.mqtt_host.clone()).or(get("CYBERWAVE_MQTT_HOST")).unwrap_or_else(|| crate::mqtt::DEFAULT_MQTT_HOST.into());
+    let host = flags
+        .mqtt_host
+        .clone()
+        .or(file.mqtt_host.clone())
+        .or(get("CYBERWAVE_MQTT_HOST"))
+        .unwrap_or_else(|| crate::mqtt::DEFAULT_MQTT_HOST.into());
     let port = match flags.mqtt_port.or(file.mqtt_port) {
         Some(p) => p,
         None => match get("CYBERWAVE_MQTT_PORT") {
-            Some(p) => p.parse().map_err(|_| format!("invalid CYBERWAVE_MQTT_PORT={p:?}: expected a port number"))?,
+            Some(p) => p.parse().map_err(|_| {
+                format!("invalid CYBERWAVE_MQTT_PORT={p:?}: expected a port number")
+            })?,
             None => 1883,
         },
     };
@@ -201,15 +242,26 @@ pub fn load(flags: &Flags, cwd: &Path, home: &Path) -> Result<NodeSettings, Stri
     let mqtt_layer = crate::config::EnvLayer::new(mqtt_env, BTreeMap::new());
     // A public base URL keeps the explicit host; the private-URL inference of the edge core
     // does not apply to cloud nodes, so resolve against a public placeholder.
-    let (mqtt, _) = BrokerConfig::resolve(&mqtt_layer, "https://api.cyberwave.com", Some(&token)).map_err(|e: SettingsError| e.to_string())?;
+    let (mqtt, _) = BrokerConfig::resolve(&mqtt_layer, "https://api.cyberwave.com", Some(&token))
+        .map_err(|e: SettingsError| e.to_string())?;
 
-    let grace = num("CYBERWAVE_CLOUD_NODE_SHUTDOWN_GRACE_SECONDS")?.unwrap_or(30.0).max(0.0);
+    let grace = num("CYBERWAVE_CLOUD_NODE_SHUTDOWN_GRACE_SECONDS")?
+        .unwrap_or(30.0)
+        .max(0.0);
     let state_dir = home.join(".cyberwave");
     Ok(NodeSettings {
-        install_script: file.install_script.clone().or(get("CYBERWAVE_INSTALL_SCRIPT")),
+        install_script: file
+            .install_script
+            .clone()
+            .or(get("CYBERWAVE_INSTALL_SCRIPT")),
         inference: file.inference.clone().or(get("CYBERWAVE_INFERENCE_CMD")),
         training: file.training.clone().or(get("CYBERWAVE_TRAINING_CMD")),
-        profile_slug: flags.profile.clone().or(file.profile_slug.clone()).or(get("CYBERWAVE_PROFILE_SLUG")).unwrap_or_else(|| "default".into()),
+        profile_slug: flags
+            .profile
+            .clone()
+            .or(file.profile_slug.clone())
+            .or(get("CYBERWAVE_PROFILE_SLUG"))
+            .unwrap_or_else(|| "default".into()),
         slug_hint: flags.slug.clone().or(get("CYBERWAVE_INSTANCE_SLUG")),
         workspace_slug: get("CYBERWAVE_WORKSPACE_SLUG"),
         environment_uuid: get("CYBERWAVE_ENVIRONMENT_UUID"),
@@ -221,7 +273,9 @@ pub fn load(flags: &Flags, cwd: &Path, home: &Path) -> Result<NodeSettings, Stri
         training_limits: limits(file.functions.get("training"), 86_400.0, 1, WhenBusy::Queue),
         shutdown_grace: Duration::from_secs_f64(grace),
         output_cap: 1024 * 1024,
-        control_socket: get("CYBERWAVE_CLOUD_NODE_CONTROL_SOCKET").map(PathBuf::from).unwrap_or_else(|| state_dir.join("cloud-node.sock")),
+        control_socket: get("CYBERWAVE_CLOUD_NODE_CONTROL_SOCKET")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| state_dir.join("cloud-node.sock")),
         state_dir,
     })
 }
@@ -234,14 +288,28 @@ mod tests {
     fn file_errors_name_file_key_and_line() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("cyberwave.yml");
-        std::fs::write(&p, "cyberwave-cloud-node:\n  inference: echo hi\n  heartbeat_interval: often\n").unwrap();
+        std::fs::write(
+            &p,
+            "cyberwave-cloud-node:\n  inference: echo hi\n  heartbeat_interval: often\n",
+        )
+        .unwrap();
         let e = load_file(&p).unwrap_err();
-        assert!(e.contains("cyberwave.yml") && e.contains("heartbeat_interval") && e.contains("line 3"), "{e}");
+        assert!(
+            e.contains("cyberwave.yml") && e.contains("heartbeat_interval") && e.contains("line 3"),
+            "{e}"
+        );
         std::fs::write(&p, "cyberwave-cloud-node:\n  inferance: echo hi\n").unwrap();
         let e = load_file(&p).unwrap_err();
-        assert!(e.contains("unknown field `inferance`") && e.contains("line 2"), "{e}");
+        assert!(
+            e.contains("unknown field `inferance`") && e.contains("line 2"),
+            "{e}"
+        );
         std::fs::write(&p, "other: 1\n").unwrap();
-        assert!(load_file(&p).unwrap_err().contains("no `cyberwave-cloud-node:` section"));
+        assert!(
+            load_file(&p)
+                .unwrap_err()
+                .contains("no `cyberwave-cloud-node:` section")
+        );
         std::fs::write(&p, "cyberwave-cloud-node:\n  functions:\n    training: {timeout_seconds: 5, memory_mb: 64, concurrency: 1, when_busy: reject}\n").unwrap();
         let f = load_file(&p).unwrap();
         assert_eq!(f.functions["training"].when_busy, Some(WhenBusy::Reject));
@@ -252,14 +320,38 @@ mod tests {
         let cwd = tempfile::tempdir().unwrap();
         let home = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(home.path().join(".cyberwave")).unwrap();
-        std::fs::write(home.path().join(".cyberwave/credentials.json"), r#"{"token":"cw_from_credentials"}"#).unwrap();
+        std::fs::write(
+            home.path().join(".cyberwave/credentials.json"),
+            r#"{"token":"cw_from_credentials"}"#,
+        )
+        .unwrap();
         let none = |_: &str| None;
-        assert_eq!(find_token(&none, cwd.path(), home.path()).unwrap().0, "cw_from_credentials");
-        std::fs::write(home.path().join(".cyberwave/.env"), "CYBERWAVE_API_TOKEN=cw_from_home_env\n").unwrap();
-        assert_eq!(find_token(&none, cwd.path(), home.path()).unwrap().0, "cw_from_home_env");
-        std::fs::write(cwd.path().join(".env"), "# comment\nCYBERWAVE_API_TOKEN=\"cw_from_cwd_env\"\n").unwrap();
-        assert_eq!(find_token(&none, cwd.path(), home.path()).unwrap().0, "cw_from_cwd_env");
+        assert_eq!(
+            find_token(&none, cwd.path(), home.path()).unwrap().0,
+            "cw_from_credentials"
+        );
+        std::fs::write(
+            home.path().join(".cyberwave/.env"),
+            "CYBERWAVE_API_TOKEN=cw_from_home_env\n",
+        )
+        .unwrap();
+        assert_eq!(
+            find_token(&none, cwd.path(), home.path()).unwrap().0,
+            "cw_from_home_env"
+        );
+        std::fs::write(
+            cwd.path().join(".env"),
+            "# comment\nCYBERWAVE_API_TOKEN=\"cw_from_cwd_env\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            find_token(&none, cwd.path(), home.path()).unwrap().0,
+            "cw_from_cwd_env"
+        );
         let env = |k: &str| (k == "CYBERWAVE_API_TOKEN").then(|| "cw_from_process".to_string());
-        assert_eq!(find_token(&env, cwd.path(), home.path()).unwrap().0, "cw_from_process");
+        assert_eq!(
+            find_token(&env, cwd.path(), home.path()).unwrap().0,
+            "cw_from_process"
+        );
     }
 }

@@ -73,7 +73,12 @@ impl Metrics {
     }
 
     pub fn to_json(&self) -> Value {
-        Value::Object(self.by_function.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect())
+        Value::Object(
+            self.by_function
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_json()))
+                .collect(),
+        )
     }
 }
 

@@ -62,26 +62,45 @@ pub struct Identity {
 const IDENTITY_FILE: &str = "instance_identity.json";
 
 pub fn load_identity(dir: &Path) -> Option<Identity> {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(IDENTITY_FILE)).ok()?).ok()?;
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(IDENTITY_FILE)).ok()?).ok()?;
     Some(Identity {
         uuid: crate::config::parse_uuid(v.get("uuid")?.as_str()?)?,
-        slug: v.get("slug").and_then(Value::as_str).unwrap_or("").to_string(),
+        slug: v
+            .get("slug")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
     })
 }
 
 fn save_identity(dir: &Path, id: &Identity) {
     let _ = crate::fsutil::ensure_dir(dir, 0o700);
-    if let Err(e) = crate::fsutil::write_json_atomic(&dir.join(IDENTITY_FILE), &json!({"uuid": id.uuid, "slug": id.slug}), 0o600) {
+    if let Err(e) = crate::fsutil::write_json_atomic(
+        &dir.join(IDENTITY_FILE),
+        &json!({"uuid": id.uuid, "slug": id.slug}),
+        0o600,
+    ) {
         log::error!("cannot write {}: {e}", dir.join(IDENTITY_FILE).display());
     }
 }
 
 fn backend_for(s: &NodeSettings) -> Backend {
-    Backend::with_base(&s.api_url, s.token.clone(), None, Duration::from_secs(10), 3)
+    Backend::with_base(
+        &s.api_url,
+        s.token.clone(),
+        None,
+        Duration::from_secs(10),
+        3,
+    )
 }
 
 /// Registers (creating the instance when this host has none yet) and returns the identity.
-fn register(b: &Backend, s: &NodeSettings, known: Option<Identity>) -> Result<Identity, BackendError> {
+fn register(
+    b: &Backend,
+    s: &NodeSettings,
+    known: Option<Identity>,
+) -> Result<Identity, BackendError> {
     let id = match known {
         Some(id) => id,
         None => {
@@ -90,13 +109,24 @@ fn register(b: &Backend, s: &NodeSettings, known: Option<Identity>) -> Result<Id
                 body["slug"] = json!(slug);
             }
             let created = b.post_json("/api/v1/cloud-node", &body)?;
-            let uuid = created.get("uuid").and_then(Value::as_str).and_then(crate::config::parse_uuid).ok_or_else(|| BackendError::BadResponse {
-                endpoint: "POST /api/v1/cloud-node".into(),
-                status: 200,
-                detail: "no uuid in the answer".into(),
-                snippet: created.to_string().chars().take(200).collect(),
-            })?;
-            Identity { uuid, slug: created.get("slug").and_then(Value::as_str).unwrap_or("").to_string() }
+            let uuid = created
+                .get("uuid")
+                .and_then(Value::as_str)
+                .and_then(crate::config::parse_uuid)
+                .ok_or_else(|| BackendError::BadResponse {
+                    endpoint: "POST /api/v1/cloud-node".into(),
+                    status: 200,
+                    detail: "no uuid in the answer".into(),
+                    snippet: created.to_string().chars().take(200).collect(),
+                })?;
+            Identity {
+                uuid,
+                slug: created
+                    .get("slug")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            }
         }
     };
     let mut body = json!({"profile_slug": s.profile_slug});
@@ -105,8 +135,17 @@ fn register(b: &Backend, s: &NodeSettings, known: Option<Identity>) -> Result<Id
     }
     let r = b.post_json(&format!("/api/v1/cloud-node/{}/register", id.uuid), &body)?;
     Ok(Identity {
-        uuid: r.get("uuid").and_then(Value::as_str).and_then(crate::config::parse_uuid).unwrap_or(id.uuid),
-        slug: r.get("slug").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string).unwrap_or(id.slug),
+        uuid: r
+            .get("uuid")
+            .and_then(Value::as_str)
+            .and_then(crate::config::parse_uuid)
+            .unwrap_or(id.uuid),
+        slug: r
+            .get("slug")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .unwrap_or(id.slug),
     })
 }
 
@@ -139,11 +178,17 @@ struct Node {
 
 impl Node {
     fn who(&self) -> Who<'_> {
-        Who { slug: &self.id.slug, instance_uuid: &self.id.uuid }
+        Who {
+            slug: &self.id.slug,
+            instance_uuid: &self.id.uuid,
+        }
     }
 
     fn reply(&self, v: Value) {
-        self.mqtt.publish_json(&protocol::response_topic(self.mqtt.prefix(), &self.id.uuid), v);
+        self.mqtt.publish_json(
+            &protocol::response_topic(self.mqtt.prefix(), &self.id.uuid),
+            v,
+        );
     }
 
     fn limits(&self, f: Function) -> &FunctionLimits {
@@ -199,7 +244,12 @@ impl Node {
             Ok(c) => c,
             Err(r) => {
                 log::warn!("bad command: {}", r.error);
-                self.reply(protocol::reply_error(&self.who(), r.request_id.as_deref(), &r.error, Map::new()));
+                self.reply(protocol::reply_error(
+                    &self.who(),
+                    r.request_id.as_deref(),
+                    &r.error,
+                    Map::new(),
+                ));
                 return;
             }
         };
@@ -212,47 +262,87 @@ impl Node {
         }
         match cmd {
             Command::Status { request_id } => {
-                let v = protocol::reply_ok(&self.who(), &request_id, self.status_json(), Map::new());
+                let v =
+                    protocol::reply_ok(&self.who(), &request_id, self.status_json(), Map::new());
                 self.reply(v);
             }
-            Command::Run { function, request_id, params } => {
+            Command::Run {
+                function,
+                request_id,
+                params,
+            } => {
                 if self.shutting_down {
-                    self.reply(protocol::reply_error(&self.who(), Some(&request_id), "node is shutting down", Map::new()));
+                    self.reply(protocol::reply_error(
+                        &self.who(),
+                        Some(&request_id),
+                        "node is shutting down",
+                        Map::new(),
+                    ));
                     return;
                 }
                 if self.template(function).is_none() {
                     let e = format!("no {} command configured on this node", function.name());
-                    self.reply(protocol::reply_error(&self.who(), Some(&request_id), &e, Map::new()));
+                    self.reply(protocol::reply_error(
+                        &self.who(),
+                        Some(&request_id),
+                        &e,
+                        Map::new(),
+                    ));
                     return;
                 }
                 let limits = self.limits(function).clone();
                 let running = self.running.get(&function).copied().unwrap_or(0);
-                let job = Job { function, request_id, params };
+                let job = Job {
+                    function,
+                    request_id,
+                    params,
+                };
                 if running < limits.concurrency {
                     self.start(job);
                 } else if limits.when_busy == WhenBusy::Queue {
-                    log::info!("{} busy ({running} running): request {} queued", function.name(), job.request_id);
+                    log::info!(
+                        "{} busy ({running} running): request {} queued",
+                        function.name(),
+                        job.request_id
+                    );
                     self.queued.entry(function).or_default().push_back(job);
                 } else {
                     self.metrics.entry(function.name()).rejected += 1;
-                    let e = format!("{} is busy ({running} running, limit {}): request rejected", function.name(), limits.concurrency);
-                    self.reply(protocol::reply_error(&self.who(), Some(&job.request_id), &e, Map::new()));
+                    let e = format!(
+                        "{} is busy ({running} running, limit {}): request rejected",
+                        function.name(),
+                        limits.concurrency
+                    );
+                    self.reply(protocol::reply_error(
+                        &self.who(),
+                        Some(&job.request_id),
+                        &e,
+                        Map::new(),
+                    ));
                 }
             }
         }
     }
 
     fn start(&mut self, job: Job) {
-        let Some(template) = self.template(job.function).cloned() else { return };
+        let Some(template) = self.template(job.function).cloned() else {
+            return;
+        };
         let limits = self.limits(job.function).clone();
         *self.running.entry(job.function).or_default() += 1;
         let script = protocol::render(&template, &job.params);
         let (groups, tx, cap) = (self.groups.clone(), self.done_tx.clone(), self.s.output_cap);
         log::info!("{} {} started", job.function.name(), job.request_id);
-        let spawned = thread::Builder::new().name(format!("fn-{}", job.function.name())).spawn(move || {
-            let outcome = runner::run(&script, limits.timeout, limits.memory_mb, cap, &groups);
-            let _ = tx.send(Done { function: job.function, request_id: job.request_id, outcome });
-        });
+        let spawned = thread::Builder::new()
+            .name(format!("fn-{}", job.function.name()))
+            .spawn(move || {
+                let outcome = runner::run(&script, limits.timeout, limits.memory_mb, cap, &groups);
+                let _ = tx.send(Done {
+                    function: job.function,
+                    request_id: job.request_id,
+                    outcome,
+                });
+            });
         if let Err(e) = spawned {
             log::error!("cannot start a function thread: {e}");
         }
@@ -264,7 +354,9 @@ impl Node {
         }
         let o = &d.outcome;
         let ms = o.duration.as_secs_f64() * 1000.0;
-        self.metrics.entry(d.function.name()).record(o.success(), o.timed_out, ms);
+        self.metrics
+            .entry(d.function.name())
+            .record(o.success(), o.timed_out, ms);
         let mut extra = Map::new();
         extra.insert("exit_code".into(), json!(o.exit_code));
         extra.insert("duration_ms".into(), json!((ms * 10.0).round() / 10.0));
@@ -278,19 +370,35 @@ impl Node {
             let limits = self.limits(d.function);
             let error = if o.timed_out {
                 extra.insert("timeout".into(), json!(true));
-                format!("timeout: {} exceeded {} s; its process group was killed", d.function.name(), limits.timeout.as_secs_f64())
+                format!(
+                    "timeout: {} exceeded {} s; its process group was killed",
+                    d.function.name(),
+                    limits.timeout.as_secs_f64()
+                )
             } else if let Some(sig) = o.signal {
                 format!("killed by signal {sig}: {}", o.stderr.trim())
             } else {
-                format!("exit code {}: {}", o.exit_code.unwrap_or(-1), o.stderr.trim())
+                format!(
+                    "exit code {}: {}",
+                    o.exit_code.unwrap_or(-1),
+                    o.stderr.trim()
+                )
             };
             extra.insert("stdout".into(), json!(o.stdout));
             protocol::reply_error(&self.who(), Some(&d.request_id), &error, extra)
         };
-        log::info!("{} {} finished in {ms:.0} ms ({})", d.function.name(), d.request_id, if o.success() { "ok" } else { "error" });
+        log::info!(
+            "{} {} finished in {ms:.0} ms ({})",
+            d.function.name(),
+            d.request_id,
+            if o.success() { "ok" } else { "error" }
+        );
         self.reply(reply);
         if !self.shutting_down
-            && let Some(job) = self.queued.get_mut(&d.function).and_then(VecDeque::pop_front)
+            && let Some(job) = self
+                .queued
+                .get_mut(&d.function)
+                .and_then(VecDeque::pop_front)
         {
             self.start(job);
         }
@@ -310,13 +418,28 @@ impl Node {
 /// Runs the node until SIGTERM/SIGINT.
 pub fn run(flags: Flags, verbose: bool) -> Result<(), NodeError> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
     let s = config::load(&flags, &cwd, &home).map_err(NodeError::Config)?;
-    let level = if verbose { "debug".to_string() } else { std::env::var("CYBERWAVE_LOG_LEVEL").unwrap_or_else(|_| "info".into()) };
+    let level = if verbose {
+        "debug".to_string()
+    } else {
+        std::env::var("CYBERWAVE_LOG_LEVEL").unwrap_or_else(|_| "info".into())
+    };
     crate::logging::init(&level);
-    log::info!("cyberwave-cloud-node {} starting: api {}, broker {}:{}, profile {}, token {}", crate::VERSION, s.api_url, s.mqtt.host, s.mqtt.port, s.profile_slug, s.token);
+    log::info!(
+        "cyberwave-cloud-node {} starting: api {}, broker {}:{}, profile {}, token {}",
+        crate::VERSION,
+        s.api_url,
+        s.mqtt.host,
+        s.mqtt.port,
+        s.profile_slug,
+        s.token
+    );
 
-    let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(|e| NodeError::Startup(format!("signals: {e}")))?;
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT]).map_err(|e| NodeError::Startup(format!("signals: {e}")))?;
     let (sig_tx, sig_rx) = bounded::<i32>(4);
     thread::Builder::new()
         .name("signals".into())
@@ -339,7 +462,9 @@ pub fn run(flags: Flags, verbose: bool) -> Result<(), NodeError> {
             if let Some(id) = id {
                 save_identity(&s.state_dir, &id);
                 let body = json!({"error": e, "slug": id.slug, "instance_uuid": id.uuid});
-                if let Err(re) = backend.post_json(&format!("/api/v1/cloud-node/{}/failed", id.uuid), &body) {
+                if let Err(re) =
+                    backend.post_json(&format!("/api/v1/cloud-node/{}/failed", id.uuid), &body)
+                {
                     log::error!("could not report the failure: {re}");
                 }
             }
@@ -354,7 +479,10 @@ pub fn run(flags: Flags, verbose: bool) -> Result<(), NodeError> {
         match register(&backend, &s, known.clone()) {
             Ok(id) => break id,
             Err(BackendError::NotFound { .. }) if known.is_some() => {
-                log::warn!("instance {} is unknown to the backend: creating a new one", known.as_ref().map(|k| k.uuid.as_str()).unwrap_or(""));
+                log::warn!(
+                    "instance {} is unknown to the backend: creating a new one",
+                    known.as_ref().map(|k| k.uuid.as_str()).unwrap_or("")
+                );
                 known = None;
             }
             Err(e) if e.is_transient() => {
@@ -371,7 +499,8 @@ pub fn run(flags: Flags, verbose: bool) -> Result<(), NodeError> {
     log::info!("registered as {} ({})", id.slug, id.uuid);
 
     let (link_tx, link_rx) = unbounded::<LinkEvent>();
-    let link = Link::start(&s.mqtt, crate::mqtt::new_client_id(), 10_000, link_tx).map_err(|e| NodeError::Startup(e.to_string()))?;
+    let link = Link::start(&s.mqtt, crate::mqtt::new_client_id(), 10_000, link_tx)
+        .map_err(|e| NodeError::Startup(e.to_string()))?;
     let mqtt = link.handle();
     let mut command_topics = vec![protocol::command_topic(mqtt.prefix(), &id.uuid)];
     if !id.slug.is_empty() {
@@ -383,7 +512,8 @@ pub fn run(flags: Flags, verbose: bool) -> Result<(), NodeError> {
     }
 
     let (control_tx, mut control_rx) = unbounded::<ControlRequest>();
-    let _socket = control::serve(&s.control_socket, control_tx).map_err(|e| NodeError::Startup(e.to_string()))?;
+    let _socket = control::serve(&s.control_socket, control_tx)
+        .map_err(|e| NodeError::Startup(e.to_string()))?;
 
     // REST heartbeats on their own thread: a slow backend never delays commands.
     let (hb_tx, hb_rx) = bounded::<()>(1);
@@ -477,10 +607,22 @@ pub fn run(flags: Flags, verbose: bool) -> Result<(), NodeError> {
     let mut msg = node.heartbeat_message();
     msg["type"] = json!("terminated");
     msg["status"] = json!("terminated");
-    node.mqtt.publish_json(&protocol::status_topic(node.mqtt.prefix(), &node.id.uuid), msg);
+    node.mqtt.publish_json(
+        &protocol::status_topic(node.mqtt.prefix(), &node.id.uuid),
+        msg,
+    );
     let body = json!({"slug": node.id.slug, "instance_uuid": node.id.uuid});
-    let quick = Backend::with_base(&node.s.api_url, node.s.token.clone(), None, Duration::from_secs(5), 1);
-    if let Err(e) = quick.post_json(&format!("/api/v1/cloud-node/{}/terminated", node.id.uuid), &body) {
+    let quick = Backend::with_base(
+        &node.s.api_url,
+        node.s.token.clone(),
+        None,
+        Duration::from_secs(5),
+        1,
+    );
+    if let Err(e) = quick.post_json(
+        &format!("/api/v1/cloud-node/{}/terminated", node.id.uuid),
+        &body,
+    ) {
         log::warn!("terminated notice: {e}");
     }
     link.shutdown(Duration::from_secs(2));
@@ -491,7 +633,9 @@ pub fn run(flags: Flags, verbose: bool) -> Result<(), NodeError> {
 /// `cyberwave-cloud-node status`: asks the running node; exit 0 healthy, 1 degraded (MQTT
 /// down), 2 not running.
 pub fn status(as_json: bool) -> i32 {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
     let socket = std::env::var("CYBERWAVE_CLOUD_NODE_CONTROL_SOCKET")
         .map(PathBuf::from)
         .unwrap_or_else(|_| home.join(".cyberwave/cloud-node.sock"));
@@ -499,9 +643,15 @@ pub fn status(as_json: bool) -> i32 {
         Ok(v) => {
             let up = v.pointer("/mqtt/connected") == Some(&json!(true));
             let code = if up { 0 } else { 1 };
-            (code, json!({"state": if up { "healthy" } else { "degraded" }, "exit_code": code, "running": true, "node": v}))
+            (
+                code,
+                json!({"state": if up { "healthy" } else { "degraded" }, "exit_code": code, "running": true, "node": v}),
+            )
         }
-        Err(e) => (2, json!({"state": "not_running", "exit_code": 2, "running": false, "problem": e.to_string()})),
+        Err(e) => (
+            2,
+            json!({"state": "not_running", "exit_code": 2, "running": false, "problem": e.to_string()}),
+        ),
     };
     let text = if as_json {
         format!("{report}\n")
@@ -511,25 +661,49 @@ pub fn status(as_json: bool) -> i32 {
             n["slug"].as_str().unwrap_or("-"),
             n["instance_uuid"].as_str().unwrap_or("-"),
             n["profile_slug"].as_str().unwrap_or("-"),
-            n.pointer("/mqtt/broker").and_then(Value::as_str).unwrap_or("-"),
-            if n.pointer("/mqtt/connected") == Some(&json!(true)) { "connected" } else { "DISCONNECTED" },
+            n.pointer("/mqtt/broker")
+                .and_then(Value::as_str)
+                .unwrap_or("-"),
+            if n.pointer("/mqtt/connected") == Some(&json!(true)) {
+                "connected"
+            } else {
+                "DISCONNECTED"
+            },
             n["uptime_seconds"]
         );
         for f in ["inference", "training"] {
             let m = &n["metrics"][f];
             t += &format!(
                 "  {f:<9} running {}  queued {}  total {}  success {}  avg {} ms  p95 {} ms  errors {}  timeouts {}\n",
-                n["functions"][f]["running"], n["functions"][f]["queued"], m["total"].as_u64().unwrap_or(0),
-                m["success_rate"].as_f64().map(|r| format!("{:.0}%", r * 100.0)).unwrap_or_else(|| "-".into()),
-                m["avg_ms"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "-".into()),
-                m["p95_ms"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "-".into()),
-                m["errors"].as_u64().unwrap_or(0), m["timeouts"].as_u64().unwrap_or(0)
+                n["functions"][f]["running"],
+                n["functions"][f]["queued"],
+                m["total"].as_u64().unwrap_or(0),
+                m["success_rate"]
+                    .as_f64()
+                    .map(|r| format!("{:.0}%", r * 100.0))
+                    .unwrap_or_else(|| "-".into()),
+                m["avg_ms"]
+                    .as_f64()
+                    .map(|x| format!("{x:.0}"))
+                    .unwrap_or_else(|| "-".into()),
+                m["p95_ms"]
+                    .as_f64()
+                    .map(|x| format!("{x:.0}"))
+                    .unwrap_or_else(|| "-".into()),
+                m["errors"].as_u64().unwrap_or(0),
+                m["timeouts"].as_u64().unwrap_or(0)
             );
         }
-        t += &format!("\n  State: {} (exit {code})\n\n", report["state"].as_str().unwrap_or("-"));
+        t += &format!(
+            "\n  State: {} (exit {code})\n\n",
+            report["state"].as_str().unwrap_or("-")
+        );
         t
     } else {
-        format!("\nCyberwave Cloud Node — Status\n\n  ✗ not running ({})\n\n  State: not_running (exit 2)\n\n", report["problem"].as_str().unwrap_or("-"))
+        format!(
+            "\nCyberwave Cloud Node — Status\n\n  ✗ not running ({})\n\n  State: not_running (exit 2)\n\n",
+            report["problem"].as_str().unwrap_or("-")
+        )
     };
     use std::io::Write;
     let _ = std::io::stdout().write_all(text.as_bytes());

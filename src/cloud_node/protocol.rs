@@ -31,8 +31,14 @@ impl Function {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Run { function: Function, request_id: String, params: Value },
-    Status { request_id: String },
+    Run {
+        function: Function,
+        request_id: String,
+        params: Value,
+    },
+    Status {
+        request_id: String,
+    },
 }
 
 /// A command that cannot run, answered with an error reply (`request_id` when known).
@@ -44,7 +50,8 @@ pub struct Rejected {
 
 pub fn parse(payload: &[u8]) -> Result<Command, Rejected> {
     let reject = |request_id: Option<String>, error: String| Rejected { request_id, error };
-    let v: Value = serde_json::from_slice(payload).map_err(|e| reject(None, format!("malformed JSON: {e}")))?;
+    let v: Value = serde_json::from_slice(payload)
+        .map_err(|e| reject(None, format!("malformed JSON: {e}")))?;
     let Value::Object(m) = v else {
         return Err(reject(None, "the command must be a JSON object".into()));
     };
@@ -53,14 +60,32 @@ pub fn parse(payload: &[u8]) -> Result<Command, Rejected> {
         Some(Value::Number(n)) => n.to_string(),
         _ => return Err(reject(None, "missing request_id".into())),
     };
-    let command = m.get("command").and_then(Value::as_str).map(|c| c.trim().to_lowercase()).unwrap_or_default();
-    let params = m.get("params").cloned().unwrap_or(Value::Object(Map::new()));
+    let command = m
+        .get("command")
+        .and_then(Value::as_str)
+        .map(|c| c.trim().to_lowercase())
+        .unwrap_or_default();
+    let params = m
+        .get("params")
+        .cloned()
+        .unwrap_or(Value::Object(Map::new()));
     match command.as_str() {
-        "inference" => Ok(Command::Run { function: Function::Inference, request_id, params }),
-        "training" => Ok(Command::Run { function: Function::Training, request_id, params }),
+        "inference" => Ok(Command::Run {
+            function: Function::Inference,
+            request_id,
+            params,
+        }),
+        "training" => Ok(Command::Run {
+            function: Function::Training,
+            request_id,
+            params,
+        }),
         "status" => Ok(Command::Status { request_id }),
         "" => Err(reject(Some(request_id), "missing command".into())),
-        other => Err(reject(Some(request_id), format!("unknown command {other:?} (expected inference, training or status)"))),
+        other => Err(reject(
+            Some(request_id),
+            format!("unknown command {other:?} (expected inference, training or status)"),
+        )),
     }
 }
 
@@ -91,7 +116,12 @@ pub fn reply_ok(who: &Who, request_id: &str, output: Value, extra: Map<String, V
     Value::Object(m)
 }
 
-pub fn reply_error(who: &Who, request_id: Option<&str>, error: &str, extra: Map<String, Value>) -> Value {
+pub fn reply_error(
+    who: &Who,
+    request_id: Option<&str>,
+    error: &str,
+    extra: Map<String, Value>,
+) -> Value {
     let mut m = Map::new();
     m.insert("status".into(), json!("error"));
     m.insert("request_id".into(), json!(request_id));
@@ -110,11 +140,23 @@ mod tests {
     fn parsing() {
         assert_eq!(
             parse(br#"{"command":"Inference","request_id":"r1","params":{"a":1}}"#).unwrap(),
-            Command::Run { function: Function::Inference, request_id: "r1".into(), params: json!({"a":1}) }
+            Command::Run {
+                function: Function::Inference,
+                request_id: "r1".into(),
+                params: json!({"a":1})
+            }
         );
-        assert_eq!(parse(br#"{"command":"status","request_id":7}"#).unwrap(), Command::Status { request_id: "7".into() });
+        assert_eq!(
+            parse(br#"{"command":"status","request_id":7}"#).unwrap(),
+            Command::Status {
+                request_id: "7".into()
+            }
+        );
         assert_eq!(parse(b"nope").unwrap_err().request_id, None);
-        assert_eq!(parse(br#"{"command":"inference"}"#).unwrap_err().error, "missing request_id");
+        assert_eq!(
+            parse(br#"{"command":"inference"}"#).unwrap_err().error,
+            "missing request_id"
+        );
         let e = parse(br#"{"command":"dance","request_id":"r"}"#).unwrap_err();
         assert_eq!(e.request_id.as_deref(), Some("r"));
         assert!(e.error.contains("unknown command"));
@@ -124,19 +166,31 @@ mod tests {
     fn injection_cannot_escape_the_argument() {
         let params = json!({"x": "'; touch /tmp/pwned; echo '", "y": "$(id)", "z": "`id`"});
         let cmd = render("printf '%s' {body}", &params);
-        let out = std::process::Command::new("sh").args(["-c", &cmd]).output().unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", &cmd])
+            .output()
+            .unwrap();
         assert_eq!(String::from_utf8(out.stdout).unwrap(), params.to_string());
         assert_eq!(shell_quote("a'b"), "'a'\\''b'");
     }
 
     #[test]
     fn replies() {
-        let who = Who { slug: "s", instance_uuid: "u" };
+        let who = Who {
+            slug: "s",
+            instance_uuid: "u",
+        };
         let ok = reply_ok(&who, "r", json!("out"), Map::new());
-        assert_eq!(ok, json!({"status":"ok","request_id":"r","slug":"s","instance_uuid":"u","output":"out"}));
+        assert_eq!(
+            ok,
+            json!({"status":"ok","request_id":"r","slug":"s","instance_uuid":"u","output":"out"})
+        );
         let err = reply_error(&who, None, "bad", Map::new());
         assert_eq!(err["request_id"], Value::Null);
         assert_eq!(err["error"], json!("bad"));
-        assert_eq!(command_topic("dev", "x"), "devcyberwave/cloud-node/x/command");
+        assert_eq!(
+            command_topic("dev", "x"),
+            "devcyberwave/cloud-node/x/command"
+        );
     }
 }

@@ -67,7 +67,10 @@ fn command(script: &str, memory_mb: Option<u64>) -> Command {
                 return Err(std::io::Error::last_os_error());
             }
             if let Some(bytes) = limit {
-                let rl = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: bytes as libc::rlim_t };
+                let rl = libc::rlimit {
+                    rlim_cur: bytes as libc::rlim_t,
+                    rlim_max: bytes as libc::rlim_t,
+                };
                 if libc::setrlimit(libc::RLIMIT_AS, &rl) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -78,7 +81,10 @@ fn command(script: &str, memory_mb: Option<u64>) -> Command {
     cmd
 }
 
-fn capture(mut r: impl Read + Send + 'static, cap: usize) -> std::thread::JoinHandle<(String, bool)> {
+fn capture(
+    mut r: impl Read + Send + 'static,
+    cap: usize,
+) -> std::thread::JoinHandle<(String, bool)> {
     std::thread::spawn(move || {
         let mut kept = Vec::new();
         let mut buf = [0u8; 8192];
@@ -100,7 +106,13 @@ fn capture(mut r: impl Read + Send + 'static, cap: usize) -> std::thread::JoinHa
 }
 
 /// Runs `script`; never panics, never blocks past `timeout` (+ a moment to reap).
-pub fn run(script: &str, timeout: Duration, memory_mb: Option<u64>, cap: usize, groups: &Groups) -> Outcome {
+pub fn run(
+    script: &str,
+    timeout: Duration,
+    memory_mb: Option<u64>,
+    cap: usize,
+    groups: &Groups,
+) -> Outcome {
     let start = Instant::now();
     let mut cmd = command(script, memory_mb);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -167,7 +179,9 @@ pub fn install(script: &str, timeout: Duration) -> Result<(), String> {
     let mut cmd = command(script, None);
     let w2 = w.try_clone().map_err(|e| e.to_string())?;
     cmd.stdout(w).stderr(w2);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start the install script: {e}"))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start the install script: {e}"))?;
     drop(cmd);
     let pgid = child.id() as i32;
     let reader = std::thread::spawn(move || {
@@ -186,7 +200,10 @@ pub fn install(script: &str, timeout: Duration) -> Result<(), String> {
                     libc::killpg(pgid, libc::SIGKILL);
                 }
                 let _ = child.wait();
-                break Err(format!("install script killed after {} s", timeout.as_secs()));
+                break Err(format!(
+                    "install script killed after {} s",
+                    timeout.as_secs()
+                ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => break Err(e.to_string()),
@@ -195,7 +212,14 @@ pub fn install(script: &str, timeout: Duration) -> Result<(), String> {
     let last = reader.join().unwrap_or_default();
     match status {
         Ok(st) if st.success() => Ok(()),
-        Ok(st) => Err(format!("install script {script:?} failed ({st}){}", if last.is_empty() { String::new() } else { format!(": {last}") })),
+        Ok(st) => Err(format!(
+            "install script {script:?} failed ({st}){}",
+            if last.is_empty() {
+                String::new()
+            } else {
+                format!(": {last}")
+            }
+        )),
         Err(e) => Err(e),
     }
 }
@@ -207,8 +231,22 @@ mod tests {
     #[test]
     fn output_exit_and_cap() {
         let g = Groups::default();
-        let o = run("echo out; echo err >&2; exit 3", Duration::from_secs(5), None, 1024, &g);
-        assert_eq!((o.exit_code, o.stdout.as_str(), o.stderr.as_str(), o.timed_out), (Some(3), "out\n", "err\n", false));
+        let o = run(
+            "echo out; echo err >&2; exit 3",
+            Duration::from_secs(5),
+            None,
+            1024,
+            &g,
+        );
+        assert_eq!(
+            (
+                o.exit_code,
+                o.stdout.as_str(),
+                o.stderr.as_str(),
+                o.timed_out
+            ),
+            (Some(3), "out\n", "err\n", false)
+        );
         let o = run("yes | head -c 5000", Duration::from_secs(5), None, 100, &g);
         assert!(o.truncated && o.stdout.len() == 100);
         assert_eq!(g.count(), 0);
@@ -218,7 +256,13 @@ mod tests {
     fn timeout_kills_the_whole_group() {
         let g = Groups::default();
         let t = Instant::now();
-        let o = run("sleep 30 & sleep 30; echo never", Duration::from_millis(300), None, 1024, &g);
+        let o = run(
+            "sleep 30 & sleep 30; echo never",
+            Duration::from_millis(300),
+            None,
+            1024,
+            &g,
+        );
         assert!(o.timed_out && !o.success());
         assert!(t.elapsed() < Duration::from_secs(5));
         assert!(!o.stdout.contains("never"));
@@ -228,7 +272,13 @@ mod tests {
     fn memory_limit_applies() {
         let g = Groups::default();
         // 16 MiB address space: a shell still starts, a 64 MiB allocation cannot succeed.
-        let o = run("head -c 67108864 /dev/zero | tr '\\0' a > /dev/null; v=$(head -c 67108864 /dev/zero | tr '\\0' a); echo ${#v}", Duration::from_secs(20), Some(16), 1 << 20, &g);
+        let o = run(
+            "head -c 67108864 /dev/zero | tr '\\0' a > /dev/null; v=$(head -c 67108864 /dev/zero | tr '\\0' a); echo ${#v}",
+            Duration::from_secs(20),
+            Some(16),
+            1 << 20,
+            &g,
+        );
         assert!(!o.stdout.trim().starts_with("67108864"), "{o:?}");
     }
 

@@ -38,6 +38,7 @@ struct Inner {
     environments: BTreeMap<String, Vec<Value>>,
     assets: BTreeMap<String, Value>,
     alerts: Vec<Value>,
+    cloud_nodes: BTreeMap<String, Value>,
 }
 
 pub struct FakeBackend {
@@ -60,6 +61,7 @@ impl FakeBackend {
             environments: BTreeMap::new(),
             assets: BTreeMap::new(),
             alerts: Vec::new(),
+            cloud_nodes: BTreeMap::new(),
         }));
         let offline = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
@@ -342,6 +344,33 @@ fn route(
         ("GET", ["api", "v1", "assets", uuid]) => match g.assets.get(*uuid) {
             Some(a) => (200, a.clone()),
             None => (404, json!({"detail": "Not found."})),
+        },
+        ("POST", ["api", "v1", "cloud-node"]) => {
+            let n = g.cloud_nodes.len();
+            let uuid = format!("c10d0000-0000-4000-8000-{n:012}");
+            let slug = body
+                .get("slug")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("node-{n}"));
+            let node = json!({"uuid": uuid, "slug": slug, "status": "pending", "profile_slug": body.get("profile_slug"), "provider": "self-hosted"});
+            g.cloud_nodes.insert(uuid, node.clone());
+            (201, node)
+        }
+        ("POST", ["api", "v1", "cloud-node", uuid, action]) => match g.cloud_nodes.get_mut(*uuid) {
+            None => (404, json!({"detail": "Not found."})),
+            Some(node) => {
+                match *action {
+                    "register" => node["status"] = json!("running"),
+                    "terminated" => node["status"] = json!("terminated"),
+                    "failed" => node["status"] = json!("failed"),
+                    _ => {}
+                }
+                (
+                    200,
+                    json!({"success": true, "message": action, "uuid": node["uuid"], "slug": node["slug"]}),
+                )
+            }
         },
         ("POST", ["api", "v1", "alerts"]) => {
             let n = g.alerts.len();

@@ -11,6 +11,7 @@ pub use backend::FakeBackend;
 #[allow(unused_imports)]
 pub use backend::Mode;
 pub use broker::Broker;
+#[allow(unused_imports)]
 pub use daemon::{Daemon, EdgeDir};
 
 pub const TOKEN: &str = "cw_test_token_0123456789";
