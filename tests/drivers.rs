@@ -137,10 +137,7 @@ fn driver_starts_with_env_labels_mounts_and_reads_its_twin_file() {
     assert!(!i["Args"].to_string().contains(TOKEN) && !i["Path"].to_string().contains(TOKEN));
 
     // The driver itself read the twin file through CYBERWAVE_TWIN_JSON_FILE.
-    let end = Instant::now() + 10 * SEC;
-    while !dk::logs(&name).contains("TWINFILE") && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(10 * SEC, || dk::logs(&name).contains("TWINFILE"));
     let logs = dk::logs(&name);
     assert!(
         logs.contains("TWINFILE")
@@ -205,10 +202,9 @@ fn crash_loop_is_stopped_alerted_and_retried_with_backoff() {
     dir.set_env("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", "3");
     let mut d = Daemon::start(&dir);
     // Docker restarts it (unless-stopped) every few hundred ms; >4 deaths in 60 s trips the loop.
-    let end = Instant::now() + 40 * SEC;
-    while backend.alerts_of_type("driver_restart_loop").is_empty() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(40 * SEC, || {
+        !backend.alerts_of_type("driver_restart_loop").is_empty()
+    });
     let alerts = backend.alerts_of_type("driver_restart_loop");
     assert_eq!(alerts.len(), 1, "{alerts:?}\n{}", d.log());
     let a = &alerts[0];
@@ -237,10 +233,9 @@ fn crash_loop_is_stopped_alerted_and_retried_with_backoff() {
         Some("stopped (restart loop)")
     );
     // After the backoff (3 s here) it is tried again, loops again, and the pause doubles.
-    let end = Instant::now() + 40 * SEC;
-    while backend.alerts_of_type("driver_restart_loop").len() < 2 && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(40 * SEC, || {
+        backend.alerts_of_type("driver_restart_loop").len() >= 2
+    });
     let alerts = backend.alerts_of_type("driver_restart_loop");
     assert_eq!(alerts.len(), 2, "not retried\n{}", d.log());
     assert_eq!(alerts[0]["metadata"]["retry_in_seconds"], json!(3));
@@ -277,10 +272,9 @@ fn removed_driver_is_revived_after_the_grace_period() {
         driver_state(s, &name).as_deref() == Some("removed")
     });
     assert_eq!(driver_state(&s, &name).as_deref(), Some("removed"), "{s}");
-    let end = Instant::now() + 10 * SEC;
-    while backend.alerts_of_type("driver_health").is_empty() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(10 * SEC, || {
+        !backend.alerts_of_type("driver_health").is_empty()
+    });
     let health = backend.alerts_of_type("driver_health");
     assert_eq!(health.len(), 1);
     assert_eq!(health[0]["severity"], json!("warning"));
@@ -337,10 +331,9 @@ fn alerts_raised_offline_arrive_once_when_the_backend_returns() {
         "not queued durably: {outbox}"
     );
     backend.set_offline(false);
-    let end = Instant::now() + 60 * SEC;
-    while backend.alerts_of_type("driver_health").is_empty() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(60 * SEC, || {
+        !backend.alerts_of_type("driver_health").is_empty()
+    });
     std::thread::sleep(3 * SEC);
     assert_eq!(
         backend.alerts_of_type("driver_health").len(),
@@ -453,10 +446,9 @@ fn failed_pull_is_reported_on_driverlog_and_as_an_alert() {
         })
         .unwrap_or_else(|| panic!("no pull failure on driverlog\n{}", d.log()));
     assert_eq!(p["container_name"], json!(container(&twin)));
-    let end = Instant::now() + 10 * SEC;
-    while backend.alerts_of_type("driver_start_failure").is_empty() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(10 * SEC, || {
+        !backend.alerts_of_type("driver_start_failure").is_empty()
+    });
     let a = backend.alerts_of_type("driver_start_failure");
     assert_eq!(a.len(), 1, "{a:?}");
     assert_eq!(a[0]["name"], json!("Driver failed to start"));
@@ -517,10 +509,7 @@ fn cleanup_removes_only_our_stale_containers() {
     }
     dir.set_env("CYBERWAVE_CONTAINER_PRUNE_INTERVAL_SECONDS", "1");
     let mut d = Daemon::start(&dir);
-    let end = Instant::now() + 40 * SEC;
-    while dk::inspect(&stale).is_some() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_until(40 * SEC, || dk::inspect(&stale).is_none());
     assert!(
         dk::inspect(&stale).is_none(),
         "stale container of ours not pruned\n{}",

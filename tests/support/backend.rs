@@ -151,15 +151,7 @@ impl FakeBackend {
 
     /// The uuid the fake gives the edge with this fingerprint.
     pub fn edge_uuid_for(fingerprint: &str) -> String {
-        let h = cyberwave_edge::sha256_hex(fingerprint.as_bytes());
-        format!(
-            "{}-{}-4{}-8{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[13..16],
-            &h[17..20],
-            &h[20..32]
-        )
+        super::uuid_from(fingerprint)
     }
 }
 

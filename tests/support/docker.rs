@@ -90,13 +90,5 @@ impl Drop for Cleanup {
 
 /// A twin UUID unique to a test (so container names never collide between parallel tests).
 pub fn twin_uuid(test: &str) -> String {
-    let h = cyberwave_edge::sha256_hex(test.as_bytes());
-    format!(
-        "{}-{}-4{}-8{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
-    )
+    super::uuid_from(test)
 }

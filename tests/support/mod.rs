@@ -22,6 +22,33 @@ pub const TWIN_B: &str = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
 pub const TWIN_OTHER: &str = "99999999-8888-4777-8666-555555555555";
 pub const ASSET_A: &str = "12345678-1234-4234-8234-123456789abc";
 
+/// A stable, valid v4-shaped UUID derived from `seed`.
+pub fn uuid_from(seed: &str) -> String {
+    let h = cyberwave_edge::sha256_hex(seed.as_bytes());
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+/// Polls `cond` every 100 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Backend with one environment: TWIN_A linked by the driver rule (with an asset), TWIN_B
 /// linked by the legacy `edge_configs` rule, TWIN_OTHER belonging to another edge.
 pub fn backend_with_twins() -> FakeBackend {
