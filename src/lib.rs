@@ -28,8 +28,12 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Seconds since the Unix epoch as a float, the timestamp form of every Cyberwave payload.
 pub fn epoch_seconds() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    epoch_of(std::time::SystemTime::now())
+}
+
+/// [`epoch_seconds`] of any moment (0 before 1970, which a sane clock never reports).
+pub fn epoch_of(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
 }

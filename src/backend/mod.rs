@@ -181,10 +181,6 @@ impl Backend {
         self.once("POST", path, None)
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
     fn url(&self, path: &str) -> String {
         let mut url = format!("{}{path}", self.base_url);
         if let Some(ws) = &self.workspace_id

@@ -255,6 +255,13 @@ pub fn parse_uuid(s: &str) -> Option<String> {
     ))
 }
 
+/// The edge uuid recorded in `edge.json`, if the file holds a valid one.
+pub fn edge_uuid(config_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(config_dir.join(super::EDGE_FILE)).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v.get("uuid").and_then(Value::as_str).and_then(parse_uuid)
+}
+
 /// Writes `edge.json` (the backend's `EdgeSchema`), indent 2, mode 0644 (reference §4.7).
 pub fn write_edge_json(config_dir: &Path, edge: &Value) -> std::io::Result<()> {
     crate::fsutil::write_json_atomic(&config_dir.join(super::EDGE_FILE), edge, 0o644)

@@ -12,7 +12,7 @@ pub use dir::{LEGACY_CONFIG_DIR, migrate_legacy, resolve_config_dir};
 pub use env::EnvLayer;
 pub(crate) use files::read_json_object as read_json_object_pub;
 pub use files::{
-    Credentials, EnvironmentFile, FileError, FileProblem, parse_uuid, write_edge_json,
+    Credentials, EnvironmentFile, FileError, FileProblem, edge_uuid, parse_uuid, write_edge_json,
 };
 pub use settings::{MqttProtocol, Secret, Settings, SettingsError};
 

@@ -182,10 +182,7 @@ pub fn collect() -> Value {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         });
-    let edge_uuid = std::fs::read_to_string(config_dir.join(config::EDGE_FILE))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| v.get("uuid").and_then(Value::as_str).map(str::to_string));
+    let edge_uuid = config::edge_uuid(&config_dir);
 
     let daemon_view = daemon.as_ref().ok();
     let (state, code) = assess(credentials_ok, environment_ok, daemon_view, &backend);
@@ -410,13 +407,6 @@ pub fn run(as_json: bool) -> i32 {
     use std::io::Write;
     let _ = std::io::stdout().write_all(text.as_bytes());
     code
-}
-
-/// Seconds since the epoch of a `SystemTime` (status timestamps).
-pub fn epoch_of(t: std::time::SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

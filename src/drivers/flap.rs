@@ -38,10 +38,6 @@ impl FlapDetector {
     pub fn clear(&mut self, name: &str) {
         self.deaths.remove(name);
     }
-
-    pub fn window(&self) -> Duration {
-        self.window
-    }
 }
 
 /// Per-driver breaker state.

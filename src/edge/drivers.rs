@@ -134,7 +134,6 @@ pub struct Drivers {
     alerts: AlertSink,
     ops: Sender<Op>,
     launches: Sender<Vec<LaunchJob>>,
-    plans: Vec<TwinPlan>,
     desired: BTreeMap<String, (DriverSpec, Value)>,
     observed: Option<BTreeMap<String, PsEntry>>,
     inflight: BTreeSet<String>,
@@ -216,7 +215,6 @@ impl Drivers {
             alerts,
             ops,
             launches,
-            plans: Vec::new(),
             desired: BTreeMap::new(),
             observed: None,
             inflight: BTreeSet::new(),
@@ -285,13 +283,8 @@ impl Drivers {
                 }
             }
         }
-        self.plans = plans;
         self.desired = desired;
         self.reconcile();
-    }
-
-    pub fn plans(&self) -> &[TwinPlan] {
-        &self.plans
     }
 
     /// Supervisor tick: one `docker ps` (unless one is already on its way).
@@ -810,7 +803,7 @@ impl Drivers {
                     "id": ps.map(|e| e.id.chars().take(12).collect::<String>()),
                     "restarts": info.deaths,
                     "last_exit": info.last_exit,
-                    "since": info.since.map(crate::control::status::epoch_of),
+                    "since": info.since.map(crate::epoch_of),
                     "breaker_trips": info.breaker.trips,
                     "last_error": info.last_error,
                 })

@@ -229,23 +229,18 @@ impl State {
     fn snapshot(&self) -> Value {
         let stats = self.mqtt.stats();
         use std::sync::atomic::Ordering::Relaxed;
-        let epoch = |t: SystemTime| {
-            t.duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0)
-        };
         let last_error = stats.last_error.lock().ok().and_then(|e| e.clone());
         let connected_since = stats
             .connected_since
             .lock()
             .ok()
             .and_then(|t| *t)
-            .map(epoch);
+            .map(crate::epoch_of);
         json!({
             "daemon": {
                 "pid": std::process::id(),
                 "version": crate::VERSION,
-                "started_at": epoch(self.started_at),
+                "started_at": crate::epoch_of(self.started_at),
                 "uptime_seconds": (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
             },
             "config_dir": self.settings.config_dir,
@@ -260,7 +255,7 @@ impl State {
                 "token": self.token.name(),
                 "reachable": self.backend_reachable,
                 "latency_ms": self.backend_latency_ms,
-                "last_ok_at": self.backend_last_ok.map(epoch),
+                "last_ok_at": self.backend_last_ok.map(crate::epoch_of),
                 "registered": self.registered,
             },
             "mqtt": {
@@ -291,7 +286,7 @@ impl State {
                 "running": self.health.is_some(),
                 "interval_seconds": self.settings.health_interval.as_secs_f64(),
             },
-            "last_errors": self.errors.iter().map(|(t, m)| json!({"at": epoch(*t), "message": m})).collect::<Vec<_>>(),
+            "last_errors": self.errors.iter().map(|(t, m)| json!({"at": crate::epoch_of(*t), "message": m})).collect::<Vec<_>>(),
         })
     }
 }
@@ -526,7 +521,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             }
         }
     }
-    if !local && let Some(uuid) = read_edge_json_uuid(&state.settings.config_dir) {
+    if !local && let Some(uuid) = config::edge_uuid(&state.settings.config_dir) {
         state.set_edge_uuid(uuid);
     }
 
@@ -714,14 +709,6 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
             .unwrap_or_else(|| "https://docs.cyberwave.com".into()),
         cleanup,
     }
-}
-
-fn read_edge_json_uuid(dir: &std::path::Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join(config::EDGE_FILE)).ok()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
-    v.get("uuid")
-        .and_then(Value::as_str)
-        .and_then(config::parse_uuid)
 }
 
 fn on_backend(state: &mut State, ev: BackendEvent) -> Result<(), DaemonError> {
