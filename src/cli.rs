@@ -39,13 +39,47 @@ pub struct StatusArgs {
 }
 
 /// Cyberwave cloud node: runs inference and training commands received over MQTT.
+/// With no subcommand it starts, taking `start`'s options (how the Cyberwave CLI runs it).
 #[derive(FromArgs, Debug)]
 pub struct CloudNodeArgs {
     /// print the version and exit
     #[argh(switch)]
     pub version: bool,
+    /// instance slug hint (the backend decides the final slug)
+    #[argh(option)]
+    pub slug: Option<String>,
+    /// path to cyberwave.yml (default: ./cyberwave.yml when present)
+    #[argh(option)]
+    pub config: Option<std::path::PathBuf>,
+    /// node profile slug (default: from the file, CYBERWAVE_PROFILE_SLUG, or "default")
+    #[argh(option)]
+    pub profile: Option<String>,
+    /// MQTT broker host
+    #[argh(option)]
+    pub mqtt_host: Option<String>,
+    /// MQTT broker port
+    #[argh(option)]
+    pub mqtt_port: Option<u16>,
+    /// debug logging
+    #[argh(switch, short = 'v')]
+    pub verbose: bool,
     #[argh(subcommand)]
     pub command: Option<CloudNodeCommand>,
+}
+
+impl CloudNodeArgs {
+    /// `start`'s options, those given after `start` winning over those before it.
+    pub fn start_args(&self, start: Option<StartArgs>) -> StartArgs {
+        let s = start.unwrap_or_default();
+        StartArgs {
+            slug: s.slug.or_else(|| self.slug.clone()),
+            config: s.config.or_else(|| self.config.clone()),
+            profile: s.profile.or_else(|| self.profile.clone()),
+            mqtt_host: s.mqtt_host.or_else(|| self.mqtt_host.clone()),
+            mqtt_port: s.mqtt_port.or(self.mqtt_port),
+            verbose: s.verbose || self.verbose,
+        }
+    }
 }
 
 #[derive(FromArgs, Debug)]
@@ -56,7 +90,7 @@ pub enum CloudNodeCommand {
 }
 
 /// Register this host and serve commands (the default).
-#[derive(FromArgs, Debug, Default)]
+#[derive(FromArgs, Debug, Default, Clone)]
 #[argh(subcommand, name = "start")]
 pub struct StartArgs {
     /// instance slug hint (the backend decides the final slug)

@@ -45,6 +45,45 @@ pub fn write_json_atomic(path: &Path, value: &serde_json::Value, mode: u32) -> i
     write_atomic(path, text.as_bytes(), mode)
 }
 
+/// Reads a whole regular file of at most `max` bytes. A FIFO, device or directory is refused
+/// without blocking (opened with `O_NONBLOCK`, checked with `fstat`), and a file over `max`
+/// bytes is refused before it is read, so no config path can hang or flood the process.
+pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    if meta.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} bytes, over the {max}-byte limit", meta.len()),
+        ));
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    f.take(max + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("grew past the {max}-byte limit while being read"),
+        ));
+    }
+    Ok(data)
+}
+
+/// [`read_regular`] as UTF-8 text.
+pub fn read_regular_text(path: &Path, max: u64) -> io::Result<String> {
+    String::from_utf8(read_regular(path, max)?)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("not UTF-8 text: {e}")))
+}
+
 /// Creates a directory (and parents) with the given mode if it does not exist.
 pub fn ensure_dir(path: &Path, mode: u32) -> io::Result<()> {
     if !path.is_dir() {
@@ -69,5 +108,31 @@ mod tests {
         assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o644);
         // no temp files left behind
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn read_regular_refuses_fifos_and_big_files_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = read_regular(&fifo, 1024).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        assert!(read_regular(dir.path(), 1024).is_err());
+        let big = dir.path().join("big");
+        fs::write(&big, vec![b'x'; 2048]).unwrap();
+        assert!(
+            read_regular(&big, 1024)
+                .unwrap_err()
+                .to_string()
+                .contains("limit")
+        );
+        assert_eq!(read_regular(&big, 4096).unwrap().len(), 2048);
+        assert_eq!(
+            read_regular(&dir.path().join("none"), 1)
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::NotFound
+        );
     }
 }

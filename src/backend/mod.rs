@@ -111,6 +111,7 @@ pub struct Backend {
 impl Backend {
     pub fn new(settings: &Settings) -> Self {
         Self::build(
+            "cyberwave-edge-core",
             &settings.base_url,
             settings.token.clone(),
             settings.workspace_id.clone(),
@@ -123,6 +124,7 @@ impl Backend {
     /// A client whose every call ends within `timeout` and is tried once (for `status`).
     pub fn probe(settings: &Settings, timeout: Duration) -> Self {
         Self::build(
+            "cyberwave-edge-core",
             &settings.base_url,
             settings.token.clone(),
             settings.workspace_id.clone(),
@@ -133,6 +135,7 @@ impl Backend {
     }
 
     fn build(
+        product: &str,
         base_url: &str,
         token: Secret,
         workspace_id: Option<String>,
@@ -141,8 +144,8 @@ impl Backend {
         attempts: u32,
     ) -> Self {
         let ua = match ua_prefix {
-            Some(p) => format!("{p} cyberwave-edge-core/{}", crate::VERSION),
-            None => format!("cyberwave-edge-core/{}", crate::VERSION),
+            Some(p) => format!("{p} {product}/{}", crate::VERSION),
+            None => format!("{product}/{}", crate::VERSION),
         };
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
@@ -161,14 +164,24 @@ impl Backend {
     }
 
     /// A client for another program of the family (the cloud node) with its own base URL.
+    /// A client for another program of ours (`product` names it in the User-Agent).
     pub fn with_base(
+        product: &str,
         base_url: &str,
         token: Secret,
         workspace_id: Option<String>,
         timeout: Duration,
         attempts: u32,
     ) -> Self {
-        Self::build(base_url, token, workspace_id, None, timeout, attempts)
+        Self::build(
+            product,
+            base_url,
+            token,
+            workspace_id,
+            None,
+            timeout,
+            attempts,
+        )
     }
 
     /// `POST path` with a JSON body (not retried: the caller decides).
@@ -417,6 +430,7 @@ mod tests {
     #[test]
     fn workspace_query_is_appended_once() {
         let b = Backend::build(
+            "cyberwave-edge-core",
             "http://h/",
             Secret::new("cw_x"),
             Some("ws1".into()),
@@ -441,6 +455,7 @@ mod tests {
         assert!(e.to_string().contains("cyberwave login"));
         assert!(!e.is_transient());
         let b = Backend::build(
+            "cyberwave-edge-core",
             "http://127.0.0.1:1",
             Secret::new("cw_secret_token_value"),
             None,

@@ -4,10 +4,18 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use cyberwave_edge::cli::{CloudNodeArgs, CloudNodeCommand, StartArgs};
+use cyberwave_edge::cli::{CloudNodeArgs, CloudNodeCommand};
 use cyberwave_edge::cloud_node::config::Flags;
 
 fn main() -> ExitCode {
+    // The reaper (a copy of this binary that ends commands if the node dies): see groups.rs.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(
+            cyberwave_edge::cloud_node::groups::REAPER_ARG,
+        ))
+    {
+        return ExitCode::from(cyberwave_edge::cloud_node::groups::reaper_main() as u8);
+    }
     let args: CloudNodeArgs = argh::from_env();
     if args.version {
         let _ = writeln!(
@@ -19,12 +27,12 @@ fn main() -> ExitCode {
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let start = match args.command {
-        Some(CloudNodeCommand::Status(s)) => {
+        Some(CloudNodeCommand::Status(ref s)) => {
             return ExitCode::from(cyberwave_edge::cloud_node::status(s.json) as u8);
         }
-        Some(CloudNodeCommand::Start(s)) => s,
-        // The CLI's background spawn runs the binary without `start`.
-        None => StartArgs::default(),
+        Some(CloudNodeCommand::Start(ref s)) => args.start_args(Some(s.clone())),
+        // The CLI's background spawn runs `cyberwave-cloud-node [--config FILE]`.
+        None => args.start_args(None),
     };
     let flags = Flags {
         slug: start.slug,

@@ -14,6 +14,9 @@ pub fn status_topic(prefix: &str, uuid: &str) -> String {
     format!("{prefix}cyberwave/cloud-node/{uuid}/status")
 }
 
+/// Longest request id we accept: ids are remembered (across restarts) to refuse repeats.
+pub const MAX_REQUEST_ID: usize = 256;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Function {
     Inference,
@@ -55,11 +58,8 @@ pub fn parse(payload: &[u8]) -> Result<Command, Rejected> {
     let Value::Object(m) = v else {
         return Err(reject(None, "the command must be a JSON object".into()));
     };
-    let request_id = match m.get("request_id") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => return Err(reject(None, "missing request_id".into())),
-    };
+    let request_id =
+        checked_id(m.get("request_id").unwrap_or(&Value::Null)).map_err(|e| reject(None, e))?;
     let command = m
         .get("command")
         .and_then(Value::as_str)
@@ -89,14 +89,35 @@ pub fn parse(payload: &[u8]) -> Result<Command, Rejected> {
     }
 }
 
-/// POSIX single-quoting: the result is exactly one shell word, whatever `s` contains.
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
+/// The request id of a command too large to handle, read without keeping the rest: the
+/// params are skipped by the parser, never stored.
+pub fn request_id_only(payload: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        request_id: Option<Value>,
+    }
+    let id = serde_json::from_slice::<IdOnly>(payload).ok()?.request_id?;
+    checked_id(&id).ok()
 }
 
-/// The command line for a template: `{body}` becomes the params JSON as one quoted argument.
-pub fn render(template: &str, params: &Value) -> String {
-    template.replace("{body}", &shell_quote(&params.to_string()))
+/// A request id as a string: a non-blank string or a number, at most [`MAX_REQUEST_ID`]
+/// characters, no control characters (it reaches logs and the command's environment).
+fn checked_id(v: &Value) -> Result<String, String> {
+    let id = match v {
+        Value::String(s) if !s.trim().is_empty() => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => return Err("missing request_id".into()),
+    };
+    if id.chars().count() > MAX_REQUEST_ID {
+        return Err(format!(
+            "request_id is {} characters long; the limit is {MAX_REQUEST_ID}",
+            id.chars().count()
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err("request_id contains control characters".into());
+    }
+    Ok(id)
 }
 
 /// Identity fields every reply carries.
@@ -163,15 +184,25 @@ mod tests {
     }
 
     #[test]
-    fn injection_cannot_escape_the_argument() {
-        let params = json!({"x": "'; touch /tmp/pwned; echo '", "y": "$(id)", "z": "`id`"});
-        let cmd = render("printf '%s' {body}", &params);
-        let out = std::process::Command::new("sh")
-            .args(["-c", &cmd])
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), params.to_string());
-        assert_eq!(shell_quote("a'b"), "'a'\\''b'");
+    fn request_ids_are_bounded() {
+        let long = "x".repeat(MAX_REQUEST_ID + 1);
+        let e = parse(
+            json!({"command": "status", "request_id": long})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap_err();
+        assert!(
+            e.error.contains("the limit is 256") && e.request_id.is_none(),
+            "{e:?}"
+        );
+        let e = parse(br#"{"command":"status","request_id":"a\u0000b"}"#).unwrap_err();
+        assert!(e.error.contains("control characters"), "{e:?}");
+        assert_eq!(
+            request_id_only(br#"{"params":{"big":"xxxxxxxx"},"request_id":"r9"}"#).as_deref(),
+            Some("r9")
+        );
+        assert_eq!(request_id_only(b"{not json"), None);
     }
 
     #[test]

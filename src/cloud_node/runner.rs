@@ -1,45 +1,45 @@
-//! Running a function's shell command: `sh -c` in its own process group, with an address-space
-//! limit (setrlimit RLIMIT_AS, inherited by every process it starts), output captured up to a
-//! cap, and the whole group killed at the deadline.
+//! Running a shell command for a request or the install script: `sh -c` in its own process
+//! group (with a parent-death signal, and listed with the reaper), output read with `poll` on
+//! non-blocking pipes against one deadline for the whole request. When `sh` exits, its group is
+//! killed and the pipes get a short drain; whatever still holds them after that (a daemon that
+//! left the group with `setsid`) is found through `/proc` and killed, so nothing can keep a
+//! request, or the node's shutdown, waiting. The memory limit counts resident memory of the
+//! group (sampled), which CUDA programs, which reserve far more address space than they use,
+//! pass where `RLIMIT_AS` would break them.
 
-use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// Process groups currently running, so shutdown can kill what outlives its grace period.
-#[derive(Clone, Default)]
-pub struct Groups(Arc<Mutex<BTreeSet<i32>>>);
+use crossbeam_channel::Receiver;
 
-impl Groups {
-    fn add(&self, pgid: i32) {
-        if let Ok(mut g) = self.0.lock() {
-            g.insert(pgid);
-        }
-    }
-    fn remove(&self, pgid: i32) {
-        if let Ok(mut g) = self.0.lock() {
-            g.remove(&pgid);
-        }
-    }
-    pub fn count(&self) -> usize {
-        self.0.lock().map(|g| g.len()).unwrap_or(0)
-    }
-    /// SIGKILL to every running group.
-    pub fn kill_all(&self) {
-        if let Ok(g) = self.0.lock() {
-            for pgid in g.iter() {
-                unsafe {
-                    libc::killpg(*pgid, libc::SIGKILL);
-                }
-            }
-        }
-    }
+use super::groups::{Groups, kill_group};
+use super::procfs;
+
+/// How long output may keep flowing after `sh` has exited.
+const DRAIN: Duration = Duration::from_millis(500);
+/// How often the memory of a limited group is sampled.
+const MEMORY_SAMPLE: Duration = Duration::from_millis(200);
+
+/// What to run and under which limits.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub script: String,
+    pub workdir: PathBuf,
+    pub env: Vec<(String, String)>,
+    /// A file for the command's stdin (the params); `/dev/null` when `None`.
+    pub stdin: Option<PathBuf>,
+    pub timeout: Duration,
+    pub memory_mb: Option<u64>,
+    /// Bytes of stdout and of stderr kept for the reply.
+    pub cap: usize,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Outcome {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
@@ -47,245 +47,351 @@ pub struct Outcome {
     pub stderr: String,
     pub truncated: bool,
     pub timed_out: bool,
+    pub memory_exceeded: bool,
+    /// A process outside the group held the output after `sh` exited; it was killed.
+    pub output_held: bool,
+    /// The run was stopped by this signal number (install script and SIGTERM).
+    pub interrupted: Option<i32>,
     pub duration: Duration,
 }
 
 impl Outcome {
     pub fn success(&self) -> bool {
-        !self.timed_out && self.exit_code == Some(0)
+        !self.timed_out
+            && !self.memory_exceeded
+            && self.interrupted.is_none()
+            && self.exit_code == Some(0)
+    }
+
+    fn failed_to_start(e: String, start: Instant) -> Self {
+        Outcome {
+            stderr: e,
+            duration: start.elapsed(),
+            ..Outcome::default()
+        }
     }
 }
 
-fn command(script: &str, memory_mb: Option<u64>) -> Command {
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(script).stdin(Stdio::null());
-    let limit = memory_mb.map(|mb| mb.saturating_mul(1024 * 1024));
-    // SAFETY: only async-signal-safe calls (setpgid, setrlimit) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setpgid(0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if let Some(bytes) = limit {
-                let rl = libc::rlimit {
-                    rlim_cur: bytes as libc::rlim_t,
-                    rlim_max: bytes as libc::rlim_t,
-                };
-                if libc::setrlimit(libc::RLIMIT_AS, &rl) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    cmd
+/// How output is kept: the head up to a cap (replies), or streamed to the log by line (install).
+enum Keep {
+    Head(usize),
+    Log(&'static str),
 }
 
-fn capture(
-    mut r: impl Read + Send + 'static,
-    cap: usize,
-) -> std::thread::JoinHandle<(String, bool)> {
-    std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut buf = [0u8; 8192];
-        let mut truncated = false;
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let room = cap.saturating_sub(kept.len());
-                    if n > room {
-                        truncated = true;
+struct Pipe {
+    file: File,
+    open: bool,
+    kept: Vec<u8>,
+    truncated: bool,
+    partial: Vec<u8>,
+    last_line: String,
+}
+
+impl Pipe {
+    fn new(file: File) -> Self {
+        // SAFETY: fcntl on a descriptor we own.
+        unsafe {
+            let fd = file.as_raw_fd();
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        Pipe {
+            file,
+            open: true,
+            kept: Vec::new(),
+            truncated: false,
+            partial: Vec::new(),
+            last_line: String::new(),
+        }
+    }
+
+    /// Reads what is there without blocking.
+    fn pump(&mut self, keep: &Keep) {
+        let mut buf = [0u8; 16 * 1024];
+        while self.open {
+            match self.file.read(&mut buf) {
+                Ok(0) => {
+                    self.open = false;
+                    if let Keep::Log(target) = keep {
+                        self.flush_line(target);
                     }
-                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Ok(n) => self.take(&buf[..n], keep),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => self.open = false,
+            }
+        }
+    }
+
+    fn take(&mut self, data: &[u8], keep: &Keep) {
+        match keep {
+            Keep::Head(cap) => {
+                let room = cap.saturating_sub(self.kept.len());
+                if data.len() > room {
+                    self.truncated = true;
+                }
+                self.kept.extend_from_slice(&data[..data.len().min(room)]);
+            }
+            Keep::Log(target) => {
+                for &b in data {
+                    if b == b'\n' {
+                        self.flush_line(target);
+                    } else if self.partial.len() < 64 * 1024 {
+                        self.partial.push(b);
+                    }
                 }
             }
         }
-        (String::from_utf8_lossy(&kept).into_owned(), truncated)
-    })
+    }
+
+    fn flush_line(&mut self, target: &str) {
+        if self.partial.is_empty() {
+            return;
+        }
+        let line = String::from_utf8_lossy(&self.partial).into_owned();
+        self.partial.clear();
+        log::info!(target: target, "{line}");
+        if !line.trim().is_empty() {
+            self.last_line = line;
+        }
+    }
 }
 
-/// Runs `script`; never panics, never blocks past `timeout` (+ a moment to reap).
-pub fn run(
+fn command(spec: &Spec) -> std::io::Result<Command> {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(&spec.script)
+        .current_dir(&spec.workdir)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match &spec.stdin {
+        Some(p) => cmd.stdin(File::open(p)?),
+        None => cmd.stdin(Stdio::null()),
+    };
+    // SAFETY: only async-signal-safe calls (setpgid, prctl) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setpgid(0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            Ok(())
+        });
+    }
+    Ok(cmd)
+}
+
+/// Runs a request's command; never panics, never blocks past `spec.timeout` (plus a moment to
+/// reap what was killed).
+pub fn run(spec: &Spec, groups: &Groups) -> Outcome {
+    execute(spec, groups, None, Keep::Head(spec.cap))
+}
+
+/// Runs the install script, streaming each output line to the log; a signal on `stop` ends it.
+pub fn install(
     script: &str,
+    workdir: &Path,
     timeout: Duration,
-    memory_mb: Option<u64>,
-    cap: usize,
     groups: &Groups,
-) -> Outcome {
+    stop: &Receiver<i32>,
+) -> Result<(), InstallError> {
+    let spec = Spec {
+        script: script.to_string(),
+        workdir: workdir.to_path_buf(),
+        env: Vec::new(),
+        stdin: None,
+        timeout,
+        memory_mb: None,
+        cap: 0,
+    };
+    let o = execute(&spec, groups, Some(stop), Keep::Log("install"));
+    if let Some(sig) = o.interrupted {
+        return Err(InstallError::Interrupted(sig));
+    }
+    if o.success() {
+        return Ok(());
+    }
+    let how = if o.timed_out {
+        format!("killed after {} s", timeout.as_secs())
+    } else if let Some(s) = o.signal {
+        format!("killed by signal {s}")
+    } else if let Some(c) = o.exit_code {
+        format!("exit status: {c}")
+    } else {
+        o.stderr.clone()
+    };
+    let last = if o.stdout.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", o.stdout)
+    };
+    Err(InstallError::Failed(format!(
+        "install script {script:?} failed ({how}){last}"
+    )))
+}
+
+/// Why the install script did not succeed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InstallError {
+    Failed(String),
+    Interrupted(i32),
+}
+
+fn execute(spec: &Spec, groups: &Groups, stop: Option<&Receiver<i32>>, keep: Keep) -> Outcome {
     let start = Instant::now();
-    let mut cmd = command(script, memory_mb);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
+    let mut child = match command(spec).and_then(|mut c| c.spawn()) {
         Ok(c) => c,
         Err(e) => {
-            return Outcome {
-                exit_code: None,
-                signal: None,
-                stdout: String::new(),
-                stderr: format!("cannot start sh: {e}"),
-                truncated: false,
-                timed_out: false,
-                duration: start.elapsed(),
-            };
+            return Outcome::failed_to_start(format!("cannot start sh: {e}"), start);
         }
     };
     let pgid = child.id() as i32;
     groups.add(pgid);
-    let out = child.stdout.take().map(|o| capture(o, cap));
-    let err = child.stderr.take().map(|e| capture(e, cap));
-    let mut timed_out = false;
-    let mut pause = Duration::from_millis(1);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break Some(st),
-            Ok(None) if start.elapsed() >= timeout => {
-                timed_out = true;
-                unsafe {
-                    libc::killpg(pgid, libc::SIGKILL);
-                }
-                break child.wait().ok();
-            }
-            Ok(None) => {
-                std::thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
-                pause = (pause * 2).min(Duration::from_millis(20));
-            }
-            Err(_) => break None,
-        }
-    };
-    // Stragglers of the group (background jobs) would hold the pipes open: end them.
-    unsafe {
-        libc::killpg(pgid, libc::SIGKILL);
-    }
+    let mut pipes: Vec<Pipe> = [
+        child
+            .stdout
+            .take()
+            .map(|p| File::from(std::os::fd::OwnedFd::from(p))),
+        child
+            .stderr
+            .take()
+            .map(|p| File::from(std::os::fd::OwnedFd::from(p))),
+    ]
+    .into_iter()
+    .flatten()
+    .map(Pipe::new)
+    .collect();
+    let mut o = Outcome::default();
+    let status = watch(
+        spec, &mut child, pgid, &mut pipes, stop, &keep, &mut o, start,
+    );
     groups.remove(pgid);
-    let (stdout, t1) = out.and_then(|h| h.join().ok()).unwrap_or_default();
-    let (stderr, t2) = err.and_then(|h| h.join().ok()).unwrap_or_default();
-    use std::os::unix::process::ExitStatusExt;
-    Outcome {
-        exit_code: status.and_then(|s| s.code()),
-        signal: status.and_then(|s| s.signal()),
-        stdout,
-        stderr,
-        truncated: t1 || t2,
-        timed_out,
-        duration: start.elapsed(),
+    o.exit_code = status.and_then(|s| s.code());
+    o.signal = status.and_then(|s| s.signal());
+    let text = |p: Option<&Pipe>| match (&keep, p) {
+        (Keep::Head(_), Some(p)) => String::from_utf8_lossy(&p.kept).into_owned(),
+        (Keep::Log(_), Some(p)) => p.last_line.clone(),
+        (_, None) => String::new(),
+    };
+    o.stdout = text(pipes.first());
+    o.stderr = text(pipes.get(1));
+    if let Keep::Log(_) = keep
+        && !o.stderr.is_empty()
+    {
+        // For the install script, the last line on stderr says more than the last on stdout.
+        o.stdout = o.stderr.clone();
+    }
+    o.truncated = pipes.iter().any(|p| p.truncated);
+    o.duration = start.elapsed();
+    o
+}
+
+/// The poll loop: returns the exit status once `sh` is reaped.
+#[allow(clippy::too_many_arguments)]
+fn watch(
+    spec: &Spec,
+    child: &mut Child,
+    pgid: i32,
+    pipes: &mut [Pipe],
+    stop: Option<&Receiver<i32>>,
+    keep: &Keep,
+    o: &mut Outcome,
+    start: Instant,
+) -> Option<ExitStatus> {
+    let deadline = start + spec.timeout;
+    let limit = spec.memory_mb.map(|m| m.saturating_mul(1 << 20));
+    let mut next_sample = start + MEMORY_SAMPLE;
+    let mut drain_until: Option<Instant> = None;
+    let mut status: Option<ExitStatus> = None;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if status.is_none()
+            && let Ok(Some(st)) = child.try_wait()
+        {
+            status = Some(st);
+            // Stragglers of the group would hold the pipes: end them, then drain briefly.
+            kill_group(pgid);
+            drain_until = Some((Instant::now() + DRAIN).min(deadline));
+        }
+        let open = pipes.iter().any(|p| p.open);
+        if status.is_some() && !open {
+            return status;
+        }
+        let now = Instant::now();
+        if let Some(sig) = stop.and_then(|s| s.try_recv().ok()) {
+            o.interrupted = Some(sig);
+            return finish(child, pgid, pipes, status);
+        }
+        if now >= deadline {
+            o.timed_out = status.is_none();
+            return finish(child, pgid, pipes, status);
+        }
+        if drain_until.is_some_and(|d| now >= d) {
+            o.output_held = true;
+            return finish(child, pgid, pipes, status);
+        }
+        if let Some(limit) = limit
+            && status.is_none()
+            && now >= next_sample
+        {
+            next_sample = now + MEMORY_SAMPLE;
+            if procfs::group_rss(pgid) > limit {
+                o.memory_exceeded = true;
+                return finish(child, pgid, pipes, status);
+            }
+        }
+        let until = drain_until.unwrap_or(deadline).min(deadline);
+        let mut wait = until
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(50));
+        if limit.is_some() {
+            wait = wait.min(next_sample.saturating_duration_since(now));
+        }
+        if open {
+            poll_pipes(pipes, wait);
+            for p in pipes.iter_mut() {
+                p.pump(keep);
+            }
+        } else {
+            std::thread::sleep(pause.min(wait));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
     }
 }
 
-/// Runs the install script, streaming each output line to the log. Err(message) on failure.
-pub fn install(script: &str, timeout: Duration) -> Result<(), String> {
-    let start = Instant::now();
-    let (r, w) = std::io::pipe().map_err(|e| e.to_string())?;
-    let mut cmd = command(script, None);
-    let w2 = w.try_clone().map_err(|e| e.to_string())?;
-    cmd.stdout(w).stderr(w2);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start the install script: {e}"))?;
-    drop(cmd);
-    let pgid = child.id() as i32;
-    let reader = std::thread::spawn(move || {
-        let mut last = String::new();
-        for line in BufReader::new(r).lines().map_while(Result::ok) {
-            log::info!(target: "install", "{line}");
-            last = line;
-        }
-        last
-    });
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break Ok(st),
-            Ok(None) if start.elapsed() >= timeout => {
-                unsafe {
-                    libc::killpg(pgid, libc::SIGKILL);
-                }
-                let _ = child.wait();
-                break Err(format!(
-                    "install script killed after {} s",
-                    timeout.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => break Err(e.to_string()),
-        }
-    };
-    let last = reader.join().unwrap_or_default();
-    match status {
-        Ok(st) if st.success() => Ok(()),
-        Ok(st) => Err(format!(
-            "install script {script:?} failed ({st}){}",
-            if last.is_empty() {
-                String::new()
-            } else {
-                format!(": {last}")
-            }
-        )),
-        Err(e) => Err(e),
+/// Ends a run early: kills the group and whoever holds its pipes, stops reading, reaps `sh`.
+fn finish(
+    child: &mut Child,
+    pgid: i32,
+    pipes: &mut [Pipe],
+    status: Option<ExitStatus>,
+) -> Option<ExitStatus> {
+    kill_group(pgid);
+    for p in pipes.iter_mut().filter(|p| p.open) {
+        procfs::kill_pipe_holders(&p.file);
+        p.open = false;
+    }
+    status.or_else(|| child.wait().ok())
+}
+
+fn poll_pipes(pipes: &[Pipe], wait: Duration) {
+    let mut fds: Vec<libc::pollfd> = pipes
+        .iter()
+        .filter(|p| p.open)
+        .map(|p| libc::pollfd {
+            fd: p.file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = wait.as_millis().clamp(0, i32::MAX as u128) as libc::c_int;
+    // SAFETY: fds is a valid array of pollfd for its length.
+    unsafe {
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn output_exit_and_cap() {
-        let g = Groups::default();
-        let o = run(
-            "echo out; echo err >&2; exit 3",
-            Duration::from_secs(5),
-            None,
-            1024,
-            &g,
-        );
-        assert_eq!(
-            (
-                o.exit_code,
-                o.stdout.as_str(),
-                o.stderr.as_str(),
-                o.timed_out
-            ),
-            (Some(3), "out\n", "err\n", false)
-        );
-        let o = run("yes | head -c 5000", Duration::from_secs(5), None, 100, &g);
-        assert!(o.truncated && o.stdout.len() == 100);
-        assert_eq!(g.count(), 0);
-    }
-
-    #[test]
-    fn timeout_kills_the_whole_group() {
-        let g = Groups::default();
-        let t = Instant::now();
-        let o = run(
-            "sleep 30 & sleep 30; echo never",
-            Duration::from_millis(300),
-            None,
-            1024,
-            &g,
-        );
-        assert!(o.timed_out && !o.success());
-        assert!(t.elapsed() < Duration::from_secs(5));
-        assert!(!o.stdout.contains("never"));
-    }
-
-    #[test]
-    fn memory_limit_applies() {
-        let g = Groups::default();
-        // 16 MiB address space: a shell still starts, a 64 MiB allocation cannot succeed.
-        let o = run(
-            "head -c 67108864 /dev/zero | tr '\\0' a > /dev/null; v=$(head -c 67108864 /dev/zero | tr '\\0' a); echo ${#v}",
-            Duration::from_secs(20),
-            Some(16),
-            1 << 20,
-            &g,
-        );
-        assert!(!o.stdout.trim().starts_with("67108864"), "{o:?}");
-    }
-
-    #[test]
-    fn install_reports_failure() {
-        assert!(install("echo ok", Duration::from_secs(5)).is_ok());
-        let e = install("echo boom >&2; exit 4", Duration::from_secs(5)).unwrap_err();
-        assert!(e.contains("boom") && e.contains("exit status: 4"), "{e}");
-    }
-}
+mod tests;

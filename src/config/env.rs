@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 pub struct EnvLayer {
     process: HashMap<String, String>,
     credentials: BTreeMap<String, String>,
+    /// Process entries that are not UTF-8 and were left out (lossy names, for one warning).
+    skipped: Vec<String>,
 }
 
 impl std::fmt::Debug for EnvLayer {
@@ -38,12 +40,36 @@ impl EnvLayer {
         Self {
             process,
             credentials,
+            skipped: Vec::new(),
         }
     }
 
-    /// The current process environment, without credentials `envs` yet.
+    /// The current process environment, without credentials `envs` yet. Entries whose name or
+    /// value is not UTF-8 are skipped (`std::env::vars` would panic on them); see [`Self::skipped`].
     pub fn from_process() -> Self {
-        Self::new(std::env::vars().collect(), BTreeMap::new())
+        let mut process = HashMap::new();
+        let mut skipped = Vec::new();
+        for (k, v) in std::env::vars_os() {
+            match (k.into_string(), v.into_string()) {
+                (Ok(k), Ok(v)) => {
+                    process.insert(k, v);
+                }
+                (k, _) => skipped.push(match k {
+                    Ok(k) => k,
+                    Err(k) => k.to_string_lossy().into_owned(),
+                }),
+            }
+        }
+        Self {
+            process,
+            credentials: BTreeMap::new(),
+            skipped,
+        }
+    }
+
+    /// Names of process variables skipped because they are not UTF-8.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
     }
 
     pub fn with_credentials(mut self, envs: BTreeMap<String, String>) -> Self {

@@ -50,7 +50,8 @@ pub(crate) fn read_json_object(path: &Path) -> Result<serde_json::Map<String, Va
         path: path.to_path_buf(),
         problem,
     };
-    let text = match std::fs::read_to_string(path) {
+    // Config files are a few KiB; 4 MiB bounds a hostile one, and a FIFO never blocks us.
+    let text = match crate::fsutil::read_regular_text(path, 4 << 20) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(err(FileProblem::Missing));

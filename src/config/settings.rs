@@ -183,6 +183,12 @@ impl Settings {
             }
         };
         let mut warnings = creds.warnings.clone();
+        warnings.extend(
+            process
+                .skipped()
+                .iter()
+                .map(|k| format!("environment variable {k:?} is not UTF-8: ignored")),
+        );
         let env = process.clone().with_credentials(creds.envs.clone());
         let base_url = env
             .get("CYBERWAVE_BASE_URL")

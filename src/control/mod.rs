@@ -41,7 +41,7 @@ impl std::fmt::Display for ServeError {
         match self {
             ServeError::AlreadyRunning(p) => write!(
                 f,
-                "another cyberwave-edge-core is already running (it answers on {})",
+                "another instance is already running (it answers on {})",
                 p.display()
             ),
             ServeError::Io(p, e) => write!(f, "control socket {}: {e}", p.display()),

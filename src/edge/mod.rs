@@ -773,7 +773,7 @@ fn on_link(state: &mut State, ev: LinkEvent, jobctl: &Sender<JobCtl>) {
     match ev {
         LinkEvent::Up => {}
         LinkEvent::Down(e) => state.record_error(format!("MQTT link down: {e}")),
-        LinkEvent::Message { topic, payload } => {
+        LinkEvent::Message { topic, payload, .. } => {
             if state.command_topic.as_deref() != Some(topic.as_str()) {
                 log::debug!("message on {topic} ignored");
                 return;

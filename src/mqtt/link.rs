@@ -20,7 +20,12 @@ use crate::backoff::Backoff;
 pub enum LinkEvent {
     Up,
     Down(String),
-    Message { topic: String, payload: Vec<u8> },
+    /// `retained`: the broker replayed a stored message on subscribe (not a new one).
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+        retained: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -377,6 +382,7 @@ fn run_connection(
                 let _ = events.send(LinkEvent::Message {
                     topic: p.topic.clone(),
                     payload: p.payload.to_vec(),
+                    retained: p.retain,
                 });
             }
             Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) => {
