@@ -204,12 +204,22 @@ impl Broker {
 
     /// Publishes one message as a third party (mosquitto_pub, QoS 1).
     pub fn publish(&self, topic: &str, payload: &str) {
-        let st = Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+        self.publish_with(topic, payload.as_bytes(), false);
+    }
+
+    /// Publishes any payload (from a file, so size is no limit), optionally retained.
+    pub fn publish_with(&self, topic: &str, payload: &[u8], retain: bool) {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), payload).expect("write payload");
+        let mut c = Command::new("mosquitto_pub");
+        c.args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-u", OBSERVER_USER, "-P", OBSERVER_PASS])
-            .args(["-t", topic, "-m", payload, "-q", "1"])
-            .status()
-            .expect("mosquitto_pub");
+            .args(["-t", topic, "-q", "1", "-f"])
+            .arg(file.path());
+        if retain {
+            c.arg("-r");
+        }
+        let st = c.status().expect("mosquitto_pub");
         assert!(st.success(), "mosquitto_pub to {topic} failed");
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod broker;
+pub mod cloud_node;
 pub mod daemon;
 pub mod docker;
 
