@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod cli;
 pub mod cloud_node;
 pub mod config;
+pub mod containers;
 pub mod control;
 pub mod docker;
 pub mod drivers;

@@ -5,6 +5,18 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A child process we own: dropping it kills and reaps it, so no pid outlives its process
+/// (a stored pid signalled later could hit an unrelated process that reused it).
+#[derive(Debug)]
+pub struct OwnedChild(pub std::process::Child);
+
+impl Drop for OwnedChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output {
     pub status: Option<i32>,

@@ -74,6 +74,8 @@ enum Ctx {
     Subst,
     Param,
     Arith,
+    /// `$[…]`, bash's old arithmetic form.
+    BracketArith,
 }
 
 impl Ctx {
@@ -85,7 +87,7 @@ impl Ctx {
             Ctx::Backtick => "inside backquotes",
             Ctx::Subst => "inside a $(…) command substitution",
             Ctx::Param => "inside a ${…} parameter expansion",
-            Ctx::Arith => "inside an arithmetic expansion",
+            Ctx::Arith | Ctx::BracketArith => "inside an arithmetic expansion",
         }
     }
 }
@@ -167,11 +169,17 @@ impl Lexer<'_> {
     }
 
     fn placeholder_here(&self) -> Option<Placeholder> {
+        if self.peek(0) != Some('{') {
+            return None;
+        }
         [Placeholder::Body, Placeholder::BodyFile]
             .into_iter()
             .find(|p| {
-                let t: Vec<char> = p.token().chars().collect();
-                self.chars.get(self.i..self.i + t.len()) == Some(&t[..])
+                let t = p.token();
+                let n = t.len(); // ASCII: bytes = chars
+                self.chars
+                    .get(self.i..self.i + n)
+                    .is_some_and(|w| w.iter().copied().eq(t.chars()))
             })
     }
 
@@ -205,11 +213,12 @@ impl Lexer<'_> {
         if self.redirect {
             return Err(self.refuse(p, "a redirection target"));
         }
-        let assignment = is_assignment_prefix(&self.word);
-        if self.words.is_empty() && !assignment {
+        // `NAME={body} cmd …`: a variable for the command, not the command itself.
+        let leading_assignment = self.words.is_empty() && is_assignment_prefix(&self.word);
+        if self.words.is_empty() && !leading_assignment {
             return Err(self.refuse(p, "the command itself"));
         }
-        if !assignment && runs_as_code(&self.words) {
+        if runs_as_code(&self.words) {
             return Err(self.refuse(p, "the code argument of an interpreter or `eval`"));
         }
         match p {
@@ -333,6 +342,10 @@ impl Lexer<'_> {
                         self.bump();
                         self.stack.push(Ctx::Param);
                     }
+                    (Some('['), _) => {
+                        self.bump();
+                        self.stack.push(Ctx::BracketArith);
+                    }
                     (Some('\''), _) => {
                         self.bump();
                         self.stack.push(Ctx::DollarSingle);
@@ -352,7 +365,10 @@ impl Lexer<'_> {
                 self.bump();
                 self.stack.pop();
             }
-            (Ctx::DollarSingle, '\'') | (Ctx::Subst, ')') | (Ctx::Param, '}') => {
+            (Ctx::DollarSingle, '\'')
+            | (Ctx::Subst, ')')
+            | (Ctx::Param, '}')
+            | (Ctx::BracketArith, ']') => {
                 self.bump();
                 self.stack.pop();
             }
@@ -435,31 +451,45 @@ fn is_assignment_prefix(w: &str) -> bool {
         && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// True when the next argument of this command would be run as code: `eval …`, `source …`,
-/// `. …`, or an interpreter whose options so far end in `-c` / `-e` (`sh -c`, `bash -lc`,
-/// `python -u -c`, `perl -e`), with no script file before them.
+/// Commands whose every argument may be run as code: by the shell (`eval`, `trap`, `.`), by
+/// bash's arithmetic evaluation, which runs `$(…)` found in array subscripts (`let`, `[[`,
+/// `declare`, `typeset`), or by a remote shell (`ssh`).
+const CODE_COMMANDS: &[&str] = &[
+    "eval", "source", ".", "trap", "let", "[[", "declare", "typeset", "ssh",
+];
+
+/// True when the next argument of this command would be run as code: any argument of a
+/// [`CODE_COMMANDS`] command, or the argument after `-c` / `-e` of an interpreter anywhere in
+/// the command (`sh -c`, `timeout 5 bash -lc`, `python -u -c`, `xargs perl -e`), with no
+/// script file between the interpreter and that option.
 fn runs_as_code(words: &[String]) -> bool {
-    let Some((first, args)) = words.split_first() else {
-        return false;
-    };
-    let cmd = first.rsplit('/').next().unwrap_or(first);
-    if matches!(cmd, "eval" | "source" | ".") {
+    let base = |w: &String| w.rsplit('/').next().unwrap_or(w).to_string();
+    if words
+        .iter()
+        .any(|w| CODE_COMMANDS.contains(&base(w).as_str()))
+    {
         return true;
     }
-    let runner = CODE_RUNNERS.iter().any(|r| {
-        cmd == *r
-            || cmd
-                .strip_prefix(r)
-                .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'))
-    });
+    let is_runner = |w: &String| {
+        let cmd = base(w);
+        CODE_RUNNERS.iter().any(|r| {
+            cmd == *r
+                || cmd
+                    .strip_prefix(r)
+                    .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        })
+    };
     let short_opts = |w: &String| {
         w.len() > 1 && w.starts_with('-') && w[1..].chars().all(|c| c.is_ascii_alphanumeric())
     };
-    runner
-        && args.iter().all(|w| w.starts_with('-'))
-        && args
-            .last()
-            .is_some_and(|w| short_opts(w) && (w.ends_with('c') || w.ends_with('e')))
+    words.iter().enumerate().any(|(i, w)| {
+        let args = &words[i + 1..];
+        is_runner(w)
+            && args.iter().all(|a| a.starts_with('-'))
+            && args
+                .last()
+                .is_some_and(|a| short_opts(a) && (a.ends_with('c') || a.ends_with('e')))
+    })
 }
 
 #[cfg(test)]

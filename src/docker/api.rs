@@ -5,6 +5,13 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// Longest line handed on; a longer one is cut into pieces of this size (a process printing
+/// without newlines must not grow the daemon without bound).
+pub const MAX_LINE: usize = 64 * 1024;
+/// How long the engine may take to answer a stream request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The Engine socket: `DOCKER_HOST=unix://…`, else `/var/run/docker.sock`; `None` when Docker
 /// is reached another way (TCP, SSH), in which case callers fall back to the CLI.
@@ -24,31 +31,68 @@ pub fn follow_events(socket: &std::path::Path) -> io::Result<(LogStream, UnixStr
     open_stream(socket, &format!("/events?filters={filters}"), Some(false))
 }
 
-/// Reads a container's log stream line by line (stdout and stderr interleaved).
+/// Reads a stream line by line (a container's stdout and stderr interleaved, or events).
+/// Lines are at most [`MAX_LINE`] bytes; longer ones come in pieces, counted in `cut`.
 pub struct LogStream {
-    reader: BufReader<UnixStream>,
+    reader: BufReader<Box<dyn Read + Send>>,
     multiplexed: bool,
     pending: Vec<u8>,
+    /// Bytes left in the current multiplexed frame.
+    frame_left: usize,
+    /// Lines cut at [`MAX_LINE`] so far.
+    pub cut: u64,
 }
 
-/// Opens `GET /containers/{name}/logs?follow=1…`. HTTP/1.0 so the body is the raw stream
-/// until Docker closes it (no chunked encoding). Returns the stream and a handle whose
-/// `shutdown` ends it from another thread.
+/// Where a log follow starts: the last `tail` lines (first attach), or after a time (a
+/// re-attach, so lines already handed on are not replayed).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LogStart {
+    Tail(u64),
+    Since { secs: u64, nanos: u32 },
+}
+
+impl LogStart {
+    /// The Engine API query parameter.
+    pub fn query(&self) -> String {
+        match self {
+            LogStart::Tail(0) => "tail=all".into(),
+            LogStart::Tail(n) => format!("tail={n}"),
+            LogStart::Since { secs, nanos } => format!("since={secs}.{nanos:09}"),
+        }
+    }
+}
+
+/// Opens `GET /containers/{name}/logs?follow=1&timestamps=1…`. HTTP/1.0 so the body is the raw
+/// stream until Docker closes it (no chunked encoding). Every line starts with its RFC 3339
+/// timestamp (see [`split_timestamp`]). Returns the stream and a handle whose `shutdown` ends
+/// it from another thread.
 pub fn follow_logs(
     socket: &std::path::Path,
     name: &str,
-    tail: u64,
+    from: LogStart,
 ) -> io::Result<(LogStream, UnixStream)> {
-    let tail = if tail == 0 {
-        "all".to_string()
-    } else {
-        tail.to_string()
-    };
     open_stream(
         socket,
-        &format!("/containers/{name}/logs?follow=1&stdout=1&stderr=1&tail={tail}"),
+        &format!(
+            "/containers/{name}/logs?follow=1&stdout=1&stderr=1&timestamps=1&{}",
+            from.query()
+        ),
         None,
     )
+}
+
+/// Splits Docker's `--timestamps` prefix off a log line: `(seconds, nanos)` and the text.
+pub fn split_timestamp(line: &str) -> (Option<(u64, u32)>, &str) {
+    let Some((ts, rest)) = line.split_once(' ') else {
+        return (None, line);
+    };
+    match humantime::parse_rfc3339(ts) {
+        Ok(t) => {
+            let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            (Some((d.as_secs(), d.subsec_nanos())), rest)
+        }
+        Err(_) => (None, line),
+    }
 }
 
 /// GET `path` over HTTP/1.0 and hand back the body as a line stream. `force_multiplexed`
@@ -59,12 +103,17 @@ fn open_stream(
     force_multiplexed: Option<bool>,
 ) -> io::Result<(LogStream, UnixStream)> {
     let mut stream = UnixStream::connect(socket)?;
+    // A hung engine must not hold the caller: bounded request and headers, then no timeout
+    // (a quiet container's log stream may say nothing for hours).
+    stream.set_write_timeout(Some(HEADER_TIMEOUT))?;
+    stream.set_read_timeout(Some(HEADER_TIMEOUT))?;
     let req = format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n");
     stream.write_all(req.as_bytes())?;
     let handle = stream.try_clone()?;
+    let body_stream = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     let mut status = String::new();
-    reader.read_line(&mut status)?;
+    (&mut reader).take(1024).read_line(&mut status)?;
     let code: u16 = status
         .split_whitespace()
         .nth(1)
@@ -73,7 +122,7 @@ fn open_stream(
     let mut multiplexed = None;
     loop {
         let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 {
+        if (&mut reader).take(8192).read_line(&mut h)? == 0 {
             break;
         }
         let h = h.trim_end();
@@ -108,17 +157,28 @@ fn open_stream(
             buf.len() >= 4 && buf[0] <= 2 && buf[1..4] == [0, 0, 0]
         }
     };
-    Ok((
-        LogStream {
-            reader,
-            multiplexed,
-            pending: Vec::new(),
-        },
-        handle,
-    ))
+    body_stream.set_read_timeout(None)?;
+    body_stream.set_write_timeout(None)?;
+    // Keep what the header reader buffered beyond the headers.
+    let buffered = reader.buffer().to_vec();
+    let body: Box<dyn Read + Send> = Box::new(io::Cursor::new(buffered).chain(body_stream));
+    let mut stream = LogStream::new(body);
+    stream.multiplexed = multiplexed;
+    Ok((stream, handle))
 }
 
 impl LogStream {
+    /// A plain (not multiplexed) stream over any reader: a `docker logs -f` pipe, say.
+    pub fn new(reader: Box<dyn Read + Send>) -> Self {
+        LogStream {
+            reader: BufReader::new(reader),
+            multiplexed: false,
+            pending: Vec::new(),
+            frame_left: 0,
+            cut: 0,
+        }
+    }
+
     /// The next line (without its newline), or None at the end of the stream.
     pub fn next_line(&mut self) -> io::Result<Option<String>> {
         loop {
@@ -126,6 +186,11 @@ impl LogStream {
                 let line: Vec<u8> = self.pending.drain(..=pos).collect();
                 let text = String::from_utf8_lossy(&line[..line.len() - 1]);
                 return Ok(Some(text.trim_end_matches('\r').to_string()));
+            }
+            if self.pending.len() >= MAX_LINE {
+                self.cut += 1;
+                let piece: Vec<u8> = self.pending.drain(..MAX_LINE).collect();
+                return Ok(Some(String::from_utf8_lossy(&piece).into_owned()));
             }
             if !self.fill()? {
                 if self.pending.is_empty() {
@@ -137,9 +202,10 @@ impl LogStream {
         }
     }
 
-    /// Appends the next frame (or chunk) to `pending`; false at EOF.
+    /// Appends the next piece of the stream to `pending`; false at EOF. Reads at most 16 KiB
+    /// at a time whatever a frame header claims.
     fn fill(&mut self) -> io::Result<bool> {
-        if self.multiplexed {
+        if self.multiplexed && self.frame_left == 0 {
             let mut header = [0u8; 8];
             if let Err(e) = self.reader.read_exact(&mut header) {
                 return if e.kind() == io::ErrorKind::UnexpectedEof {
@@ -148,17 +214,22 @@ impl LogStream {
                     Err(e)
                 };
             }
-            let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-            let start = self.pending.len();
-            self.pending.resize(start + size, 0);
-            self.reader.read_exact(&mut self.pending[start..])?;
-            Ok(true)
-        } else {
-            let mut buf = [0u8; 4096];
-            let n = self.reader.read(&mut buf)?;
-            self.pending.extend_from_slice(&buf[..n]);
-            Ok(n > 0)
+            self.frame_left =
+                u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+            return Ok(true);
         }
+        let mut buf = [0u8; 16 * 1024];
+        let want = if self.multiplexed {
+            self.frame_left.min(buf.len())
+        } else {
+            buf.len()
+        };
+        let n = self.reader.read(&mut buf[..want])?;
+        if self.multiplexed {
+            self.frame_left -= n;
+        }
+        self.pending.extend_from_slice(&buf[..n]);
+        Ok(n > 0)
     }
 }
 
@@ -196,7 +267,7 @@ mod tests {
         reply.extend(frame(2, b"world\nsecond line\n"));
         reply.extend(frame(1, b"tail without newline"));
         let (_d, p) = serve(reply);
-        let (mut s, _h) = follow_logs(&p, "c", 10).unwrap();
+        let (mut s, _h) = follow_logs(&p, "c", LogStart::Tail(10)).unwrap();
         assert_eq!(s.next_line().unwrap().as_deref(), Some("hello world"));
         assert_eq!(s.next_line().unwrap().as_deref(), Some("second line"));
         assert_eq!(
@@ -207,16 +278,58 @@ mod tests {
     }
 
     #[test]
+    fn long_lines_are_cut_and_huge_frames_read_in_pieces() {
+        let mut reply =
+            b"HTTP/1.0 200 OK\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\n\r\n"
+                .to_vec();
+        reply.extend(frame(1, &vec![b'x'; MAX_LINE * 2 + 10]));
+        reply.extend(frame(1, b"\nnext\n"));
+        let (_d, p) = serve(reply);
+        let (mut s, _h) = follow_logs(&p, "c", LogStart::Tail(1)).unwrap();
+        assert_eq!(s.next_line().unwrap().unwrap().len(), MAX_LINE);
+        assert_eq!(s.next_line().unwrap().unwrap().len(), MAX_LINE);
+        assert_eq!(s.next_line().unwrap().unwrap().len(), 10);
+        assert_eq!(s.next_line().unwrap().as_deref(), Some("next"));
+        assert_eq!(s.cut, 2);
+        assert_eq!(
+            split_timestamp("2024-05-01T10:00:00.5Z hello world"),
+            (Some((1_714_557_600, 500_000_000)), "hello world")
+        );
+        assert_eq!(split_timestamp("no stamp"), (None, "no stamp"));
+        assert_eq!(
+            LogStart::Since { secs: 5, nanos: 7 }.query(),
+            "since=5.000000007"
+        );
+    }
+
+    #[test]
+    fn a_hung_engine_cannot_hold_the_caller() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("docker.sock");
+        let l = UnixListener::bind(&p).unwrap();
+        std::thread::spawn(move || {
+            let _held: Vec<_> = l.incoming().take(2).collect();
+            std::thread::sleep(std::time::Duration::from_secs(30));
+        });
+        let t = std::time::Instant::now();
+        assert!(follow_logs(&p, "c", LogStart::Tail(1)).is_err());
+        assert!(t.elapsed() < std::time::Duration::from_secs(7));
+    }
+
+    #[test]
     fn raw_streams_and_errors() {
         let (_d, p) = serve(
             b"HTTP/1.0 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\na\r\nb\n"
                 .to_vec(),
         );
-        let (mut s, _h) = follow_logs(&p, "c", 0).unwrap();
+        let (mut s, _h) = follow_logs(&p, "c", LogStart::Tail(0)).unwrap();
         assert_eq!(s.next_line().unwrap().as_deref(), Some("a"));
         assert_eq!(s.next_line().unwrap().as_deref(), Some("b"));
         let (_d, p) = serve(b"HTTP/1.0 404 Not Found\r\nContent-Type: application/json\r\n\r\n{\"message\":\"No such container: c\"}".to_vec());
-        let e = follow_logs(&p, "c", 0).err().unwrap().to_string();
+        let e = follow_logs(&p, "c", LogStart::Tail(0))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             e.contains("HTTP 404") && e.contains("No such container"),
             "{e}"

@@ -488,13 +488,19 @@ impl Docker {
     pub fn follow_logs(
         &self,
         name: &str,
-        tail: u64,
+        from: api::LogStart,
     ) -> std::io::Result<(Child, std::io::PipeReader)> {
         let (r, w) = std::io::pipe()?;
         let mut cmd = Command::new(&self.bin);
-        cmd.args(["logs", "-f"]);
-        if tail > 0 {
-            cmd.args(["--tail", &tail.to_string()]);
+        cmd.args(["logs", "-f", "--timestamps"]);
+        match from {
+            api::LogStart::Tail(0) => {}
+            api::LogStart::Tail(n) => {
+                cmd.args(["--tail", &n.to_string()]);
+            }
+            api::LogStart::Since { secs, nanos } => {
+                cmd.args(["--since", &format!("{secs}.{nanos:09}")]);
+            }
         }
         let child = cmd
             .arg(name)

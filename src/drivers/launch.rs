@@ -13,7 +13,7 @@ use super::logs;
 use super::spec::DriverSpec;
 use crate::docker::pull::PullProgress;
 use crate::docker::{Docker, DockerError};
-use crate::mqtt::{MqttHandle, topics};
+use crate::mqtt::{SharedHandle, topics};
 
 #[derive(Debug, Clone)]
 pub struct LaunchJob {
@@ -40,7 +40,8 @@ pub struct Launcher {
     pub docker: Docker,
     pub config_dir: PathBuf,
     pub probe: Duration,
-    pub mqtt: Option<MqttHandle>,
+    /// The current link (replaced on reload).
+    pub mqtt: SharedHandle,
 }
 
 /// Where a container's env file lives (0600, outside argv).
@@ -100,7 +101,7 @@ impl Launcher {
     }
 
     fn driverlog(&self, twin: &str, container: &str, image: &str, message: &str) {
-        if let Some(m) = &self.mqtt {
+        if let Some(m) = self.mqtt.get() {
             let p = logs::payload(
                 message,
                 logs::detect_level(message),

@@ -203,6 +203,26 @@ pub fn split_env_params(params: &[String]) -> (Vec<(String, String)>, Vec<String
     (env, rest)
 }
 
+/// A name the env file can carry: `[A-Za-z_][A-Za-z0-9_]*`. Anything else (a newline above
+/// all) would add lines to the env file or copy the daemon's own variables into the container.
+pub fn valid_env_key(k: &str) -> bool {
+    let mut cs = k.chars();
+    cs.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The first environment name of a service (its `env`, `shared_env` or `-e` params) that
+/// [`valid_env_key`] refuses.
+fn bad_env_key(svc: &ServiceProfile) -> Option<String> {
+    let (pairs, _) = split_env_params(&svc.params);
+    svc.env
+        .keys()
+        .cloned()
+        .chain(pairs.into_iter().map(|(k, _)| k))
+        .find(|k| !valid_env_key(k))
+}
+
 fn has_flag(params: &[String], flags: &[&str]) -> bool {
     params.iter().any(|p| {
         flags
@@ -537,12 +557,20 @@ pub fn plan_twins(
                                     services[0].params.clear();
                                 }
                                 let cams = camera_children.get(uuid).cloned().unwrap_or_default();
-                                TwinOutcome::Containers(
-                                    services
-                                        .iter()
-                                        .map(|s| build_spec(ctx, uuid, &name, s, &cams))
-                                        .collect(),
-                                )
+                                match services.iter().find_map(bad_env_key) {
+                                    Some(key) => problem(
+                                        "Invalid environment variable in driver metadata",
+                                        format!(
+                                            "twin {uuid}: environment variable name {key:?} is not [A-Za-z_][A-Za-z0-9_]*"
+                                        ),
+                                    ),
+                                    None => TwinOutcome::Containers(
+                                        services
+                                            .iter()
+                                            .map(|s| build_spec(ctx, uuid, &name, s, &cams))
+                                            .collect(),
+                                    ),
+                                }
                             }
                         },
                     }
@@ -811,6 +839,38 @@ mod tests {
             ]
         );
         assert_eq!(rest, vec!["--rm".to_string()]);
+    }
+
+    #[test]
+    fn env_keys_that_would_inject_lines_are_refused() {
+        for (k, ok) in [
+            ("CYBERWAVE_X", true),
+            ("_a1", true),
+            ("A\nCYBERWAVE_API_KEY", false),
+            ("1A", false),
+            ("", false),
+            ("A B", false),
+            ("A=B", false),
+        ] {
+            assert_eq!(valid_env_key(k), ok, "{k:?}");
+        }
+        let (mut twins, assets) = twins_with_override();
+        twins[0]["metadata"]["drivers"] = json!({"default": {
+            "docker_image": "cyberwave/so101:local",
+            "params": ["-e", "EVIL\nCYBERWAVE_API_KEY=x"]}});
+        let plans = plan_twins(&twins, &assets, &[T.to_string()], &ctx());
+        match &plans[0].outcome {
+            TwinOutcome::Problem { title, detail } => {
+                assert!(title.contains("Invalid environment variable"), "{title}");
+                assert!(detail.contains("EVIL\\nCYBERWAVE_API_KEY"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        twins[0]["metadata"]["drivers"] = json!({"default": {
+            "shared_env": {"BAD KEY": "1"},
+            "services": [{"name": "main", "image": "cyberwave/so101:local"}]}});
+        let plans = plan_twins(&twins, &assets, &[T.to_string()], &ctx());
+        assert!(matches!(plans[0].outcome, TwinOutcome::Problem { .. }));
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! followers); this module only decides, on the supervisor thread.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,12 +12,14 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde_json::{Value, json};
 
 use crate::alerts::{Alert, AlertSink};
+use crate::containers::follow::{Followers, LogEvent};
 use crate::docker::{ContainerEvent, Docker, DockerError, PsEntry};
 use crate::drivers::launch::{LaunchFailure, LaunchJob, Launcher};
 use crate::drivers::logs::{self, RateLimit};
 use crate::drivers::spec::LABEL_SPEC_HASH;
 use crate::drivers::{Breaker, DriverSpec, FlapDetector, LaunchContext, TwinOutcome, TwinPlan};
-use crate::mqtt::{MqttHandle, topics};
+use crate::mqtt::{MqttHandle, SharedHandle, topics};
+use crate::process::OwnedChild;
 
 /// Knobs of the driver runtime (reference §11.3 names).
 #[derive(Debug, Clone)]
@@ -113,24 +114,10 @@ struct Info {
     down_since: Option<Instant>,
 }
 
-/// How to end a log follower from the supervisor.
-enum StopHandle {
-    /// A `docker logs -f` child (fallback when the Engine socket is not reachable).
-    Process(u32),
-    /// An Engine API connection: shutting it down ends the blocking read.
-    Socket(std::os::unix::net::UnixStream),
-}
-
-struct Follower {
-    stop: StopHandle,
-    done: Arc<Mutex<bool>>,
-}
-
 pub struct Drivers {
-    docker: Docker,
     pub ctx: LaunchContext,
     tuning: DriverTuning,
-    mqtt: Option<MqttHandle>,
+    mqtt: SharedHandle,
     alerts: AlertSink,
     ops: Sender<Op>,
     launches: Sender<Vec<LaunchJob>>,
@@ -140,8 +127,8 @@ pub struct Drivers {
     info: BTreeMap<String, Info>,
     flap: FlapDetector,
     problems: BTreeMap<String, String>,
-    followers: BTreeMap<String, Follower>,
-    events_child: Arc<Mutex<Option<u32>>>,
+    followers: Followers,
+    events_child: Arc<Mutex<Option<OwnedChild>>>,
     observe_pending: bool,
     /// An observation was asked for while one was in flight: run another when it lands.
     observe_again: bool,
@@ -169,6 +156,7 @@ impl Drivers {
         let (events, rx) = unbounded::<DriverEvent>();
         let (ops, ops_rx) = unbounded::<Op>();
         let (launches, launch_rx) = unbounded::<Vec<LaunchJob>>();
+        let mqtt = SharedHandle::new(mqtt);
         {
             let docker = docker.clone();
             let events = events.clone();
@@ -207,8 +195,8 @@ impl Drivers {
         let _ = ops.send(Op::Observe);
         let flap = FlapDetector::new(tuning.restart_loop_threshold, tuning.restart_loop_window);
         let ctx_dir = ctx.config_dir.clone();
+        let followers = Followers::new(docker.clone(), tuning.log_tail);
         let d = Drivers {
-            docker,
             ctx,
             tuning,
             mqtt,
@@ -221,7 +209,7 @@ impl Drivers {
             info: BTreeMap::new(),
             flap,
             problems: BTreeMap::new(),
-            followers: BTreeMap::new(),
+            followers,
             events_child,
             observe_pending: true,
             observe_again: false,
@@ -238,8 +226,9 @@ impl Drivers {
         self.ever_ready
     }
 
+    /// The link after a reload; every helper thread sees it at once.
     pub fn set_mqtt(&mut self, mqtt: Option<MqttHandle>) {
-        self.mqtt = mqtt;
+        self.mqtt.set(mqtt);
     }
 
     /// New desired state: re-plan and reconcile.
@@ -611,14 +600,12 @@ impl Drivers {
         self.reconcile_followers();
     }
 
-    /// One `docker logs -f` follower per running managed driver.
+    /// One log follower per running managed driver.
     fn reconcile_followers(&mut self) {
-        let mqtt = self.mqtt.clone();
         let Some(observed) = &self.observed else {
             return;
         };
-        self.followers
-            .retain(|_, f| !*f.done.lock().unwrap_or_else(|p| p.into_inner()));
+        self.followers.prune();
         let running: Vec<(String, String, String)> = self
             .desired
             .iter()
@@ -626,65 +613,21 @@ impl Drivers {
             .map(|(n, (s, _))| (n.clone(), s.twin_uuid.clone(), s.image.clone()))
             .collect();
         for (name, twin, image) in running {
-            if self.followers.contains_key(&name) {
-                continue;
+            if !self.followers.is_following(&name) {
+                let sink = driver_log_sink(
+                    &name,
+                    &twin,
+                    &image,
+                    self.mqtt.clone(),
+                    self.tuning.log_lines_per_second,
+                );
+                self.followers.follow(&name, sink);
             }
-            let done = Arc::new(Mutex::new(false));
-            let rate = self.tuning.log_lines_per_second;
-            let mqtt = mqtt.clone();
-            let stop = match crate::docker::api::socket_path() {
-                Some(sock) => {
-                    match crate::docker::api::follow_logs(&sock, &name, self.tuning.log_tail) {
-                        Ok((mut stream, handle)) => {
-                            let (done, name) = (done.clone(), name.clone());
-                            spawn_follower(move || {
-                                let lines =
-                                    std::iter::from_fn(|| stream.next_line().ok().flatten());
-                                pump_lines(lines, &name, &twin, &image, &mqtt, rate);
-                                mark_done(&done);
-                            });
-                            StopHandle::Socket(handle)
-                        }
-                        Err(e) => {
-                            log::warn!("cannot follow logs of {name}: {e}");
-                            continue;
-                        }
-                    }
-                }
-                None => match self.docker.follow_logs(&name, self.tuning.log_tail) {
-                    Ok((mut child, reader)) => {
-                        let pid = child.id();
-                        let (done, name) = (done.clone(), name.clone());
-                        spawn_follower(move || {
-                            let lines = BufReader::new(reader).lines().map_while(Result::ok);
-                            pump_lines(lines, &name, &twin, &image, &mqtt, rate);
-                            let _ = child.kill();
-                            let _ = child.wait();
-                            mark_done(&done);
-                        });
-                        StopHandle::Process(pid)
-                    }
-                    Err(e) => {
-                        log::warn!("cannot follow logs of {name}: {e}");
-                        continue;
-                    }
-                },
-            };
-            self.followers.insert(name, Follower { stop, done });
         }
     }
 
     fn stop_follower(&mut self, name: &str) {
-        if let Some(f) = self.followers.remove(name) {
-            match f.stop {
-                StopHandle::Process(pid) => unsafe {
-                    libc::kill(pid as i32, libc::SIGTERM);
-                },
-                StopHandle::Socket(s) => {
-                    let _ = s.shutdown(std::net::Shutdown::Both);
-                }
-            }
-        }
+        self.followers.stop(name);
     }
 
     fn maybe_cleanup(&mut self) {
@@ -759,15 +702,9 @@ impl Drivers {
 
     /// Stops helper children (log followers, events stream) on shutdown; containers keep running.
     pub fn shutdown(&mut self) {
-        let names: Vec<String> = self.followers.keys().cloned().collect();
-        for n in names {
-            self.stop_follower(&n);
-        }
-        if let Some(pid) = self.events_child.lock().ok().and_then(|p| *p) {
-            unsafe {
-                libc::kill(pid as i32, libc::SIGTERM);
-            }
-        }
+        self.followers.stop_all();
+        // Dropping the events child kills and reaps it.
+        drop(self.events_child.lock().ok().and_then(|mut c| c.take()));
     }
 
     /// Containers for `status`.
@@ -947,7 +884,11 @@ fn save_images(dir: &std::path::Path, images: &BTreeSet<String>) {
 
 /// Keeps one event stream alive (Engine API socket, else the `docker events` CLI), restarted
 /// with backoff when Docker restarts.
-fn follow_events(docker: &Docker, events: &Sender<DriverEvent>, slot: &Arc<Mutex<Option<u32>>>) {
+fn follow_events(
+    docker: &Docker,
+    events: &Sender<DriverEvent>,
+    slot: &Arc<Mutex<Option<OwnedChild>>>,
+) {
     let mut backoff = crate::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
         let started = Instant::now();
@@ -971,19 +912,21 @@ fn follow_events(docker: &Docker, events: &Sender<DriverEvent>, slot: &Arc<Mutex
                 }
                 match docker.events() {
                     Ok(mut child) => {
+                        let out = child.stdout.take();
                         if let Ok(mut s) = slot.lock() {
-                            *s = Some(child.id());
+                            *s = Some(OwnedChild(child));
                         }
-                        if let Some(out) = child.stdout.take() {
-                            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                        if let Some(out) = out {
+                            let mut lines = crate::docker::api::LogStream::new(Box::new(out));
+                            while let Ok(Some(line)) = lines.next_line() {
                                 if !forward(&line) {
                                     keep_going = false;
                                     break;
                                 }
                             }
                         }
-                        let _ = child.kill();
-                        let _ = child.wait();
+                        // Dropping it kills and reaps it (unless shutdown already did).
+                        drop(slot.lock().ok().and_then(|mut s| s.take()));
                     }
                     Err(e) => log::warn!("cannot run docker events: {e}"),
                 }
@@ -999,50 +942,46 @@ fn follow_events(docker: &Docker, events: &Sender<DriverEvent>, slot: &Arc<Mutex
     }
 }
 
-/// Log followers are many and simple: a small stack each.
-fn spawn_follower(f: impl FnOnce() + Send + 'static) {
-    if let Err(e) = thread::Builder::new()
-        .name("driver-logs".into())
-        .stack_size(128 * 1024)
-        .spawn(f)
-    {
-        log::error!("cannot start a log follower: {e}");
-    }
-}
-
-fn mark_done(done: &Arc<Mutex<bool>>) {
-    if let Ok(mut d) = done.lock() {
-        *d = true;
-    }
-}
-
-/// Publishes a driver's log lines as `driver_log`, rate-limited, reporting what it dropped.
-/// With no MQTT link (local mode) the lines go to our own log instead.
-fn pump_lines(
-    lines: impl Iterator<Item = String>,
+/// Where a driver's log lines go: `driverlog` on MQTT (when linked) and the daemon's own log
+/// (so `journalctl -u cyberwave-edge-core` shows them), rate-limited with a report of what
+/// was dropped; blank lines are skipped.
+fn driver_log_sink(
     name: &str,
     twin: &str,
     image: &str,
-    mqtt: &Option<MqttHandle>,
+    mqtt: SharedHandle,
     rate: f64,
-) {
-    let topic = mqtt
-        .as_ref()
-        .map(|m| topics::driverlog(m.prefix(), twin))
-        .unwrap_or_default();
-    let publish = |line: &str, level: &str| match mqtt {
-        Some(m) => m.publish_json(
-            &topic,
-            logs::payload(line, level, name, Some(image), crate::epoch_seconds()),
-        ),
-        None => log::info!(target: "driver", "[{name}] {line}"),
-    };
+) -> crate::containers::follow::Sink {
+    let (name, twin, image) = (name.to_string(), twin.to_string(), image.to_string());
     let mut limit = RateLimit::new(rate, rate * 5.0, Instant::now());
     let mut last_report = Instant::now();
-    for line in lines {
+    Box::new(move |ev| {
+        let link = mqtt.get();
+        let publish = |line: &str, level: &str| {
+            if let Some(m) = &link {
+                m.publish_json(
+                    &topics::driverlog(m.prefix(), &twin),
+                    logs::payload(line, level, &name, Some(&image), crate::epoch_seconds()),
+                );
+            }
+        };
         let now = Instant::now();
-        if limit.allow(now) {
-            publish(&line, logs::detect_level(&line));
+        match ev {
+            LogEvent::Line(line) if line.trim().is_empty() => {}
+            LogEvent::Line(line) => {
+                if limit.allow(now) {
+                    log::info!(target: "driver", "[{name}] {line}");
+                    publish(line, logs::detect_level(line));
+                }
+            }
+            LogEvent::Cut(n) => {
+                let msg = format!(
+                    "edge: {n} log line(s) of {name} longer than {} bytes were cut",
+                    crate::docker::api::MAX_LINE
+                );
+                log::warn!("{msg}");
+                publish(&msg, "WARNING");
+            }
         }
         if now.duration_since(last_report) >= logs::DROP_REPORT_EVERY {
             last_report = now;
@@ -1052,10 +991,8 @@ fn pump_lines(
                     "edge: {dropped} log line(s) of {name} dropped by the rate limit ({rate}/s)"
                 );
                 log::warn!("{msg}");
-                if mqtt.is_some() {
-                    publish(&msg, "WARNING");
-                }
+                publish(&msg, "WARNING");
             }
         }
-    }
+    })
 }

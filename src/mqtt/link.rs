@@ -12,6 +12,8 @@ use rumqttc::{
 };
 use serde_json::Value;
 
+use std::path::Path;
+
 use super::BrokerConfig;
 use crate::backoff::Backoff;
 
@@ -70,6 +72,25 @@ enum PumpMsg {
     LinkUp,
     LinkDown,
     Shutdown,
+}
+
+/// The current link for threads that outlive a reload: SIGHUP may replace the link, and a
+/// thread holding a copy of the old handle would publish into a dead one.
+#[derive(Clone, Default)]
+pub struct SharedHandle(Arc<std::sync::Mutex<Option<MqttHandle>>>);
+
+impl SharedHandle {
+    pub fn new(h: Option<MqttHandle>) -> Self {
+        SharedHandle(Arc::new(std::sync::Mutex::new(h)))
+    }
+    pub fn set(&self, h: Option<MqttHandle>) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = h;
+        }
+    }
+    pub fn get(&self) -> Option<MqttHandle> {
+        self.0.lock().ok().and_then(|g| g.clone())
+    }
 }
 
 /// Cheap to clone; every method returns at once.
@@ -226,9 +247,12 @@ fn options(cfg: &BrokerConfig, client_id: &str) -> Result<MqttOptions, LinkError
     if cfg.tls {
         let tls = match &cfg.ca_cert {
             Some(path) => {
-                let ca = std::fs::read(path).map_err(|e| LinkError::CaCert {
-                    path: path.clone(),
-                    detail: e.to_string(),
+                // A CA bundle is a few hundred KiB at most; never block on a FIFO.
+                let ca = crate::fsutil::read_regular(Path::new(path), 8 << 20).map_err(|e| {
+                    LinkError::CaCert {
+                        path: path.clone(),
+                        detail: e.to_string(),
+                    }
                 })?;
                 TlsConfiguration::Simple {
                     ca,

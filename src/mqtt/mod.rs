@@ -10,4 +10,6 @@ pub use config::{
     topic_prefix, url_host, username_for_token,
 };
 pub(crate) use config::{parse_or_warn, truthy};
-pub use link::{Link, LinkError, LinkEvent, LinkStats, MqttHandle, new_client_id, probe};
+pub use link::{
+    Link, LinkError, LinkEvent, LinkStats, MqttHandle, SharedHandle, new_client_id, probe,
+};

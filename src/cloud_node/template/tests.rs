@@ -150,6 +150,43 @@ fn placeholders_outside_plain_text_are_refused_with_their_position() {
             9,
         ),
         ("echo ok\necho '{body}'", "inside single quotes", 2, 7),
+        ("echo $[{body}]", "inside an arithmetic expansion", 1, 8),
+        (
+            "let x={body}",
+            "the code argument of an interpreter or `eval`",
+            1,
+            7,
+        ),
+        (
+            "[[ {body} -eq 1 ]]",
+            "the code argument of an interpreter or `eval`",
+            1,
+            4,
+        ),
+        (
+            "trap {body} EXIT",
+            "the code argument of an interpreter or `eval`",
+            1,
+            6,
+        ),
+        (
+            "ssh host {body}",
+            "the code argument of an interpreter or `eval`",
+            1,
+            10,
+        ),
+        (
+            "timeout 5 sh -c {body}",
+            "the code argument of an interpreter or `eval`",
+            1,
+            17,
+        ),
+        (
+            "find . -exec bash -c {body} \\;",
+            "the code argument of an interpreter or `eval`",
+            1,
+            22,
+        ),
     ] {
         let e = compile(template).unwrap_err();
         assert_eq!(

@@ -1,0 +1,220 @@
+//! Log followers for managed containers, whatever their role: one thread and one Engine-API
+//! connection per running container (a `docker logs -f` child where the socket is not
+//! reachable), lines handed to a role-supplied sink. No twin, no MQTT here.
+//!
+//! * A follower is opened on its own thread, so a hung engine never holds the caller.
+//! * The first attach asks for the last `tail` lines; a re-attach (the container restarted,
+//!   the engine dropped the stream) asks for what came after the last line handed on and
+//!   skips anything not newer, so each line reaches the sink once.
+//! * Lines are at most [`MAX_LINE`](crate::docker::api::MAX_LINE) bytes; the sink is told how
+//!   many were cut.
+//! * What ends a follower is owned, never a stored pid: the socket is shut down, the child is
+//!   killed and reaped by dropping it.
+
+use std::collections::BTreeMap;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::docker::Docker;
+use crate::docker::api::{self, LogStart, LogStream};
+use crate::process::OwnedChild;
+
+/// What a follower hands to its sink.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogEvent<'a> {
+    Line(&'a str),
+    /// This many more lines were cut at `MAX_LINE` since the last report.
+    Cut(u64),
+}
+
+/// Where a container's log lines go (the role decides: MQTT, the daemon's log, both).
+pub type Sink = Box<dyn FnMut(LogEvent<'_>) + Send>;
+
+/// A Docker log timestamp: seconds and nanoseconds since the epoch.
+type Stamp = (u64, u32);
+
+enum Stop {
+    Opening,
+    Socket(UnixStream),
+    /// Held, not read: dropping it kills and reaps the `docker logs -f` child.
+    Process(#[allow(dead_code)] OwnedChild),
+    Stopped,
+}
+
+struct Follower {
+    stop: Arc<Mutex<Stop>>,
+    done: Arc<AtomicBool>,
+}
+
+impl Follower {
+    fn end(&self) {
+        if let Ok(mut s) = self.stop.lock() {
+            if let Stop::Socket(sock) = &*s {
+                let _ = sock.shutdown(std::net::Shutdown::Both);
+            }
+            // Dropping a Process kills and reaps it.
+            *s = Stop::Stopped;
+        }
+    }
+}
+
+/// Every log follower of this edge.
+pub struct Followers {
+    docker: Docker,
+    tail: u64,
+    live: BTreeMap<String, Follower>,
+    /// Timestamp of the last line handed on, per container name.
+    seen: Arc<Mutex<BTreeMap<String, Stamp>>>,
+}
+
+impl Followers {
+    pub fn new(docker: Docker, tail: u64) -> Self {
+        Followers {
+            docker,
+            tail,
+            live: BTreeMap::new(),
+            seen: Arc::default(),
+        }
+    }
+
+    /// Drops followers whose stream has ended (so the container can be followed again).
+    pub fn prune(&mut self) {
+        self.live.retain(|_, f| !f.done.load(Ordering::Acquire));
+    }
+
+    pub fn is_following(&self, name: &str) -> bool {
+        self.live
+            .get(name)
+            .is_some_and(|f| !f.done.load(Ordering::Acquire))
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.live.keys().cloned().collect()
+    }
+
+    /// Starts following `name` unless a follower is already live.
+    pub fn follow(&mut self, name: &str, sink: Sink) {
+        if self.is_following(name) {
+            return;
+        }
+        let resume = self.seen.lock().ok().and_then(|m| m.get(name).copied());
+        let from = match resume {
+            Some((secs, nanos)) => LogStart::Since { secs, nanos },
+            None => LogStart::Tail(self.tail),
+        };
+        let f = Follower {
+            stop: Arc::new(Mutex::new(Stop::Opening)),
+            done: Arc::new(AtomicBool::new(false)),
+        };
+        let job = Job {
+            docker: self.docker.clone(),
+            name: name.to_string(),
+            from,
+            resume,
+            stop: f.stop.clone(),
+            done: f.done.clone(),
+            seen: self.seen.clone(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("container-logs".into())
+            .stack_size(128 * 1024)
+            .spawn(move || job.run(sink));
+        match spawned {
+            Ok(_) => {
+                self.live.insert(name.to_string(), f);
+            }
+            Err(e) => log::error!("cannot start a log follower for {name}: {e}"),
+        }
+    }
+
+    pub fn stop(&mut self, name: &str) {
+        if let Some(f) = self.live.remove(name) {
+            f.end();
+        }
+    }
+
+    pub fn stop_all(&mut self) {
+        for (_, f) in std::mem::take(&mut self.live) {
+            f.end();
+        }
+    }
+}
+
+struct Job {
+    docker: Docker,
+    name: String,
+    from: LogStart,
+    resume: Option<Stamp>,
+    stop: Arc<Mutex<Stop>>,
+    done: Arc<AtomicBool>,
+    seen: Arc<Mutex<BTreeMap<String, Stamp>>>,
+}
+
+impl Job {
+    /// Records how to end this follower; false (and the handle dropped) when it was stopped
+    /// while opening.
+    fn install(&self, handle: Stop) -> bool {
+        match self.stop.lock() {
+            Ok(mut s) if !matches!(*s, Stop::Stopped) => {
+                *s = handle;
+                true
+            }
+            _ => {
+                if let Stop::Socket(sock) = &handle {
+                    let _ = sock.shutdown(std::net::Shutdown::Both);
+                }
+                false
+            }
+        }
+    }
+
+    fn open(&self) -> Option<LogStream> {
+        if let Some(sock) = api::socket_path() {
+            return match api::follow_logs(&sock, &self.name, self.from) {
+                Ok((stream, handle)) => self.install(Stop::Socket(handle)).then_some(stream),
+                Err(e) => {
+                    log::warn!("cannot follow logs of {}: {e}", self.name);
+                    None
+                }
+            };
+        }
+        match self.docker.follow_logs(&self.name, self.from) {
+            Ok((child, reader)) => self
+                .install(Stop::Process(OwnedChild(child)))
+                .then(|| LogStream::new(Box::new(reader))),
+            Err(e) => {
+                log::warn!("cannot follow logs of {}: {e}", self.name);
+                None
+            }
+        }
+    }
+
+    fn run(self, mut sink: Sink) {
+        if let Some(mut stream) = self.open() {
+            let mut reported_cut = 0;
+            while let Ok(Some(line)) = stream.next_line() {
+                let (stamp, text) = api::split_timestamp(&line);
+                if let Some(ts) = stamp {
+                    if self.resume.is_some_and(|r| ts <= r) {
+                        continue; // handed on before the re-attach
+                    }
+                    if let Ok(mut m) = self.seen.lock() {
+                        m.insert(self.name.clone(), ts);
+                    }
+                }
+                sink(LogEvent::Line(text));
+                if stream.cut > reported_cut {
+                    sink(LogEvent::Cut(stream.cut - reported_cut));
+                    reported_cut = stream.cut;
+                }
+            }
+        }
+        if let Ok(mut s) = self.stop.lock()
+            && !matches!(*s, Stop::Stopped)
+        {
+            *s = Stop::Stopped;
+        }
+        self.done.store(true, Ordering::Release);
+    }
+}
