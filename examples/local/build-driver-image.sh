@@ -5,7 +5,8 @@
 #
 # The driver (driver.sh) reads its twin file through CYBERWAVE_TWIN_JSON_FILE and then
 # behaves as DRIVER_MODE says: run (default, logs a heartbeat), crash (exits 1),
-# exit0 (exits 0), chatty (logs as fast as it can).
+# exit0 (exits 0), chatty (logs as fast as it can), lines (a few lines, blank ones and a
+# 200 KB one, then exits 1).
 set -euo pipefail
 IMAGE="${1:-cyberwave-example-driver:local}"
 BUSYBOX="${BUSYBOX:-/bin/busybox}"
@@ -38,6 +39,8 @@ case "${DRIVER_MODE:-run}" in
   crash) echo "driver: ERROR simulated crash"; exit 1 ;;
   exit0) echo "driver: INFO done, exiting cleanly"; exit 0 ;;
   chatty) i=0; while true; do i=$((i+1)); echo "driver: chatty line $i"; done ;;
+  lines) echo "driver: line one"; echo ""; echo "   "; echo "driver: line two"
+         head -c 200000 /dev/zero | tr '\0' x; echo; echo "driver: line three"; sleep 1; exit 1 ;;
 esac
 n=0
 while true; do

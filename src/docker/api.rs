@@ -41,6 +41,9 @@ pub struct LogStream {
     frame_left: usize,
     /// Lines cut at [`MAX_LINE`] so far.
     pub cut: u64,
+    /// Frames start with a `timestamps=1` stamp: the engine splits a long line into 16 KiB
+    /// partial messages, each stamped, and the stamps of the continuations are dropped.
+    stamped: bool,
 }
 
 /// Where a log follow starts: the last `tail` lines (first attach), or after a time (a
@@ -164,6 +167,7 @@ fn open_stream(
     let body: Box<dyn Read + Send> = Box::new(io::Cursor::new(buffered).chain(body_stream));
     let mut stream = LogStream::new(body);
     stream.multiplexed = multiplexed;
+    stream.stamped = path.contains("timestamps=1");
     Ok((stream, handle))
 }
 
@@ -176,6 +180,7 @@ impl LogStream {
             pending: Vec::new(),
             frame_left: 0,
             cut: 0,
+            stamped: false,
         }
     }
 
@@ -202,6 +207,26 @@ impl LogStream {
         }
     }
 
+    /// Drops the stamp (`2024-05-01T10:00:00.123Z `) at the start of a continuation frame;
+    /// a frame that does not start with one is left alone.
+    fn skip_stamp(&mut self) -> io::Result<()> {
+        let buf = self.reader.fill_buf()?;
+        let head = &buf[..buf.len().min(self.frame_left).min(48)];
+        let looks_stamped = head.len() > 20
+            && head[..4].iter().all(u8::is_ascii_digit)
+            && head[4] == b'-'
+            && head[10] == b'T';
+        if let Some(space) = head
+            .iter()
+            .position(|b| *b == b' ')
+            .filter(|_| looks_stamped)
+        {
+            self.reader.consume(space + 1);
+            self.frame_left -= space + 1;
+        }
+        Ok(())
+    }
+
     /// Appends the next piece of the stream to `pending`; false at EOF. Reads at most 16 KiB
     /// at a time whatever a frame header claims.
     fn fill(&mut self) -> io::Result<bool> {
@@ -216,6 +241,9 @@ impl LogStream {
             }
             self.frame_left =
                 u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+            if self.stamped && !self.pending.is_empty() {
+                self.skip_stamp()?;
+            }
             return Ok(true);
         }
         let mut buf = [0u8; 16 * 1024];
@@ -299,6 +327,26 @@ mod tests {
         assert_eq!(
             LogStart::Since { secs: 5, nanos: 7 }.query(),
             "since=5.000000007"
+        );
+    }
+
+    #[test]
+    fn stamps_of_partial_messages_are_dropped() {
+        let mut reply =
+            b"HTTP/1.0 200 OK\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\n\r\n"
+                .to_vec();
+        reply.extend(frame(1, b"2024-05-01T10:00:00.1Z abc"));
+        reply.extend(frame(1, b"2024-05-01T10:00:00.2Z def\n"));
+        reply.extend(frame(1, b"2024-05-01T10:00:00.3Z next\n"));
+        let (_d, p) = serve(reply);
+        let (mut s, _h) = follow_logs(&p, "c", LogStart::Tail(1)).unwrap();
+        assert_eq!(
+            s.next_line().unwrap().as_deref(),
+            Some("2024-05-01T10:00:00.1Z abcdef")
+        );
+        assert_eq!(
+            s.next_line().unwrap().as_deref(),
+            Some("2024-05-01T10:00:00.3Z next")
         );
     }
 

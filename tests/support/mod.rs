@@ -7,6 +7,7 @@ pub mod broker;
 pub mod cloud_node;
 pub mod daemon;
 pub mod docker;
+pub mod drivers;
 
 pub use backend::FakeBackend;
 #[allow(unused_imports)]

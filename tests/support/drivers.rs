@@ -1,0 +1,50 @@
+//! One driver twin on the real engine: the backend that links it, its container name, its
+//! state in `status`, and a per-test setup.
+
+use serde_json::{Value, json};
+
+use super::docker::{self as dk, Cleanup, IMAGE};
+use super::*;
+
+/// A backend whose environment has one twin linked to this edge, running the example driver
+/// with `mode` (run, crash, exit0, chatty).
+pub fn backend_with_driver(twin: &str, mode: &str) -> FakeBackend {
+    let asset = format!("a55e7{}", &twin[5..]);
+    let b = FakeBackend::start(TOKEN);
+    b.add_environment(
+        ENV_UUID,
+        vec![json!({"uuid": twin, "name": format!("driver twin {mode}"), "asset_uuid": asset, "environment_uuid": ENV_UUID,
+                    "metadata": {"edge_fingerprint": FINGERPRINT, "edge_configs": {"camera_config": {"fps": 15}}}})],
+    );
+    b.add_asset(json!({"uuid": asset, "name": "example", "registry_id": "example/sensor",
+        "metadata": {"drivers": {"default": {"docker_image": IMAGE, "privileged": false,
+            "params": ["-e", format!("DRIVER_MODE={mode}"), "-e", "CYBERWAVE_TWIN_UUID=spoofed", "--label", "extra.label=yes"]}}}}));
+    b
+}
+
+pub fn container(twin: &str) -> String {
+    format!("cyberwave-driver-{}", &twin[..8])
+}
+
+pub fn driver_state(s: &Value, name: &str) -> Option<String> {
+    s.pointer("/drivers/containers")?
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == json!(name))
+        .and_then(|c| c["state"].as_str().map(str::to_string))
+}
+
+pub fn setup(test: &str, mode: &str) -> Option<(String, FakeBackend, Broker, EdgeDir, Cleanup)> {
+    if !dk::available() {
+        return None;
+    }
+    dk::ensure_image();
+    let twin = dk::twin_uuid(test);
+    let cleanup = Cleanup(vec![container(&twin)]);
+    dk::rm(&container(&twin));
+    let backend = backend_with_driver(&twin, mode);
+    let broker = broker_for_token();
+    let mut dir = EdgeDir::standard(&backend.url(), broker.port);
+    dir.set_env("CYBERWAVE_EDGE_HEALTH_PUBLISH_INTERVAL_SECONDS", "1");
+    Some((twin, backend, broker, dir, cleanup))
+}
