@@ -14,6 +14,13 @@ use crate::backoff::Backoff;
 
 pub const OUTBOX_FILE: &str = "alerts-outbox.json";
 
+/// What the `alerts` thread is told: an operation to deliver, or the client to use from now
+/// on (a SIGHUP may change the token or the backend).
+pub enum AlertMsg {
+    Op(AlertOp),
+    Backend(Box<Backend>),
+}
+
 /// One alert operation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlertOp {
@@ -172,7 +179,7 @@ fn deliver(backend: &Backend, op: &AlertOp) -> Result<(), BackendError> {
 }
 
 /// The `alerts` thread: delivers the outbox in order, retrying with backoff while offline.
-pub fn run(config_dir: PathBuf, backend: Backend, rx: Receiver<AlertOp>) {
+pub fn run(config_dir: PathBuf, mut backend: Backend, rx: Receiver<AlertMsg>) {
     let mut outbox = Outbox::open(&config_dir);
     let mut backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(60));
     let mut wait: Option<Duration> = if outbox.pending().is_empty() {
@@ -185,12 +192,19 @@ pub fn run(config_dir: PathBuf, backend: Backend, rx: Receiver<AlertOp>) {
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             Some(d) => rx.recv_timeout(d),
         };
+        let mut take = |m: AlertMsg| match m {
+            AlertMsg::Op(op) => outbox.push(op),
+            AlertMsg::Backend(b) => {
+                backend = *b;
+                backoff.reset();
+            }
+        };
         match msg {
-            Ok(op) => {
-                outbox.push(op);
+            Ok(m) => {
+                take(m);
                 // drain whatever else is queued before talking to the backend
-                while let Ok(op) = rx.try_recv() {
-                    outbox.push(op);
+                while let Ok(m) = rx.try_recv() {
+                    take(m);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -202,12 +216,13 @@ pub fn run(config_dir: PathBuf, backend: Backend, rx: Receiver<AlertOp>) {
                     outbox.pop_front();
                     backoff.reset();
                 }
-                Err(e) if e.is_transient() => {
+                // A rejected token is fixed by `cyberwave login` and SIGHUP: keep the alert.
+                Err(e) if e.is_transient() || e.is_unauthorized() => {
                     log::debug!("alert delivery deferred: {e}");
                     break;
                 }
                 Err(e) => {
-                    // The backend refuses this one for good (bad request, auth): drop it loudly.
+                    // The backend refuses this one for good (bad request): drop it loudly.
                     log::error!("alert dropped: {e}");
                     outbox.pop_front();
                 }
@@ -224,14 +239,14 @@ pub fn run(config_dir: PathBuf, backend: Backend, rx: Receiver<AlertOp>) {
 /// Where the daemon sends alert operations: the outbox thread, or nowhere in local mode.
 #[derive(Clone)]
 pub struct AlertSink {
-    tx: Option<Sender<AlertOp>>,
+    tx: Option<Sender<AlertMsg>>,
     pub environment_uuid: Option<String>,
     pub workspace_uuid: Option<String>,
 }
 
 impl AlertSink {
     pub fn new(
-        tx: Option<Sender<AlertOp>>,
+        tx: Option<Sender<AlertMsg>>,
         environment_uuid: Option<String>,
         workspace_uuid: Option<String>,
     ) -> Self {
@@ -239,6 +254,20 @@ impl AlertSink {
             tx,
             environment_uuid,
             workspace_uuid,
+        }
+    }
+
+    /// After a reload: the client, environment and workspace alerts are sent with.
+    pub fn reconfigure(
+        &mut self,
+        backend: Backend,
+        environment_uuid: Option<String>,
+        workspace_uuid: Option<String>,
+    ) {
+        self.environment_uuid = environment_uuid;
+        self.workspace_uuid = workspace_uuid;
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(AlertMsg::Backend(Box::new(backend)));
         }
     }
 
@@ -257,19 +286,19 @@ impl AlertSink {
                 self.environment_uuid.as_deref(),
                 self.workspace_uuid.as_deref(),
             );
-            let _ = tx.send(AlertOp::Create {
+            let _ = tx.send(AlertMsg::Op(AlertOp::Create {
                 key: key.to_string(),
                 body,
-            });
+            }));
         }
     }
 
     pub fn resolve(&self, twin_uuid: &str, alert_type: &str) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(AlertOp::ResolveType {
+            let _ = tx.send(AlertMsg::Op(AlertOp::ResolveType {
                 twin_uuid: twin_uuid.to_string(),
                 alert_type: alert_type.to_string(),
-            });
+            }));
         }
     }
 }

@@ -45,6 +45,35 @@ pub fn write_json_atomic(path: &Path, value: &serde_json::Value, mode: u32) -> i
     write_atomic(path, text.as_bytes(), mode)
 }
 
+/// Removes what a crash left of [`write_atomic`] in `dir`: our temp files (`.{name}.{12 hex}.tmp`)
+/// older than `older_than` (younger ones may belong to a write in progress). Returns how many.
+pub fn remove_stale_temps(dir: &Path, older_than: std::time::Duration) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let ours = |name: &str| {
+        name.strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.rsplit_once('.'))
+            .is_some_and(|(_, hex)| hex.len() == 12 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let old = e
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= older_than);
+        if old && name.to_str().is_some_and(ours) && fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Reads a whole regular file of at most `max` bytes. A FIFO, device or directory is refused
 /// without blocking (opened with `O_NONBLOCK`, checked with `fstat`), and a file over `max`
 /// bytes is refused before it is read, so no config path can hang or flood the process.
@@ -108,6 +137,29 @@ mod tests {
         assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o644);
         // no temp files left behind
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temps_of_ours_are_removed_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in [
+            ".credentials.json.0123456789ab.tmp",
+            ".edge.json.abcdefabcdef.tmp",
+            ".credentials.json.xyz.tmp",
+            "keep.json",
+        ] {
+            fs::write(dir.path().join(n), "x").unwrap();
+        }
+        assert_eq!(
+            remove_stale_temps(dir.path(), std::time::Duration::from_secs(60)),
+            0
+        );
+        assert_eq!(remove_stale_temps(dir.path(), std::time::Duration::ZERO), 2);
+        let left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
     }
 
     #[test]

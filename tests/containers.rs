@@ -61,3 +61,67 @@ fn driver_lines_reach_mqtt_once_capped_without_blanks_and_in_the_daemon_log() {
         "driver output missing from the daemon's own log:\n{log}"
     );
 }
+
+#[test]
+fn a_hung_engine_socket_freezes_neither_sigterm_nor_status() {
+    let Some((_twin, _backend, _broker, mut dir, _c)) = setup("hung_engine", "run") else {
+        return;
+    };
+    // An "engine" that accepts every connection and never answers.
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock = sock_dir.path().join("engine.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    dir.set_env("DOCKER_HOST", &format!("unix://{}", sock.display()));
+    let mut d = Daemon::start(&dir);
+    std::thread::sleep(3 * SEC); // it has asked the engine for ps, events and logs by now
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let (code, _) = dir.status();
+        assert!(t.elapsed() < SEC, "status took {:?}", t.elapsed());
+        assert_ne!(code, 2, "daemon not answering\n{}", d.log());
+    }
+    let t = std::time::Instant::now();
+    d.signal(libc::SIGTERM);
+    assert_eq!(
+        d.wait_exit(5 * SEC).and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        d.log()
+    );
+    assert!(t.elapsed() < SEC, "SIGTERM took {:?}", t.elapsed());
+}
+
+#[test]
+fn leftovers_of_a_crash_are_removed_at_start() {
+    let backend = backend_with_twins();
+    let broker = broker_for_token();
+    let dir = EdgeDir::standard(&backend.url(), broker.port);
+    let run = dir.file("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let env_file = run.join("cyberwave-driver-0c0ffee0.env");
+    std::fs::write(&env_file, format!("CYBERWAVE_API_KEY={TOKEN}\n")).unwrap();
+    let tmp = dir.file(".edge.json.0123456789ab.tmp");
+    let theirs = dir.file(".credentials.json.cli-writing.tmp");
+    for f in [&tmp, &theirs] {
+        std::fs::write(f, "{}").unwrap();
+        let st = std::process::Command::new("touch")
+            .args(["-d", "2 hours ago"])
+            .arg(f)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let mut d = Daemon::start(&dir);
+    dir.wait_status(20 * SEC, |c, _| c != 2);
+    assert!(!env_file.exists(), "an env file holding the token survived");
+    assert!(!tmp.exists(), "a temp file of ours survived");
+    assert!(theirs.exists(), "a temp file that is not ours was removed");
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
+}

@@ -88,10 +88,13 @@ fn driver_starts_with_env_labels_mounts_and_reads_its_twin_file() {
     assert_eq!(cfg["RW"], json!(false));
     let tf = mount(&format!("/app/{twin}.json")).expect("twin file mounted");
     assert_eq!(tf["RW"], json!(true));
-    // the token never went through argv: it lives in a 0600 env file
-    use std::os::unix::fs::MetadataExt;
+    // the token never went through argv (a 0600 env file), and that file is gone once
+    // `docker create` has read it
     let envf = dir.file(&format!("run/{name}.env"));
-    assert_eq!(std::fs::metadata(&envf).unwrap().mode() & 0o777, 0o600);
+    assert!(
+        !envf.exists(),
+        "the env file holding the token stayed on disk"
+    );
     assert!(!i["Args"].to_string().contains(TOKEN) && !i["Path"].to_string().contains(TOKEN));
 
     // The driver itself read the twin file through CYBERWAVE_TWIN_JSON_FILE.
@@ -341,19 +344,36 @@ fn local_mode_runs_the_example_manifest_without_backend_or_broker() {
         return;
     }
     dk::ensure_image();
-    let names = ["cyberwave-driver-0c0ffee0", "cyberwave-driver-0c0ffee1"];
-    let _c = Cleanup(names.iter().map(|s| s.to_string()).collect());
-    for n in names {
+    // The example's twins under uuids of this test's own: a demo running the example on this
+    // engine keeps its containers (the same names would make the two daemons fight).
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/local/manifest.json"
+    ))
+    .unwrap();
+    let (t1, t2) = (dk::twin_uuid("local-mode-1"), dk::twin_uuid("local-mode-2"));
+    let text = example
+        .replace("0c0ffee0-0000-4000-8000-000000000001", &t1)
+        .replace("0c0ffee1-0000-4000-8000-000000000002", &t2);
+    assert_ne!(
+        text, example,
+        "the example's twin uuids changed: update this test"
+    );
+    let names = [container(&t1), container(&t2)];
+    let _c = Cleanup(names.to_vec());
+    for n in &names {
         dk::rm(n);
     }
     let mut dir = EdgeDir::empty();
     dir.env.clear();
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/local/manifest.json");
-    let mut d = Daemon::start_with(&dir, &["run", "--local", manifest]);
+    let manifest = dir.file("local-manifest.json");
+    std::fs::write(&manifest, text).unwrap();
+    let manifest = manifest.display().to_string();
+    let mut d = Daemon::start_with(&dir, &["run", "--local", &manifest]);
     let (code, s) = dir.wait_status(30 * SEC, |c, _| c == 0);
     assert_eq!(code, 0, "{s}\n{}", d.log());
     assert_eq!(s["mode"], json!("local"));
-    for n in names {
+    for n in &names {
         assert_eq!(driver_state(&s, n).as_deref(), Some("running"), "{s}");
         assert_eq!(dk::inspect(n).unwrap()["State"]["Running"], json!(true));
     }
@@ -440,9 +460,20 @@ fn cleanup_removes_only_our_stale_containers() {
         &dk::twin_uuid("cleanup-foreign")[..8]
     );
     let _c2 = Cleanup(vec![stale.clone(), foreign.clone()]);
-    for (name, created_by) in [
-        (&stale, "cyberwave-edge-core/0.1.0"),
-        (&foreign, "someone-else"),
+    let other_edge = format!(
+        "cyberwave-driver-{}",
+        &dk::twin_uuid("cleanup-other-edge")[..8]
+    );
+    let _c3 = Cleanup(vec![other_edge.clone()]);
+    for (name, created_by, owner) in [
+        (&stale, "cyberwave-edge-core/0.1.0", FINGERPRINT),
+        (&foreign, "someone-else", FINGERPRINT),
+        // another edge on the same engine: its stopped drivers are its business
+        (
+            &other_edge,
+            "cyberwave-edge-core/0.2.0",
+            "another-edge-fingerprint",
+        ),
     ] {
         dk::rm(name);
         let out = std::process::Command::new("docker")
@@ -454,6 +485,8 @@ fn cleanup_removes_only_our_stale_containers() {
                 &format!("io.cyberwave.edge.twin={twin}"),
                 "--label",
                 &format!("io.cyberwave.edge.created-by={created_by}"),
+                "--label",
+                &format!("io.cyberwave.edge.owner={owner}"),
                 IMAGE,
                 "true",
             ])
@@ -476,6 +509,21 @@ fn cleanup_removes_only_our_stale_containers() {
     assert!(
         dk::inspect(&foreign).is_some(),
         "a container we did not create was removed"
+    );
+    assert!(
+        dk::inspect(&other_edge).is_some(),
+        "another edge's stopped driver was removed"
+    );
+    // Our running driver carries our owner label, and its image is on record for cleanup.
+    let i = dk::inspect(&container(&twin)).unwrap();
+    assert_eq!(
+        i["Config"]["Labels"]["io.cyberwave.edge.owner"],
+        json!(FINGERPRINT)
+    );
+    let images = std::fs::read_to_string(dir.file("edge-core-images.json")).unwrap_or_default();
+    assert!(
+        images.contains(IMAGE),
+        "images run are not recorded: {images:?}"
     );
     assert_eq!(
         dk::inspect(&container(&twin)).unwrap()["State"]["Running"],

@@ -44,7 +44,11 @@ pub fn assess(
     let drivers_down = daemon
         .and_then(|d| d.pointer("/drivers/containers"))
         .and_then(Value::as_array)
-        .is_some_and(|list| list.iter().any(|c| c["state"] != "running"));
+        .is_some_and(|list| list.iter().any(|c| c["state"] != "running"))
+        || daemon
+            .and_then(|d| d.pointer("/drivers/problems"))
+            .and_then(Value::as_array)
+            .is_some_and(|list| list.iter().any(|p| p["degrades"] == json!(true)));
     if daemon.and_then(|d| d.get("mode")).and_then(Value::as_str) == Some("local") {
         // Local mode: no backend or broker to check; the drivers are the whole story.
         return if drivers_down {
@@ -420,6 +424,12 @@ mod tests {
         let ok = BackendProbe::Ok { latency_ms: 3 };
         assert_eq!(assess(true, true, Some(&up), &ok), ("healthy", 0));
         assert_eq!(assess(true, true, Some(&down), &ok), ("degraded", 1));
+        let mut collided = up.clone();
+        collided["drivers"] = json!({"containers": [], "problems": [
+            {"twin_uuid": "t", "problem": "Container name collision", "degrades": true}]});
+        assert_eq!(assess(true, true, Some(&collided), &ok), ("degraded", 1));
+        collided["drivers"]["problems"][0]["degrades"] = json!(false);
+        assert_eq!(assess(true, true, Some(&collided), &ok), ("healthy", 0));
         assert_eq!(
             assess(
                 true,

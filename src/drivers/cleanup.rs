@@ -7,10 +7,15 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::docker::PsEntry;
-use crate::drivers::spec::LABEL_CREATED_BY;
+use crate::drivers::spec::{LABEL_CREATED_BY, LABEL_OWNER};
 
-/// Stopped containers created by us whose name is not desired any more.
-pub fn stale_containers(observed: &[PsEntry], desired: &BTreeSet<String>) -> Vec<String> {
+/// Stopped containers created by this edge (its owner label, not just "some cyberwave edge":
+/// several edges may share one engine) whose name is not desired any more.
+pub fn stale_containers(
+    observed: &[PsEntry],
+    desired: &BTreeSet<String>,
+    owner: &str,
+) -> Vec<String> {
     observed
         .iter()
         .filter(|e| matches!(e.state.as_str(), "exited" | "dead" | "created"))
@@ -20,15 +25,20 @@ pub fn stale_containers(observed: &[PsEntry], desired: &BTreeSet<String>) -> Vec
                 .get(LABEL_CREATED_BY)
                 .is_some_and(|v| v.starts_with("cyberwave-edge-core/"))
         })
+        .filter(|e| e.labels.get(LABEL_OWNER).map(String::as_str) == Some(owner))
         .filter(|e| !e.labels.contains_key("cyberwave.min_restart_interval_s"))
         .filter(|e| !desired.contains(&e.name))
         .map(|e| e.name.clone())
         .collect()
 }
 
-/// Images we ran before that no desired driver uses now.
+/// Images we ran before that no desired driver uses now. Local builds are kept: nothing
+/// could pull them back.
 pub fn stale_images(ran: &BTreeSet<String>, desired_images: &BTreeSet<String>) -> Vec<String> {
-    ran.difference(desired_images).cloned().collect()
+    ran.difference(desired_images)
+        .filter(|i| !crate::drivers::image::is_local_build(i))
+        .cloned()
+        .collect()
 }
 
 /// The block device holding `path` per `/proc/mounts` text (longest mount-point prefix).
@@ -67,12 +77,17 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn ps(name: &str, state: &str, ours: bool) -> PsEntry {
+        owned(name, state, ours, "edge-a")
+    }
+
+    fn owned(name: &str, state: &str, ours: bool, owner: &str) -> PsEntry {
         let mut labels = BTreeMap::new();
         if ours {
             labels.insert(
                 LABEL_CREATED_BY.to_string(),
                 "cyberwave-edge-core/0.2.0".to_string(),
             );
+            labels.insert(LABEL_OWNER.to_string(), owner.to_string());
         }
         PsEntry {
             id: name.into(),
@@ -92,19 +107,21 @@ mod tests {
             ps("cyberwave-driver-cccc", "running", true), // running → kept
             ps("cyberwave-driver-dddd", "exited", false), // not created by us → kept
             ps("someone-else", "exited", true),          // not a cyberwave name → kept
+            owned("cyberwave-driver-eeee", "exited", true, "edge-b"), // another edge's → kept
         ];
         let desired: BTreeSet<String> = ["cyberwave-driver-bbbb".to_string()].into();
         assert_eq!(
-            stale_containers(&observed, &desired),
+            stale_containers(&observed, &desired, "edge-a"),
             vec!["cyberwave-driver-aaaa".to_string()]
         );
     }
 
     #[test]
     fn images_and_sd_cards() {
-        let ran: BTreeSet<String> = ["a:1".to_string(), "b:2".to_string()].into();
+        let ran: BTreeSet<String> =
+            ["a:1".to_string(), "b:2".to_string(), "c:local".to_string()].into();
         let want: BTreeSet<String> = ["b:2".to_string()].into();
-        assert_eq!(stale_images(&ran, &want), vec!["a:1".to_string()]);
+        assert_eq!(stale_images(&ran, &want), vec!["a:1".to_string()]); // c:local is kept
         let mounts = "/dev/mmcblk0p2 / ext4 rw 0 0\n/dev/sda1 /var/lib/docker ext4 rw 0 0\nproc /proc proc rw 0 0\n";
         assert_eq!(
             device_of(mounts, Path::new("/var/lib/docker")).as_deref(),

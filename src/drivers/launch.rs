@@ -44,7 +44,7 @@ pub struct Launcher {
     pub mqtt: SharedHandle,
 }
 
-/// Where a container's env file lives (0600, outside argv).
+/// Where a container's env file lives (0600, outside argv) while `docker create` reads it.
 pub fn env_file_path(config_dir: &std::path::Path, name: &str) -> PathBuf {
     config_dir.join("run").join(format!("{name}.env"))
 }
@@ -204,11 +204,14 @@ impl Launcher {
             && message.contains("already in use")
         {
             // Someone (or a previous run) left a container with this name: replace it.
-            self.docker
-                .remove(&spec.name)
-                .map_err(|e| fail("container_remove_failed", &e))?;
+            if let Err(e) = self.docker.remove(&spec.name) {
+                let _ = std::fs::remove_file(&env_file);
+                return Err(fail("container_remove_failed", &e));
+            }
             created = self.docker.create(&argv);
         }
+        // Docker has read it (or never will): the token does not stay on disk.
+        let _ = std::fs::remove_file(&env_file);
         match created {
             Ok(_) => {}
             Err(e @ DockerError::TimedOut { .. }) => {

@@ -14,6 +14,8 @@ pub const LABEL_TWIN: &str = "io.cyberwave.edge.twin";
 pub const LABEL_SERVICE: &str = "io.cyberwave.edge.service";
 pub const LABEL_SPEC_HASH: &str = "io.cyberwave.edge.spec-hash";
 pub const LABEL_CREATED_BY: &str = "io.cyberwave.edge.created-by";
+/// The fingerprint of the edge that created the container: cleanup touches only its own.
+pub const LABEL_OWNER: &str = "io.cyberwave.edge.owner";
 
 /// Zenoh settings forwarded to drivers (reference §9.1).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -47,6 +49,8 @@ pub struct LaunchContext {
     /// credentials.json `driver_overrides`: twin → image (single-container drivers only).
     pub driver_overrides: BTreeMap<String, String>,
     pub token: Secret,
+    /// This edge's fingerprint (the owner label).
+    pub owner: String,
 }
 
 /// One container to run.
@@ -93,6 +97,10 @@ impl DriverSpec {
         s
     }
 }
+
+/// The problem title of a twin whose containers would take names another twin's already have
+/// (names use the first 8 hex digits of the uuid). It degrades `status`.
+pub const NAME_COLLISION: &str = "Container name collision";
 
 /// What a linked twin needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -434,6 +442,8 @@ fn build_spec(
         "--label".into(),
         format!("{LABEL_CREATED_BY}=cyberwave-edge-core/{}", crate::VERSION),
     ]);
+    // After the hash: which edge runs a container does not change what it runs.
+    o.extend(["--label".into(), format!("{LABEL_OWNER}={}", ctx.owner)]);
 
     DriverSpec {
         name,
@@ -584,7 +594,38 @@ pub fn plan_twins(
             outcome,
         });
     }
+    refuse_name_collisions(&mut out);
     out
+}
+
+/// The first twin to claim a container name keeps it; a later twin whose uuid shares the first
+/// 8 hex digits gets a [`NAME_COLLISION`] problem instead of silently no container.
+fn refuse_name_collisions(plans: &mut [TwinPlan]) {
+    let mut claimed: BTreeMap<String, String> = BTreeMap::new();
+    for p in plans.iter_mut() {
+        let TwinOutcome::Containers(specs) = &p.outcome else {
+            continue;
+        };
+        let clash = specs
+            .iter()
+            .find_map(|s| claimed.get(&s.name).map(|t| (s.name.clone(), t.clone())));
+        match clash {
+            Some((name, other)) => {
+                p.outcome = TwinOutcome::Problem {
+                    title: NAME_COLLISION.into(),
+                    detail: format!(
+                        "twins {other} and {} share their first 8 hex digits, so both would run as {name}; only {other} runs",
+                        p.twin_uuid
+                    ),
+                };
+            }
+            None => {
+                for s in specs {
+                    claimed.insert(s.name.clone(), p.twin_uuid.clone());
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -624,6 +665,7 @@ mod tests {
             nvidia_default_runtime: false,
             driver_overrides: BTreeMap::new(),
             token: Secret::new("cw_secret_token_abcdef"),
+            owner: "fp".into(),
         }
     }
 
@@ -839,6 +881,25 @@ mod tests {
             ]
         );
         assert_eq!(rest, vec!["--rm".to_string()]);
+    }
+
+    #[test]
+    fn twins_sharing_the_first_8_hex_digits_are_a_problem_not_a_silent_skip() {
+        let (mut twins, mut assets) = twins();
+        let twin2 = format!("{}-9999-4999-8999-999999999999", &T[..8]);
+        let mut t2 = twins[0].clone();
+        t2["uuid"] = json!(twin2);
+        twins.push(t2);
+        assets.insert(A.to_string(), assets[A].clone());
+        let plans = plan_twins(&twins, &assets, &[T.to_string(), twin2.clone()], &ctx());
+        assert!(matches!(plans[0].outcome, TwinOutcome::Containers(_)));
+        match &plans[1].outcome {
+            TwinOutcome::Problem { title, detail } => {
+                assert_eq!(title, NAME_COLLISION);
+                assert!(detail.contains(T) && detail.contains(&twin2), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

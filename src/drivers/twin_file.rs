@@ -58,8 +58,15 @@ pub fn write(config_dir: &Path, twin_uuid: &str, twin: &Value) -> io::Result<Pat
 }
 
 /// Overwrites the file's bytes without replacing the inode: first proves the bytes fit on disk
-/// (temp file + fsync), then writes, truncates and fsyncs the original.
+/// (temp file + fsync), then writes them padded with spaces to the old length (one write: a
+/// kill leaves the old bytes or the new JSON followed by blanks, which still parses), fsyncs,
+/// truncates to the new length and fsyncs again (reference §4.8).
 fn rewrite_in_place(path: &Path, data: &[u8]) -> io::Result<()> {
+    rewrite_in_place_upto(path, data, usize::MAX)
+}
+
+/// [`rewrite_in_place`] stopping after `steps` steps: tests kill it at every step.
+fn rewrite_in_place_upto(path: &Path, data: &[u8], steps: usize) -> io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let probe = dir.join(format!(
         ".{}.probe",
@@ -73,10 +80,28 @@ fn rewrite_in_place(path: &Path, data: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&probe);
         r?;
     }
+    if steps == 0 {
+        return Ok(());
+    }
     let mut f = OpenOptions::new().write(true).open(path)?;
+    let old_len = f.metadata()?.len() as usize;
+    let mut padded = data.to_vec();
+    if padded.len() < old_len {
+        padded.resize(old_len, b' ');
+    }
     f.seek(SeekFrom::Start(0))?;
-    f.write_all(data)?;
+    f.write_all(&padded)?;
+    if steps == 1 {
+        return Ok(());
+    }
+    f.sync_all()?;
+    if steps == 2 {
+        return Ok(());
+    }
     f.set_len(data.len() as u64)?;
+    if steps == 3 {
+        return Ok(());
+    }
     f.sync_all()?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o644))
 }
@@ -98,6 +123,25 @@ mod tests {
             a,
             json!({"name": "new", "metadata": {"local": 1, "x": {"y": 1, "z": 2}}, "list": [3]})
         );
+    }
+
+    #[test]
+    fn a_kill_at_any_step_leaves_a_file_that_parses() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.json");
+        let long = json!({"name": "a long name that makes the old file longer", "driver_key": 1});
+        let short = json!({"name": "b", "driver_key": 1});
+        for (old, new) in [(&long, &short), (&short, &long)] {
+            for steps in 0..=4 {
+                fs::write(&p, serde_json::to_string_pretty(old).unwrap()).unwrap();
+                let data = serde_json::to_string_pretty(new).unwrap();
+                rewrite_in_place_upto(&p, data.as_bytes(), steps).unwrap();
+                let got: Value = serde_json::from_str(&fs::read_to_string(&p).unwrap())
+                    .unwrap_or_else(|e| panic!("step {steps}: {e}"));
+                assert!(got == *old || got == *new, "step {steps}: {got}");
+                assert_eq!(got["driver_key"], json!(1), "a driver's key was lost");
+            }
+        }
     }
 
     #[test]

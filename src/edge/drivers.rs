@@ -226,6 +226,11 @@ impl Drivers {
         self.ever_ready
     }
 
+    /// The alerts client and context after a reload.
+    pub fn alerts_mut(&mut self) -> &mut AlertSink {
+        &mut self.alerts
+    }
+
     /// The link after a reload; every helper thread sees it at once.
     pub fn set_mqtt(&mut self, mqtt: Option<MqttHandle>) {
         self.mqtt.set(mqtt);
@@ -335,6 +340,12 @@ impl Drivers {
                         );
                         info.last_error = None;
                         info.id = Some(id);
+                        // Remember what we ran, so image cleanup knows what is ours.
+                        if let Some((spec, _)) = self.desired.get(&spec_name)
+                            && self.ran_images.insert(spec.image.clone())
+                        {
+                            save_images(&self.ctx.config_dir, &self.ran_images);
+                        }
                         info.stopped_for_loop = false;
                         self.alerts.resolve(&twin, "driver_start_failure");
                     }
@@ -641,7 +652,8 @@ impl Drivers {
             self.last_container_prune = now;
             let list: Vec<PsEntry> = observed.values().cloned().collect();
             let desired: BTreeSet<String> = self.desired.keys().cloned().collect();
-            containers = crate::drivers::cleanup::stale_containers(&list, &desired);
+            containers =
+                crate::drivers::cleanup::stale_containers(&list, &desired, &self.ctx.owner);
         }
         if now.duration_since(self.last_image_prune) >= c.image_interval {
             self.last_image_prune = now;
@@ -749,7 +761,10 @@ impl Drivers {
         let problems: Vec<Value> = self
             .problems
             .iter()
-            .map(|(t, p)| json!({"twin_uuid": t, "problem": p}))
+            .map(|(t, p)| {
+                json!({"twin_uuid": t, "problem": p,
+                       "degrades": p == crate::drivers::spec::NAME_COLLISION})
+            })
             .collect();
         json!({"containers": list, "problems": problems})
     }

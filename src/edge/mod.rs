@@ -300,6 +300,24 @@ fn watchdog_layers() -> Vec<&'static str> {
     }
 }
 
+/// Temp files of interrupted atomic writes, and env files of interrupted launches.
+fn remove_crash_leftovers(config_dir: &std::path::Path) {
+    let old = Duration::from_secs(60);
+    let run = config_dir.join("run");
+    let mut n = crate::fsutil::remove_stale_temps(config_dir, old)
+        + crate::fsutil::remove_stale_temps(&run, old);
+    for e in std::fs::read_dir(&run).into_iter().flatten().flatten() {
+        if e.path().extension().is_some_and(|x| x == "env")
+            && std::fs::remove_file(e.path()).is_ok()
+        {
+            n += 1;
+        }
+    }
+    if n > 0 {
+        log::info!("removed {n} file(s) left by an interrupted run");
+    }
+}
+
 /// Reads configuration the way the daemon and `status` both need it.
 pub fn load_settings() -> Result<(Settings, Vec<String>), SettingsError> {
     let env = EnvLayer::from_process();
@@ -449,6 +467,8 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let (control_tx, mut control_rx) = unbounded::<ControlRequest>();
     let _socket = control::serve(&settings.control_socket, control_tx)
         .map_err(|e| DaemonError::Startup(e.to_string()))?;
+    // The only daemon now: clear what a crash left (temp files; env files holding the token).
+    remove_crash_leftovers(&settings.config_dir);
     let signals = spawn_signals()?;
     let (link_tx, mut link_rx) = unbounded::<LinkEvent>();
     let (link, mqtt) = if local {
@@ -477,7 +497,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         crate::alerts::AlertSink::new(alert_tx, environment_uuid, settings.workspace_id.clone());
     let (drivers, mut driver_rx) = Drivers::start(
         crate::docker::Docker::new(&settings.docker_bin),
-        launch_context(&settings),
+        launch_context(&settings, &fingerprint),
         driver_tuning(&settings),
         (!local).then(|| mqtt.clone()),
         alerts,
@@ -618,7 +638,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
 }
 
 /// Driver-shaping facts from the settings (reference §5.8, §9.1, §11.3).
-pub fn launch_context(s: &Settings) -> LaunchContext {
+pub fn launch_context(s: &Settings, owner: &str) -> LaunchContext {
     let env = &s.env;
     let truthy = |k: &str| env.get(k).is_some_and(|v| crate::mqtt::truthy(&v));
     let log_max_size = match env.get("CYBERWAVE_DOCKER_LOG_MAX_SIZE") {
@@ -655,6 +675,7 @@ pub fn launch_context(s: &Settings) -> LaunchContext {
         nvidia_default_runtime: false,
         driver_overrides: s.driver_overrides.clone(),
         token: s.token.clone(),
+        owner: owner.to_string(),
     }
 }
 
@@ -868,8 +889,13 @@ fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Sender<JobCtl
         log::error!("{e}");
     }
     let nvidia = state.drivers.ctx.nvidia_default_runtime;
-    state.drivers.ctx = launch_context(&settings);
+    state.drivers.ctx = launch_context(&settings, &state.fingerprint);
     state.drivers.ctx.nvidia_default_runtime = nvidia;
+    let (env_uuid, workspace) = (state.environment_uuid(), settings.workspace_id.clone());
+    state
+        .drivers
+        .alerts_mut()
+        .reconfigure(Backend::new(&settings), env_uuid, workspace);
     state.settings = settings;
     if let Some(d) = state.desired.clone() {
         state.apply_desired(d);

@@ -7,10 +7,10 @@ pub use metrics::{HostSnapshot, Sampler, cpu_percent, disk_percent, parse_meminf
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, after, bounded, select};
+use crossbeam_channel::{Receiver, Sender, after, bounded, select};
 use serde_json::{Map, Value, json};
 
 use crate::mqtt::{MqttHandle, topics};
@@ -100,16 +100,19 @@ pub struct HealthConfig {
     pub watchdog_layers: Vec<&'static str>,
 }
 
-/// Handle to the running publisher; [`HealthPublisher::stop`] ends it within milliseconds.
+/// Handle to the running publisher; [`HealthPublisher::stop`] returns within 200 ms.
 pub struct HealthPublisher {
     tx: Sender<Ctl>,
-    join: Option<JoinHandle<()>>,
+    /// Closed when the thread ends.
+    done: Receiver<()>,
 }
 
 impl HealthPublisher {
     pub fn start(mqtt: MqttHandle, cfg: HealthConfig, twins: Vec<String>) -> std::io::Result<Self> {
         let (tx, rx) = bounded::<Ctl>(8);
-        let join = thread::Builder::new().name("edge-health".into()).spawn(move || {
+        let (done_tx, done) = bounded::<()>(0);
+        thread::Builder::new().name("edge-health".into()).spawn(move || {
+            let _done = done_tx; // dropped when the thread ends
             let created = Instant::now();
             let mut twins = twins;
             let mut sampler = Sampler::new("/".into(), cfg.battery_wh);
@@ -145,10 +148,7 @@ impl HealthPublisher {
                 }
             }
         })?;
-        Ok(HealthPublisher {
-            tx,
-            join: Some(join),
-        })
+        Ok(HealthPublisher { tx, done })
     }
 
     /// Replaces the twin set (the next interval uses it).
@@ -156,11 +156,11 @@ impl HealthPublisher {
         let _ = self.tx.try_send(Ctl::Twins(twins));
     }
 
-    pub fn stop(mut self) {
-        let _ = self.tx.send(Ctl::Stop);
-        if let Some(j) = self.join.take() {
-            let _ = j.join();
-        }
+    /// Ends the publisher. It may be inside a bounded `docker info` (a hung engine): then it is
+    /// left to finish on its own rather than holding shutdown.
+    pub fn stop(self) {
+        let _ = self.tx.try_send(Ctl::Stop);
+        let _ = self.done.recv_timeout(Duration::from_millis(200));
     }
 }
 
