@@ -2,4 +2,6 @@
 //! router): it knows containers, never twins, MQTT or alerts. Roles supply what to run and
 //! what to do with what the runtime reports.
 
+pub mod breaker;
 pub mod follow;
+pub mod plan;

@@ -3,7 +3,6 @@
 
 pub mod bridge;
 pub mod cleanup;
-pub mod flap;
 pub mod image;
 pub mod launch;
 pub mod logs;
@@ -11,7 +10,6 @@ pub mod profile;
 pub mod spec;
 pub mod twin_file;
 
-pub use flap::{Breaker, FlapDetector};
 pub use profile::HostPlatform;
 pub use spec::{
     DriverSpec, LaunchContext, TwinOutcome, TwinPlan, ZenohEnv, container_name, plan_twins,

@@ -12,12 +12,14 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde_json::{Value, json};
 
 use crate::alerts::{Alert, AlertSink};
+use crate::containers::breaker::{Breaker, FlapDetector};
 use crate::containers::follow::{Followers, LogEvent};
+use crate::containers::plan::{self, Action, Why};
 use crate::docker::{ContainerEvent, Docker, DockerError, PsEntry};
 use crate::drivers::launch::{LaunchFailure, LaunchJob, Launcher};
 use crate::drivers::logs::{self, RateLimit};
 use crate::drivers::spec::LABEL_SPEC_HASH;
-use crate::drivers::{Breaker, DriverSpec, FlapDetector, LaunchContext, TwinOutcome, TwinPlan};
+use crate::drivers::{DriverSpec, LaunchContext, TwinOutcome, TwinPlan};
 use crate::mqtt::{MqttHandle, SharedHandle, topics};
 use crate::process::OwnedChild;
 
@@ -515,92 +517,115 @@ impl Drivers {
         self.reconcile();
     }
 
-    /// Compares desired and observed; sends launches and revivals.
+    /// What [`plan::plan`] reads: wants, what the engine runs, our book-keeping.
+    fn plan_inputs(
+        &self,
+    ) -> (
+        BTreeMap<String, plan::Want>,
+        BTreeMap<String, plan::Seen>,
+        BTreeMap<String, plan::Book>,
+    ) {
+        let wants = self
+            .desired
+            .iter()
+            .map(|(n, (s, _))| {
+                let want = plan::Want {
+                    spec_hash: s.spec_hash.clone(),
+                };
+                (n.clone(), want)
+            })
+            .collect();
+        let seen = self
+            .observed
+            .iter()
+            .flatten()
+            .map(|(n, e)| {
+                let seen = plan::Seen {
+                    state: e.state.clone(),
+                    exit_code: e.exit_code(),
+                    spec_hash: e.labels.get(LABEL_SPEC_HASH).cloned(),
+                };
+                (n.clone(), seen)
+            })
+            .collect();
+        let book = self
+            .desired
+            .keys()
+            .map(|n| {
+                let i = self.info.get(n).cloned().unwrap_or_default();
+                let b = plan::Book {
+                    inflight: self.inflight.contains(n),
+                    stopped_for_loop: i.stopped_for_loop,
+                    retry_at: i.breaker.retry_at,
+                    next_launch: i.next_launch,
+                    removed_at: i.removed_at,
+                    down_since: i.down_since,
+                    last_revival: i.last_revival,
+                };
+                (n.clone(), b)
+            })
+            .collect();
+        (wants, seen, book)
+    }
+
+    fn rules(&self) -> plan::Rules {
+        plan::Rules {
+            removed_revival: self.tuning.removed_revival,
+            revive_after: REVIVE_AFTER,
+            revive_every: REVIVE_EVERY,
+        }
+    }
+
+    /// Plans (pure) and carries the actions out: launches in one batch, revivals as ops.
     fn reconcile(&mut self) {
         let Some(observed) = &self.observed else {
             return;
         };
+        if observed
+            .iter()
+            .any(|(n, e)| e.state == "running" && self.desired.contains_key(n))
+        {
+            self.ever_ready = true;
+        }
         let now = Instant::now();
+        let (wants, seen, book) = self.plan_inputs();
         let mut batch = Vec::new();
-        let mut revive = Vec::new();
-        for (name, (spec, twin_file)) in &self.desired {
-            if self.inflight.contains(name) {
-                continue;
-            }
-            let info = self.info.entry(name.clone()).or_default();
-            if info.stopped_for_loop {
-                if info.breaker.due(now) {
-                    log::info!("retrying {name} after its restart-loop pause");
-                    info.breaker.retried(now);
-                    info.stopped_for_loop = false;
-                    revive.push((name.clone(), spec.restart.clone()));
-                }
-                continue;
-            }
-            let launch_allowed = info.next_launch.is_none_or(|t| now >= t);
-            match observed.get(name) {
-                None if !launch_allowed => {}
-                None => {
-                    let grace_over = match (info.removed_at, self.tuning.removed_revival) {
-                        (None, _) => true,
-                        (Some(_), None) => false,
-                        (Some(at), Some(grace)) => now.duration_since(at) >= grace,
+        for action in plan::plan(&wants, &seen, &book, now, &self.rules()) {
+            match action {
+                Action::Launch { name, replace, why } => {
+                    let Some((spec, twin_file)) = self.desired.get(&name) else {
+                        continue;
                     };
-                    if grace_over {
-                        if info.removed_at.is_some() {
-                            log::info!("reviving removed driver {name}");
+                    match why {
+                        Why::RemovedGraceOver => log::info!("reviving removed driver {name}"),
+                        Why::SpecChanged => {
+                            log::info!("driver {name} differs from its spec: recreating")
                         }
-                        batch.push(LaunchJob {
-                            spec: spec.clone(),
-                            twin_file: twin_file.clone(),
-                            exists: false,
-                        });
+                        _ => {}
                     }
-                }
-                Some(e)
-                    if e.labels.get(LABEL_SPEC_HASH) != Some(&spec.spec_hash) && launch_allowed =>
-                {
-                    log::info!("driver {name} differs from its spec: recreating");
                     batch.push(LaunchJob {
                         spec: spec.clone(),
                         twin_file: twin_file.clone(),
-                        exists: true,
+                        exists: replace,
                     });
                 }
-                Some(e) => match e.state.as_str() {
-                    "running" | "restarting" | "removing" | "paused" => {
-                        if e.state == "running" {
-                            self.ever_ready = true;
-                        }
+                Action::Revive { name, why } => {
+                    let Some(policy) = self.desired.get(&name).map(|(s, _)| s.restart.clone())
+                    else {
+                        continue;
+                    };
+                    let info = self.info.entry(name.clone()).or_default();
+                    if why == Why::LoopPauseOver {
+                        log::info!("retrying {name} after its restart-loop pause");
+                        info.breaker.retried(now);
+                        info.stopped_for_loop = false;
+                    } else {
+                        log::info!("reviving stopped driver {name}");
+                        info.last_revival = Some(now);
                     }
-                    "created" if launch_allowed => batch.push(LaunchJob {
-                        spec: spec.clone(),
-                        twin_file: twin_file.clone(),
-                        exists: true,
-                    }),
-                    "created" => {}
-                    _ => {
-                        // Exited / dead and not stopped by us: a clean exit is revived at once,
-                        // anything else once Docker's own restart policy had REVIVE_AFTER to
-                        // act; at most one revival per REVIVE_EVERY.
-                        let settled = e.exit_code() == Some(0)
-                            || info
-                                .down_since
-                                .is_some_and(|t| now.duration_since(t) >= REVIVE_AFTER);
-                        let rate_ok = info
-                            .last_revival
-                            .is_none_or(|t| now.duration_since(t) >= REVIVE_EVERY);
-                        if settled && rate_ok {
-                            log::info!("reviving stopped driver {name} ({})", e.status);
-                            info.last_revival = Some(now);
-                            revive.push((name.clone(), spec.restart.clone()));
-                        }
-                    }
-                },
+                    let _ = self.ops.send(Op::Revive { name, policy });
+                }
             }
-        }
-        for (name, policy) in revive {
-            let _ = self.ops.send(Op::Revive { name, policy });
         }
         if !batch.is_empty() {
             for j in &batch {
@@ -680,31 +705,8 @@ impl Drivers {
     /// The next moment a timed decision falls due (breaker retry, launch backoff, removal
     /// grace), so the supervisor reconciles then instead of at the next 15 s tick.
     pub fn next_deadline(&self) -> Option<Instant> {
-        // Only future moments: a past one has been acted on (or is gated by a later one below).
-        let now = Instant::now();
-        let mut due: Option<Instant> = None;
-        let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t.filter(|t| *t > now) {
-                due = Some(due.map_or(t, |d| d.min(t)));
-            }
-        };
-        for (name, info) in &self.info {
-            if !self.desired.contains_key(name) {
-                continue;
-            }
-            if info.stopped_for_loop {
-                consider(info.breaker.retry_at);
-            }
-            consider(info.next_launch);
-            if info.down_since.is_some() {
-                consider(info.down_since.map(|t| t + REVIVE_AFTER));
-                consider(info.last_revival.map(|t| t + REVIVE_EVERY));
-            }
-            if let (Some(at), Some(grace)) = (info.removed_at, self.tuning.removed_revival) {
-                consider(Some(at + grace));
-            }
-        }
-        due
+        let (wants, _, book) = self.plan_inputs();
+        plan::next_due(&wants, &book, Instant::now(), &self.rules())
     }
 
     /// Called when [`Drivers::next_deadline`] passes.

@@ -1,4 +1,5 @@
-//! Restart-loop detection and the retry breaker (reference §5.10, done better): a driver that
+//! Restart-loop detection and the retry breaker (reference §5.10, done better), for any managed
+//! container: one that
 //! dies more than `threshold` times within `window` is stopped; it is retried after
 //! 10 s × 2^n (capped at 300 s), and the breaker re-arms once the driver has run quietly
 //! for a while — Azure IoT Edge's never re-arms.

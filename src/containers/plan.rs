@@ -1,0 +1,183 @@
+//! The reconcile decision, pure: what this edge wants, what the engine runs, what we remember
+//! of each container and the time in; actions out. No engine, no clock, no I/O, so every rule
+//! is a row in the tables below:
+//!
+//! * missing → launch (after a launch backoff; a container that *vanished* while we ran it is
+//!   relaunched only after the removal grace, or never when that is off);
+//! * present with another spec hash → recreate; present as `created` → recreate;
+//! * running, restarting, paused, removing → leave alone (adoption: same hash, same container);
+//! * exited or dead → revive: at once after a clean exit, else once Docker's own restart
+//!   policy has had `revive_after` to act, and at most once per `revive_every`;
+//! * stopped for a restart loop → nothing until the breaker's pause is over, then revive.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// What the plan needs of a desired container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Want {
+    pub spec_hash: String,
+}
+
+/// What the engine reported of a container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub state: String,
+    pub exit_code: Option<i32>,
+    /// Its spec-hash label.
+    pub spec_hash: Option<String>,
+}
+
+/// What the runtime remembers of a container between observations.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Book {
+    /// A launch of it is under way.
+    pub inflight: bool,
+    /// Stopped by us for a restart loop; `retry_at` is when the breaker lets it run again.
+    pub stopped_for_loop: bool,
+    pub retry_at: Option<Instant>,
+    /// Launch backoff after failed launches.
+    pub next_launch: Option<Instant>,
+    /// When we saw it vanish while we ran it.
+    pub removed_at: Option<Instant>,
+    /// When we first saw it exited or dead.
+    pub down_since: Option<Instant>,
+    pub last_revival: Option<Instant>,
+}
+
+/// The runtime's timing rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rules {
+    /// Grace before relaunching a container someone removed; `None`: never.
+    pub removed_revival: Option<Duration>,
+    /// How long Docker's own restart policy gets before we start an exited container.
+    pub revive_after: Duration,
+    /// At most one revival per this period.
+    pub revive_every: Duration,
+}
+
+/// Why an action was chosen (logged, and asserted by the tables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    Missing,
+    RemovedGraceOver,
+    SpecChanged,
+    LeftCreated,
+    Exited,
+    LoopPauseOver,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create and start it; `replace`: a container of that name exists and goes first.
+    Launch {
+        name: String,
+        replace: bool,
+        why: Why,
+    },
+    /// Start the existing container again, restoring its restart policy.
+    Revive { name: String, why: Why },
+}
+
+/// Decides, for every desired container, what to do now.
+pub fn plan(
+    desired: &BTreeMap<String, Want>,
+    observed: &BTreeMap<String, Seen>,
+    book: &BTreeMap<String, Book>,
+    now: Instant,
+    rules: &Rules,
+) -> Vec<Action> {
+    let none = Book::default();
+    let mut out = Vec::new();
+    for (name, want) in desired {
+        let b = book.get(name).unwrap_or(&none);
+        if b.inflight {
+            continue;
+        }
+        let launch = |replace, why| Action::Launch {
+            name: name.clone(),
+            replace,
+            why,
+        };
+        let revive = |why| Action::Revive {
+            name: name.clone(),
+            why,
+        };
+        if b.stopped_for_loop {
+            if b.retry_at.is_some_and(|t| now >= t) {
+                out.push(revive(Why::LoopPauseOver));
+            }
+            continue;
+        }
+        let launch_allowed = b.next_launch.is_none_or(|t| now >= t);
+        match observed.get(name) {
+            None if !launch_allowed => {}
+            None => match (b.removed_at, rules.removed_revival) {
+                (None, _) => out.push(launch(false, Why::Missing)),
+                (Some(_), None) => {}
+                (Some(at), Some(grace)) if now.duration_since(at) >= grace => {
+                    out.push(launch(false, Why::RemovedGraceOver))
+                }
+                (Some(_), Some(_)) => {}
+            },
+            Some(s) if s.spec_hash.as_deref() != Some(want.spec_hash.as_str()) => {
+                if launch_allowed {
+                    out.push(launch(true, Why::SpecChanged));
+                }
+            }
+            Some(s) => match s.state.as_str() {
+                "running" | "restarting" | "removing" | "paused" => {}
+                "created" if launch_allowed => out.push(launch(true, Why::LeftCreated)),
+                "created" => {}
+                _ => {
+                    let settled = s.exit_code == Some(0)
+                        || b.down_since
+                            .is_some_and(|t| now.duration_since(t) >= rules.revive_after);
+                    let rate_ok = b
+                        .last_revival
+                        .is_none_or(|t| now.duration_since(t) >= rules.revive_every);
+                    if settled && rate_ok {
+                        out.push(revive(Why::Exited));
+                    }
+                }
+            },
+        }
+    }
+    out
+}
+
+/// The next moment a timed rule falls due for any desired container (so the caller plans
+/// again then instead of at its next tick).
+pub fn next_due(
+    desired: &BTreeMap<String, Want>,
+    book: &BTreeMap<String, Book>,
+    now: Instant,
+    rules: &Rules,
+) -> Option<Instant> {
+    let mut due: Option<Instant> = None;
+    let mut consider = |t: Option<Instant>| {
+        if let Some(t) = t.filter(|t| *t > now) {
+            due = Some(due.map_or(t, |d| d.min(t)));
+        }
+    };
+    for (name, b) in book {
+        if !desired.contains_key(name) {
+            continue;
+        }
+        if b.stopped_for_loop {
+            consider(b.retry_at);
+        }
+        consider(b.next_launch);
+        if b.down_since.is_some() {
+            consider(b.down_since.map(|t| t + rules.revive_after));
+            consider(b.last_revival.map(|t| t + rules.revive_every));
+        }
+        if let (Some(at), Some(grace)) = (b.removed_at, rules.removed_revival) {
+            consider(Some(at + grace));
+        }
+    }
+    due
+}
+
+#[cfg(test)]
+mod tests;
