@@ -47,6 +47,9 @@ fn revive(why: Why) -> Vec<Action> {
     }]
 }
 
+/// A table row: what, observed, book, now, rules, expected actions.
+type Row<'a> = (&'a str, Option<Seen>, Book, Instant, &'a Rules, Vec<Action>);
+
 #[test]
 fn decisions() {
     let t0 = Instant::now();
@@ -57,7 +60,7 @@ fn decisions() {
         ..rules()
     };
     #[rustfmt::skip]
-    let table: Vec<(&str, Option<Seen>, Book, Instant, &Rules, Vec<Action>)> = vec![
+    let table: Vec<Row> = vec![
         ("missing: launch", None, Book::default(), at(0), &r, launch(false, Why::Missing)),
         ("missing, launch backoff running: wait", None,
             Book { next_launch: Some(at(20)), ..Book::default() }, at(10), &r, vec![]),
