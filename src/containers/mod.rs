@@ -3,5 +3,6 @@
 //! what to do with what the runtime reports.
 
 pub mod breaker;
+pub mod engine;
 pub mod follow;
 pub mod plan;

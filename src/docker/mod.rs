@@ -274,14 +274,24 @@ impl Docker {
         }
     }
 
-    /// All containers carrying our twin label, any state: the one call per reconcile tick.
+    /// All containers our runtime manages (the created-by label, any role), any state: the one
+    /// call per reconcile tick. Through the Engine API when its socket is reachable (no CLI
+    /// process), else `docker ps`.
     pub fn ps_managed(&self) -> Result<Vec<PsEntry>, DockerError> {
+        if let Some(sock) = api::socket_path() {
+            match api::list_managed(&sock) {
+                Ok(list) => return Ok(list),
+                Err(e) => {
+                    log::debug!("container list through the Engine API failed ({e}); using the CLI")
+                }
+            }
+        }
         let args = [
             "ps",
             "-a",
             "--no-trunc",
             "--filter",
-            "label=io.cyberwave.edge.twin",
+            "label=io.cyberwave.edge.created-by",
             "--format",
             "{{json .}}",
         ];
@@ -474,7 +484,7 @@ impl Docker {
                 "--filter",
                 "type=container",
                 "--filter",
-                "label=io.cyberwave.edge.twin",
+                "label=io.cyberwave.edge.created-by",
                 "--format",
                 "{{json .}}",
             ])
@@ -578,9 +588,12 @@ mod tests {
     #[test]
     fn errors_name_the_command() {
         let d = Docker::new("/nonexistent/docker");
-        let e = d.ps_managed().unwrap_err();
+        let e = d.inspect("x").unwrap_err();
         assert!(matches!(e, DockerError::Spawn { .. }));
-        assert!(e.to_string().starts_with("docker ps -a"));
+        assert!(
+            e.to_string().starts_with("docker container inspect x"),
+            "{e}"
+        );
         let d = Docker::new("false");
         assert!(matches!(
             d.start("x"),

@@ -2,7 +2,7 @@
 //! env file, `docker create`, `docker start`, readiness probe. Runs on the `driver-launcher`
 //! thread, never on the supervisor.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -11,8 +11,12 @@ use serde_json::Value;
 use super::image::is_local_build;
 use super::logs;
 use super::spec::DriverSpec;
+use crate::containers::engine::Engine;
+use crate::docker::DockerError;
 use crate::docker::pull::PullProgress;
-use crate::docker::{Docker, DockerError};
+
+/// Containers created, started and probed at once.
+const PARALLEL_LAUNCHES: usize = 4;
 use crate::mqtt::{SharedHandle, topics};
 
 #[derive(Debug, Clone)]
@@ -37,7 +41,7 @@ impl std::fmt::Display for LaunchFailure {
 }
 
 pub struct Launcher {
-    pub docker: Docker,
+    pub engine: std::sync::Arc<dyn Engine>,
     pub config_dir: PathBuf,
     pub probe: Duration,
     /// The current link (replaced on reload).
@@ -51,7 +55,8 @@ pub fn env_file_path(config_dir: &std::path::Path, name: &str) -> PathBuf {
 
 impl Launcher {
     /// Launches a batch: pulls the unique images in parallel (at most 4 at a time), then
-    /// creates and starts the containers one by one. `report` gets each result.
+    /// creates, starts and probes the containers, [`PARALLEL_LAUNCHES`] at a time. `report`
+    /// gets each result as it comes.
     pub fn launch_batch(
         &self,
         jobs: Vec<LaunchJob>,
@@ -87,17 +92,34 @@ impl Launcher {
             });
             resolved.extend(results);
         }
-        for job in jobs {
-            let result = match resolved.get(&job.spec.image).cloned() {
-                Some(Ok(image)) => self.launch_one(&job, &image),
-                Some(Err(e)) => Err(e),
-                None => Err(LaunchFailure {
-                    phase: "pull_unexpected",
-                    message: "image step did not finish".into(),
-                }),
-            };
-            report(&job.spec, result);
-        }
+        // Create, start and probe in bounded parallel: the engine does the work, and a probe
+        // mostly waits.
+        let queue = std::sync::Mutex::new(jobs.into_iter().collect::<VecDeque<LaunchJob>>());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            for _ in 0..PARALLEL_LAUNCHES {
+                let (queue, tx, resolved) = (&queue, tx.clone(), &resolved);
+                s.spawn(move || {
+                    while let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
+                        let result = match resolved.get(&job.spec.image).cloned() {
+                            Some(Ok(image)) => self.launch_one(&job, &image),
+                            Some(Err(e)) => Err(e),
+                            None => Err(LaunchFailure {
+                                phase: "pull_unexpected",
+                                message: "image step did not finish".into(),
+                            }),
+                        };
+                        if tx.send((job.spec, result)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            for (spec, result) in rx {
+                report(&spec, result);
+            }
+        });
     }
 
     fn driverlog(&self, twin: &str, container: &str, image: &str, message: &str) {
@@ -122,7 +144,7 @@ impl Launcher {
         twin: &str,
         container: &str,
     ) -> Result<String, LaunchFailure> {
-        let exists = |i: &str| self.docker.image_exists(i).unwrap_or(false);
+        let exists = |i: &str| self.engine.image_exists(i).unwrap_or(false);
         if is_local_build(image) && exists(image) {
             log::info!("Using the local build of {image}; local-only tags are not pulled");
             return Ok(image.to_string());
@@ -158,7 +180,7 @@ impl Launcher {
         log::info!("{started}");
         self.driverlog(twin, container, image, &started);
         let mut progress = PullProgress::default();
-        let result = self.docker.pull(image, |line| {
+        let result = self.engine.pull(image, &mut |line| {
             if progress.feed(line) {
                 let summary = progress.summary(image);
                 log::info!("{summary}");
@@ -192,23 +214,23 @@ impl Launcher {
         // Usually nothing to remove: skip the CLI call unless the last observation saw one
         // (a stale `created` leftover still fails `docker create` and is removed below).
         if job.exists {
-            self.docker
+            self.engine
                 .remove(&spec.name)
                 .map_err(|e| fail("container_remove_failed", &e))?;
         }
         let mut run_spec = spec.clone();
         run_spec.image = image.to_string();
         let argv = run_spec.create_argv(&env_file);
-        let mut created = self.docker.create(&argv);
+        let mut created = self.engine.create(&argv);
         if let Err(DockerError::Failed { message, .. }) = &created
             && message.contains("already in use")
         {
             // Someone (or a previous run) left a container with this name: replace it.
-            if let Err(e) = self.docker.remove(&spec.name) {
+            if let Err(e) = self.engine.remove(&spec.name) {
                 let _ = std::fs::remove_file(&env_file);
                 return Err(fail("container_remove_failed", &e));
             }
-            created = self.docker.create(&argv);
+            created = self.engine.create(&argv);
         }
         // Docker has read it (or never will): the token does not stay on disk.
         let _ = std::fs::remove_file(&env_file);
@@ -218,7 +240,7 @@ impl Launcher {
                 // A slow SD card can finish the create after our deadline: give it 10 s.
                 let appeared = (0..10).any(|_| {
                     std::thread::sleep(Duration::from_secs(1));
-                    matches!(self.docker.inspect(&spec.name), Ok(Some(_)))
+                    matches!(self.engine.inspect(&spec.name), Ok(Some(_)))
                 });
                 if !appeared {
                     return Err(fail("docker_create_timeout", &e));
@@ -226,8 +248,8 @@ impl Launcher {
             }
             Err(e) => return Err(fail("docker_create_failed", &e)),
         }
-        if let Err(e) = self.docker.start(&spec.name) {
-            let _ = self.docker.remove(&spec.name);
+        if let Err(e) = self.engine.start(&spec.name) {
+            let _ = self.engine.remove(&spec.name);
             return Err(fail("docker_start_failed", &e));
         }
         self.probe(&spec.name)
@@ -240,7 +262,7 @@ impl Launcher {
         let mut last = String::from("none");
         let mut pause = Duration::from_millis(25);
         while Instant::now() < deadline {
-            match self.docker.inspect(name) {
+            match self.engine.inspect(name) {
                 Ok(Some(i)) => {
                     last = i.status.clone();
                     if i.running && i.status == "running" {
@@ -278,3 +300,6 @@ impl Launcher {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

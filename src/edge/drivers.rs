@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::alerts::{Alert, AlertSink};
 use crate::containers::breaker::{Breaker, FlapDetector};
+use crate::containers::engine::Engine;
 use crate::containers::follow::{Followers, LogEvent};
 use crate::containers::plan::{self, Action, Why};
 use crate::docker::{ContainerEvent, Docker, DockerError, PsEntry};
@@ -162,11 +163,14 @@ impl Drivers {
         {
             let docker = docker.clone();
             let events = events.clone();
-            spawn_named("docker-ops", move || run_ops(&docker, &ops_rx, &events));
+            let engine: Arc<dyn Engine> = Arc::new(docker.clone());
+            spawn_named("docker-ops", move || {
+                run_ops(engine.as_ref(), &docker, &ops_rx, &events)
+            });
         }
         {
             let launcher = Launcher {
-                docker: docker.clone(),
+                engine: Arc::new(docker.clone()),
                 config_dir: ctx.config_dir.clone(),
                 probe: tuning.probe,
                 mqtt: mqtt.clone(),
@@ -809,17 +813,19 @@ fn raise_health(alerts: &AlertSink, spec: &DriverSpec, name: &str, status: &str)
     );
 }
 
-fn run_ops(docker: &Docker, rx: &Receiver<Op>, events: &Sender<DriverEvent>) {
+/// The executor of ops (observe, stop, revive, cleanup): one thread, so the supervisor never
+/// waits on the engine. `docker` is only asked where Docker keeps its data (cleanup).
+fn run_ops(engine: &dyn Engine, docker: &Docker, rx: &Receiver<Op>, events: &Sender<DriverEvent>) {
     for op in rx {
         let ev = match op {
             Op::Runtimes => {
-                let nvidia_default = docker
+                let nvidia_default = engine
                     .runtimes()
                     .map(|(rt, default)| rt.iter().any(|r| r == "nvidia") && default == "nvidia")
                     .unwrap_or(false);
                 DriverEvent::Runtimes { nvidia_default }
             }
-            Op::Observe => DriverEvent::Ps(docker.ps_managed()),
+            Op::Observe => DriverEvent::Ps(engine.ps()),
             Op::Cleanup {
                 containers,
                 images,
@@ -844,13 +850,13 @@ fn run_ops(docker: &Docker, rx: &Receiver<Op>, events: &Sender<DriverEvent>) {
                 let mut result = Ok(());
                 for c in &containers {
                     log::info!("cleanup: removing stopped container {c} (no twin wants it)");
-                    if let Err(e) = docker.remove(c) {
+                    if let Err(e) = engine.remove(c) {
                         result = Err(e);
                     }
                 }
                 for i in &images {
                     // Refused by Docker while any container uses it: that is the point.
-                    match docker.run(&["image", "rm", i], crate::docker::RM_TIMEOUT) {
+                    match engine.remove_image(i) {
                         Ok(_) => log::info!("cleanup: removed image {i} (no driver uses it)"),
                         Err(e) => log::debug!("cleanup: image {i} kept: {e}"),
                     }
@@ -862,17 +868,17 @@ fn run_ops(docker: &Docker, rx: &Receiver<Op>, events: &Sender<DriverEvent>) {
                 }
             }
             Op::StopLooping { name } => {
-                let _ = docker.set_restart_policy(&name, "no");
+                let _ = engine.set_restart_policy(&name, "no");
                 DriverEvent::OpDone {
-                    result: docker.stop(&name, 10),
+                    result: engine.stop(&name, 10),
                     name,
                     what: "stop",
                 }
             }
             Op::Revive { name, policy } => {
-                let _ = docker.set_restart_policy(&name, &policy);
+                let _ = engine.set_restart_policy(&name, &policy);
                 DriverEvent::OpDone {
-                    result: docker.start(&name),
+                    result: engine.start(&name),
                     name,
                     what: "start",
                 }

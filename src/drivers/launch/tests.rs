@@ -1,0 +1,181 @@
+//! The launcher against the recording fake engine: which engine calls a launch makes, in
+//! which order, and what reaches the engine (never the token in argv; the env file gone after).
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use super::*;
+use crate::containers::engine::fake::FakeEngine;
+
+const TOKEN: &str = "cw_secret_token_for_launch_tests";
+
+fn spec(name: &str, image: &str) -> DriverSpec {
+    DriverSpec {
+        name: name.into(),
+        twin_uuid: "11111111-2222-4333-8444-555555555555".into(),
+        twin_name: "arm".into(),
+        service: None,
+        image: image.into(),
+        fallback_image: None,
+        options: [
+            "--restart",
+            "unless-stopped",
+            "--name",
+            name,
+            "--label",
+            "io.cyberwave.edge.spec-hash=h",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        env: [("CYBERWAVE_API_KEY".to_string(), TOKEN.to_string())].into(),
+        command: Vec::new(),
+        spec_hash: "h".into(),
+        restart: "unless-stopped".into(),
+    }
+}
+
+fn launcher(engine: Arc<FakeEngine>, dir: &std::path::Path) -> Launcher {
+    Launcher {
+        engine,
+        config_dir: dir.to_path_buf(),
+        probe: Duration::from_secs(5),
+        mqtt: SharedHandle::default(),
+    }
+}
+
+fn launch(l: &Launcher, specs: Vec<DriverSpec>) -> Vec<(String, Result<String, LaunchFailure>)> {
+    let jobs = specs
+        .into_iter()
+        .map(|spec| LaunchJob {
+            twin_file: json!({"uuid": spec.twin_uuid}),
+            spec,
+            exists: false,
+        })
+        .collect();
+    let out = Mutex::new(Vec::new());
+    l.launch_batch(jobs, |s, r| {
+        if let Ok(mut o) = out.lock() {
+            o.push((s.name.clone(), r));
+        }
+    });
+    out.into_inner().unwrap()
+}
+
+#[test]
+fn a_local_build_is_not_pulled_and_the_token_stays_out_of_argv_and_off_disk() {
+    let d = tempfile::tempdir().unwrap();
+    let engine = Arc::new(FakeEngine::with_images(&["drv:local"]));
+    let l = launcher(engine.clone(), d.path());
+    let got = launch(&l, vec![spec("cyberwave-driver-11111111", "drv:local")]);
+    assert_eq!(got[0].1, Ok("id-cyberwave-driver-11111111".into()));
+    let calls = engine.calls();
+    assert_eq!(
+        calls,
+        [
+            "image_exists drv:local",
+            "create cyberwave-driver-11111111",
+            "start cyberwave-driver-11111111",
+            "inspect cyberwave-driver-11111111"
+        ],
+        "{calls:?}"
+    );
+    let env_files = engine.env_files.lock().unwrap().clone();
+    assert_eq!(env_files, [format!("CYBERWAVE_API_KEY={TOKEN}\n")]);
+    assert!(!env_file_path(d.path(), "cyberwave-driver-11111111").exists());
+    assert!(calls.iter().all(|c| !c.contains(TOKEN)));
+    // the twin file was written before the container was created
+    assert!(
+        d.path()
+            .join("11111111-2222-4333-8444-555555555555.json")
+            .exists()
+    );
+}
+
+#[test]
+fn pulls_fallbacks_and_failures_name_their_phase() {
+    let d = tempfile::tempdir().unwrap();
+    // not local: pulled first
+    let engine = Arc::new(FakeEngine::default());
+    let l = launcher(engine.clone(), d.path());
+    assert!(launch(&l, vec![spec("c1", "repo/drv:1.0")])[0].1.is_ok());
+    assert_eq!(engine.calls()[0], "pull repo/drv:1.0");
+
+    // a failed pull with a local copy runs the local copy
+    let engine = Arc::new(FakeEngine::with_images(&["repo/drv:1.0"]));
+    engine.fail("pull", "registry unreachable");
+    let l = launcher(engine.clone(), d.path());
+    assert!(launch(&l, vec![spec("c2", "repo/drv:1.0")])[0].1.is_ok());
+
+    // no copy anywhere: pull_failed
+    let engine = Arc::new(FakeEngine::default());
+    engine.fail("pull", "registry unreachable");
+    let l = launcher(engine.clone(), d.path());
+    let r = launch(&l, vec![spec("c3", "repo/drv:1.0")]);
+    assert_eq!(r[0].1.as_ref().unwrap_err().phase, "pull_failed");
+    assert!(!engine.calls().iter().any(|c| c.starts_with("create")));
+
+    // Jetson: the jetson- tag fails, the original tag is tried
+    let engine = Arc::new(FakeEngine::default());
+    engine.fail("pull repo/drv:jetson-1.0", "not found");
+    let l = launcher(engine.clone(), d.path());
+    let mut s = spec("c4", "repo/drv:jetson-1.0");
+    s.fallback_image = Some("repo/drv:1.0".into());
+    assert!(launch(&l, vec![s])[0].1.is_ok());
+    assert!(engine.calls().contains(&"pull repo/drv:1.0".to_string()));
+
+    // a failed start removes the half-made container
+    let engine = Arc::new(FakeEngine::with_images(&["drv:local"]));
+    engine.fail("start", "no such device /dev/ttyACM0");
+    let l = launcher(engine.clone(), d.path());
+    let r = launch(&l, vec![spec("c5", "drv:local")]);
+    assert_eq!(r[0].1.as_ref().unwrap_err().phase, "docker_start_failed");
+    assert_eq!(engine.calls().last().map(String::as_str), Some("remove c5"));
+}
+
+#[test]
+fn a_name_already_in_use_is_replaced_and_batches_launch_everything() {
+    let d = tempfile::tempdir().unwrap();
+    let engine = Arc::new(FakeEngine::with_images(&["drv:local"]));
+    let l = launcher(engine.clone(), d.path());
+    assert!(launch(&l, vec![spec("c1", "drv:local")])[0].1.is_ok());
+    // someone left a container of that name: it is removed and the create repeated
+    let got = launch(&l, vec![spec("c1", "drv:local")]);
+    assert!(got[0].1.is_ok(), "{got:?}");
+    let calls = engine.calls();
+    let tail: Vec<&str> = calls
+        .iter()
+        .rev()
+        .take(5)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "create c1",
+            "remove c1",
+            "create c1",
+            "start c1",
+            "inspect c1"
+        ][..],
+        "{calls:?}"
+    );
+
+    let engine = Arc::new(FakeEngine::with_images(&["drv:local"]));
+    let l = launcher(engine.clone(), d.path());
+    let specs: Vec<DriverSpec> = (0..10)
+        .map(|i| spec(&format!("d{i}"), "drv:local"))
+        .collect();
+    let got = launch(&l, specs);
+    assert_eq!(got.len(), 10);
+    assert!(got.iter().all(|(_, r)| r.is_ok()), "{got:?}");
+    // one image check for the batch, not one per container
+    let checks = engine
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("image_exists"))
+        .count();
+    assert_eq!(checks, 1);
+}
