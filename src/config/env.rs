@@ -98,6 +98,39 @@ impl EnvLayer {
     }
 }
 
+/// A float knob with a minimum: invalid or too small → warning and the default (reference §11).
+pub(crate) fn parse_or_warn(
+    env: &EnvLayer,
+    name: &str,
+    default: f64,
+    min: f64,
+    warnings: &mut Vec<String>,
+) -> f64 {
+    match env.get(name) {
+        None => default,
+        Some(v) => match v.parse::<f64>() {
+            Ok(x) if x.is_finite() && x >= min => x,
+            Ok(x) if x.is_finite() => {
+                warnings.push(format!(
+                    "{name}={v:?} is below the minimum {min}; using {min}"
+                ));
+                min
+            }
+            _ => {
+                warnings.push(format!("{name}={v:?} is not a number; using {default}"));
+                default
+            }
+        },
+    }
+}
+
+pub(crate) fn truthy(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,9 +21,14 @@ pub fn generate(hostname: &str, mac: &str, platform: &str) -> String {
 }
 
 /// Reads `fingerprint.json`; when it is missing, empty or unreadable JSON, creates it from
-/// `CYBERWAVE_EDGE_UUID` (`override_fp`) or [`generate`] over this host, mode 0644.
-/// The persisted value always wins: a MAC can change (USB dongles), the identity must not.
-pub fn load_or_create(config_dir: &Path, override_fp: Option<&str>) -> Result<String, FileError> {
+/// `CYBERWAVE_EDGE_UUID` (`override_fp`) or `of_host` (the caller's [`generate`] over this
+/// host's facts), mode 0644. The persisted value always wins: a MAC can change (USB dongles),
+/// the identity must not.
+pub fn load_or_create(
+    config_dir: &Path,
+    override_fp: Option<&str>,
+    of_host: impl FnOnce() -> String,
+) -> Result<String, FileError> {
     let path = config_dir.join(super::FINGERPRINT_FILE);
     match read_json_object(&path) {
         Ok(map) => {
@@ -46,10 +51,7 @@ pub fn load_or_create(config_dir: &Path, override_fp: Option<&str>) -> Result<St
     }
     let fp = match override_fp {
         Some(fp) => fp.to_string(),
-        None => {
-            let facts = crate::host::identity();
-            generate(&facts.hostname, &facts.mac, &facts.platform)
-        }
+        None => of_host(),
     };
     crate::fsutil::write_json_atomic(&path, &json!({ "fingerprint": fp }), 0o644).map_err(|e| {
         FileError {
@@ -92,7 +94,7 @@ mod tests {
     fn persisted_value_wins_and_new_file_is_0644() {
         use std::os::unix::fs::MetadataExt;
         let d = tempfile::tempdir().unwrap();
-        let fp = load_or_create(d.path(), Some("my-edge")).unwrap();
+        let fp = load_or_create(d.path(), Some("my-edge"), String::new).unwrap();
         assert_eq!(fp, "my-edge");
         let p = d.path().join("fingerprint.json");
         assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o644);
@@ -100,8 +102,14 @@ mod tests {
             std::fs::read_to_string(&p).unwrap(),
             "{\n  \"fingerprint\": \"my-edge\"\n}\n"
         );
-        assert_eq!(load_or_create(d.path(), Some("other")).unwrap(), "my-edge");
+        assert_eq!(
+            load_or_create(d.path(), Some("other"), String::new).unwrap(),
+            "my-edge"
+        );
         std::fs::write(&p, "{broken").unwrap();
-        assert_eq!(load_or_create(d.path(), Some("other")).unwrap(), "other");
+        assert_eq!(
+            load_or_create(d.path(), Some("other"), String::new).unwrap(),
+            "other"
+        );
     }
 }

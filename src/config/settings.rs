@@ -2,8 +2,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::broker::BrokerConfig;
 use super::{Credentials, EnvLayer, FileError, FileProblem};
-use crate::mqtt::BrokerConfig;
 
 /// A secret string (the API token) that never prints itself: `Debug`/`Display` show the mask.
 #[derive(Clone, PartialEq, Eq)]
@@ -194,7 +194,7 @@ impl Settings {
             .get("CYBERWAVE_BASE_URL")
             .unwrap_or_else(|| "https://api.cyberwave.com".into());
         if !(base_url.starts_with("http://") || base_url.starts_with("https://"))
-            || crate::mqtt::url_host(&base_url).is_none()
+            || super::broker::url_host(&base_url).is_none()
         {
             return Err(SettingsError::InvalidValue {
                 name: "CYBERWAVE_BASE_URL".into(),
@@ -225,7 +225,7 @@ impl Settings {
                 }
             },
         };
-        let health_interval = crate::mqtt::parse_or_warn(
+        let health_interval = crate::config::parse_or_warn(
             &env,
             "CYBERWAVE_EDGE_HEALTH_PUBLISH_INTERVAL_SECONDS",
             5.0,
@@ -244,7 +244,7 @@ impl Settings {
                 }
             },
         };
-        let http_timeout = crate::mqtt::parse_or_warn(
+        let http_timeout = crate::config::parse_or_warn(
             &env,
             "CYBERWAVE_EDGE_HTTP_TIMEOUT_SECONDS",
             10.0,
@@ -266,7 +266,7 @@ impl Settings {
         let control_socket = env
             .get("CYBERWAVE_EDGE_CONTROL_SOCKET")
             .map(PathBuf::from)
-            .unwrap_or_else(|| config_dir.join(crate::control::SOCKET_NAME));
+            .unwrap_or_else(|| config_dir.join(crate::config::CONTROL_SOCKET_NAME));
         Ok((
             Settings {
                 token: Secret::new(token),

@@ -14,8 +14,7 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, bounded};
 use serde_json::{Value, json};
 
-/// Socket file name inside the config dir (`CYBERWAVE_EDGE_CONTROL_SOCKET` overrides the path).
-pub const SOCKET_NAME: &str = "edge-core.sock";
+pub use crate::config::CONTROL_SOCKET_NAME as SOCKET_NAME;
 
 /// What a client may ask.
 #[derive(Debug, Clone, PartialEq)]

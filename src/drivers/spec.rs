@@ -138,10 +138,7 @@ pub fn container_name(twin_uuid: &str, service: Option<&str>) -> String {
 }
 
 fn attach_parent(twin: &Value) -> Option<String> {
-    twin.get("attach_to_twin_uuid")
-        .or_else(|| twin.pointer("/metadata/attach_to_twin_uuid"))
-        .and_then(Value::as_str)
-        .and_then(parse_uuid)
+    crate::twins::Twin::parse(twin).and_then(|t| t.attach_parent)
 }
 
 /// Reference §5.4: RGB sensors in the asset's schema or capabilities, or a camera registry id.
@@ -477,7 +474,7 @@ pub fn plan_twins(
         })
         .collect();
     let asset_of = |t: &Value| -> Option<&Value> {
-        crate::edge::desired::DesiredState::asset_uuid_of(t).and_then(|a| assets.get(&a))
+        crate::twins::asset_uuid_of(t).and_then(|a| assets.get(&a))
     };
     // Attached children of linked parents: registry ids (profile selection) and cameras.
     let mut child_registry: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -520,7 +517,7 @@ pub fn plan_twins(
             title: title.into(),
             detail,
         };
-        let outcome = if crate::edge::desired::DesiredState::asset_uuid_of(twin).is_none() {
+        let outcome = if crate::twins::asset_uuid_of(twin).is_none() {
             problem(
                 "Twin has no asset",
                 format!("twin {uuid} has no asset_uuid"),

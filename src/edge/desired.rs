@@ -65,10 +65,7 @@ impl DesiredState {
 
     /// Asset UUID of a twin (`asset_uuid`, or the older `asset_id`).
     pub fn asset_uuid_of(twin: &Value) -> Option<String> {
-        twin.get("asset_uuid")
-            .or_else(|| twin.get("asset_id"))
-            .and_then(Value::as_str)
-            .and_then(crate::config::parse_uuid)
+        crate::twins::asset_uuid_of(twin)
     }
 }
 

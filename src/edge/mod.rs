@@ -446,6 +446,10 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let fingerprint = config::fingerprint::load_or_create(
         &settings.config_dir,
         settings.edge_uuid_override.as_deref(),
+        || {
+            let facts = crate::host::identity();
+            config::fingerprint::generate(&facts.hostname, &facts.mac, &facts.platform)
+        },
     )
     .map_err(|e| DaemonError::Startup(format!("edge fingerprint unavailable: {e}")))?;
     log::info!("edge fingerprint {fingerprint}");
@@ -640,7 +644,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
 /// Driver-shaping facts from the settings (reference §5.8, §9.1, §11.3).
 pub fn launch_context(s: &Settings, owner: &str) -> LaunchContext {
     let env = &s.env;
-    let truthy = |k: &str| env.get(k).is_some_and(|v| crate::mqtt::truthy(&v));
+    let truthy = |k: &str| env.get(k).is_some_and(|v| crate::config::truthy(&v));
     let log_max_size = match env.get("CYBERWAVE_DOCKER_LOG_MAX_SIZE") {
         Some(v) if v.eq_ignore_ascii_case("off") => None,
         Some(v) => Some(v),
@@ -684,7 +688,7 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
     let env = &s.env;
     let mut warnings = Vec::new();
     let mut num = |k: &str, default: f64, min: f64| {
-        crate::mqtt::parse_or_warn(env, k, default, min, &mut warnings)
+        crate::config::parse_or_warn(env, k, default, min, &mut warnings)
     };
     let threshold = num("CYBERWAVE_DRIVER_RESTART_LOOP_THRESHOLD", 4.0, 1.0) as usize;
     let window = num("CYBERWAVE_DRIVER_RESTART_LOOP_WINDOW_SECONDS", 60.0, 1.0);

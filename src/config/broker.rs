@@ -3,7 +3,8 @@
 
 use std::net::IpAddr;
 
-use crate::config::{EnvLayer, MqttProtocol, Secret, SettingsError};
+pub(crate) use super::env::{parse_or_warn, truthy};
+use super::{EnvLayer, MqttProtocol, Secret, SettingsError};
 
 pub const DEFAULT_MQTT_HOST: &str = "mqtt.cyberwave.com";
 pub const DEFAULT_MQTT_PORT: u16 = 8883;
@@ -107,39 +108,6 @@ impl BrokerConfig {
             warnings,
         ))
     }
-}
-
-/// A float knob with a minimum: invalid or too small → warning and the default (reference §11).
-pub(crate) fn parse_or_warn(
-    env: &EnvLayer,
-    name: &str,
-    default: f64,
-    min: f64,
-    warnings: &mut Vec<String>,
-) -> f64 {
-    match env.get(name) {
-        None => default,
-        Some(v) => match v.parse::<f64>() {
-            Ok(x) if x.is_finite() && x >= min => x,
-            Ok(x) if x.is_finite() => {
-                warnings.push(format!(
-                    "{name}={v:?} is below the minimum {min}; using {min}"
-                ));
-                min
-            }
-            _ => {
-                warnings.push(format!("{name}={v:?} is not a number; using {default}"));
-                default
-            }
-        },
-    }
-}
-
-pub(crate) fn truthy(v: &str) -> bool {
-    matches!(
-        v.trim().to_ascii_lowercase().as_str(),
-        "1" | "true" | "yes" | "on"
-    )
 }
 
 /// Username/password per SDK `resolve_mqtt_credentials`: the password is the explicit broker
