@@ -1,12 +1,14 @@
-//! Driver containers: profile selection, image rules, the exact container spec, restart-loop
-//! rules (all pure), and twin files.
+//! Drivers, the first role of the container runtime: twin → container spec (profile selection,
+//! the exact spec, env), twin files, and the driver policy (alerts, `driverlog`) on top of
+//! `crate::containers`.
 
 pub mod bridge;
-pub mod cleanup;
-pub mod image;
 pub mod launch;
 pub mod logs;
+pub mod policy;
 pub mod profile;
+pub mod runtime;
+pub mod settings;
 pub mod spec;
 pub mod twin_file;
 
@@ -14,3 +16,6 @@ pub use profile::HostPlatform;
 pub use spec::{
     DriverSpec, LaunchContext, TwinOutcome, TwinPlan, ZenohEnv, container_name, plan_twins,
 };
+
+// Image tag rules are the runtime's (every role's images follow them).
+pub use crate::containers::image;

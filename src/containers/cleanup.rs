@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use super::{LABEL_CREATED_BY, LABEL_OWNER};
 use crate::docker::PsEntry;
-use crate::drivers::spec::{LABEL_CREATED_BY, LABEL_OWNER};
 
 /// Stopped containers created by this edge (its owner label, not just "some cyberwave edge":
 /// several edges may share one engine) whose name is not desired any more.
@@ -36,7 +36,7 @@ pub fn stale_containers(
 /// could pull them back.
 pub fn stale_images(ran: &BTreeSet<String>, desired_images: &BTreeSet<String>) -> Vec<String> {
     ran.difference(desired_images)
-        .filter(|i| !crate::drivers::image::is_local_build(i))
+        .filter(|i| !super::image::is_local_build(i))
         .cloned()
         .collect()
 }

@@ -11,46 +11,22 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde_json::{Value, json};
 
+use super::policy::{self, driver_log_sink, load_images, raise_health, save_images};
 use crate::alerts::{Alert, AlertSink};
+use crate::containers::book::Record as Info;
 use crate::containers::breaker::{Breaker, FlapDetector};
 use crate::containers::engine::Engine;
-use crate::containers::follow::{Followers, LogEvent};
+use crate::containers::executor::{ExecEvent, Op, follow_events, run_ops};
+use crate::containers::follow::Followers;
 use crate::containers::plan::{self, Action, Why};
-use crate::docker::{ContainerEvent, Docker, DockerError, PsEntry};
+use crate::docker::{ContainerEvent, Docker, PsEntry};
 use crate::drivers::launch::{LaunchFailure, LaunchJob, Launcher};
-use crate::drivers::logs::{self, RateLimit};
 use crate::drivers::spec::LABEL_SPEC_HASH;
 use crate::drivers::{DriverSpec, LaunchContext, TwinOutcome, TwinPlan};
-use crate::mqtt::{MqttHandle, SharedHandle, topics};
+use crate::mqtt::{MqttHandle, SharedHandle};
 use crate::process::OwnedChild;
 
-/// Knobs of the driver runtime (reference §11.3 names).
-#[derive(Debug, Clone)]
-pub struct DriverTuning {
-    pub restart_loop_threshold: usize,
-    pub restart_loop_window: Duration,
-    pub removed_revival: Option<Duration>,
-    pub probe: Duration,
-    pub retry_base: Duration,
-    pub retry_cap: Duration,
-    /// Running this long after a retry re-arms the breaker.
-    pub rearm_after: Duration,
-    pub log_tail: u64,
-    pub log_lines_per_second: f64,
-    pub troubleshooting_url: String,
-    /// `None` when `CYBERWAVE_SKIP_PERIODIC_DOCKER_CLEANUP` is set.
-    pub cleanup: Option<CleanupTuning>,
-}
-
-#[derive(Debug, Clone)]
-pub struct CleanupTuning {
-    pub container_interval: Duration,
-    pub image_interval: Duration,
-    pub sd_card_threshold: f64,
-}
-
-/// Images this edge has run, kept across restarts so cleanup knows what is ours.
-const IMAGES_FILE: &str = "edge-core-images.json";
+pub use super::settings::{CleanupTuning, DriverTuning};
 
 /// How long an exited driver is left to Docker's restart policy before we start it.
 const REVIVE_AFTER: Duration = Duration::from_secs(10);
@@ -60,61 +36,13 @@ const REVIVE_EVERY: Duration = Duration::from_secs(60);
 /// What the helper threads tell the supervisor.
 #[derive(Debug)]
 pub enum DriverEvent {
-    Runtimes {
-        nvidia_default: bool,
-    },
-    Ps(Result<Vec<PsEntry>, DockerError>),
+    /// From the runtime's executor threads.
+    Exec(ExecEvent),
     Launched {
         spec_name: String,
         twin: String,
         result: Result<String, LaunchFailure>,
     },
-    Container(ContainerEvent),
-    OpDone {
-        name: String,
-        what: &'static str,
-        result: Result<(), DockerError>,
-    },
-}
-
-enum Op {
-    Runtimes,
-    /// Remove stale containers and images, unless the data root is on an SD card with room.
-    Cleanup {
-        containers: Vec<String>,
-        images: Vec<String>,
-        sd_card_threshold: f64,
-    },
-    Observe,
-    /// Restart loop: `docker update --restart=no` then stop.
-    StopLooping {
-        name: String,
-    },
-    /// `docker update --restart=<policy>` (when needed) then `docker start`.
-    Revive {
-        name: String,
-        policy: String,
-    },
-}
-
-#[derive(Debug, Clone, Default)]
-struct Info {
-    state: String,
-    since: Option<SystemTime>,
-    deaths: u64,
-    last_exit: Option<i32>,
-    seen: bool,
-    removed_at: Option<Instant>,
-    last_revival: Option<Instant>,
-    breaker: Breaker,
-    stopped_for_loop: bool,
-    last_error: Option<String>,
-    id: Option<String>,
-    /// Consecutive failed launches, and when the next launch may be tried.
-    launch_failures: u32,
-    next_launch: Option<Instant>,
-    /// When we first saw it exited/dead (revival waits a little for Docker's own restart).
-    down_since: Option<Instant>,
 }
 
 pub struct Drivers {
@@ -165,7 +93,8 @@ impl Drivers {
             let events = events.clone();
             let engine: Arc<dyn Engine> = Arc::new(docker.clone());
             spawn_named("docker-ops", move || {
-                run_ops(engine.as_ref(), &docker, &ops_rx, &events)
+                let emit = |ev| events.send(DriverEvent::Exec(ev)).is_ok();
+                run_ops(engine.as_ref(), &docker, &ops_rx, &emit)
             });
         }
         {
@@ -194,7 +123,8 @@ impl Drivers {
             let events = events.clone();
             let slot = events_child.clone();
             spawn_named("docker-events", move || {
-                follow_events(&docker, &events, &slot)
+                let emit = |ev| events.send(DriverEvent::Exec(ev)).is_ok();
+                follow_events(&docker, &emit, &slot)
             });
         }
         let _ = ops.send(Op::Runtimes);
@@ -317,17 +247,17 @@ impl Drivers {
 
     pub fn on_event(&mut self, ev: DriverEvent) {
         match ev {
-            DriverEvent::Runtimes { nvidia_default } => {
+            DriverEvent::Exec(ExecEvent::Runtimes { nvidia_default }) => {
                 if nvidia_default != self.ctx.nvidia_default_runtime {
                     self.ctx.nvidia_default_runtime = nvidia_default;
                     log::info!("NVIDIA runtime is Docker's default: GPU drivers get --gpus");
                 }
             }
-            DriverEvent::Ps(Ok(list)) => {
+            DriverEvent::Exec(ExecEvent::Ps(Ok(list))) => {
                 self.observation_landed();
                 self.on_ps(list);
             }
-            DriverEvent::Ps(Err(e)) => {
+            DriverEvent::Exec(ExecEvent::Ps(Err(e))) => {
                 self.observation_landed();
                 log::warn!("{e}; keeping the previous view of the containers");
             }
@@ -368,21 +298,7 @@ impl Drivers {
                             delay.as_secs()
                         );
                         info.last_error = Some(f.to_string());
-                        let description = format!("{}: {}", phase_text(f.phase), f.message);
-                        let alert = Alert {
-                            alert_type: "driver_start_failure",
-                            name: "Driver failed to start",
-                            description: &description,
-                            severity: "error",
-                            twin_uuid: &twin,
-                            metadata: Some(
-                                json!({"phase": f.phase, "container_name": spec_name, "technical_detail": f.message}),
-                            ),
-                        };
-                        self.alerts.raise(
-                            &format!("driver_start_failure:{spec_name}:{}", f.phase),
-                            alert,
-                        );
+                        policy::launch_failed(&self.alerts, &spec_name, &twin, &f);
                     }
                 }
                 // One observation when the batch is done, not one per container: on a
@@ -391,8 +307,8 @@ impl Drivers {
                     self.request_observe();
                 }
             }
-            DriverEvent::Container(ev) => self.on_container_event(ev),
-            DriverEvent::OpDone { name, what, result } => {
+            DriverEvent::Exec(ExecEvent::Container(ev)) => self.on_container_event(ev),
+            DriverEvent::Exec(ExecEvent::OpDone { name, what, result }) => {
                 if let Err(e) = result {
                     log::warn!("{what} {name}: {e}");
                     if let Some(i) = self.info.get_mut(&name) {
@@ -441,34 +357,21 @@ impl Drivers {
         );
         info.stopped_for_loop = true;
         self.flap.clear(name);
-        let window = self.tuning.restart_loop_window.as_secs();
-        let short: String = twin.chars().take(8).collect();
-        let text = format!(
-            "Driver container '{name}' for twin 'twin-{short}' restarted {deaths} times in the last {window} seconds (total restarts reported by Docker: {}). The container was stopped automatically to prevent continuous rebooting. Troubleshooting: {}",
-            info.deaths, self.tuning.troubleshooting_url
-        );
-        log::error!("{text} Next try in {} s.", delay.as_secs());
+        let deaths_total = info.deaths;
         self.stop_follower(name);
         let _ = self.ops.send(Op::StopLooping {
             name: name.to_string(),
         });
-        let alert = Alert {
-            alert_type: "driver_restart_loop",
-            name: "Driver restart loop detected",
-            description: &text,
-            severity: "error",
-            twin_uuid: &twin,
-            metadata: Some(
-                json!({"container_name": name, "restarts_in_window": deaths, "window_seconds": window, "retry_in_seconds": delay.as_secs()}),
-            ),
+        let lp = policy::Loop {
+            name,
+            twin: &twin,
+            deaths,
+            deaths_total,
+            window: self.tuning.restart_loop_window,
+            retry_in: delay,
+            troubleshooting_url: &self.tuning.troubleshooting_url,
         };
-        self.alerts.raise(
-            &format!(
-                "driver_restart_loop:{name}:{}",
-                crate::epoch_seconds() as u64
-            ),
-            alert,
-        );
+        policy::restart_loop(&self.alerts, &lp);
     }
 
     fn on_ps(&mut self, list: Vec<PsEntry>) {
@@ -557,16 +460,7 @@ impl Drivers {
             .keys()
             .map(|n| {
                 let i = self.info.get(n).cloned().unwrap_or_default();
-                let b = plan::Book {
-                    inflight: self.inflight.contains(n),
-                    stopped_for_loop: i.stopped_for_loop,
-                    retry_at: i.breaker.retry_at,
-                    next_launch: i.next_launch,
-                    removed_at: i.removed_at,
-                    down_since: i.down_since,
-                    last_revival: i.last_revival,
-                };
-                (n.clone(), b)
+                (n.clone(), i.plan_book(self.inflight.contains(n)))
             })
             .collect();
         (wants, seen, book)
@@ -682,7 +576,7 @@ impl Drivers {
             let list: Vec<PsEntry> = observed.values().cloned().collect();
             let desired: BTreeSet<String> = self.desired.keys().cloned().collect();
             containers =
-                crate::drivers::cleanup::stale_containers(&list, &desired, &self.ctx.owner);
+                crate::containers::cleanup::stale_containers(&list, &desired, &self.ctx.owner);
         }
         if now.duration_since(self.last_image_prune) >= c.image_interval {
             self.last_image_prune = now;
@@ -691,7 +585,7 @@ impl Drivers {
                 .values()
                 .map(|(s, _)| s.image.clone())
                 .collect();
-            images = crate::drivers::cleanup::stale_images(&self.ran_images, &wanted);
+            images = crate::containers::cleanup::stale_images(&self.ran_images, &wanted);
             for i in &images {
                 self.ran_images.remove(i);
             }
@@ -734,19 +628,7 @@ impl Drivers {
             .map(|(name, (spec, _))| {
                 let info = self.info.get(name).cloned().unwrap_or_default();
                 let ps = observed.and_then(|o| o.get(name));
-                let state = if self.inflight.contains(name) {
-                    "starting".to_string()
-                } else if info.stopped_for_loop {
-                    "stopped (restart loop)".to_string()
-                } else {
-                    ps.map(|e| e.state.clone()).unwrap_or_else(|| {
-                        if info.seen {
-                            "removed".into()
-                        } else {
-                            "pending".into()
-                        }
-                    })
-                };
+                let state = info.state_text(self.inflight.contains(name), ps);
                 json!({
                     "name": name,
                     "twin_uuid": spec.twin_uuid,
@@ -774,248 +656,4 @@ impl Drivers {
             .collect();
         json!({"containers": list, "problems": problems})
     }
-}
-
-fn phase_text(phase: &str) -> &'static str {
-    match phase {
-        "container_remove_failed" => "Could not restart your robot. Please try again.",
-        "docker_create_failed" | "docker_start_failed" => {
-            "Could not start your robot. Please try again."
-        }
-        "docker_create_timeout" | "container_startup_timeout" => {
-            "Your robot took too long to start. Please try again."
-        }
-        "container_unhealthy" => "Your robot stopped unexpectedly. Please try again.",
-        "pull_failed" => {
-            "Could not download the robot software. Check your connection and try again."
-        }
-        "pull_timeout" => "Download timed out. Check your connection and try again.",
-        "pull_spawn_failed" => "Could not start the download. Please try again.",
-        _ => "An unexpected error occurred. Please contact support.",
-    }
-}
-
-fn raise_health(alerts: &AlertSink, spec: &DriverSpec, name: &str, status: &str) {
-    let description = format!(
-        "Driver container '{name}' is no longer running ({status}). Frames from this camera will not be available to the worker."
-    );
-    let alert = Alert {
-        alert_type: "driver_health",
-        name: "Driver container stopped",
-        description: &description,
-        severity: "warning",
-        twin_uuid: &spec.twin_uuid,
-        metadata: Some(json!({"container_name": name, "status": status})),
-    };
-    alerts.raise(
-        &format!("driver_health:{name}:{}", crate::epoch_seconds() as u64),
-        alert,
-    );
-}
-
-/// The executor of ops (observe, stop, revive, cleanup): one thread, so the supervisor never
-/// waits on the engine. `docker` is only asked where Docker keeps its data (cleanup).
-fn run_ops(engine: &dyn Engine, docker: &Docker, rx: &Receiver<Op>, events: &Sender<DriverEvent>) {
-    for op in rx {
-        let ev = match op {
-            Op::Runtimes => {
-                let nvidia_default = engine
-                    .runtimes()
-                    .map(|(rt, default)| rt.iter().any(|r| r == "nvidia") && default == "nvidia")
-                    .unwrap_or(false);
-                DriverEvent::Runtimes { nvidia_default }
-            }
-            Op::Observe => DriverEvent::Ps(engine.ps()),
-            Op::Cleanup {
-                containers,
-                images,
-                sd_card_threshold,
-            } => {
-                let root = crate::health::docker_data_root(docker.bin());
-                let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-                let device = crate::drivers::cleanup::device_of(&mounts, &root);
-                let used = crate::health::disk_percent(&root);
-                if crate::drivers::cleanup::deferred_on_sd_card(
-                    device.as_deref(),
-                    used,
-                    sd_card_threshold,
-                ) {
-                    log::info!(
-                        "cleanup deferred: Docker data root {} is on an SD card ({:?}% used)",
-                        root.display(),
-                        used
-                    );
-                    continue;
-                }
-                let mut result = Ok(());
-                for c in &containers {
-                    log::info!("cleanup: removing stopped container {c} (no twin wants it)");
-                    if let Err(e) = engine.remove(c) {
-                        result = Err(e);
-                    }
-                }
-                for i in &images {
-                    // Refused by Docker while any container uses it: that is the point.
-                    match engine.remove_image(i) {
-                        Ok(_) => log::info!("cleanup: removed image {i} (no driver uses it)"),
-                        Err(e) => log::debug!("cleanup: image {i} kept: {e}"),
-                    }
-                }
-                DriverEvent::OpDone {
-                    name: "cleanup".into(),
-                    what: "cleanup",
-                    result,
-                }
-            }
-            Op::StopLooping { name } => {
-                let _ = engine.set_restart_policy(&name, "no");
-                DriverEvent::OpDone {
-                    result: engine.stop(&name, 10),
-                    name,
-                    what: "stop",
-                }
-            }
-            Op::Revive { name, policy } => {
-                let _ = engine.set_restart_policy(&name, &policy);
-                DriverEvent::OpDone {
-                    result: engine.start(&name),
-                    name,
-                    what: "start",
-                }
-            }
-        };
-        if events.send(ev).is_err() {
-            return;
-        }
-    }
-}
-
-fn load_images(dir: &std::path::Path) -> BTreeSet<String> {
-    std::fs::read_to_string(dir.join(IMAGES_FILE))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok())
-        .map(|v| v.into_iter().collect())
-        .unwrap_or_default()
-}
-
-fn save_images(dir: &std::path::Path, images: &BTreeSet<String>) {
-    let v = json!(images.iter().collect::<Vec<_>>());
-    if let Err(e) = crate::fsutil::write_json_atomic(&dir.join(IMAGES_FILE), &v, 0o600) {
-        log::warn!("cannot record driver images: {e}");
-    }
-}
-
-/// Keeps one event stream alive (Engine API socket, else the `docker events` CLI), restarted
-/// with backoff when Docker restarts.
-fn follow_events(
-    docker: &Docker,
-    events: &Sender<DriverEvent>,
-    slot: &Arc<Mutex<Option<OwnedChild>>>,
-) {
-    let mut backoff = crate::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-    loop {
-        let started = Instant::now();
-        let forward = |line: &str| match crate::docker::parse_event(line) {
-            Some(ev) => events.send(DriverEvent::Container(ev)).is_ok(),
-            None => true,
-        };
-        let mut keep_going = true;
-        match crate::docker::api::socket_path().map(|s| crate::docker::api::follow_events(&s)) {
-            Some(Ok((mut stream, _handle))) => {
-                while let Ok(Some(line)) = stream.next_line() {
-                    if !forward(&line) {
-                        keep_going = false;
-                        break;
-                    }
-                }
-            }
-            other => {
-                if let Some(Err(e)) = other {
-                    log::debug!("events through the Engine API unavailable ({e}); using the CLI");
-                }
-                match docker.events() {
-                    Ok(mut child) => {
-                        let out = child.stdout.take();
-                        if let Ok(mut s) = slot.lock() {
-                            *s = Some(OwnedChild(child));
-                        }
-                        if let Some(out) = out {
-                            let mut lines = crate::docker::api::LogStream::new(Box::new(out));
-                            while let Ok(Some(line)) = lines.next_line() {
-                                if !forward(&line) {
-                                    keep_going = false;
-                                    break;
-                                }
-                            }
-                        }
-                        // Dropping it kills and reaps it (unless shutdown already did).
-                        drop(slot.lock().ok().and_then(|mut s| s.take()));
-                    }
-                    Err(e) => log::warn!("cannot run docker events: {e}"),
-                }
-            }
-        }
-        if !keep_going {
-            return;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            backoff.reset();
-        }
-        thread::sleep(backoff.next_delay());
-    }
-}
-
-/// Where a driver's log lines go: `driverlog` on MQTT (when linked) and the daemon's own log
-/// (so `journalctl -u cyberwave-edge-core` shows them), rate-limited with a report of what
-/// was dropped; blank lines are skipped.
-fn driver_log_sink(
-    name: &str,
-    twin: &str,
-    image: &str,
-    mqtt: SharedHandle,
-    rate: f64,
-) -> crate::containers::follow::Sink {
-    let (name, twin, image) = (name.to_string(), twin.to_string(), image.to_string());
-    let mut limit = RateLimit::new(rate, rate * 5.0, Instant::now());
-    let mut last_report = Instant::now();
-    Box::new(move |ev| {
-        let link = mqtt.get();
-        let publish = |line: &str, level: &str| {
-            if let Some(m) = &link {
-                m.publish_json(
-                    &topics::driverlog(m.prefix(), &twin),
-                    logs::payload(line, level, &name, Some(&image), crate::epoch_seconds()),
-                );
-            }
-        };
-        let now = Instant::now();
-        match ev {
-            LogEvent::Line(line) if line.trim().is_empty() => {}
-            LogEvent::Line(line) => {
-                if limit.allow(now) {
-                    log::info!(target: "driver", "[{name}] {line}");
-                    publish(line, logs::detect_level(line));
-                }
-            }
-            LogEvent::Cut(n) => {
-                let msg = format!(
-                    "edge: {n} log line(s) of {name} longer than {} bytes were cut",
-                    crate::docker::api::MAX_LINE
-                );
-                log::warn!("{msg}");
-                publish(&msg, "WARNING");
-            }
-        }
-        if now.duration_since(last_report) >= logs::DROP_REPORT_EVERY {
-            last_report = now;
-            let dropped = limit.take_dropped();
-            if dropped > 0 {
-                let msg = format!(
-                    "edge: {dropped} log line(s) of {name} dropped by the rate limit ({rate}/s)"
-                );
-                log::warn!("{msg}");
-                publish(&msg, "WARNING");
-            }
-        }
-    })
 }

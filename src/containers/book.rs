@@ -1,0 +1,59 @@
+//! What the runtime remembers of each managed container between observations: its last
+//! state, deaths, breaker, launch backoff and revival times. The plan reads a [`plan::Book`]
+//! view of it.
+
+use std::time::{Instant, SystemTime};
+
+use super::breaker::Breaker;
+use super::plan;
+use crate::docker::PsEntry;
+
+#[derive(Debug, Clone, Default)]
+pub struct Record {
+    pub state: String,
+    pub since: Option<SystemTime>,
+    pub deaths: u64,
+    pub last_exit: Option<i32>,
+    pub seen: bool,
+    pub removed_at: Option<Instant>,
+    pub last_revival: Option<Instant>,
+    pub breaker: Breaker,
+    pub stopped_for_loop: bool,
+    pub last_error: Option<String>,
+    pub id: Option<String>,
+    /// Consecutive failed launches, and when the next launch may be tried.
+    pub launch_failures: u32,
+    pub next_launch: Option<Instant>,
+    /// When we first saw it exited/dead (revival waits a little for Docker's own restart).
+    pub down_since: Option<Instant>,
+}
+
+impl Record {
+    /// The view [`plan::plan`] decides on.
+    pub fn plan_book(&self, inflight: bool) -> plan::Book {
+        plan::Book {
+            inflight,
+            stopped_for_loop: self.stopped_for_loop,
+            retry_at: self.breaker.retry_at,
+            next_launch: self.next_launch,
+            removed_at: self.removed_at,
+            down_since: self.down_since,
+            last_revival: self.last_revival,
+        }
+    }
+
+    /// The state `status` shows: ours where we know better than the engine.
+    pub fn state_text(&self, inflight: bool, observed: Option<&PsEntry>) -> String {
+        if inflight {
+            "starting".into()
+        } else if self.stopped_for_loop {
+            "stopped (restart loop)".into()
+        } else if let Some(e) = observed {
+            e.state.clone()
+        } else if self.seen {
+            "removed".into()
+        } else {
+            "pending".into()
+        }
+    }
+}

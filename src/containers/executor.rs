@@ -1,0 +1,187 @@
+//! The runtime's executor threads: one runs engine operations (observe, stop, revive, cleanup)
+//! so the supervisor never waits on the engine; one keeps the events stream of every managed
+//! container alive. Both report through `emit`, which returns false when nobody listens.
+
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use super::engine::Engine;
+use crate::docker::{ContainerEvent, Docker, DockerError, PsEntry};
+use crate::process::OwnedChild;
+
+/// What the executor threads report.
+#[derive(Debug)]
+pub enum ExecEvent {
+    Runtimes {
+        nvidia_default: bool,
+    },
+    Ps(Result<Vec<PsEntry>, DockerError>),
+    Container(ContainerEvent),
+    OpDone {
+        name: String,
+        what: &'static str,
+        result: Result<(), DockerError>,
+    },
+}
+
+/// Work for the executor thread.
+pub enum Op {
+    Runtimes,
+    /// Remove stale containers and images, unless the data root is on an SD card with room.
+    Cleanup {
+        containers: Vec<String>,
+        images: Vec<String>,
+        sd_card_threshold: f64,
+    },
+    Observe,
+    /// Restart loop: `docker update --restart=no` then stop.
+    StopLooping {
+        name: String,
+    },
+    /// `docker update --restart=<policy>` (when needed) then `docker start`.
+    Revive {
+        name: String,
+        policy: String,
+    },
+}
+
+/// The executor of ops (observe, stop, revive, cleanup): one thread, so the supervisor never
+/// waits on the engine. `docker` is only asked where Docker keeps its data (cleanup).
+pub fn run_ops(
+    engine: &dyn Engine,
+    docker: &Docker,
+    rx: &Receiver<Op>,
+    emit: &dyn Fn(ExecEvent) -> bool,
+) {
+    for op in rx {
+        let ev = match op {
+            Op::Runtimes => {
+                let nvidia_default = engine
+                    .runtimes()
+                    .map(|(rt, default)| rt.iter().any(|r| r == "nvidia") && default == "nvidia")
+                    .unwrap_or(false);
+                ExecEvent::Runtimes { nvidia_default }
+            }
+            Op::Observe => ExecEvent::Ps(engine.ps()),
+            Op::Cleanup {
+                containers,
+                images,
+                sd_card_threshold,
+            } => {
+                let root = crate::health::docker_data_root(docker.bin());
+                let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+                let device = super::cleanup::device_of(&mounts, &root);
+                let used = crate::health::disk_percent(&root);
+                if super::cleanup::deferred_on_sd_card(device.as_deref(), used, sd_card_threshold) {
+                    log::info!(
+                        "cleanup deferred: Docker data root {} is on an SD card ({:?}% used)",
+                        root.display(),
+                        used
+                    );
+                    continue;
+                }
+                let mut result = Ok(());
+                for c in &containers {
+                    log::info!("cleanup: removing stopped container {c} (no twin wants it)");
+                    if let Err(e) = engine.remove(c) {
+                        result = Err(e);
+                    }
+                }
+                for i in &images {
+                    // Refused by Docker while any container uses it: that is the point.
+                    match engine.remove_image(i) {
+                        Ok(_) => log::info!("cleanup: removed image {i} (no driver uses it)"),
+                        Err(e) => log::debug!("cleanup: image {i} kept: {e}"),
+                    }
+                }
+                ExecEvent::OpDone {
+                    name: "cleanup".into(),
+                    what: "cleanup",
+                    result,
+                }
+            }
+            Op::StopLooping { name } => {
+                let _ = engine.set_restart_policy(&name, "no");
+                ExecEvent::OpDone {
+                    result: engine.stop(&name, 10),
+                    name,
+                    what: "stop",
+                }
+            }
+            Op::Revive { name, policy } => {
+                let _ = engine.set_restart_policy(&name, &policy);
+                ExecEvent::OpDone {
+                    result: engine.start(&name),
+                    name,
+                    what: "start",
+                }
+            }
+        };
+        if !emit(ev) {
+            return;
+        }
+    }
+}
+
+/// Keeps one event stream alive (Engine API socket, else the `docker events` CLI), restarted
+/// with backoff when Docker restarts.
+pub fn follow_events(
+    docker: &Docker,
+    emit: &dyn Fn(ExecEvent) -> bool,
+    slot: &Arc<Mutex<Option<OwnedChild>>>,
+) {
+    let mut backoff = crate::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    loop {
+        let started = Instant::now();
+        let forward = |line: &str| match crate::docker::parse_event(line) {
+            Some(ev) => emit(ExecEvent::Container(ev)),
+            None => true,
+        };
+        let mut keep_going = true;
+        match crate::docker::api::socket_path().map(|s| crate::docker::api::follow_events(&s)) {
+            Some(Ok((mut stream, _handle))) => {
+                while let Ok(Some(line)) = stream.next_line() {
+                    if !forward(&line) {
+                        keep_going = false;
+                        break;
+                    }
+                }
+            }
+            other => {
+                if let Some(Err(e)) = other {
+                    log::debug!("events through the Engine API unavailable ({e}); using the CLI");
+                }
+                match docker.events() {
+                    Ok(mut child) => {
+                        let out = child.stdout.take();
+                        if let Ok(mut s) = slot.lock() {
+                            *s = Some(OwnedChild(child));
+                        }
+                        if let Some(out) = out {
+                            let mut lines = crate::docker::api::LogStream::new(Box::new(out));
+                            while let Ok(Some(line)) = lines.next_line() {
+                                if !forward(&line) {
+                                    keep_going = false;
+                                    break;
+                                }
+                            }
+                        }
+                        // Dropping it kills and reaps it (unless shutdown already did).
+                        drop(slot.lock().ok().and_then(|mut s| s.take()));
+                    }
+                    Err(e) => log::warn!("cannot run docker events: {e}"),
+                }
+            }
+        }
+        if !keep_going {
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff.reset();
+        }
+        thread::sleep(backoff.next_delay());
+    }
+}

@@ -1,0 +1,180 @@
+//! The driver policy on top of the container runtime: alert texts (the reference's), the record
+//! of images this edge ran, and where driver log lines go (`driverlog` and the daemon's log).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::DriverSpec;
+use super::launch::LaunchFailure;
+use super::logs::{self, RateLimit};
+use crate::alerts::{Alert, AlertSink};
+use crate::containers::follow::LogEvent;
+use crate::mqtt::{SharedHandle, topics};
+
+/// Images this edge has run, kept across restarts so cleanup knows what is ours.
+pub const IMAGES_FILE: &str = "edge-core-images.json";
+
+fn phase_text(phase: &str) -> &'static str {
+    match phase {
+        "container_remove_failed" => "Could not restart your robot. Please try again.",
+        "docker_create_failed" | "docker_start_failed" => {
+            "Could not start your robot. Please try again."
+        }
+        "docker_create_timeout" | "container_startup_timeout" => {
+            "Your robot took too long to start. Please try again."
+        }
+        "container_unhealthy" => "Your robot stopped unexpectedly. Please try again.",
+        "pull_failed" => {
+            "Could not download the robot software. Check your connection and try again."
+        }
+        "pull_timeout" => "Download timed out. Check your connection and try again.",
+        "pull_spawn_failed" => "Could not start the download. Please try again.",
+        _ => "An unexpected error occurred. Please contact support.",
+    }
+}
+
+/// `driver_start_failure` for a failed launch, naming its phase.
+pub fn launch_failed(alerts: &AlertSink, name: &str, twin: &str, f: &LaunchFailure) {
+    let description = format!("{}: {}", phase_text(f.phase), f.message);
+    let alert = Alert {
+        alert_type: "driver_start_failure",
+        name: "Driver failed to start",
+        description: &description,
+        severity: "error",
+        twin_uuid: twin,
+        metadata: Some(
+            json!({"phase": f.phase, "container_name": name, "technical_detail": f.message}),
+        ),
+    };
+    alerts.raise(&format!("driver_start_failure:{name}:{}", f.phase), alert);
+}
+
+/// A restart loop the breaker stopped.
+pub struct Loop<'a> {
+    pub name: &'a str,
+    pub twin: &'a str,
+    pub deaths: usize,
+    pub deaths_total: u64,
+    pub window: Duration,
+    pub retry_in: Duration,
+    pub troubleshooting_url: &'a str,
+}
+
+/// `driver_restart_loop`, with the reference's text.
+pub fn restart_loop(alerts: &AlertSink, l: &Loop) {
+    let window = l.window.as_secs();
+    let short: String = l.twin.chars().take(8).collect();
+    let text = format!(
+        "Driver container '{}' for twin 'twin-{short}' restarted {} times in the last {window} seconds (total restarts reported by Docker: {}). The container was stopped automatically to prevent continuous rebooting. Troubleshooting: {}",
+        l.name, l.deaths, l.deaths_total, l.troubleshooting_url
+    );
+    log::error!("{text} Next try in {} s.", l.retry_in.as_secs());
+    let alert = Alert {
+        alert_type: "driver_restart_loop",
+        name: "Driver restart loop detected",
+        description: &text,
+        severity: "error",
+        twin_uuid: l.twin,
+        metadata: Some(
+            json!({"container_name": l.name, "restarts_in_window": l.deaths, "window_seconds": window, "retry_in_seconds": l.retry_in.as_secs()}),
+        ),
+    };
+    alerts.raise(
+        &format!(
+            "driver_restart_loop:{}:{}",
+            l.name,
+            crate::epoch_seconds() as u64
+        ),
+        alert,
+    );
+}
+
+pub fn raise_health(alerts: &AlertSink, spec: &DriverSpec, name: &str, status: &str) {
+    let description = format!(
+        "Driver container '{name}' is no longer running ({status}). Frames from this camera will not be available to the worker."
+    );
+    let alert = Alert {
+        alert_type: "driver_health",
+        name: "Driver container stopped",
+        description: &description,
+        severity: "warning",
+        twin_uuid: &spec.twin_uuid,
+        metadata: Some(json!({"container_name": name, "status": status})),
+    };
+    alerts.raise(
+        &format!("driver_health:{name}:{}", crate::epoch_seconds() as u64),
+        alert,
+    );
+}
+
+pub fn load_images(dir: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read_to_string(dir.join(IMAGES_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok())
+        .map(|v| v.into_iter().collect())
+        .unwrap_or_default()
+}
+
+pub fn save_images(dir: &std::path::Path, images: &BTreeSet<String>) {
+    let v = json!(images.iter().collect::<Vec<_>>());
+    if let Err(e) = crate::fsutil::write_json_atomic(&dir.join(IMAGES_FILE), &v, 0o600) {
+        log::warn!("cannot record driver images: {e}");
+    }
+}
+
+/// Where a driver's log lines go: `driverlog` on MQTT (when linked) and the daemon's own log
+/// (so `journalctl -u cyberwave-edge-core` shows them), rate-limited with a report of what
+/// was dropped; blank lines are skipped.
+pub fn driver_log_sink(
+    name: &str,
+    twin: &str,
+    image: &str,
+    mqtt: SharedHandle,
+    rate: f64,
+) -> crate::containers::follow::Sink {
+    let (name, twin, image) = (name.to_string(), twin.to_string(), image.to_string());
+    let mut limit = RateLimit::new(rate, rate * 5.0, Instant::now());
+    let mut last_report = Instant::now();
+    Box::new(move |ev| {
+        let link = mqtt.get();
+        let publish = |line: &str, level: &str| {
+            if let Some(m) = &link {
+                m.publish_json(
+                    &topics::driverlog(m.prefix(), &twin),
+                    logs::payload(line, level, &name, Some(&image), crate::epoch_seconds()),
+                );
+            }
+        };
+        let now = Instant::now();
+        match ev {
+            LogEvent::Line(line) if line.trim().is_empty() => {}
+            LogEvent::Line(line) => {
+                if limit.allow(now) {
+                    log::info!(target: "driver", "[{name}] {line}");
+                    publish(line, logs::detect_level(line));
+                }
+            }
+            LogEvent::Cut(n) => {
+                let msg = format!(
+                    "edge: {n} log line(s) of {name} longer than {} bytes were cut",
+                    crate::docker::api::MAX_LINE
+                );
+                log::warn!("{msg}");
+                publish(&msg, "WARNING");
+            }
+        }
+        if now.duration_since(last_report) >= logs::DROP_REPORT_EVERY {
+            last_report = now;
+            let dropped = limit.take_dropped();
+            if dropped > 0 {
+                let msg = format!(
+                    "edge: {dropped} log line(s) of {name} dropped by the rate limit ({rate}/s)"
+                );
+                log::warn!("{msg}");
+                publish(&msg, "WARNING");
+            }
+        }
+    })
+}

@@ -1,0 +1,127 @@
+//! The driver runtime's settings, read from the daemon's [`Settings`]: what shapes a driver
+//! container (reference §5.8, §9.1) and the runtime's knobs (§11.3 names).
+
+use std::time::Duration;
+
+use super::{HostPlatform, LaunchContext, ZenohEnv};
+use crate::config::Settings;
+
+/// Knobs of the driver runtime (reference §11.3 names).
+#[derive(Debug, Clone)]
+pub struct DriverTuning {
+    pub restart_loop_threshold: usize,
+    pub restart_loop_window: Duration,
+    pub removed_revival: Option<Duration>,
+    pub probe: Duration,
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// Running this long after a retry re-arms the breaker.
+    pub rearm_after: Duration,
+    pub log_tail: u64,
+    pub log_lines_per_second: f64,
+    pub troubleshooting_url: String,
+    /// `None` when `CYBERWAVE_SKIP_PERIODIC_DOCKER_CLEANUP` is set.
+    pub cleanup: Option<CleanupTuning>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CleanupTuning {
+    pub container_interval: Duration,
+    pub image_interval: Duration,
+    pub sd_card_threshold: f64,
+}
+
+/// Driver-shaping facts from the settings (reference §5.8, §9.1, §11.3).
+pub fn launch_context(s: &Settings, owner: &str) -> LaunchContext {
+    let env = &s.env;
+    let truthy = |k: &str| env.get(k).is_some_and(|v| crate::config::truthy(&v));
+    let log_max_size = match env.get("CYBERWAVE_DOCKER_LOG_MAX_SIZE") {
+        Some(v) if v.eq_ignore_ascii_case("off") => None,
+        Some(v) => Some(v),
+        None => Some("10m".into()),
+    };
+    let mut forwarded = env.with_prefix("CYBERWAVE_");
+    // Never forward where the edge keeps its own files or which docker it uses.
+    forwarded.remove("CYBERWAVE_EDGE_CONFIG_DIR");
+    forwarded.remove("CYBERWAVE_EDGE_CONTROL_SOCKET");
+    LaunchContext {
+        config_dir: s.config_dir.clone(),
+        host: HostPlatform::detect(env.get("CYBERWAVE_PLATFORM_VARIANT").as_deref()),
+        environment: s.environment.clone(),
+        base_url: s.base_url.clone(),
+        mqtt_host_var: env.get("CYBERWAVE_MQTT_HOST"),
+        mqtt_port_var: env.get("CYBERWAVE_MQTT_PORT"),
+        mqtt_port: s.mqtt.port,
+        log_level: env.get("CYBERWAVE_EDGE_LOG_LEVEL"),
+        forwarded,
+        zenoh: ZenohEnv {
+            backend: env
+                .get("CYBERWAVE_DATA_BACKEND")
+                .unwrap_or_else(|| "zenoh".into()),
+            shared_memory: truthy("ZENOH_SHARED_MEMORY"),
+            mode: env.get("ZENOH_MODE").map(|m| m.to_lowercase()),
+            connect: env.get("ZENOH_CONNECT"),
+        },
+        log_max_size,
+        log_max_file: env
+            .get("CYBERWAVE_DOCKER_LOG_MAX_FILE")
+            .unwrap_or_else(|| "3".into()),
+        nvidia_default_runtime: false,
+        driver_overrides: s.driver_overrides.clone(),
+        token: s.token.clone(),
+        owner: owner.to_string(),
+    }
+}
+
+/// Restart-loop, revival, probe and log knobs, bad values replaced by defaults (logged).
+pub fn driver_tuning(s: &Settings) -> DriverTuning {
+    let env = &s.env;
+    let mut warnings = Vec::new();
+    let mut num = |k: &str, default: f64, min: f64| {
+        crate::config::parse_or_warn(env, k, default, min, &mut warnings)
+    };
+    let threshold = num("CYBERWAVE_DRIVER_RESTART_LOOP_THRESHOLD", 4.0, 1.0) as usize;
+    let window = num("CYBERWAVE_DRIVER_RESTART_LOOP_WINDOW_SECONDS", 60.0, 1.0);
+    let removed = env
+        .get("CYBERWAVE_DRIVER_REMOVED_REVIVAL_SECONDS")
+        .map(|v| v.parse::<f64>().unwrap_or(300.0))
+        .unwrap_or(300.0);
+    let probe = num("CYBERWAVE_DRIVER_STARTUP_PROBE_SECONDS", 120.0, 1.0);
+    let retry_base = num("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", 10.0, 0.1);
+    let tail = num("CYBERWAVE_DRIVER_LOG_COLD_START_TAIL", 500.0, 0.0) as u64;
+    let rate = num("CYBERWAVE_DRIVER_LOG_LINES_PER_SECOND", 20.0, 0.1);
+    let skip_cleanup = env
+        .get("CYBERWAVE_SKIP_PERIODIC_DOCKER_CLEANUP")
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+    let cleanup = (!skip_cleanup).then(|| CleanupTuning {
+        container_interval: Duration::from_secs_f64(num(
+            "CYBERWAVE_CONTAINER_PRUNE_INTERVAL_SECONDS",
+            1800.0,
+            1.0,
+        )),
+        image_interval: Duration::from_secs_f64(num(
+            "CYBERWAVE_IMAGE_PRUNE_INTERVAL_SECONDS",
+            10800.0,
+            1.0,
+        )),
+        sd_card_threshold: num("CYBERWAVE_SD_CARD_CLEANUP_USAGE_PERCENT", 80.0, 0.0),
+    });
+    for w in warnings {
+        log::warn!("{w}");
+    }
+    DriverTuning {
+        restart_loop_threshold: threshold,
+        restart_loop_window: Duration::from_secs_f64(window),
+        removed_revival: (removed > 0.0).then(|| Duration::from_secs_f64(removed)),
+        probe: Duration::from_secs_f64(probe),
+        retry_base: Duration::from_secs_f64(retry_base),
+        retry_cap: Duration::from_secs(300),
+        rearm_after: Duration::from_secs_f64((window * 10.0).max(600.0)),
+        log_tail: tail,
+        log_lines_per_second: rate,
+        troubleshooting_url: env
+            .get("CYBERWAVE_DRIVER_TROUBLESHOOTING_URL")
+            .unwrap_or_else(|| "https://docs.cyberwave.com".into()),
+        cleanup,
+    }
+}
