@@ -1,14 +1,12 @@
 //! Integration tests: the real `cyberwave-cloud-node` binary against a real Mosquitto broker
 //! and the fake backend; commands published by an independent client (mosquitto_pub).
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::cloud_node::*;
+use crate::support::*;
 use serde_json::{Value, json};
-use support::cloud_node::*;
-use support::*;
 
 #[test]
 fn commands_end_to_end_with_metrics_heartbeats_and_clean_shutdown() {

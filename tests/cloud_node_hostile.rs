@@ -4,15 +4,13 @@
 //! as config; and the ways the Cyberwave CLI and SDK start and configure it. Real binary, real
 //! Mosquitto, the fake backend, mosquitto_pub as the third party.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::cloud_node::*;
+use crate::support::*;
 use serde_json::json;
-use support::cloud_node::*;
-use support::*;
 
 const INJECTION: &str =
     r#"$(touch pwned1) `touch pwned2` '; touch pwned3; echo ' "; touch pwned4; echo ""#;

@@ -1,13 +1,11 @@
 //! The container runtime under any role (issue 9): log followers, and what the hostile-input
 //! campaign found in this layer. Real engine, real Mosquitto, the fake backend.
 
-mod support;
-
 use std::time::Duration;
 
-use support::docker::{self as dk};
-use support::drivers::*;
-use support::*;
+use crate::support::docker::{self as dk};
+use crate::support::drivers::*;
+use crate::support::*;
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -122,6 +120,62 @@ fn leftovers_of_a_crash_are_removed_at_start() {
     assert!(!env_file.exists(), "an env file holding the token survived");
     assert!(!tmp.exists(), "a temp file of ours survived");
     assert!(theirs.exists(), "a temp file that is not ours was removed");
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn after_sighup_the_launcher_publishes_on_the_new_broker() {
+    if !dk::available() {
+        return;
+    }
+    let twin = dk::twin_uuid("sighup_new_link");
+    let asset = format!("a55e7{}", &twin[5..]);
+    let backend = FakeBackend::start(TOKEN);
+    backend.add_environment(
+        ENV_UUID,
+        vec![
+            serde_json::json!({"uuid": twin, "name": "unpullable", "asset_uuid": asset,
+        "metadata": {"edge_fingerprint": FINGERPRINT}}),
+        ],
+    );
+    // An image no registry serves: every launch attempt reports its pull on driverlog.
+    backend.add_asset(
+        serde_json::json!({"uuid": asset, "metadata": {"drivers": {"default": {
+        "docker_image": "registry.invalid/cyberwave/none:2.0", "privileged": false}}}}),
+    );
+    let (a, b) = (broker_for_token(), broker_for_token());
+    let mut dir = EdgeDir::standard(&backend.url(), a.port);
+    dir.set_env("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", "1");
+    let topic = format!("devcyberwave/twin/{twin}/driverlog");
+    let on_a = a.subscribe(&topic);
+    let mut d = Daemon::start(&dir);
+    let pull_failed = |_: &str, p: &serde_json::Value| {
+        p["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("docker pull failed"))
+    };
+    assert!(
+        on_a.wait_for(60 * SEC, pull_failed).is_some(),
+        "no pull report on the first broker\n{}",
+        d.log()
+    );
+    // Move the edge to broker B and reload.
+    dir.write_credentials(
+        TOKEN,
+        &[
+            ("CYBERWAVE_BASE_URL", &backend.url()),
+            ("CYBERWAVE_MQTT_PORT", &b.port.to_string()),
+            ("CYBERWAVE_ENVIRONMENT", "dev"),
+        ],
+    );
+    let on_b = b.subscribe(&topic);
+    d.signal(libc::SIGHUP);
+    assert!(
+        on_b.wait_for(60 * SEC, pull_failed).is_some(),
+        "the launcher kept publishing into the old link after SIGHUP\n{}",
+        d.log()
+    );
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
 }

@@ -1,14 +1,12 @@
 //! Driver containers on the real Docker engine, with the example driver image built locally
 //! (no registry), a real Mosquitto and the fake backend.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::docker::{self as dk, Cleanup, IMAGE};
+use crate::support::drivers::*;
+use crate::support::*;
 use serde_json::json;
-use support::docker::{self as dk, Cleanup, IMAGE};
-use support::drivers::*;
-use support::*;
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -314,7 +312,7 @@ fn hung_docker_does_not_freeze_sigterm_or_status() {
     }
     let twin = dk::twin_uuid("hung_docker");
     let backend = backend_with_driver(&twin, "run");
-    let mut dir = EdgeDir::standard(&backend.url(), support::broker::free_port());
+    let mut dir = EdgeDir::standard(&backend.url(), crate::support::broker::free_port());
     let wrapper = dir.tmp.path().join("docker-hangs");
     std::fs::write(&wrapper, "#!/bin/sh\nsleep 120\n").unwrap();
     use std::os::unix::fs::PermissionsExt;

@@ -1,19 +1,17 @@
 //! Integration tests: the real `cyberwave-edge-core` binary against a real Mosquitto broker
 //! and the fake backend in `tests/support`.
 
-mod support;
-
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const SEC: Duration = Duration::from_secs(1);
 
 #[test]
 fn version_prints_click_style_line() {
-    let out = std::process::Command::new(support::daemon::BIN)
+    let out = std::process::Command::new(crate::support::daemon::BIN)
         .arg("--version")
         .output()
         .unwrap();
@@ -181,7 +179,7 @@ fn fresh_config_dir_registers_publishes_health_and_reports_healthy() {
 #[test]
 fn generated_fingerprint_has_the_sdk_shape() {
     let backend = backend_with_twins();
-    let mut dir = EdgeDir::standard(&backend.url(), support::broker::free_port());
+    let mut dir = EdgeDir::standard(&backend.url(), crate::support::broker::free_port());
     dir.env.retain(|(k, _)| k != "CYBERWAVE_EDGE_UUID");
     let mut d = Daemon::start(&dir);
     let reg = backend
@@ -278,7 +276,7 @@ fn broker_restart_recovers_link_and_command_subscription() {
 fn rejected_token_exits_2_with_advice() {
     let backend = backend_with_twins();
     backend.set_mode(Mode::Unauthorized);
-    let dir = EdgeDir::standard(&backend.url(), support::broker::free_port());
+    let dir = EdgeDir::standard(&backend.url(), crate::support::broker::free_port());
     let mut d = Daemon::start(&dir);
     let st = d
         .wait_exit(15 * SEC)
@@ -380,7 +378,7 @@ fn sigterm_exits_0_within_5s_and_sends_mqtt_disconnect() {
 fn sigterm_is_prompt_with_a_hung_backend_and_no_broker() {
     let backend = backend_with_twins();
     backend.set_latency(Duration::from_secs(60));
-    let dir = EdgeDir::standard(&backend.url(), support::broker::free_port());
+    let dir = EdgeDir::standard(&backend.url(), crate::support::broker::free_port());
     let mut d = Daemon::start(&dir);
     d.wait_ready(&dir);
     // status still answers promptly with everything hanging or down
@@ -505,7 +503,7 @@ fn corrupt_or_missing_environment_is_reported_and_the_daemon_keeps_running() {
 #[test]
 fn second_daemon_refuses_to_start() {
     let backend = backend_with_twins();
-    let dir = EdgeDir::standard(&backend.url(), support::broker::free_port());
+    let dir = EdgeDir::standard(&backend.url(), crate::support::broker::free_port());
     let mut first = Daemon::start(&dir);
     first.wait_ready(&dir);
     let out = dir.command(&[]).output().unwrap();
@@ -520,7 +518,7 @@ fn second_daemon_refuses_to_start() {
 fn systemd_notify_ready_and_stopping() {
     use std::os::unix::net::UnixDatagram;
     let backend = backend_with_twins();
-    let mut dir = EdgeDir::standard(&backend.url(), support::broker::free_port());
+    let mut dir = EdgeDir::standard(&backend.url(), crate::support::broker::free_port());
     let sock_path = dir.tmp.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(10 * SEC)).unwrap();

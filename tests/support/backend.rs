@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 pub struct Recorded {
     pub method: String,
     pub path: String,
+    #[allow(dead_code)] // recorded for debugging output (`{:?}`) of failing tests
     pub query: String,
     pub headers: BTreeMap<String, String>,
     pub body: Value,
@@ -26,6 +27,7 @@ pub struct Recorded {
 pub enum Mode {
     Normal,
     Unauthorized,
+    #[allow(dead_code)] // the fake's 5xx injection, kept for tests of retry paths
     ServerError,
 }
 

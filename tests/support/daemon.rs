@@ -190,18 +190,6 @@ impl Daemon {
             self.log()
         );
     }
-
-    /// Waits until the daemon log contains `needle`.
-    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if self.log().contains(needle) {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
 }
 
 fn unique(p: PathBuf) -> PathBuf {

@@ -1,6 +1,5 @@
 //! Test harness: a fake backend, a real broker, and the real daemon binary in a scratch
 //! config dir. Shared by the integration tests (not every test uses every part).
-#![allow(dead_code)]
 
 pub mod backend;
 pub mod broker;
@@ -10,10 +9,8 @@ pub mod docker;
 pub mod drivers;
 
 pub use backend::FakeBackend;
-#[allow(unused_imports)]
 pub use backend::Mode;
 pub use broker::Broker;
-#[allow(unused_imports)]
 pub use daemon::{Daemon, EdgeDir};
 
 pub const TOKEN: &str = "cw_test_token_0123456789";

@@ -1,0 +1,190 @@
+//! How the supervisor reacts to backend jobs, link events and SIGHUP.
+
+use std::time::SystemTime;
+
+use crossbeam_channel::Sender;
+use serde_json::{Value, json};
+
+use super::backend_job::{BackendEvent, JobCtl};
+use super::commands::{self, EdgeCommand};
+use super::{DaemonError, MQTT_SHUTDOWN_GRACE, load_environment, load_settings, start_link};
+use crate::backend::Backend;
+use crate::config::{self};
+use crate::mqtt::LinkEvent;
+
+use super::state::{State, TokenState};
+
+pub(super) fn on_backend(state: &mut State, ev: BackendEvent) -> Result<(), DaemonError> {
+    match ev {
+        BackendEvent::TokenValid { latency } => {
+            log::info!(
+                "token accepted by {} ({} ms)",
+                state.settings.base_url,
+                latency.as_millis()
+            );
+            state.token = TokenState::Valid;
+            state.backend_reachable = Some(true);
+            state.backend_latency_ms = Some(latency.as_millis() as u64);
+            state.backend_last_ok = Some(SystemTime::now());
+        }
+        BackendEvent::TokenRejected { error, during_boot } => {
+            state.token = TokenState::Rejected;
+            state.backend_reachable = Some(true);
+            state.record_error(error.to_string());
+            if during_boot {
+                return Err(DaemonError::TokenRejected(error.to_string()));
+            }
+        }
+        BackendEvent::CallFailed(e) => {
+            if e.is_transient() {
+                state.backend_reachable = Some(false);
+            }
+            state.record_error(e.to_string());
+        }
+        BackendEvent::Registered(edge) => {
+            state.registered = true;
+            state.backend_reachable = Some(true);
+            state.backend_last_ok = Some(SystemTime::now());
+            match edge
+                .get("uuid")
+                .and_then(Value::as_str)
+                .and_then(config::parse_uuid)
+            {
+                Some(uuid) => {
+                    log::info!("edge registered: {uuid}");
+                    state.set_edge_uuid(uuid);
+                }
+                None => state
+                    .record_error("POST /api/v1/edges: the answer has no valid \"uuid\"".into()),
+            }
+        }
+        BackendEvent::Desired(d) => {
+            state.backend_reachable = Some(true);
+            state.backend_last_ok = Some(SystemTime::now());
+            state.apply_desired(d);
+        }
+        BackendEvent::DiscoverOk { latency } => {
+            state.backend_reachable = Some(true);
+            state.backend_latency_ms = Some(latency.as_millis() as u64);
+            state.backend_last_ok = Some(SystemTime::now());
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn on_link(state: &mut State, ev: LinkEvent, jobctl: &Sender<JobCtl>) {
+    match ev {
+        LinkEvent::Up => {}
+        LinkEvent::Down(e) => state.record_error(format!("MQTT link down: {e}")),
+        LinkEvent::Message { topic, payload, .. } => {
+            if state.command_topic.as_deref() != Some(topic.as_str()) {
+                log::debug!("message on {topic} ignored");
+                return;
+            }
+            let (cmd, request_id) = match commands::parse(&payload) {
+                Ok(c) => c,
+                Err(e) => {
+                    log::warn!("{topic}: bad command: {e}");
+                    state.record_error(format!("{topic}: bad command: {e}"));
+                    return;
+                }
+            };
+            if let Some(id) = &request_id
+                && !state.dedupe.first_time(id)
+            {
+                log::info!("{topic}: duplicate request_id {id} dropped");
+                return;
+            }
+            state.commands_received += 1;
+            state.last_command = Some(json!({
+                "command": cmd.name(),
+                "request_id": request_id,
+                "received_at": crate::epoch_seconds(),
+            }));
+            match cmd {
+                EdgeCommand::RestartEdgeCore { .. } => {
+                    log::info!(
+                        "remote restart requested: re-registering and refreshing the environment"
+                    );
+                    let _ = jobctl.send(JobCtl::Resync);
+                }
+                EdgeCommand::OpenTunnel { session_id }
+                | EdgeCommand::CloseTunnel { session_id } => {
+                    log::warn!(
+                        "{topic}: remote access (session {session_id}) is not supported by this build; ignored"
+                    );
+                }
+                EdgeCommand::Unknown { command, .. } => {
+                    log::info!("{topic}: unknown command {command:?} ignored")
+                }
+            }
+        }
+    }
+}
+
+/// SIGHUP: re-read every file; a bad file keeps the running configuration.
+pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Sender<JobCtl>) {
+    log::info!("SIGHUP: reloading configuration");
+    let (settings, warnings) = match load_settings() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("reload failed, keeping the running configuration: {e}");
+            state.record_error(format!("reload failed: {e}"));
+            return;
+        }
+    };
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    if let Some(level) = crate::logging::normalise_level(&settings.log_level)
+        && let Ok(f) = level.parse::<log::LevelFilter>()
+    {
+        log::set_max_level(f);
+    }
+    if settings.mqtt != state.settings.mqtt {
+        log::info!(
+            "MQTT settings changed: reconnecting to {}:{}",
+            settings.mqtt.host,
+            settings.mqtt.port
+        );
+        if let Some(old) = state.link.take() {
+            old.shutdown(MQTT_SHUTDOWN_GRACE);
+        }
+        match start_link(&settings, link_tx) {
+            Ok(link) => {
+                state.mqtt = link.handle();
+                state.drivers.set_mqtt(Some(link.handle()));
+                state.link = Some(link);
+                if let Some(h) = state.health.take() {
+                    h.stop();
+                }
+                state.command_topic = None;
+                if let Some(uuid) = state.edge_uuid.clone() {
+                    state.set_edge_uuid(uuid);
+                }
+            }
+            Err(e) => state.record_error(format!("reload: {e}")),
+        }
+    }
+    state.environment = load_environment(&settings);
+    if let Err(e) = &state.environment {
+        log::error!("{e}");
+    }
+    let nvidia = state.drivers.ctx.nvidia_default_runtime;
+    state.drivers.ctx = crate::drivers::settings::launch_context(&settings, &state.fingerprint);
+    state.drivers.ctx.nvidia_default_runtime = nvidia;
+    let (env_uuid, workspace) = (state.environment_uuid(), settings.workspace_id.clone());
+    state
+        .drivers
+        .alerts_mut()
+        .reconfigure(Backend::new(&settings), env_uuid, workspace);
+    state.settings = settings;
+    if let Some(d) = state.desired.clone() {
+        state.apply_desired(d);
+    }
+    state.ensure_health();
+    let _ = jobctl.send(JobCtl::Reload {
+        backend: Box::new(Backend::new(&state.settings)),
+        environment_uuid: state.environment_uuid(),
+    });
+}

@@ -1,0 +1,235 @@
+//! The supervisor's state: everything the daemon knows, owned by the supervisor thread.
+
+use std::collections::VecDeque;
+use std::time::{Instant, SystemTime};
+
+use serde_json::{Value, json};
+
+use super::commands::Dedupe;
+use super::desired::{DesiredState, Source};
+use super::watchdog_layers;
+use crate::backend::{linked_twins_broad, linked_twins_strict};
+use crate::config::{self, EnvironmentFile, Settings};
+use crate::drivers::plan_twins;
+use crate::drivers::runtime::Drivers;
+use crate::health::{HealthConfig, HealthPublisher};
+use crate::mqtt::{Link, MqttHandle, topics};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum TokenState {
+    Unknown,
+    Valid,
+    Rejected,
+}
+
+impl TokenState {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            TokenState::Unknown => "unknown",
+            TokenState::Valid => "valid",
+            TokenState::Rejected => "rejected",
+        }
+    }
+}
+
+/// Everything the supervisor knows. Only the supervisor thread touches it.
+pub(super) struct State {
+    pub(super) settings: Settings,
+    pub(super) started: Instant,
+    pub(super) started_at: SystemTime,
+    pub(super) fingerprint: String,
+    pub(super) environment: Result<EnvironmentFile, String>,
+    pub(super) edge_uuid: Option<String>,
+    pub(super) registered: bool,
+    pub(super) token: TokenState,
+    pub(super) backend_reachable: Option<bool>,
+    pub(super) backend_latency_ms: Option<u64>,
+    pub(super) backend_last_ok: Option<SystemTime>,
+    pub(super) desired: Option<DesiredState>,
+    pub(super) linked_broad: Vec<String>,
+    pub(super) mqtt: MqttHandle,
+    pub(super) link: Option<Link>,
+    pub(super) command_topic: Option<String>,
+    pub(super) dedupe: Dedupe,
+    pub(super) commands_received: u64,
+    pub(super) last_command: Option<Value>,
+    pub(super) health: Option<HealthPublisher>,
+    pub(super) errors: VecDeque<(SystemTime, String)>,
+    pub(super) drivers: Drivers,
+    /// `run --local`: no backend, no broker.
+    pub(super) local: bool,
+}
+
+impl State {
+    pub(super) fn record_error(&mut self, message: String) {
+        if self.errors.back().is_some_and(|(_, m)| *m == message) {
+            return;
+        }
+        if self.errors.len() >= 10 {
+            self.errors.pop_front();
+        }
+        self.errors.push_back((SystemTime::now(), message));
+    }
+
+    pub(super) fn environment_uuid(&self) -> Option<String> {
+        self.environment.as_ref().ok().and_then(|e| e.uuid.clone())
+    }
+
+    /// Applies a desired state (from backend or cache): recompute linked twins, feed health.
+    pub(super) fn apply_desired(&mut self, state: DesiredState) {
+        let broad = linked_twins_broad(&state.twins, &self.fingerprint);
+        let strict = linked_twins_strict(&state.twins, &self.fingerprint);
+        log::info!(
+            "environment {}: {} twin(s), {} linked to this edge ({} by the driver rule) [{}]",
+            state.environment_uuid,
+            state.twins.len(),
+            broad.len(),
+            strict.len(),
+            match state.source {
+                Source::Backend => "backend",
+                Source::Cache if self.local => "local manifest",
+                Source::Cache => "cache",
+            }
+        );
+        let linked = if self.local {
+            state
+                .twins
+                .iter()
+                .filter_map(|t| {
+                    t.get("uuid")
+                        .and_then(Value::as_str)
+                        .and_then(config::parse_uuid)
+                })
+                .collect()
+        } else {
+            strict
+        };
+        let plans = plan_twins(&state.twins, &state.assets, &linked, &self.drivers.ctx);
+        self.drivers.set_plans(plans);
+        self.linked_broad = broad;
+        self.desired = Some(state);
+        self.ensure_health();
+    }
+
+    /// The bootstrap publisher only bridges the time until drivers publish their own health.
+    pub(super) fn stop_health_once_drivers_run(&mut self) {
+        if self.drivers.any_running()
+            && let Some(h) = self.health.take()
+        {
+            log::info!("a driver is running: stopping the bootstrap edge_health publisher");
+            h.stop();
+        }
+    }
+
+    /// Starts the bootstrap health publisher for the linked twins (or updates its twin set).
+    pub(super) fn ensure_health(&mut self) {
+        if self.linked_broad.is_empty() || self.local || self.drivers.any_running() {
+            return;
+        }
+        match &self.health {
+            Some(h) => h.set_twins(self.linked_broad.clone()),
+            None => {
+                let cfg = HealthConfig {
+                    edge_id: self.fingerprint.clone(),
+                    interval: self.settings.health_interval,
+                    docker_bin: self.settings.docker_bin.clone(),
+                    battery_wh: self.settings.battery_wh,
+                    watchdog_layers: watchdog_layers(),
+                };
+                match HealthPublisher::start(self.mqtt.clone(), cfg, self.linked_broad.clone()) {
+                    Ok(h) => {
+                        log::info!(
+                            "edge_health publisher started for {} twin(s), every {:.1}s",
+                            self.linked_broad.len(),
+                            self.settings.health_interval.as_secs_f64()
+                        );
+                        self.health = Some(h);
+                    }
+                    Err(e) => {
+                        self.record_error(format!("cannot start the edge_health publisher: {e}"))
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn set_edge_uuid(&mut self, uuid: String) {
+        if self.edge_uuid.as_deref() == Some(uuid.as_str()) && self.command_topic.is_some() {
+            return;
+        }
+        let topic = topics::edge_command(self.mqtt.prefix(), &uuid);
+        if let Some(old) = self.command_topic.take()
+            && old != topic
+        {
+            self.mqtt.unsubscribe(&old);
+        }
+        self.mqtt.subscribe(&topic);
+        log::info!("listening for edge commands on {topic}");
+        self.command_topic = Some(topic);
+        self.edge_uuid = Some(uuid);
+    }
+
+    pub(super) fn snapshot(&self) -> Value {
+        let stats = self.mqtt.stats();
+        use std::sync::atomic::Ordering::Relaxed;
+        let last_error = stats.last_error.lock().ok().and_then(|e| e.clone());
+        let connected_since = stats
+            .connected_since
+            .lock()
+            .ok()
+            .and_then(|t| *t)
+            .map(crate::epoch_of);
+        json!({
+            "daemon": {
+                "pid": std::process::id(),
+                "version": crate::VERSION,
+                "started_at": crate::epoch_of(self.started_at),
+                "uptime_seconds": (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            },
+            "config_dir": self.settings.config_dir,
+            "fingerprint": self.fingerprint,
+            "edge_uuid": self.edge_uuid,
+            "environment": match &self.environment {
+                Ok(e) => json!({"uuid": e.uuid, "problem": null}),
+                Err(p) => json!({"uuid": null, "problem": p}),
+            },
+            "backend": {
+                "url": self.settings.base_url,
+                "token": self.token.name(),
+                "reachable": self.backend_reachable,
+                "latency_ms": self.backend_latency_ms,
+                "last_ok_at": self.backend_last_ok.map(crate::epoch_of),
+                "registered": self.registered,
+            },
+            "mqtt": {
+                "broker": format!("{}:{}", self.settings.mqtt.host, self.settings.mqtt.port),
+                "tls": self.settings.mqtt.tls,
+                "username": self.settings.mqtt.username,
+                "topic_prefix": self.settings.mqtt.topic_prefix,
+                "session_id": self.mqtt.session_id(),
+                "connected": self.mqtt.is_connected(),
+                "connected_since": connected_since,
+                "connects": stats.connects.load(Relaxed),
+                "published": stats.published.load(Relaxed),
+                "dropped": stats.dropped.load(Relaxed),
+                "received": stats.received.load(Relaxed),
+                "last_error": last_error,
+                "command_topic": self.command_topic,
+                "commands_received": self.commands_received,
+                "last_command": self.last_command,
+            },
+            "twins": {
+                "linked": self.linked_broad,
+                "source": self.desired.as_ref().map(|d| match d.source { Source::Backend => "backend", Source::Cache => "cache" }),
+                "fetched_at": self.desired.as_ref().map(|d| d.fetched_at),
+            },
+            "mode": if self.local { "local" } else { "cloud" },
+            "drivers": self.drivers.snapshot(),
+            "health_publisher": {
+                "running": self.health.is_some(),
+                "interval_seconds": self.settings.health_interval.as_secs_f64(),
+            },
+            "last_errors": self.errors.iter().map(|(t, m)| json!({"at": crate::epoch_of(*t), "message": m})).collect::<Vec<_>>(),
+        })
+    }
+}

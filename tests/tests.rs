@@ -1,0 +1,11 @@
+//! Every integration test in one binary (the harness in `support/` compiled once): the real
+//! `cyberwave-edge-core` and `cyberwave-cloud-node` binaries against a real Mosquitto, the fake
+//! backend and, for drivers, the real Docker engine.
+
+mod support;
+
+mod cloud_node;
+mod cloud_node_hostile;
+mod containers;
+mod drivers;
+mod edge_core;
