@@ -294,7 +294,7 @@ impl LogStream {
         Ok(())
     }
 
-    /// Appends the next piece of the stream to `pending`; false at EOF. Reads at most 16 KiB
+    /// Appends the next piece of the stream to `pending`; false at EOF. Reads at most 4 KiB
     /// at a time whatever a frame header claims.
     fn fill(&mut self) -> io::Result<bool> {
         if self.multiplexed && self.frame_left == 0 {
@@ -313,7 +313,7 @@ impl LogStream {
             }
             return Ok(true);
         }
-        let mut buf = [0u8; 16 * 1024];
+        let mut buf = [0u8; 4096];
         let want = if self.multiplexed {
             self.frame_left.min(buf.len())
         } else {
