@@ -10,6 +10,7 @@ pub mod executor;
 pub mod follow;
 pub mod image;
 pub mod plan;
+pub mod spec;
 
 /// Labels every managed container carries, whatever its role.
 pub const LABEL_SPEC_HASH: &str = "io.cyberwave.edge.spec-hash";

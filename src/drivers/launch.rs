@@ -69,8 +69,8 @@ impl Launcher {
                 images.push((
                     j.spec.image.clone(),
                     j.spec.fallback_image.clone(),
-                    j.spec.twin_uuid.clone(),
-                    super::container_name(&j.spec.twin_uuid, None),
+                    j.spec.owner.clone(),
+                    super::container_name(&j.spec.owner, None),
                 ));
             }
         }
@@ -203,7 +203,7 @@ impl Launcher {
             phase,
             message: e.to_string(),
         };
-        super::twin_file::write(&self.config_dir, &spec.twin_uuid, &job.twin_file)
+        super::twin_file::write(&self.config_dir, &spec.owner, &job.twin_file)
             .map_err(|e| fail("twin_file_failed", &e))?;
         let env_file = env_file_path(&self.config_dir, &spec.name);
         if let Some(dir) = env_file.parent() {

@@ -100,7 +100,7 @@ pub fn raise_health(alerts: &AlertSink, spec: &DriverSpec, name: &str, status: &
         name: "Driver container stopped",
         description: &description,
         severity: "warning",
-        twin_uuid: &spec.twin_uuid,
+        twin_uuid: &spec.owner,
         metadata: Some(json!({"container_name": name, "status": status})),
     };
     alerts.raise(

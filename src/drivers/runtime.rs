@@ -110,7 +110,7 @@ impl Drivers {
                     launcher.launch_batch(batch, |spec, result| {
                         let _ = events.send(DriverEvent::Launched {
                             spec_name: spec.name.clone(),
-                            twin: spec.twin_uuid.clone(),
+                            twin: spec.owner.clone(),
                             result,
                         });
                     });
@@ -348,7 +348,7 @@ impl Drivers {
         let Some((spec, _)) = self.desired.get(name) else {
             return;
         };
-        let twin = spec.twin_uuid.clone();
+        let twin = spec.owner.clone();
         let info = self.info.entry(name.to_string()).or_default();
         let delay = info.breaker.trip(
             Instant::now(),
@@ -544,7 +544,7 @@ impl Drivers {
             .desired
             .iter()
             .filter(|(n, _)| observed.get(*n).is_some_and(|e| e.state == "running"))
-            .map(|(n, (s, _))| (n.clone(), s.twin_uuid.clone(), s.image.clone()))
+            .map(|(n, (s, _))| (n.clone(), s.owner.clone(), s.image.clone()))
             .collect();
         for (name, twin, image) in running {
             if !self.followers.is_following(&name) {
@@ -631,8 +631,8 @@ impl Drivers {
                 let state = info.state_text(self.inflight.contains(name), ps);
                 json!({
                     "name": name,
-                    "twin_uuid": spec.twin_uuid,
-                    "twin_name": spec.twin_name,
+                    "twin_uuid": spec.owner,
+                    "twin_name": spec.title,
                     "service": spec.service,
                     "image": ps.map(|e| e.image.clone()).unwrap_or_else(|| spec.image.clone()),
                     "state": state,

@@ -12,6 +12,7 @@ use crate::config::{Secret, parse_uuid};
 
 pub const LABEL_TWIN: &str = "io.cyberwave.edge.twin";
 pub const LABEL_SERVICE: &str = "io.cyberwave.edge.service";
+pub use crate::containers::spec::{ContainerSpec, Role};
 pub use crate::containers::{LABEL_CREATED_BY, LABEL_OWNER, LABEL_SPEC_HASH};
 
 /// Zenoh settings forwarded to drivers (reference §9.1).
@@ -50,50 +51,8 @@ pub struct LaunchContext {
     pub owner: String,
 }
 
-/// One container to run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DriverSpec {
-    pub name: String,
-    pub twin_uuid: String,
-    pub twin_name: String,
-    pub service: Option<String>,
-    /// Image after tag rules (Jetson variant first when applicable).
-    pub image: String,
-    /// Jetson: the original tag, tried when the `jetson-` variant cannot be pulled.
-    pub fallback_image: Option<String>,
-    /// `docker create` options before the image, except `--env-file` (added at launch).
-    pub options: Vec<String>,
-    /// Environment, written to a 0600 env file so secrets never reach argv.
-    pub env: BTreeMap<String, String>,
-    pub command: Vec<String>,
-    pub spec_hash: String,
-    pub restart: String,
-}
-
-impl DriverSpec {
-    /// Full `docker create` argv (without the binary) for an env file at `env_file`.
-    pub fn create_argv(&self, env_file: &Path) -> Vec<String> {
-        let mut argv = vec!["create".to_string()];
-        argv.extend(self.options.iter().cloned());
-        argv.push("--env-file".into());
-        argv.push(env_file.display().to_string());
-        argv.push(self.image.clone());
-        argv.extend(self.command.iter().cloned());
-        argv
-    }
-
-    /// Env file text: `KEY=VALUE` lines (values cannot carry newlines in this format).
-    pub fn env_file_text(&self) -> String {
-        let mut s = String::new();
-        for (k, v) in &self.env {
-            s.push_str(k);
-            s.push('=');
-            s.push_str(&v.replace(['\n', '\r'], " "));
-            s.push('\n');
-        }
-        s
-    }
-}
+/// A driver container is a [`ContainerSpec`] of role [`Role::Driver`] whose owner is its twin.
+pub type DriverSpec = ContainerSpec;
 
 /// The problem title of a twin whose containers would take names another twin's already have
 /// (names use the first 8 hex digits of the uuid). It degrades `status`.
@@ -441,8 +400,9 @@ fn build_spec(
 
     DriverSpec {
         name,
-        twin_uuid: twin_uuid.to_string(),
-        twin_name: twin_name.to_string(),
+        role: Role::Driver,
+        owner: twin_uuid.to_string(),
+        title: twin_name.to_string(),
         service: svc.name.clone(),
         image,
         fallback_image,

@@ -13,8 +13,9 @@ const TOKEN: &str = "cw_secret_token_for_launch_tests";
 fn spec(name: &str, image: &str) -> DriverSpec {
     DriverSpec {
         name: name.into(),
-        twin_uuid: "11111111-2222-4333-8444-555555555555".into(),
-        twin_name: "arm".into(),
+        role: crate::containers::spec::Role::Driver,
+        owner: "11111111-2222-4333-8444-555555555555".into(),
+        title: "arm".into(),
         service: None,
         image: image.into(),
         fallback_image: None,
@@ -49,7 +50,7 @@ fn launch(l: &Launcher, specs: Vec<DriverSpec>) -> Vec<(String, Result<String, L
     let jobs = specs
         .into_iter()
         .map(|spec| LaunchJob {
-            twin_file: json!({"uuid": spec.twin_uuid}),
+            twin_file: json!({"uuid": spec.owner}),
             spec,
             exists: false,
         })

@@ -1,0 +1,106 @@
+//! What the runtime runs: one container's exact spec, whatever its role. Roles build it (a
+//! driver from its twin, the worker from the environment); the runtime only creates, starts,
+//! adopts (by `spec_hash`) and heals it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Which kind of managed container: each role writes its spec and its policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Driver,
+    Worker,
+    Router,
+}
+
+/// One container to run.
+#[derive(Clone, PartialEq)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub role: Role,
+    /// What it serves: a twin uuid for a driver, the environment for the worker.
+    pub owner: String,
+    /// A human name for logs and `status` (the twin's name for a driver).
+    pub title: String,
+    pub service: Option<String>,
+    /// Image after tag rules (Jetson variant first when applicable).
+    pub image: String,
+    /// Jetson: the original tag, tried when the `jetson-` variant cannot be pulled.
+    pub fallback_image: Option<String>,
+    /// `docker create` options before the image, except `--env-file` (added at launch).
+    pub options: Vec<String>,
+    /// Environment, written to a 0600 env file so secrets never reach argv. Values may be
+    /// secrets: `Debug` shows only the names.
+    pub env: BTreeMap<String, String>,
+    pub command: Vec<String>,
+    pub spec_hash: String,
+    pub restart: String,
+}
+
+impl std::fmt::Debug for ContainerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerSpec")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("owner", &self.owner)
+            .field("image", &self.image)
+            .field("options", &self.options)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("command", &self.command)
+            .field("spec_hash", &self.spec_hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ContainerSpec {
+    /// Full `docker create` argv (without the binary) for an env file at `env_file`.
+    pub fn create_argv(&self, env_file: &Path) -> Vec<String> {
+        let mut argv = vec!["create".to_string()];
+        argv.extend(self.options.iter().cloned());
+        argv.push("--env-file".into());
+        argv.push(env_file.display().to_string());
+        argv.push(self.image.clone());
+        argv.extend(self.command.iter().cloned());
+        argv
+    }
+
+    /// Env file text: `KEY=VALUE` lines (values cannot carry newlines in this format).
+    pub fn env_file_text(&self) -> String {
+        let mut s = String::new();
+        for (k, v) in &self.env {
+            s.push_str(k);
+            s.push('=');
+            s.push_str(&v.replace(['\n', '\r'], " "));
+            s.push('\n');
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_env_values() {
+        let s = ContainerSpec {
+            name: "c".into(),
+            role: Role::Driver,
+            owner: "o".into(),
+            title: "t".into(),
+            service: None,
+            image: "i".into(),
+            fallback_image: None,
+            options: Vec::new(),
+            env: [("CYBERWAVE_API_KEY".to_string(), "cw_secret".to_string())].into(),
+            command: Vec::new(),
+            spec_hash: "h".into(),
+            restart: "no".into(),
+        };
+        let d = format!("{s:?}");
+        assert!(
+            d.contains("CYBERWAVE_API_KEY") && !d.contains("cw_secret"),
+            "{d}"
+        );
+    }
+}
