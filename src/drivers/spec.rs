@@ -2,7 +2,7 @@
 //! §5.3, §5.4, §5.7, §5.8). Pure: every input is in [`LaunchContext`] and the desired state.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
