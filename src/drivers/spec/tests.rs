@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use super::*;
 
 const T: &str = "11111111-2222-4333-8444-555555555555";
