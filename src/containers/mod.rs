@@ -9,6 +9,7 @@ pub mod engine;
 pub mod executor;
 pub mod follow;
 pub mod image;
+pub mod launch;
 pub mod plan;
 pub mod spec;
 

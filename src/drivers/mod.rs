@@ -3,7 +3,6 @@
 //! `crate::containers`.
 
 pub mod bridge;
-pub mod launch;
 pub mod logs;
 pub mod policy;
 pub mod profile;
@@ -19,3 +18,4 @@ pub use spec::{
 
 // Image tag rules are the runtime's (every role's images follow them).
 pub use crate::containers::image;
+pub use crate::containers::launch;

@@ -7,11 +7,47 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::DriverSpec;
-use super::launch::LaunchFailure;
 use super::logs::{self, RateLimit};
 use crate::alerts::{Alert, AlertSink};
 use crate::containers::follow::LogEvent;
+use crate::containers::launch::{LaunchFailure, LaunchHooks};
+use crate::containers::spec::ContainerSpec;
 use crate::mqtt::{SharedHandle, topics};
+
+/// What a driver launch adds: the twin file before create, pull progress on `driverlog`.
+pub struct DriverHooks {
+    pub config_dir: std::path::PathBuf,
+    /// The current link (replaced on reload).
+    pub mqtt: SharedHandle,
+}
+
+impl LaunchHooks for DriverHooks {
+    fn prepare(
+        &self,
+        spec: &ContainerSpec,
+        payload: &serde_json::Value,
+    ) -> Result<(), LaunchFailure> {
+        super::twin_file::write(&self.config_dir, &spec.owner, payload)
+            .map(|_| ())
+            .map_err(|e| LaunchFailure {
+                phase: "twin_file_failed",
+                message: e.to_string(),
+            })
+    }
+
+    fn progress(&self, spec: &ContainerSpec, image: &str, message: &str) {
+        if let Some(m) = self.mqtt.get() {
+            let p = logs::payload(
+                message,
+                logs::detect_level(message),
+                &spec.name,
+                Some(image),
+                crate::epoch_seconds(),
+            );
+            m.publish_json(&topics::driverlog(m.prefix(), &spec.owner), p);
+        }
+    }
+}
 
 /// Images this edge has run, kept across restarts so cleanup knows what is ours.
 pub const IMAGES_FILE: &str = "edge-core-images.json";

@@ -102,7 +102,10 @@ impl Drivers {
                 engine: Arc::new(docker.clone()),
                 config_dir: ctx.config_dir.clone(),
                 probe: tuning.probe,
-                mqtt: mqtt.clone(),
+                hooks: Arc::new(policy::DriverHooks {
+                    config_dir: ctx.config_dir.clone(),
+                    mqtt: mqtt.clone(),
+                }),
             };
             let events = events.clone();
             spawn_named("driver-launcher", move || {
@@ -503,7 +506,7 @@ impl Drivers {
                     }
                     batch.push(LaunchJob {
                         spec: spec.clone(),
-                        twin_file: twin_file.clone(),
+                        payload: twin_file.clone(),
                         exists: replace,
                     });
                 }

@@ -8,10 +8,31 @@ use serde_json::json;
 use super::*;
 use crate::containers::engine::fake::FakeEngine;
 
+/// Role hooks that record into the fake engine's call list, so their order shows.
+struct Recording(Arc<FakeEngine>);
+
+impl LaunchHooks for Recording {
+    fn prepare(&self, spec: &ContainerSpec, payload: &Value) -> Result<(), LaunchFailure> {
+        if let Ok(mut c) = self.0.calls.lock() {
+            c.push(format!(
+                "prepare {} {}",
+                spec.name,
+                payload["uuid"].as_str().unwrap_or("")
+            ));
+        }
+        Ok(())
+    }
+    fn progress(&self, spec: &ContainerSpec, image: &str, message: &str) {
+        if let Ok(mut c) = self.0.calls.lock() {
+            c.push(format!("progress {} {image}: {message}", spec.name));
+        }
+    }
+}
+
 const TOKEN: &str = "cw_secret_token_for_launch_tests";
 
-fn spec(name: &str, image: &str) -> DriverSpec {
-    DriverSpec {
+fn spec(name: &str, image: &str) -> ContainerSpec {
+    ContainerSpec {
         name: name.into(),
         role: crate::containers::spec::Role::Driver,
         owner: "11111111-2222-4333-8444-555555555555".into(),
@@ -39,18 +60,18 @@ fn spec(name: &str, image: &str) -> DriverSpec {
 
 fn launcher(engine: Arc<FakeEngine>, dir: &std::path::Path) -> Launcher {
     Launcher {
+        hooks: Arc::new(Recording(engine.clone())),
         engine,
         config_dir: dir.to_path_buf(),
         probe: Duration::from_secs(5),
-        mqtt: SharedHandle::default(),
     }
 }
 
-fn launch(l: &Launcher, specs: Vec<DriverSpec>) -> Vec<(String, Result<String, LaunchFailure>)> {
+fn launch(l: &Launcher, specs: Vec<ContainerSpec>) -> Vec<(String, Result<String, LaunchFailure>)> {
     let jobs = specs
         .into_iter()
         .map(|spec| LaunchJob {
-            twin_file: json!({"uuid": spec.owner}),
+            payload: json!({"uuid": spec.owner}),
             spec,
             exists: false,
         })
@@ -76,6 +97,7 @@ fn a_local_build_is_not_pulled_and_the_token_stays_out_of_argv_and_off_disk() {
         calls,
         [
             "image_exists drv:local",
+            "prepare cyberwave-driver-11111111 11111111-2222-4333-8444-555555555555",
             "create cyberwave-driver-11111111",
             "start cyberwave-driver-11111111",
             "inspect cyberwave-driver-11111111"
@@ -86,12 +108,6 @@ fn a_local_build_is_not_pulled_and_the_token_stays_out_of_argv_and_off_disk() {
     assert_eq!(env_files, [format!("CYBERWAVE_API_KEY={TOKEN}\n")]);
     assert!(!env_file_path(d.path(), "cyberwave-driver-11111111").exists());
     assert!(calls.iter().all(|c| !c.contains(TOKEN)));
-    // the twin file was written before the container was created
-    assert!(
-        d.path()
-            .join("11111111-2222-4333-8444-555555555555.json")
-            .exists()
-    );
 }
 
 #[test]
@@ -101,7 +117,12 @@ fn pulls_fallbacks_and_failures_name_their_phase() {
     let engine = Arc::new(FakeEngine::default());
     let l = launcher(engine.clone(), d.path());
     assert!(launch(&l, vec![spec("c1", "repo/drv:1.0")])[0].1.is_ok());
-    assert_eq!(engine.calls()[0], "pull repo/drv:1.0");
+    let calls = engine.calls();
+    assert_eq!(
+        calls[0],
+        "progress c1 repo/drv:1.0: docker pull started for image repo/drv:1.0"
+    );
+    assert_eq!(calls[1], "pull repo/drv:1.0");
 
     // a failed pull with a local copy runs the local copy
     let engine = Arc::new(FakeEngine::with_images(&["repo/drv:1.0"]));
@@ -166,7 +187,7 @@ fn a_name_already_in_use_is_replaced_and_batches_launch_everything() {
 
     let engine = Arc::new(FakeEngine::with_images(&["drv:local"]));
     let l = launcher(engine.clone(), d.path());
-    let specs: Vec<DriverSpec> = (0..10)
+    let specs: Vec<ContainerSpec> = (0..10)
         .map(|i| spec(&format!("d{i}"), "drv:local"))
         .collect();
     let got = launch(&l, specs);

@@ -1,6 +1,6 @@
-//! Launching driver containers: twin file, image (local build, pull with progress, fallback),
-//! env file, `docker create`, `docker start`, readiness probe. Runs on the `driver-launcher`
-//! thread, never on the supervisor.
+//! Launching managed containers of any role: the role's preparation (a driver's twin file),
+//! image (local build, pull with progress, fallback), env file, `docker create`, `docker
+//! start`, readiness probe. Runs on the launcher thread, never on the supervisor.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
@@ -8,21 +8,29 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::engine::Engine;
 use super::image::is_local_build;
-use super::logs;
-use super::spec::DriverSpec;
-use crate::containers::engine::Engine;
+use super::spec::ContainerSpec;
 use crate::docker::DockerError;
 use crate::docker::pull::PullProgress;
 
 /// Containers created, started and probed at once.
 const PARALLEL_LAUNCHES: usize = 4;
-use crate::mqtt::{SharedHandle, topics};
+
+/// What a role adds to a launch.
+pub trait LaunchHooks: Send + Sync {
+    /// Runs before the container is created (a driver writes its twin file from `payload`).
+    fn prepare(&self, spec: &ContainerSpec, payload: &Value) -> Result<(), LaunchFailure>;
+    /// A pull progress message about `image`, for the container `spec` (a driver's go to
+    /// `driverlog`).
+    fn progress(&self, spec: &ContainerSpec, image: &str, message: &str);
+}
 
 #[derive(Debug, Clone)]
 pub struct LaunchJob {
-    pub spec: DriverSpec,
-    pub twin_file: Value,
+    pub spec: ContainerSpec,
+    /// What the role's [`LaunchHooks::prepare`] needs (a driver's twin file).
+    pub payload: Value,
     /// A container of that name was observed: remove it first.
     pub exists: bool,
 }
@@ -42,10 +50,10 @@ impl std::fmt::Display for LaunchFailure {
 
 pub struct Launcher {
     pub engine: std::sync::Arc<dyn Engine>,
+    /// Where env files are written (`<dir>/run/<name>.env`, 0600, removed after create).
     pub config_dir: PathBuf,
     pub probe: Duration,
-    /// The current link (replaced on reload).
-    pub mqtt: SharedHandle,
+    pub hooks: std::sync::Arc<dyn LaunchHooks>,
 }
 
 /// Where a container's env file lives (0600, outside argv) while `docker create` reads it.
@@ -60,18 +68,14 @@ impl Launcher {
     pub fn launch_batch(
         &self,
         jobs: Vec<LaunchJob>,
-        mut report: impl FnMut(&DriverSpec, Result<String, LaunchFailure>),
+        mut report: impl FnMut(&ContainerSpec, Result<String, LaunchFailure>),
     ) {
-        let mut images: Vec<(String, Option<String>, String, String)> = Vec::new();
+        // One pull per image; its progress is reported for the first container using it.
+        let mut images: Vec<&ContainerSpec> = Vec::new();
         let mut seen = BTreeSet::new();
         for j in &jobs {
             if seen.insert(j.spec.image.clone()) {
-                images.push((
-                    j.spec.image.clone(),
-                    j.spec.fallback_image.clone(),
-                    j.spec.owner.clone(),
-                    super::container_name(&j.spec.owner, None),
-                ));
+                images.push(&j.spec);
             }
         }
         let mut resolved: BTreeMap<String, Result<String, LaunchFailure>> = BTreeMap::new();
@@ -79,14 +83,7 @@ impl Launcher {
             let results: Vec<(String, Result<String, LaunchFailure>)> = std::thread::scope(|s| {
                 let handles: Vec<_> = chunk
                     .iter()
-                    .map(|(img, fallback, twin, cname)| {
-                        s.spawn(move || {
-                            (
-                                img.clone(),
-                                self.ensure_image(img, fallback.as_deref(), twin, cname),
-                            )
-                        })
-                    })
+                    .map(|spec| s.spawn(move || (spec.image.clone(), self.ensure_image(spec))))
                     .collect();
                 handles.into_iter().filter_map(|h| h.join().ok()).collect()
             });
@@ -122,34 +119,16 @@ impl Launcher {
         });
     }
 
-    fn driverlog(&self, twin: &str, container: &str, image: &str, message: &str) {
-        if let Some(m) = self.mqtt.get() {
-            let p = logs::payload(
-                message,
-                logs::detect_level(message),
-                container,
-                Some(image),
-                crate::epoch_seconds(),
-            );
-            m.publish_json(&topics::driverlog(m.prefix(), twin), p);
-        }
-    }
-
     /// Makes `image` available locally: local builds are never pulled; others are pulled, and a
     /// failed pull falls back to a local copy, then to the non-Jetson tag. Returns the image to run.
-    fn ensure_image(
-        &self,
-        image: &str,
-        fallback: Option<&str>,
-        twin: &str,
-        container: &str,
-    ) -> Result<String, LaunchFailure> {
+    fn ensure_image(&self, spec: &ContainerSpec) -> Result<String, LaunchFailure> {
+        let (image, fallback) = (spec.image.as_str(), spec.fallback_image.as_deref());
         let exists = |i: &str| self.engine.image_exists(i).unwrap_or(false);
         if is_local_build(image) && exists(image) {
             log::info!("Using the local build of {image}; local-only tags are not pulled");
             return Ok(image.to_string());
         }
-        match self.pull(image, twin, container) {
+        match self.pull(image, spec) {
             Ok(()) => Ok(image.to_string()),
             Err(e) if exists(image) => {
                 log::warn!("Pull failed for {image}; using local copy ({e})");
@@ -158,7 +137,7 @@ impl Launcher {
             Err(e) => {
                 if let Some(fb) = fallback {
                     log::warn!("pull of {image} failed ({e}); trying {fb}");
-                    if self.pull(fb, twin, container).is_ok() || exists(fb) {
+                    if self.pull(fb, spec).is_ok() || exists(fb) {
                         return Ok(fb.to_string());
                     }
                 }
@@ -175,16 +154,16 @@ impl Launcher {
         }
     }
 
-    fn pull(&self, image: &str, twin: &str, container: &str) -> Result<(), DockerError> {
+    fn pull(&self, image: &str, spec: &ContainerSpec) -> Result<(), DockerError> {
         let started = format!("docker pull started for image {image}");
         log::info!("{started}");
-        self.driverlog(twin, container, image, &started);
+        self.hooks.progress(spec, image, &started);
         let mut progress = PullProgress::default();
         let result = self.engine.pull(image, &mut |line| {
             if progress.feed(line) {
                 let summary = progress.summary(image);
                 log::info!("{summary}");
-                self.driverlog(twin, container, image, &summary);
+                self.hooks.progress(spec, image, &summary);
             }
         });
         let end = match &result {
@@ -193,7 +172,7 @@ impl Launcher {
             Err(e) => format!("docker pull failed for image {image}: {e}"),
         };
         log::info!("{end}");
-        self.driverlog(twin, container, image, &end);
+        self.hooks.progress(spec, image, &end);
         result
     }
 
@@ -203,8 +182,7 @@ impl Launcher {
             phase,
             message: e.to_string(),
         };
-        super::twin_file::write(&self.config_dir, &spec.owner, &job.twin_file)
-            .map_err(|e| fail("twin_file_failed", &e))?;
+        self.hooks.prepare(spec, &job.payload)?;
         let env_file = env_file_path(&self.config_dir, &spec.name);
         if let Some(dir) = env_file.parent() {
             crate::fsutil::ensure_dir(dir, 0o700).map_err(|e| fail("env_file_failed", &e))?;
