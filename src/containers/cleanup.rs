@@ -71,6 +71,24 @@ pub fn deferred_on_sd_card(
     }
 }
 
+/// Images this edge has run, kept across restarts so cleanup knows what is ours.
+pub const IMAGES_FILE: &str = "edge-core-images.json";
+
+pub fn load_images(dir: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read_to_string(dir.join(IMAGES_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok())
+        .map(|v| v.into_iter().collect())
+        .unwrap_or_default()
+}
+
+pub fn save_images(dir: &std::path::Path, images: &BTreeSet<String>) {
+    let v = serde_json::json!(images.iter().collect::<Vec<_>>());
+    if let Err(e) = crate::fsutil::write_json_atomic(&dir.join(IMAGES_FILE), &v, 0o600) {
+        log::warn!("cannot record images: {e}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,8 @@ pub mod follow;
 pub mod image;
 pub mod launch;
 pub mod plan;
+pub mod role;
+pub mod runtime;
 pub mod spec;
 
 /// Labels every managed container carries, whatever its role.

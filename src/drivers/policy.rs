@@ -1,7 +1,7 @@
 //! The driver policy on top of the container runtime: alert texts (the reference's), the record
 //! of images this edge ran, and where driver log lines go (`driverlog` and the daemon's log).
 
-use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -9,8 +9,9 @@ use serde_json::json;
 use super::DriverSpec;
 use super::logs::{self, RateLimit};
 use crate::alerts::{Alert, AlertSink};
-use crate::containers::follow::LogEvent;
+use crate::containers::follow::{LogEvent, Sink};
 use crate::containers::launch::{LaunchFailure, LaunchHooks};
+use crate::containers::runtime::{self, Policy};
 use crate::containers::spec::ContainerSpec;
 use crate::mqtt::{SharedHandle, topics};
 
@@ -49,9 +50,6 @@ impl LaunchHooks for DriverHooks {
     }
 }
 
-/// Images this edge has run, kept across restarts so cleanup knows what is ours.
-pub const IMAGES_FILE: &str = "edge-core-images.json";
-
 fn phase_text(phase: &str) -> &'static str {
     match phase {
         "container_remove_failed" => "Could not restart your robot. Please try again.",
@@ -71,8 +69,62 @@ fn phase_text(phase: &str) -> &'static str {
     }
 }
 
+/// The driver policy for the runtime: alerts with the reference's texts, and log lines to
+/// `driverlog` and the daemon's log.
+pub struct DriverPolicy {
+    pub alerts: Arc<Mutex<AlertSink>>,
+    pub mqtt: SharedHandle,
+    pub log_lines_per_second: f64,
+    pub troubleshooting_url: String,
+}
+
+impl Policy for DriverPolicy {
+    fn up(&mut self, spec: &ContainerSpec, _id: &str) {
+        if let Ok(a) = self.alerts.lock() {
+            a.resolve(&spec.owner, "driver_start_failure");
+        }
+    }
+
+    fn launch_failed(&mut self, spec: &ContainerSpec, failure: &LaunchFailure, _retry: Duration) {
+        if let Ok(a) = self.alerts.lock() {
+            launch_failed(&a, &spec.name, &spec.owner, failure);
+        }
+    }
+
+    fn restart_loop(&mut self, spec: &ContainerSpec, l: &runtime::Loop) {
+        if let Ok(a) = self.alerts.lock() {
+            let lp = Loop {
+                name: &spec.name,
+                twin: &spec.owner,
+                deaths: l.deaths_in_window,
+                deaths_total: l.deaths_total,
+                window: l.window,
+                retry_in: l.retry_in,
+                troubleshooting_url: &self.troubleshooting_url,
+            };
+            restart_loop(&a, &lp);
+        }
+    }
+
+    fn went_down(&mut self, spec: &ContainerSpec, status: &str) {
+        if let Ok(a) = self.alerts.lock() {
+            raise_health(&a, spec, &spec.name, status);
+        }
+    }
+
+    fn log_sink(&self, spec: &ContainerSpec) -> Sink {
+        driver_log_sink(
+            &spec.name,
+            &spec.owner,
+            &spec.image,
+            self.mqtt.clone(),
+            self.log_lines_per_second,
+        )
+    }
+}
+
 /// `driver_start_failure` for a failed launch, naming its phase.
-pub fn launch_failed(alerts: &AlertSink, name: &str, twin: &str, f: &LaunchFailure) {
+fn launch_failed(alerts: &AlertSink, name: &str, twin: &str, f: &LaunchFailure) {
     let description = format!("{}: {}", phase_text(f.phase), f.message);
     let alert = Alert {
         alert_type: "driver_start_failure",
@@ -88,18 +140,18 @@ pub fn launch_failed(alerts: &AlertSink, name: &str, twin: &str, f: &LaunchFailu
 }
 
 /// A restart loop the breaker stopped.
-pub struct Loop<'a> {
-    pub name: &'a str,
-    pub twin: &'a str,
-    pub deaths: usize,
-    pub deaths_total: u64,
-    pub window: Duration,
-    pub retry_in: Duration,
-    pub troubleshooting_url: &'a str,
+struct Loop<'a> {
+    name: &'a str,
+    twin: &'a str,
+    deaths: usize,
+    deaths_total: u64,
+    window: Duration,
+    retry_in: Duration,
+    troubleshooting_url: &'a str,
 }
 
 /// `driver_restart_loop`, with the reference's text.
-pub fn restart_loop(alerts: &AlertSink, l: &Loop) {
+fn restart_loop(alerts: &AlertSink, l: &Loop) {
     let window = l.window.as_secs();
     let short: String = l.twin.chars().take(8).collect();
     let text = format!(
@@ -127,7 +179,7 @@ pub fn restart_loop(alerts: &AlertSink, l: &Loop) {
     );
 }
 
-pub fn raise_health(alerts: &AlertSink, spec: &DriverSpec, name: &str, status: &str) {
+fn raise_health(alerts: &AlertSink, spec: &DriverSpec, name: &str, status: &str) {
     let description = format!(
         "Driver container '{name}' is no longer running ({status}). Frames from this camera will not be available to the worker."
     );
@@ -145,31 +197,10 @@ pub fn raise_health(alerts: &AlertSink, spec: &DriverSpec, name: &str, status: &
     );
 }
 
-pub fn load_images(dir: &std::path::Path) -> BTreeSet<String> {
-    std::fs::read_to_string(dir.join(IMAGES_FILE))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok())
-        .map(|v| v.into_iter().collect())
-        .unwrap_or_default()
-}
-
-pub fn save_images(dir: &std::path::Path, images: &BTreeSet<String>) {
-    let v = json!(images.iter().collect::<Vec<_>>());
-    if let Err(e) = crate::fsutil::write_json_atomic(&dir.join(IMAGES_FILE), &v, 0o600) {
-        log::warn!("cannot record driver images: {e}");
-    }
-}
-
 /// Where a driver's log lines go: `driverlog` on MQTT (when linked) and the daemon's own log
 /// (so `journalctl -u cyberwave-edge-core` shows them), rate-limited with a report of what
 /// was dropped; blank lines are skipped.
-pub fn driver_log_sink(
-    name: &str,
-    twin: &str,
-    image: &str,
-    mqtt: SharedHandle,
-    rate: f64,
-) -> crate::containers::follow::Sink {
+fn driver_log_sink(name: &str, twin: &str, image: &str, mqtt: SharedHandle, rate: f64) -> Sink {
     let (name, twin, image) = (name.to_string(), twin.to_string(), image.to_string());
     let mut limit = RateLimit::new(rate, rate * 5.0, Instant::now());
     let mut last_report = Instant::now();

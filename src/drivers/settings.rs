@@ -6,29 +6,14 @@ use std::time::Duration;
 use super::{HostPlatform, LaunchContext, ZenohEnv};
 use crate::config::Settings;
 
-/// Knobs of the driver runtime (reference §11.3 names).
+pub use crate::containers::runtime::{CleanupTuning, Tuning};
+
+/// Knobs of the drivers (reference §11.3 names): the runtime's, and the driver policy's.
 #[derive(Debug, Clone)]
 pub struct DriverTuning {
-    pub restart_loop_threshold: usize,
-    pub restart_loop_window: Duration,
-    pub removed_revival: Option<Duration>,
-    pub probe: Duration,
-    pub retry_base: Duration,
-    pub retry_cap: Duration,
-    /// Running this long after a retry re-arms the breaker.
-    pub rearm_after: Duration,
-    pub log_tail: u64,
+    pub runtime: Tuning,
     pub log_lines_per_second: f64,
     pub troubleshooting_url: String,
-    /// `None` when `CYBERWAVE_SKIP_PERIODIC_DOCKER_CLEANUP` is set.
-    pub cleanup: Option<CleanupTuning>,
-}
-
-#[derive(Debug, Clone)]
-pub struct CleanupTuning {
-    pub container_interval: Duration,
-    pub image_interval: Duration,
-    pub sd_card_threshold: f64,
 }
 
 /// Driver-shaping facts from the settings (reference §5.8, §9.1, §11.3).
@@ -110,18 +95,20 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
         log::warn!("{w}");
     }
     DriverTuning {
-        restart_loop_threshold: threshold,
-        restart_loop_window: Duration::from_secs_f64(window),
-        removed_revival: (removed > 0.0).then(|| Duration::from_secs_f64(removed)),
-        probe: Duration::from_secs_f64(probe),
-        retry_base: Duration::from_secs_f64(retry_base),
-        retry_cap: Duration::from_secs(300),
-        rearm_after: Duration::from_secs_f64((window * 10.0).max(600.0)),
-        log_tail: tail,
+        runtime: Tuning {
+            restart_loop_threshold: threshold,
+            restart_loop_window: Duration::from_secs_f64(window),
+            removed_revival: (removed > 0.0).then(|| Duration::from_secs_f64(removed)),
+            probe: Duration::from_secs_f64(probe),
+            retry_base: Duration::from_secs_f64(retry_base),
+            retry_cap: Duration::from_secs(300),
+            rearm_after: Duration::from_secs_f64((window * 10.0).max(600.0)),
+            log_tail: tail,
+            cleanup,
+        },
         log_lines_per_second: rate,
         troubleshooting_url: env
             .get("CYBERWAVE_DRIVER_TROUBLESHOOTING_URL")
             .unwrap_or_else(|| "https://docs.cyberwave.com".into()),
-        cleanup,
     }
 }

@@ -176,8 +176,7 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
     let (env_uuid, workspace) = (state.environment_uuid(), settings.workspace_id.clone());
     state
         .drivers
-        .alerts_mut()
-        .reconfigure(Backend::new(&settings), env_uuid, workspace);
+        .reconfigure_alerts(Backend::new(&settings), env_uuid, workspace);
     state.settings = settings;
     if let Some(d) = state.desired.clone() {
         state.apply_desired(d);

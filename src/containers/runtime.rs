@@ -1,0 +1,593 @@
+//! The runtime for every role: desired containers (from a role) against observed ones (one
+//! container list per tick plus the events stream), and the actions that close the gap. All
+//! engine calls run on helper threads (executor, launcher, events, log followers); this module
+//! only decides, on the supervisor thread, through the pure [`plan`]. What a role adds is its
+//! spec (a [`ContainerSpec`] per container), its launch hooks and its [`Policy`]: what to say
+//! when a container comes up, fails to start, loops or goes down, and where its log lines go.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use serde_json::{Value, json};
+
+use super::LABEL_SPEC_HASH;
+use super::book::Record;
+use super::breaker::{Breaker, FlapDetector};
+use super::cleanup::{load_images, save_images};
+use super::engine::Engine;
+use super::executor::{ExecEvent, Op, follow_events, run_ops};
+use super::follow::Followers;
+use super::launch::{LaunchFailure, LaunchJob, Launcher};
+use super::plan::{self, Action, Why};
+pub use super::role::{Loop, Policy, Setup};
+use super::spec::ContainerSpec;
+use crate::docker::{ContainerEvent, PsEntry};
+use crate::process::OwnedChild;
+
+/// How long an exited container is left to Docker's restart policy before we start it.
+const REVIVE_AFTER: Duration = Duration::from_secs(10);
+/// At most one revival of a container per minute.
+const REVIVE_EVERY: Duration = Duration::from_secs(60);
+
+/// Knobs of the runtime (reference §11.3 names, read by the role's settings).
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    pub restart_loop_threshold: usize,
+    pub restart_loop_window: Duration,
+    pub removed_revival: Option<Duration>,
+    pub probe: Duration,
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// Running this long after a retry re-arms the breaker.
+    pub rearm_after: Duration,
+    pub log_tail: u64,
+    /// `None` when `CYBERWAVE_SKIP_PERIODIC_DOCKER_CLEANUP` is set.
+    pub cleanup: Option<CleanupTuning>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CleanupTuning {
+    pub container_interval: Duration,
+    pub image_interval: Duration,
+    pub sd_card_threshold: f64,
+}
+
+/// What the helper threads tell the supervisor (hand it back to [`Runtime::on_event`]).
+#[derive(Debug)]
+pub enum RuntimeEvent {
+    Exec(ExecEvent),
+    Launched {
+        spec_name: String,
+        result: Result<String, LaunchFailure>,
+    },
+}
+
+pub struct Runtime {
+    config_dir: PathBuf,
+    owner: String,
+    tuning: Tuning,
+    policy: Box<dyn Policy>,
+    ops: Sender<Op>,
+    launches: Sender<Vec<LaunchJob>>,
+    desired: BTreeMap<String, (ContainerSpec, Value)>,
+    observed: Option<BTreeMap<String, PsEntry>>,
+    inflight: BTreeSet<String>,
+    info: BTreeMap<String, Record>,
+    flap: FlapDetector,
+    followers: Followers,
+    events_child: Arc<Mutex<Option<OwnedChild>>>,
+    observe_pending: bool,
+    /// An observation was asked for while one was in flight: run another when it lands.
+    observe_again: bool,
+    ever_ready: bool,
+    nvidia_default: bool,
+    ran_images: BTreeSet<String>,
+    last_container_prune: Instant,
+    last_image_prune: Instant,
+}
+
+fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) {
+    if let Err(e) = thread::Builder::new().name(name.into()).spawn(f) {
+        log::error!("cannot start thread {name}: {e}");
+    }
+}
+
+impl Runtime {
+    /// Starts the helper threads; returns the runtime and the receiver of its events.
+    pub fn start(setup: Setup) -> (Self, Receiver<RuntimeEvent>) {
+        let Setup {
+            docker,
+            config_dir,
+            owner,
+            tuning,
+            hooks,
+            policy,
+        } = setup;
+        let (events, rx) = unbounded::<RuntimeEvent>();
+        let (ops, ops_rx) = unbounded::<Op>();
+        let (launches, launch_rx) = unbounded::<Vec<LaunchJob>>();
+        let engine: Arc<dyn Engine> = Arc::new(docker.clone());
+        {
+            let (docker, events, engine) = (docker.clone(), events.clone(), engine.clone());
+            spawn_named("docker-ops", move || {
+                let emit = |ev| events.send(RuntimeEvent::Exec(ev)).is_ok();
+                run_ops(engine.as_ref(), &docker, &ops_rx, &emit)
+            });
+        }
+        {
+            let launcher = Launcher {
+                engine,
+                config_dir: config_dir.clone(),
+                probe: tuning.probe,
+                hooks,
+            };
+            let events = events.clone();
+            spawn_named("launcher", move || {
+                for batch in launch_rx {
+                    launcher.launch_batch(batch, |spec, result| {
+                        let _ = events.send(RuntimeEvent::Launched {
+                            spec_name: spec.name.clone(),
+                            result,
+                        });
+                    });
+                }
+            });
+        }
+        let events_child = Arc::new(Mutex::new(None));
+        {
+            let (docker, slot) = (docker.clone(), events_child.clone());
+            spawn_named("docker-events", move || {
+                let emit = |ev| events.send(RuntimeEvent::Exec(ev)).is_ok();
+                follow_events(&docker, &emit, &slot)
+            });
+        }
+        let _ = ops.send(Op::Runtimes);
+        let _ = ops.send(Op::Observe);
+        let runtime = Runtime {
+            flap: FlapDetector::new(tuning.restart_loop_threshold, tuning.restart_loop_window),
+            followers: Followers::new(docker, tuning.log_tail),
+            ran_images: load_images(&config_dir),
+            config_dir,
+            owner,
+            tuning,
+            policy,
+            ops,
+            launches,
+            desired: BTreeMap::new(),
+            observed: None,
+            inflight: BTreeSet::new(),
+            info: BTreeMap::new(),
+            events_child,
+            observe_pending: true,
+            observe_again: false,
+            ever_ready: false,
+            nvidia_default: false,
+            last_container_prune: Instant::now(),
+            last_image_prune: Instant::now(),
+        };
+        (runtime, rx)
+    }
+
+    /// True once any desired container has been seen running.
+    pub fn any_running(&self) -> bool {
+        self.ever_ready
+    }
+
+    /// NVIDIA is Docker's default runtime (learned from the engine after start).
+    pub fn nvidia_default(&self) -> bool {
+        self.nvidia_default
+    }
+
+    /// The containers wanted now, each with what its role's launch hook needs; reconciles.
+    pub fn set_desired(&mut self, desired: BTreeMap<String, (ContainerSpec, Value)>) {
+        self.desired = desired;
+        self.reconcile();
+    }
+
+    /// Supervisor tick: one container list (unless one is already on its way), cleanup, and
+    /// breaker re-arming.
+    pub fn tick(&mut self) {
+        self.request_observe();
+        self.maybe_cleanup();
+        let now = Instant::now();
+        for info in self.info.values_mut() {
+            if info.breaker.maybe_rearm(now, self.tuning.rearm_after) {
+                log::info!("restart-loop breaker re-armed after a quiet period");
+            }
+        }
+    }
+
+    fn request_observe(&mut self) {
+        if self.observe_pending {
+            self.observe_again = true;
+        } else {
+            self.observe_pending = true;
+            let _ = self.ops.send(Op::Observe);
+        }
+    }
+
+    fn observation_landed(&mut self) {
+        self.observe_pending = false;
+        if std::mem::take(&mut self.observe_again) {
+            self.request_observe();
+        }
+    }
+
+    pub fn on_event(&mut self, ev: RuntimeEvent) {
+        match ev {
+            RuntimeEvent::Exec(ExecEvent::Runtimes { nvidia_default }) => {
+                self.nvidia_default = nvidia_default;
+            }
+            RuntimeEvent::Exec(ExecEvent::Ps(Ok(list))) => {
+                self.observation_landed();
+                self.on_ps(list);
+            }
+            RuntimeEvent::Exec(ExecEvent::Ps(Err(e))) => {
+                self.observation_landed();
+                log::warn!("{e}; keeping the previous view of the containers");
+            }
+            RuntimeEvent::Launched { spec_name, result } => {
+                self.on_launched(spec_name, result);
+                // One observation when the batch is done, not one per container: on a
+                // 2-core board a list in parallel with 50 launches slows them all.
+                if self.inflight.is_empty() {
+                    self.request_observe();
+                }
+            }
+            RuntimeEvent::Exec(ExecEvent::Container(ev)) => self.on_container_event(ev),
+            RuntimeEvent::Exec(ExecEvent::OpDone { name, what, result }) => {
+                if let Err(e) = result {
+                    log::warn!("{what} {name}: {e}");
+                    if let Some(i) = self.info.get_mut(&name) {
+                        i.last_error = Some(e.to_string());
+                    }
+                }
+                self.request_observe();
+            }
+        }
+    }
+
+    fn on_launched(&mut self, spec_name: String, result: Result<String, LaunchFailure>) {
+        self.inflight.remove(&spec_name);
+        let Some((spec, _)) = self.desired.get(&spec_name) else {
+            return;
+        };
+        let info = self.info.entry(spec_name.clone()).or_default();
+        match result {
+            Ok(id) => {
+                log::info!(
+                    "{spec_name} for {} is up ({})",
+                    spec.owner,
+                    &id.chars().take(12).collect::<String>()
+                );
+                info.last_error = None;
+                info.stopped_for_loop = false;
+                // Remember what we ran, so image cleanup knows what is ours.
+                if self.ran_images.insert(spec.image.clone()) {
+                    save_images(&self.config_dir, &self.ran_images);
+                }
+                self.policy.up(spec, &id);
+                info.id = Some(id);
+            }
+            Err(f) => {
+                info.launch_failures += 1;
+                let delay = Breaker::delay(
+                    self.tuning.retry_base,
+                    self.tuning.retry_cap,
+                    info.launch_failures,
+                );
+                info.next_launch = Some(Instant::now() + delay);
+                log::error!(
+                    "{spec_name} for {} failed to start: {f}; next try in {} s",
+                    spec.owner,
+                    delay.as_secs()
+                );
+                info.last_error = Some(f.to_string());
+                self.policy.launch_failed(spec, &f, delay);
+            }
+        }
+    }
+
+    fn on_container_event(&mut self, ev: ContainerEvent) {
+        if !self.desired.contains_key(&ev.name) {
+            return;
+        }
+        match ev.action.as_str() {
+            "die" => {
+                let info = self.info.entry(ev.name.clone()).or_default();
+                info.deaths += 1;
+                info.last_exit = ev.exit_code;
+                if info.stopped_for_loop {
+                    return;
+                }
+                if let Some(n) = self.flap.record_death(&ev.name, Instant::now()) {
+                    self.trip(&ev.name, n);
+                }
+                self.request_observe();
+            }
+            "oom" => log::warn!("{} was killed for running out of memory", ev.name),
+            "destroy" | "start" if self.inflight.is_empty() => self.request_observe(),
+            _ => {}
+        }
+    }
+
+    /// Restart loop: stop the container, tell the role, schedule a retry with backoff.
+    fn trip(&mut self, name: &str, deaths: usize) {
+        let Some((spec, _)) = self.desired.get(name) else {
+            return;
+        };
+        let info = self.info.entry(name.to_string()).or_default();
+        let delay = info.breaker.trip(
+            Instant::now(),
+            self.tuning.retry_base,
+            self.tuning.retry_cap,
+        );
+        info.stopped_for_loop = true;
+        let l = Loop {
+            deaths_in_window: deaths,
+            deaths_total: info.deaths,
+            window: self.tuning.restart_loop_window,
+            retry_in: delay,
+        };
+        self.flap.clear(name);
+        self.followers.stop(name);
+        let _ = self.ops.send(Op::StopLooping {
+            name: name.to_string(),
+        });
+        self.policy.restart_loop(spec, &l);
+    }
+
+    fn on_ps(&mut self, list: Vec<PsEntry>) {
+        let now_sys = SystemTime::now();
+        let seen: BTreeMap<String, PsEntry> =
+            list.into_iter().map(|e| (e.name.clone(), e)).collect();
+        // Transitions of the containers we run.
+        for (name, (spec, _)) in &self.desired {
+            let info = self.info.entry(name.clone()).or_default();
+            match seen.get(name) {
+                // Passing states: the next observation says where it ends up.
+                Some(e) if e.state == "removing" => {}
+                Some(e) => {
+                    if matches!(e.state.as_str(), "exited" | "dead") {
+                        info.down_since.get_or_insert_with(Instant::now);
+                    } else {
+                        info.down_since = None;
+                    }
+                    if info.state != e.state {
+                        if info.state == "running"
+                            && e.state != "running"
+                            && e.state != "restarting"
+                        {
+                            self.policy.went_down(spec, &e.state);
+                        }
+                        info.state = e.state.clone();
+                        info.since = Some(now_sys);
+                    }
+                    info.seen = true;
+                    info.removed_at = None;
+                    if e.state == "exited" {
+                        info.last_exit = e.exit_code().or(info.last_exit);
+                    }
+                }
+                None => {
+                    if info.seen && info.removed_at.is_none() && !self.inflight.contains(name) {
+                        if info.state == "running" {
+                            self.policy.went_down(spec, "removed");
+                        }
+                        info.removed_at = Some(Instant::now());
+                        info.state = "removed".into();
+                        info.since = Some(now_sys);
+                    }
+                }
+            }
+        }
+        self.observed = Some(seen);
+        self.reconcile();
+    }
+
+    /// What [`plan::plan`] reads: wants, what the engine runs, our book-keeping.
+    fn plan_inputs(
+        &self,
+    ) -> (
+        BTreeMap<String, plan::Want>,
+        BTreeMap<String, plan::Seen>,
+        BTreeMap<String, plan::Book>,
+    ) {
+        let wants = self
+            .desired
+            .iter()
+            .map(|(n, (s, _))| {
+                let want = plan::Want {
+                    spec_hash: s.spec_hash.clone(),
+                };
+                (n.clone(), want)
+            })
+            .collect();
+        let seen = self
+            .observed
+            .iter()
+            .flatten()
+            .map(|(n, e)| {
+                let seen = plan::Seen {
+                    state: e.state.clone(),
+                    exit_code: e.exit_code(),
+                    spec_hash: e.labels.get(LABEL_SPEC_HASH).cloned(),
+                };
+                (n.clone(), seen)
+            })
+            .collect();
+        let book = self
+            .desired
+            .keys()
+            .map(|n| {
+                let i = self.info.get(n).cloned().unwrap_or_default();
+                (n.clone(), i.plan_book(self.inflight.contains(n)))
+            })
+            .collect();
+        (wants, seen, book)
+    }
+
+    fn rules(&self) -> plan::Rules {
+        plan::Rules {
+            removed_revival: self.tuning.removed_revival,
+            revive_after: REVIVE_AFTER,
+            revive_every: REVIVE_EVERY,
+        }
+    }
+
+    /// Plans (pure) and carries the actions out: launches in one batch, revivals as ops.
+    fn reconcile(&mut self) {
+        let Some(observed) = &self.observed else {
+            return;
+        };
+        if observed
+            .iter()
+            .any(|(n, e)| e.state == "running" && self.desired.contains_key(n))
+        {
+            self.ever_ready = true;
+        }
+        let now = Instant::now();
+        let (wants, seen, book) = self.plan_inputs();
+        let mut batch = Vec::new();
+        for action in plan::plan(&wants, &seen, &book, now, &self.rules()) {
+            match action {
+                Action::Launch { name, replace, why } => {
+                    let Some((spec, payload)) = self.desired.get(&name) else {
+                        continue;
+                    };
+                    match why {
+                        Why::RemovedGraceOver => log::info!("reviving removed {name}"),
+                        Why::SpecChanged => log::info!("{name} differs from its spec: recreating"),
+                        _ => {}
+                    }
+                    batch.push(LaunchJob {
+                        spec: spec.clone(),
+                        payload: payload.clone(),
+                        exists: replace,
+                    });
+                }
+                Action::Revive { name, why } => {
+                    let Some(policy) = self.desired.get(&name).map(|(s, _)| s.restart.clone())
+                    else {
+                        continue;
+                    };
+                    let info = self.info.entry(name.clone()).or_default();
+                    if why == Why::LoopPauseOver {
+                        log::info!("retrying {name} after its restart-loop pause");
+                        info.breaker.retried(now);
+                        info.stopped_for_loop = false;
+                    } else {
+                        log::info!("reviving stopped {name}");
+                        info.last_revival = Some(now);
+                    }
+                    let _ = self.ops.send(Op::Revive { name, policy });
+                }
+            }
+        }
+        if !batch.is_empty() {
+            for j in &batch {
+                self.inflight.insert(j.spec.name.clone());
+            }
+            let _ = self.launches.send(batch);
+        }
+        self.reconcile_followers();
+    }
+
+    /// One log follower per running managed container.
+    fn reconcile_followers(&mut self) {
+        let Some(observed) = &self.observed else {
+            return;
+        };
+        self.followers.prune();
+        for (name, (spec, _)) in &self.desired {
+            let running = observed.get(name).is_some_and(|e| e.state == "running");
+            if running && !self.followers.is_following(name) {
+                self.followers.follow(name, self.policy.log_sink(spec));
+            }
+        }
+    }
+
+    fn maybe_cleanup(&mut self) {
+        let (Some(c), Some(observed)) = (self.tuning.cleanup.clone(), &self.observed) else {
+            return;
+        };
+        let now = Instant::now();
+        let mut containers = Vec::new();
+        let mut images = Vec::new();
+        if now.duration_since(self.last_container_prune) >= c.container_interval {
+            self.last_container_prune = now;
+            let list: Vec<PsEntry> = observed.values().cloned().collect();
+            let desired: BTreeSet<String> = self.desired.keys().cloned().collect();
+            containers = super::cleanup::stale_containers(&list, &desired, &self.owner);
+        }
+        if now.duration_since(self.last_image_prune) >= c.image_interval {
+            self.last_image_prune = now;
+            let wanted: BTreeSet<String> = self
+                .desired
+                .values()
+                .map(|(s, _)| s.image.clone())
+                .collect();
+            images = super::cleanup::stale_images(&self.ran_images, &wanted);
+            for i in &images {
+                self.ran_images.remove(i);
+            }
+            save_images(&self.config_dir, &self.ran_images);
+        }
+        if !containers.is_empty() || !images.is_empty() {
+            let _ = self.ops.send(Op::Cleanup {
+                containers,
+                images,
+                sd_card_threshold: c.sd_card_threshold,
+            });
+        }
+    }
+
+    /// The next moment a timed decision falls due (breaker retry, launch backoff, removal
+    /// grace), so the supervisor reconciles then instead of at the next tick.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let (wants, _, book) = self.plan_inputs();
+        plan::next_due(&wants, &book, Instant::now(), &self.rules())
+    }
+
+    /// Called when [`Runtime::next_deadline`] passes.
+    pub fn on_deadline(&mut self) {
+        self.reconcile();
+    }
+
+    /// Stops helper children (log followers, events stream) on shutdown; containers keep
+    /// running.
+    pub fn shutdown(&mut self) {
+        self.followers.stop_all();
+        // Dropping the events child kills and reaps it.
+        drop(self.events_child.lock().ok().and_then(|mut c| c.take()));
+    }
+
+    /// The desired containers for `status`, with what the engine and our book say of each.
+    pub fn snapshot(&self) -> Vec<(&ContainerSpec, Value)> {
+        let observed = self.observed.as_ref();
+        self.desired
+            .iter()
+            .map(|(name, (spec, _))| {
+                let info = self.info.get(name).cloned().unwrap_or_default();
+                let ps = observed.and_then(|o| o.get(name));
+                let v = json!({
+                    "name": name,
+                    "image": ps.map(|e| e.image.clone()).unwrap_or_else(|| spec.image.clone()),
+                    "state": info.state_text(self.inflight.contains(name), ps),
+                    "status": ps.map(|e| e.status.clone()),
+                    "id": ps.map(|e| e.id.chars().take(12).collect::<String>()),
+                    "restarts": info.deaths,
+                    "last_exit": info.last_exit,
+                    "since": info.since.map(crate::epoch_of),
+                    "breaker_trips": info.breaker.trips,
+                    "last_error": info.last_error,
+                });
+                (spec, v)
+            })
+            .collect()
+    }
+}
