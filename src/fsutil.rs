@@ -122,6 +122,25 @@ pub fn ensure_dir(path: &Path, mode: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Used % of the filesystem holding `path` (psutil's formula: used / (used + available)).
+pub fn disk_percent(path: &Path) -> Option<f64> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct; c is a valid NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let frsize = st.f_frsize as f64;
+    let total = st.f_blocks as f64 * frsize;
+    let free = st.f_bfree as f64 * frsize;
+    let avail = st.f_bavail as f64 * frsize;
+    let used = total - free;
+    if used + avail <= 0.0 {
+        return None;
+    }
+    Some((used / (used + avail) * 1000.0).round() / 10.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

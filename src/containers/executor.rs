@@ -71,10 +71,10 @@ pub fn run_ops(
                 images,
                 sd_card_threshold,
             } => {
-                let root = crate::health::docker_data_root(docker.bin());
+                let root = crate::docker::data_root(docker.bin());
                 let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
                 let device = super::cleanup::device_of(&mounts, &root);
-                let used = crate::health::disk_percent(&root);
+                let used = crate::fsutil::disk_percent(&root);
                 if super::cleanup::deferred_on_sd_card(device.as_deref(), used, sd_card_threshold) {
                     log::info!(
                         "cleanup deferred: Docker data root {} is on an SD card ({:?}% used)",

@@ -240,6 +240,24 @@ pub fn parse_event(line: &str) -> Option<ContainerEvent> {
     })
 }
 
+/// Docker's data root (`docker info`), bounded to 5 s; `/var/lib/docker` or `/` otherwise.
+pub fn data_root(docker_bin: &str) -> std::path::PathBuf {
+    let mut cmd = Command::new(docker_bin);
+    cmd.args(["info", "--format", "{{.DockerRootDir}}"]);
+    if let Ok(out) = crate::process::run_with_deadline(cmd, Duration::from_secs(5)) {
+        let dir = out.stdout.trim();
+        if out.status == Some(0) && dir.starts_with('/') {
+            return std::path::PathBuf::from(dir);
+        }
+    }
+    let default = std::path::PathBuf::from("/var/lib/docker");
+    if default.is_dir() {
+        default
+    } else {
+        std::path::PathBuf::from("/")
+    }
+}
+
 /// The docker CLI.
 #[derive(Debug, Clone)]
 pub struct Docker {

@@ -166,24 +166,7 @@ pub fn read_power_mw(sys: &Path) -> Option<f64> {
     sum_files(bat, 1000.0).map(f64::round)
 }
 
-/// Used % of the filesystem holding `path` (psutil's formula: used / (used + available)).
-pub fn disk_percent(path: &Path) -> Option<f64> {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: statvfs writes into the zeroed struct; c is a valid NUL-terminated path.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    let frsize = st.f_frsize as f64;
-    let total = st.f_blocks as f64 * frsize;
-    let free = st.f_bfree as f64 * frsize;
-    let avail = st.f_bavail as f64 * frsize;
-    let used = total - free;
-    if used + avail <= 0.0 {
-        return None;
-    }
-    Some(round1(used / (used + avail) * 100.0))
-}
+pub use crate::fsutil::disk_percent;
 
 /// Keeps the previous CPU sample and the critical-pressure streak between readings.
 pub struct Sampler {

@@ -5,8 +5,6 @@ mod metrics;
 
 pub use metrics::{HostSnapshot, Sampler, cpu_percent, disk_percent, parse_meminfo, parse_stat};
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -68,23 +66,7 @@ pub fn edge_health_payload(
     Value::Object(m)
 }
 
-/// Docker's data root (`docker info`), bounded to 5 s; `/var/lib/docker` or `/` otherwise.
-pub fn docker_data_root(docker_bin: &str) -> PathBuf {
-    let mut cmd = Command::new(docker_bin);
-    cmd.args(["info", "--format", "{{.DockerRootDir}}"]);
-    if let Ok(out) = crate::process::run_with_deadline(cmd, Duration::from_secs(5)) {
-        let dir = out.stdout.trim();
-        if out.status == Some(0) && dir.starts_with('/') {
-            return PathBuf::from(dir);
-        }
-    }
-    let default = PathBuf::from("/var/lib/docker");
-    if default.is_dir() {
-        default
-    } else {
-        PathBuf::from("/")
-    }
-}
+pub use crate::docker::data_root as docker_data_root;
 
 enum Ctl {
     Twins(Vec<String>),
