@@ -1,14 +1,19 @@
-//! What a role supplies to the runtime besides its specs: the [`Setup`] it starts with and
-//! the [`Policy`] that says what happens when its containers change.
+//! What a role supplies to the runtime besides its specs: its launch hooks and the
+//! [`Policy`] that says what happens when its containers change ([`RoleSetup`]); and the
+//! runtime's own [`Setup`]. One runtime serves every role: one desired map, one container
+//! list per tick, one events stream.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use serde_json::Value;
 
 use super::follow::Sink;
 use super::launch::{LaunchFailure, LaunchHooks};
 use super::runtime::Tuning;
-use super::spec::ContainerSpec;
+use super::spec::{ContainerSpec, Role};
 use crate::docker::Docker;
 
 /// A restart loop the breaker stopped.
@@ -39,6 +44,82 @@ pub struct Setup {
     /// This edge's fingerprint: the owner label of what it creates.
     pub owner: String,
     pub tuning: Tuning,
+}
+
+/// One role on the runtime: its launch hooks and its policy. Its containers are the
+/// desired ones whose spec has this role.
+pub struct RoleSetup {
+    pub role: Role,
     pub hooks: Arc<dyn LaunchHooks>,
     pub policy: Box<dyn Policy>,
+}
+
+/// The launch hooks of every role, chosen by the spec's role (shared with the launcher
+/// thread, so roles can be added after start).
+#[derive(Clone, Default)]
+pub struct RoleHooks(pub Arc<Mutex<BTreeMap<Role, Arc<dyn LaunchHooks>>>>);
+
+impl RoleHooks {
+    fn of(&self, role: Role) -> Option<Arc<dyn LaunchHooks>> {
+        self.0.lock().ok().and_then(|m| m.get(&role).cloned())
+    }
+}
+
+impl LaunchHooks for RoleHooks {
+    fn prepare(&self, spec: &ContainerSpec, payload: &Value) -> Result<(), LaunchFailure> {
+        match self.of(spec.role) {
+            Some(h) => h.prepare(spec, payload),
+            None => Err(LaunchFailure {
+                phase: "no_role",
+                message: format!("no {:?} role is registered", spec.role),
+            }),
+        }
+    }
+
+    fn progress(&self, spec: &ContainerSpec, image: &str, message: &str) {
+        if let Some(h) = self.of(spec.role) {
+            h.progress(spec, image, message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Named(&'static str);
+
+    impl LaunchHooks for Named {
+        fn prepare(&self, _: &ContainerSpec, _: &Value) -> Result<(), LaunchFailure> {
+            Err(LaunchFailure {
+                phase: self.0,
+                message: String::new(),
+            })
+        }
+        fn progress(&self, _: &ContainerSpec, _: &str, _: &str) {}
+    }
+
+    #[test]
+    fn hooks_are_chosen_by_the_spec_role() {
+        let hooks = RoleHooks::default();
+        if let Ok(mut m) = hooks.0.lock() {
+            m.insert(
+                Role::Driver,
+                Arc::new(Named("driver")) as Arc<dyn LaunchHooks>,
+            );
+            m.insert(
+                Role::Worker,
+                Arc::new(Named("worker")) as Arc<dyn LaunchHooks>,
+            );
+        }
+        let phase = |r| {
+            hooks
+                .prepare(&super::super::spec::example(r), &Value::Null)
+                .unwrap_err()
+                .phase
+        };
+        assert_eq!(phase(Role::Driver), "driver");
+        assert_eq!(phase(Role::Worker), "worker");
+        assert_eq!(phase(Role::Router), "no_role");
+    }
 }

@@ -23,8 +23,8 @@ use super::executor::{ExecEvent, Op, follow_events, run_ops};
 use super::follow::Followers;
 use super::launch::{LaunchFailure, LaunchJob, Launcher};
 use super::plan::{self, Action, Why};
-pub use super::role::{Loop, Policy, Setup};
-use super::spec::ContainerSpec;
+pub use super::role::{Loop, Policy, RoleHooks, RoleSetup, Setup};
+use super::spec::{ContainerSpec, Role};
 use crate::docker::{ContainerEvent, PsEntry};
 use crate::process::OwnedChild;
 
@@ -70,7 +70,8 @@ pub struct Runtime {
     config_dir: PathBuf,
     owner: String,
     tuning: Tuning,
-    policy: Box<dyn Policy>,
+    policies: BTreeMap<Role, Box<dyn Policy>>,
+    hooks: RoleHooks,
     ops: Sender<Op>,
     launches: Sender<Vec<LaunchJob>>,
     desired: BTreeMap<String, (ContainerSpec, Value)>,
@@ -104,9 +105,8 @@ impl Runtime {
             config_dir,
             owner,
             tuning,
-            hooks,
-            policy,
         } = setup;
+        let hooks = RoleHooks::default();
         let (events, rx) = unbounded::<RuntimeEvent>();
         let (ops, ops_rx) = unbounded::<Op>();
         let (launches, launch_rx) = unbounded::<Vec<LaunchJob>>();
@@ -123,7 +123,7 @@ impl Runtime {
                 engine,
                 config_dir: config_dir.clone(),
                 probe: tuning.probe,
-                hooks,
+                hooks: Arc::new(hooks.clone()),
             };
             let events = events.clone();
             spawn_named("launcher", move || {
@@ -154,7 +154,8 @@ impl Runtime {
             config_dir,
             owner,
             tuning,
-            policy,
+            policies: BTreeMap::new(),
+            hooks,
             ops,
             launches,
             desired: BTreeMap::new(),
@@ -182,9 +183,20 @@ impl Runtime {
         self.nvidia_default
     }
 
-    /// The containers wanted now, each with what its role's launch hook needs; reconciles.
-    pub fn set_desired(&mut self, desired: BTreeMap<String, (ContainerSpec, Value)>) {
-        self.desired = desired;
+    /// Adds a role: its containers are the desired ones of its [`Role`].
+    pub fn add_role(&mut self, r: RoleSetup) {
+        if let Ok(mut h) = self.hooks.0.lock() {
+            h.insert(r.role, r.hooks);
+        }
+        self.policies.insert(r.role, r.policy);
+    }
+
+    /// The containers `role` wants now, each with what its launch hook needs (the other
+    /// roles' stay); reconciles.
+    pub fn set_desired(&mut self, role: Role, desired: BTreeMap<String, (ContainerSpec, Value)>) {
+        self.desired.retain(|_, (s, _)| s.role != role);
+        self.desired
+            .extend(desired.into_iter().filter(|(_, (s, _))| s.role == role));
         self.reconcile();
     }
 
@@ -270,7 +282,9 @@ impl Runtime {
                 if self.ran_images.insert(spec.image.clone()) {
                     save_images(&self.config_dir, &self.ran_images);
                 }
-                self.policy.up(spec, &id);
+                if let Some(p) = self.policies.get_mut(&spec.role) {
+                    p.up(spec, &id);
+                }
                 info.id = Some(id);
             }
             Err(f) => {
@@ -287,7 +301,9 @@ impl Runtime {
                     delay.as_secs()
                 );
                 info.last_error = Some(f.to_string());
-                self.policy.launch_failed(spec, &f, delay);
+                if let Some(p) = self.policies.get_mut(&spec.role) {
+                    p.launch_failed(spec, &f, delay);
+                }
             }
         }
     }
@@ -338,7 +354,9 @@ impl Runtime {
         let _ = self.ops.send(Op::StopLooping {
             name: name.to_string(),
         });
-        self.policy.restart_loop(spec, &l);
+        if let Some(p) = self.policies.get_mut(&spec.role) {
+            p.restart_loop(spec, &l);
+        }
     }
 
     fn on_ps(&mut self, list: Vec<PsEntry>) {
@@ -361,8 +379,9 @@ impl Runtime {
                         if info.state == "running"
                             && e.state != "running"
                             && e.state != "restarting"
+                            && let Some(p) = self.policies.get_mut(&spec.role)
                         {
-                            self.policy.went_down(spec, &e.state);
+                            p.went_down(spec, &e.state);
                         }
                         info.state = e.state.clone();
                         info.since = Some(now_sys);
@@ -375,8 +394,10 @@ impl Runtime {
                 }
                 None => {
                     if info.seen && info.removed_at.is_none() && !self.inflight.contains(name) {
-                        if info.state == "running" {
-                            self.policy.went_down(spec, "removed");
+                        if info.state == "running"
+                            && let Some(p) = self.policies.get_mut(&spec.role)
+                        {
+                            p.went_down(spec, "removed");
                         }
                         info.removed_at = Some(Instant::now());
                         info.state = "removed".into();
@@ -505,8 +526,11 @@ impl Runtime {
         self.followers.prune();
         for (name, (spec, _)) in &self.desired {
             let running = observed.get(name).is_some_and(|e| e.state == "running");
-            if running && !self.followers.is_following(name) {
-                self.followers.follow(name, self.policy.log_sink(spec));
+            if running
+                && !self.followers.is_following(name)
+                && let Some(p) = self.policies.get(&spec.role)
+            {
+                self.followers.follow(name, p.log_sink(spec));
             }
         }
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Which kind of managed container: each role writes its spec and its policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
     Driver,
     Worker,
@@ -77,27 +77,32 @@ impl ContainerSpec {
     }
 }
 
+/// A minimal spec for unit tests of any module.
+#[cfg(test)]
+pub fn example(role: Role) -> ContainerSpec {
+    ContainerSpec {
+        name: "c".into(),
+        role,
+        owner: "o".into(),
+        title: "t".into(),
+        service: None,
+        image: "i".into(),
+        fallback_image: None,
+        options: Vec::new(),
+        env: [("CYBERWAVE_API_KEY".to_string(), "cw_secret".to_string())].into(),
+        command: Vec::new(),
+        spec_hash: "h".into(),
+        restart: "no".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn debug_never_shows_env_values() {
-        let s = ContainerSpec {
-            name: "c".into(),
-            role: Role::Driver,
-            owner: "o".into(),
-            title: "t".into(),
-            service: None,
-            image: "i".into(),
-            fallback_image: None,
-            options: Vec::new(),
-            env: [("CYBERWAVE_API_KEY".to_string(), "cw_secret".to_string())].into(),
-            command: Vec::new(),
-            spec_hash: "h".into(),
-            restart: "no".into(),
-        };
-        let d = format!("{s:?}");
+        let d = format!("{:?}", example(Role::Driver));
         assert!(
             d.contains("CYBERWAVE_API_KEY") && !d.contains("cw_secret"),
             "{d}"

@@ -46,19 +46,11 @@ pub fn list_managed(socket: &std::path::Path) -> io::Result<Vec<super::PsEntry>>
         format!("GET /containers/json?all=1&filters={filters} HTTP/1.0\r\nHost: docker\r\n\r\n");
     stream.write_all(req.as_bytes())?;
     let mut reader = BufReader::new(stream.take(MAX_LIST_BYTES));
-    let mut status = String::new();
-    (&mut reader).take(1024).read_line(&mut status)?;
-    if status.split_whitespace().nth(1) != Some("200") {
+    let (code, _) = read_head(&mut reader)?;
+    if code != 200 {
         return Err(io::Error::other(format!(
-            "docker API /containers/json: {}",
-            status.trim()
+            "docker API /containers/json: HTTP {code}"
         )));
-    }
-    loop {
-        let mut h = String::new();
-        if (&mut reader).take(8192).read_line(&mut h)? == 0 || h.trim().is_empty() {
-            break;
-        }
     }
     let mut body = Vec::new();
     reader.read_to_end(&mut body)?;
@@ -85,15 +77,7 @@ fn parse_list(v: &serde_json::Value) -> Vec<super::PsEntry> {
             image: s(c, "Image"),
             state: s(c, "State"),
             status: s(c, "Status"),
-            labels: c
-                .get("Labels")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            labels: super::labels_of(c.get("Labels")),
         })
         .collect()
 }
@@ -165,25 +149,11 @@ pub fn split_timestamp(line: &str) -> (Option<(u64, u32)>, &str) {
     }
 }
 
-/// GET `path` over HTTP/1.0 and hand back the body as a line stream. `force_multiplexed`
-/// overrides the detection (events are plain JSON lines).
-fn open_stream(
-    socket: &std::path::Path,
-    path: &str,
-    force_multiplexed: Option<bool>,
-) -> io::Result<(LogStream, UnixStream)> {
-    let mut stream = UnixStream::connect(socket)?;
-    // A hung engine must not hold the caller: bounded request and headers, then no timeout
-    // (a quiet container's log stream may say nothing for hours).
-    stream.set_write_timeout(Some(HEADER_TIMEOUT))?;
-    stream.set_read_timeout(Some(HEADER_TIMEOUT))?;
-    let req = format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n");
-    stream.write_all(req.as_bytes())?;
-    let handle = stream.try_clone()?;
-    let body_stream = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
+/// Reads an HTTP/1.0 status line and headers (each line bounded): the status code, and whether
+/// the body is Docker's multiplexed stream (`None`: the engine did not say).
+fn read_head(reader: &mut impl BufRead) -> io::Result<(u16, Option<bool>)> {
     let mut status = String::new();
-    (&mut reader).take(1024).read_line(&mut status)?;
+    reader.take(1024).read_line(&mut status)?;
     let code: u16 = status
         .split_whitespace()
         .nth(1)
@@ -192,7 +162,7 @@ fn open_stream(
     let mut multiplexed = None;
     loop {
         let mut h = String::new();
-        if (&mut reader).take(8192).read_line(&mut h)? == 0 {
+        if reader.take(8192).read_line(&mut h)? == 0 {
             break;
         }
         let h = h.trim_end();
@@ -210,6 +180,27 @@ fn open_stream(
             }
         }
     }
+    Ok((code, multiplexed))
+}
+
+/// GET `path` over HTTP/1.0 and hand back the body as a line stream. `force_multiplexed`
+/// overrides the detection (events are plain JSON lines).
+fn open_stream(
+    socket: &std::path::Path,
+    path: &str,
+    force_multiplexed: Option<bool>,
+) -> io::Result<(LogStream, UnixStream)> {
+    let mut stream = UnixStream::connect(socket)?;
+    // A hung engine must not hold the caller: bounded request and headers, then no timeout
+    // (a quiet container's log stream may say nothing for hours).
+    stream.set_write_timeout(Some(HEADER_TIMEOUT))?;
+    stream.set_read_timeout(Some(HEADER_TIMEOUT))?;
+    let req = format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n");
+    stream.write_all(req.as_bytes())?;
+    let handle = stream.try_clone()?;
+    let body_stream = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    let (code, multiplexed) = read_head(&mut reader)?;
     if code != 200 {
         let mut body = String::new();
         let _ = reader.take(400).read_to_string(&mut body);

@@ -93,6 +93,17 @@ impl PsEntry {
     }
 }
 
+/// A JSON object of labels (the Engine API's shape) as a map; anything else is empty.
+pub fn labels_of(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn parse_labels(s: &str) -> BTreeMap<String, String> {
     s.split(',')
         .filter_map(|kv| kv.split_once('='))
@@ -165,15 +176,7 @@ pub fn parse_inspect(v: &Value) -> Result<Inspect, String> {
         started_at: s("/State/StartedAt"),
         finished_at: s("/State/FinishedAt"),
         image: s("/Config/Image"),
-        labels: v
-            .pointer("/Config/Labels")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        labels: labels_of(v.pointer("/Config/Labels")),
         env: v
             .pointer("/Config/Env")
             .and_then(Value::as_array)

@@ -14,7 +14,8 @@ use super::policy::{DriverHooks, DriverPolicy};
 use crate::alerts::{Alert, AlertSink};
 use crate::backend::Backend;
 use crate::containers::executor::ExecEvent;
-use crate::containers::runtime::{Runtime, RuntimeEvent, Setup};
+use crate::containers::runtime::{RoleSetup, Runtime, RuntimeEvent, Setup};
+use crate::containers::spec::Role;
 use crate::docker::Docker;
 use crate::drivers::{LaunchContext, TwinOutcome, TwinPlan};
 use crate::mqtt::{MqttHandle, SharedHandle};
@@ -54,11 +55,14 @@ impl Drivers {
             config_dir: ctx.config_dir.clone(),
             mqtt: mqtt.clone(),
         };
-        let (runtime, rx) = Runtime::start(Setup {
+        let (mut runtime, rx) = Runtime::start(Setup {
             docker,
             config_dir: ctx.config_dir.clone(),
             owner: ctx.owner.clone(),
             tuning: tuning.runtime,
+        });
+        runtime.add_role(RoleSetup {
+            role: Role::Driver,
             hooks: Arc::new(hooks),
             policy: Box::new(policy),
         });
@@ -138,7 +142,7 @@ impl Drivers {
                 }
             }
         }
-        self.runtime.set_desired(desired);
+        self.runtime.set_desired(Role::Driver, desired);
     }
 
     /// Supervisor tick.
