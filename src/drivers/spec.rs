@@ -8,12 +8,13 @@ use serde_json::{Value, json};
 
 use super::image;
 use super::profile::{HostPlatform, ServiceProfile, select_profile_key, services_of};
-use crate::config::{Secret, parse_uuid};
+use crate::config::Secret;
 
 pub const LABEL_TWIN: &str = "io.cyberwave.edge.twin";
 pub const LABEL_SERVICE: &str = "io.cyberwave.edge.service";
 pub use crate::containers::spec::{ContainerSpec, Role};
 pub use crate::containers::{LABEL_CREATED_BY, LABEL_OWNER, LABEL_SPEC_HASH};
+use crate::twins::Twin;
 
 /// Zenoh settings forwarded to drivers (reference §9.1).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -91,10 +92,6 @@ pub fn container_name(twin_uuid: &str, service: Option<&str>) -> String {
         Some(s) => format!("cyberwave-driver-{short}-{s}"),
         None => format!("cyberwave-driver-{short}"),
     }
-}
-
-fn attach_parent(twin: &Value) -> Option<String> {
-    crate::twins::Twin::parse(twin).and_then(|t| t.attach_parent)
 }
 
 /// Reference §5.4: RGB sensors in the asset's schema or capabilities, or a camera registry id.
@@ -421,25 +418,23 @@ pub fn plan_twins(
     linked: &[String],
     ctx: &LaunchContext,
 ) -> Vec<TwinPlan> {
-    let by_uuid: BTreeMap<String, &Value> = twins
+    // Each twin parsed once: its typed view (validated uuid, asset, parent) and its raw JSON
+    // (the twin file's content).
+    let by_uuid: BTreeMap<String, (Twin, &Value)> = twins
         .iter()
-        .filter_map(|t| {
-            t.get("uuid")
-                .and_then(Value::as_str)
-                .and_then(parse_uuid)
-                .map(|u| (u, t))
-        })
+        .filter_map(|t| Twin::parse(t).map(|typed| (typed.uuid.clone(), (typed, t))))
         .collect();
-    let asset_of = |t: &Value| -> Option<&Value> {
-        crate::twins::asset_uuid_of(t).and_then(|a| assets.get(&a))
-    };
+    let asset_of =
+        |t: &Twin| -> Option<&Value> { t.asset_uuid.as_ref().and_then(|a| assets.get(a)) };
     // Attached children of linked parents: registry ids (profile selection) and cameras.
     let mut child_registry: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut camera_children: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut camera_child_of: BTreeMap<String, String> = BTreeMap::new();
     for uuid in linked {
-        let Some(t) = by_uuid.get(uuid) else { continue };
-        let Some(parent) = attach_parent(t) else {
+        let Some((t, _)) = by_uuid.get(uuid) else {
+            continue;
+        };
+        let Some(parent) = t.attach_parent.clone() else {
             continue;
         };
         let Some(asset) = asset_of(t) else { continue };
@@ -457,15 +452,11 @@ pub fn plan_twins(
 
     let mut out = Vec::new();
     for uuid in linked {
-        let Some(twin) = by_uuid.get(uuid) else {
+        let Some((typed, twin)) = by_uuid.get(uuid) else {
             continue;
         };
-        let name = twin
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or(uuid)
-            .to_string();
-        let asset = asset_of(twin);
+        let name = typed.name.clone();
+        let asset = asset_of(typed);
         let mut file = (*twin).clone();
         if let (Some(obj), Some(a)) = (file.as_object_mut(), asset) {
             obj.insert("asset".into(), a.clone());
@@ -474,7 +465,7 @@ pub fn plan_twins(
             title: title.into(),
             detail,
         };
-        let outcome = if crate::twins::asset_uuid_of(twin).is_none() {
+        let outcome = if typed.asset_uuid.is_none() {
             problem(
                 "Twin has no asset",
                 format!("twin {uuid} has no asset_uuid"),
@@ -495,7 +486,7 @@ pub fn plan_twins(
                 .or_else(|| asset.and_then(|a| a.pointer("/metadata/drivers")))
                 .and_then(Value::as_object);
             match drivers {
-                None if attach_parent(twin).is_some() => TwinOutcome::FileOnly,
+                None if typed.attach_parent.is_some() => TwinOutcome::FileOnly,
                 None => problem(
                     "No drivers specified",
                     format!("neither twin {uuid} nor its asset declares metadata.drivers"),
