@@ -2,11 +2,61 @@
 //! state, deaths, breaker, launch backoff and revival times. The plan reads a [`plan::Book`]
 //! view of it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Instant, SystemTime};
 
+use serde_json::Value;
+
+use super::LABEL_SPEC_HASH;
 use super::breaker::Breaker;
 use super::plan;
+use super::spec::ContainerSpec;
 use crate::docker::PsEntry;
+
+/// What [`plan::plan`] reads: wants, what the engine runs, and our book-keeping.
+pub type PlanInputs = (
+    BTreeMap<String, plan::Want>,
+    BTreeMap<String, plan::Seen>,
+    BTreeMap<String, plan::Book>,
+);
+
+/// The plan's view of the desired containers, the last observation and the records.
+pub fn plan_inputs(
+    desired: &BTreeMap<String, (ContainerSpec, Value)>,
+    observed: Option<&BTreeMap<String, PsEntry>>,
+    info: &BTreeMap<String, Record>,
+    inflight: &BTreeSet<String>,
+) -> PlanInputs {
+    let wants = desired
+        .iter()
+        .map(|(n, (s, _))| {
+            let want = plan::Want {
+                spec_hash: s.spec_hash.clone(),
+            };
+            (n.clone(), want)
+        })
+        .collect();
+    let seen = observed
+        .into_iter()
+        .flatten()
+        .map(|(n, e)| {
+            let seen = plan::Seen {
+                state: e.state.clone(),
+                exit_code: e.exit_code(),
+                spec_hash: e.labels.get(LABEL_SPEC_HASH).cloned(),
+            };
+            (n.clone(), seen)
+        })
+        .collect();
+    let book = desired
+        .keys()
+        .map(|n| {
+            let r = info.get(n).cloned().unwrap_or_default();
+            (n.clone(), r.plan_book(inflight.contains(n)))
+        })
+        .collect();
+    (wants, seen, book)
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Record {

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde_json::{Value, json};
 
-use super::LABEL_SPEC_HASH;
 use super::book::Record;
 use super::breaker::{Breaker, FlapDetector};
 use super::cleanup::{load_images, save_images};
@@ -411,45 +410,13 @@ impl Runtime {
     }
 
     /// What [`plan::plan`] reads: wants, what the engine runs, our book-keeping.
-    fn plan_inputs(
-        &self,
-    ) -> (
-        BTreeMap<String, plan::Want>,
-        BTreeMap<String, plan::Seen>,
-        BTreeMap<String, plan::Book>,
-    ) {
-        let wants = self
-            .desired
-            .iter()
-            .map(|(n, (s, _))| {
-                let want = plan::Want {
-                    spec_hash: s.spec_hash.clone(),
-                };
-                (n.clone(), want)
-            })
-            .collect();
-        let seen = self
-            .observed
-            .iter()
-            .flatten()
-            .map(|(n, e)| {
-                let seen = plan::Seen {
-                    state: e.state.clone(),
-                    exit_code: e.exit_code(),
-                    spec_hash: e.labels.get(LABEL_SPEC_HASH).cloned(),
-                };
-                (n.clone(), seen)
-            })
-            .collect();
-        let book = self
-            .desired
-            .keys()
-            .map(|n| {
-                let i = self.info.get(n).cloned().unwrap_or_default();
-                (n.clone(), i.plan_book(self.inflight.contains(n)))
-            })
-            .collect();
-        (wants, seen, book)
+    fn plan_inputs(&self) -> super::book::PlanInputs {
+        super::book::plan_inputs(
+            &self.desired,
+            self.observed.as_ref(),
+            &self.info,
+            &self.inflight,
+        )
     }
 
     fn rules(&self) -> plan::Rules {
