@@ -130,20 +130,8 @@ fn after_sighup_the_launcher_publishes_on_the_new_broker() {
         return;
     }
     let twin = dk::twin_uuid("sighup_new_link");
-    let asset = format!("a55e7{}", &twin[5..]);
-    let backend = FakeBackend::start(TOKEN);
-    backend.add_environment(
-        ENV_UUID,
-        vec![
-            serde_json::json!({"uuid": twin, "name": "unpullable", "asset_uuid": asset,
-        "metadata": {"edge_fingerprint": FINGERPRINT}}),
-        ],
-    );
-    // An image no registry serves: every launch attempt reports its pull on driverlog.
-    backend.add_asset(
-        serde_json::json!({"uuid": asset, "metadata": {"drivers": {"default": {
-        "docker_image": "registry.invalid/cyberwave/none:2.0", "privileged": false}}}}),
-    );
+    // Every launch attempt reports its failed pull on driverlog, through the launcher.
+    let backend = backend_with_unpullable(&twin, "registry.invalid/cyberwave/none:2.0");
     let (a, b) = (broker_for_token(), broker_for_token());
     let mut dir = EdgeDir::standard(&backend.url(), a.port);
     dir.set_env("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", "1");

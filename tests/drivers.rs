@@ -406,10 +406,7 @@ fn failed_pull_is_reported_on_driverlog_and_as_an_alert() {
         return;
     }
     let twin = dk::twin_uuid("failed_pull");
-    let asset = format!("a55e7{}", &twin[5..]);
-    let backend = FakeBackend::start(TOKEN);
-    backend.add_environment(ENV_UUID, vec![json!({"uuid": twin, "name": "unpullable", "asset_uuid": asset, "metadata": {"edge_fingerprint": FINGERPRINT}})]);
-    backend.add_asset(json!({"uuid": asset, "metadata": {"drivers": {"default": {"docker_image": "registry.invalid/cyberwave/none:1.0", "privileged": false}}}}));
+    let backend = backend_with_unpullable(&twin, "registry.invalid/cyberwave/none:1.0");
     let broker = broker_for_token();
     let dir = EdgeDir::standard(&backend.url(), broker.port);
     let sub = broker.subscribe(&format!("devcyberwave/twin/{twin}/driverlog"));

@@ -1,5 +1,5 @@
-//! Random inputs for the no-panic tests of the template lexer and the command parser
-//! (a short run in `cargo test`; `scripts/fuzz` runs millions in release mode).
+//! Random inputs for the quick no-panic tests of the template lexer and the command parser in
+//! `cargo test` (`scripts/fuzz` runs the coverage-guided fuzzers for millions).
 
 /// xorshift64*: deterministic, seedable, no dependency.
 pub struct Rng(u64);
@@ -108,46 +108,5 @@ impl Rng {
             }
         }
         out
-    }
-}
-
-/// The long runs: `scripts/fuzz` (release mode, `CYBERWAVE_FUZZ_RUNS`, default 1,000,000 each).
-#[cfg(test)]
-mod long_runs {
-    use super::Rng;
-
-    fn runs() -> u64 {
-        std::env::var("CYBERWAVE_FUZZ_RUNS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1_000_000)
-    }
-
-    #[test]
-    #[ignore = "long: run by scripts/fuzz in release mode"]
-    fn fuzz_template_lexer() {
-        let mut rng = Rng::new(0x7e57);
-        let (mut ok, mut refused) = (0u64, 0u64);
-        for _ in 0..runs() {
-            match crate::cloud_node::template::compile(&rng.shell_like(96)) {
-                Ok(_) => ok += 1,
-                Err(_) => refused += 1,
-            }
-        }
-        eprintln!("template lexer: {ok} accepted, {refused} refused, no panic");
-    }
-
-    #[test]
-    #[ignore = "long: run by scripts/fuzz in release mode"]
-    fn fuzz_command_parser() {
-        let mut rng = Rng::new(0xc0de);
-        let (mut ok, mut refused) = (0u64, 0u64);
-        for _ in 0..runs() {
-            match crate::cloud_node::protocol::parse(&rng.command_like(48)) {
-                Ok(_) => ok += 1,
-                Err(_) => refused += 1,
-            }
-        }
-        eprintln!("command parser: {ok} accepted, {refused} refused, no panic");
     }
 }

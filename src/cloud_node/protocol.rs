@@ -183,6 +183,17 @@ mod tests {
         assert!(e.error.contains("unknown command"));
     }
 
+    /// No input makes the parser panic (a quick run; `scripts/fuzz` runs millions).
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut rng = crate::cloud_node::fuzz::Rng::new(11);
+        for _ in 0..20_000 {
+            let b = rng.command_like(48);
+            assert_eq!(parse(&b), parse(&b));
+            let _ = request_id_only(&b);
+        }
+    }
+
     #[test]
     fn request_ids_are_bounded() {
         let long = "x".repeat(MAX_REQUEST_ID + 1);

@@ -48,3 +48,20 @@ pub fn setup(test: &str, mode: &str) -> Option<(String, FakeBackend, Broker, Edg
     dir.set_env("CYBERWAVE_EDGE_HEALTH_PUBLISH_INTERVAL_SECONDS", "1");
     Some((twin, backend, broker, dir, cleanup))
 }
+
+/// A backend whose one linked twin runs `image`, which no registry serves: every launch
+/// attempt fails at the pull and reports it on `driverlog`.
+pub fn backend_with_unpullable(twin: &str, image: &str) -> FakeBackend {
+    let asset = format!("a55e7{}", &twin[5..]);
+    let b = FakeBackend::start(TOKEN);
+    b.add_environment(
+        ENV_UUID,
+        vec![
+            json!({"uuid": twin, "name": "unpullable", "asset_uuid": asset,
+                    "metadata": {"edge_fingerprint": FINGERPRINT}}),
+        ],
+    );
+    b.add_asset(json!({"uuid": asset, "metadata": {"drivers": {"default": {
+        "docker_image": image, "privileged": false}}}}));
+    b
+}
