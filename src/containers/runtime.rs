@@ -83,7 +83,8 @@ pub struct Runtime {
     observe_pending: bool,
     /// An observation was asked for while one was in flight: run another when it lands.
     observe_again: bool,
-    ever_ready: bool,
+    /// Roles with a desired container seen running at least once.
+    ever_ready: BTreeSet<Role>,
     nvidia_default: bool,
     ran_images: BTreeSet<String>,
     last_container_prune: Instant,
@@ -164,7 +165,7 @@ impl Runtime {
             events_child,
             observe_pending: true,
             observe_again: false,
-            ever_ready: false,
+            ever_ready: BTreeSet::new(),
             nvidia_default: false,
             last_container_prune: Instant::now(),
             last_image_prune: Instant::now(),
@@ -172,9 +173,9 @@ impl Runtime {
         (runtime, rx)
     }
 
-    /// True once any desired container has been seen running.
-    pub fn any_running(&self) -> bool {
-        self.ever_ready
+    /// True once any desired container of `role` has been seen running.
+    pub fn any_running(&self, role: Role) -> bool {
+        self.ever_ready.contains(&role)
     }
 
     /// NVIDIA is Docker's default runtime (learned from the engine after start).
@@ -432,11 +433,12 @@ impl Runtime {
         let Some(observed) = &self.observed else {
             return;
         };
-        if observed
-            .iter()
-            .any(|(n, e)| e.state == "running" && self.desired.contains_key(n))
-        {
-            self.ever_ready = true;
+        for (n, e) in observed {
+            if e.state == "running"
+                && let Some((spec, _)) = self.desired.get(n)
+            {
+                self.ever_ready.insert(spec.role);
+            }
         }
         let now = Instant::now();
         let (wants, seen, book) = self.plan_inputs();

@@ -1,33 +1,27 @@
 //! The driver role on the container runtime: twins' plans become desired containers (and twin
 //! files, and `driver_start_failure` alerts for twins that cannot run); everything else (launch,
-//! adoption, restart loops, revival, logs, cleanup) is the runtime's, with the driver policy
-//! (`policy.rs`) saying what is alerted and where log lines go.
+//! adoption, restart loops, revival, logs, cleanup) is the runtime's, which the supervisor owns
+//! for every role, with the driver policy (`policy.rs`) saying what is alerted and where log
+//! lines go.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use crossbeam_channel::Receiver;
 use serde_json::{Map, Value, json};
 
 use super::policy::{DriverHooks, DriverPolicy};
 use crate::alerts::{Alert, AlertSink};
 use crate::backend::Backend;
 use crate::containers::executor::ExecEvent;
-use crate::containers::runtime::{RoleSetup, Runtime, RuntimeEvent, Setup};
+use crate::containers::runtime::{RoleSetup, Runtime, RuntimeEvent};
 use crate::containers::spec::Role;
-use crate::docker::Docker;
 use crate::drivers::{LaunchContext, TwinOutcome, TwinPlan};
 use crate::mqtt::{MqttHandle, SharedHandle};
 
 pub use super::settings::{CleanupTuning, DriverTuning};
 
-/// What the runtime's helper threads tell the supervisor about drivers.
-pub type DriverEvent = RuntimeEvent;
-
 pub struct Drivers {
     pub ctx: LaunchContext,
-    runtime: Runtime,
     alerts: Arc<Mutex<AlertSink>>,
     mqtt: SharedHandle,
     /// Twins that cannot run, by uuid: the problem title.
@@ -35,14 +29,13 @@ pub struct Drivers {
 }
 
 impl Drivers {
-    /// Starts the runtime for drivers; returns the role and the receiver of its events.
-    pub fn start(
-        docker: Docker,
+    /// The driver role, and what it registers on the runtime (its hooks and policy).
+    pub fn new(
         ctx: LaunchContext,
-        tuning: DriverTuning,
+        tuning: &DriverTuning,
         mqtt: Option<MqttHandle>,
         alerts: AlertSink,
-    ) -> (Self, Receiver<DriverEvent>) {
+    ) -> (Self, RoleSetup) {
         let mqtt = SharedHandle::new(mqtt);
         let alerts = Arc::new(Mutex::new(alerts));
         let policy = DriverPolicy {
@@ -55,30 +48,18 @@ impl Drivers {
             config_dir: ctx.config_dir.clone(),
             mqtt: mqtt.clone(),
         };
-        let (mut runtime, rx) = Runtime::start(Setup {
-            docker,
-            config_dir: ctx.config_dir.clone(),
-            owner: ctx.owner.clone(),
-            tuning: tuning.runtime,
-        });
-        runtime.add_role(RoleSetup {
+        let role = RoleSetup {
             role: Role::Driver,
             hooks: Arc::new(hooks),
             policy: Box::new(policy),
-        });
+        };
         let drivers = Drivers {
             ctx,
-            runtime,
             alerts,
             mqtt,
             problems: BTreeMap::new(),
         };
-        (drivers, rx)
-    }
-
-    /// True once any driver has been seen running (the bootstrap health publisher stops).
-    pub fn any_running(&self) -> bool {
-        self.runtime.any_running()
+        (drivers, role)
     }
 
     /// After a reload: the client, environment and workspace alerts are sent with.
@@ -100,7 +81,7 @@ impl Drivers {
 
     /// New plans: problems alerted, twin files of container-less twins written, the desired
     /// containers handed to the runtime.
-    pub fn set_plans(&mut self, plans: Vec<TwinPlan>) {
+    pub fn set_plans(&mut self, runtime: &mut Runtime, plans: Vec<TwinPlan>) {
         let mut desired = BTreeMap::new();
         for p in &plans {
             match &p.outcome {
@@ -142,44 +123,25 @@ impl Drivers {
                 }
             }
         }
-        self.runtime.set_desired(Role::Driver, desired);
+        runtime.set_desired(Role::Driver, desired);
     }
 
-    /// Supervisor tick.
-    pub fn tick(&mut self) {
-        self.runtime.tick();
-    }
-
-    pub fn on_event(&mut self, ev: DriverEvent) {
-        if let RuntimeEvent::Exec(ExecEvent::Runtimes { nvidia_default }) = &ev
+    /// What the engine says that shapes driver specs (NVIDIA as Docker's default runtime).
+    pub fn on_event(&mut self, ev: &RuntimeEvent) {
+        if let RuntimeEvent::Exec(ExecEvent::Runtimes { nvidia_default }) = ev
             && *nvidia_default != self.ctx.nvidia_default_runtime
         {
             self.ctx.nvidia_default_runtime = *nvidia_default;
             log::info!("NVIDIA runtime is Docker's default: GPU drivers get --gpus");
         }
-        self.runtime.on_event(ev);
-    }
-
-    /// The next moment a timed decision falls due (see the runtime).
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.runtime.next_deadline()
-    }
-
-    pub fn on_deadline(&mut self) {
-        self.runtime.on_deadline();
-    }
-
-    /// Stops helper children on shutdown; driver containers keep running.
-    pub fn shutdown(&mut self) {
-        self.runtime.shutdown();
     }
 
     /// Driver containers and twin problems for `status`.
-    pub fn snapshot(&self) -> Value {
-        let list: Vec<Value> = self
-            .runtime
+    pub fn snapshot(&self, runtime: &Runtime) -> Value {
+        let list: Vec<Value> = runtime
             .snapshot()
             .into_iter()
+            .filter(|(spec, _)| spec.role == Role::Driver)
             .map(|(spec, v)| {
                 let mut m = Map::new();
                 m.insert("name".into(), v["name"].clone());

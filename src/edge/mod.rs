@@ -25,6 +25,7 @@ use self::backend_job::{BackendEvent, JobConfig, JobCtl};
 use self::commands::Dedupe;
 use crate::backend::Backend;
 use crate::config::{self, EnvLayer, EnvironmentFile, Settings, SettingsError};
+use crate::containers::runtime::{Runtime, Setup};
 use crate::control::{self, ControlRequest, Request};
 use crate::drivers::runtime::Drivers;
 use crate::mqtt::{Link, LinkEvent, MqttHandle};
@@ -280,13 +281,21 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     };
     let alerts =
         crate::alerts::AlertSink::new(alert_tx, environment_uuid, settings.workspace_id.clone());
-    let (drivers, mut driver_rx) = Drivers::start(
-        crate::docker::Docker::new(&settings.docker_bin),
+    // One container runtime for every role; drivers are its first.
+    let tuning = crate::drivers::settings::driver_tuning(&settings);
+    let (mut runtime, mut runtime_rx) = Runtime::start(Setup {
+        docker: crate::docker::Docker::new(&settings.docker_bin),
+        config_dir: settings.config_dir.clone(),
+        owner: fingerprint.clone(),
+        tuning: tuning.runtime.clone(),
+    });
+    let (drivers, driver_role) = Drivers::new(
         crate::drivers::settings::launch_context(&settings, &fingerprint),
-        crate::drivers::settings::driver_tuning(&settings),
+        &tuning,
         (!local).then(|| mqtt.clone()),
         alerts,
     );
+    runtime.add_role(driver_role);
 
     let mut state = State {
         started: Instant::now(),
@@ -310,6 +319,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         health: None,
         errors: VecDeque::new(),
         drivers,
+        runtime,
         local,
         settings,
     };
@@ -358,13 +368,13 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let ticker = tick(TICK);
     let outcome = loop {
         let deadline = state
-            .drivers
+            .runtime
             .next_deadline()
             .map(|d| d.saturating_duration_since(Instant::now()))
             .map(after)
             .unwrap_or_else(never);
         select! {
-            recv(deadline) -> _ => state.drivers.on_deadline(),
+            recv(deadline) -> _ => state.runtime.on_deadline(),
             recv(signals) -> sig => match sig {
                 Ok(Signal::Shutdown(n)) => {
                     log::info!("signal {n}: shutting down (driver containers keep running)");
@@ -388,12 +398,13 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 Ok(ev) => on_link(&mut state, ev, &jobctl_tx),
                 Err(_) => link_rx = never(),
             },
-            recv(driver_rx) -> ev => match ev {
+            recv(runtime_rx) -> ev => match ev {
                 Ok(ev) => {
-                    state.drivers.on_event(ev);
+                    state.drivers.on_event(&ev);
+                    state.runtime.on_event(ev);
                     state.stop_health_once_drivers_run();
                 }
-                Err(_) => driver_rx = never(),
+                Err(_) => runtime_rx = never(),
             },
             recv(control_rx) -> req => match req {
                 Ok(req) => match req.request {
@@ -405,13 +416,13 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             },
             recv(ticker) -> _ => {
                 notifier.watchdog();
-                state.drivers.tick();
+                state.runtime.tick();
             },
         }
     };
 
     notifier.stopping();
-    state.drivers.shutdown();
+    state.runtime.shutdown();
     if let Some(h) = state.health.take() {
         h.stop();
     }

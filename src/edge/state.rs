@@ -10,6 +10,8 @@ use super::desired::{DesiredState, Source};
 use super::watchdog_layers;
 use crate::backend::{linked_twins_broad, linked_twins_strict};
 use crate::config::{self, EnvironmentFile, Settings};
+use crate::containers::runtime::Runtime;
+use crate::containers::spec::Role;
 use crate::drivers::plan_twins;
 use crate::drivers::runtime::Drivers;
 use crate::health::{HealthConfig, HealthPublisher};
@@ -56,6 +58,8 @@ pub(super) struct State {
     pub(super) health: Option<HealthPublisher>,
     pub(super) errors: VecDeque<(SystemTime, String)>,
     pub(super) drivers: Drivers,
+    /// The container runtime every role stands on.
+    pub(super) runtime: Runtime,
     /// `run --local`: no backend, no broker.
     pub(super) local: bool,
 }
@@ -105,7 +109,7 @@ impl State {
             strict
         };
         let plans = plan_twins(&state.twins, &state.assets, &linked, &self.drivers.ctx);
-        self.drivers.set_plans(plans);
+        self.drivers.set_plans(&mut self.runtime, plans);
         self.linked_broad = broad;
         self.desired = Some(state);
         self.ensure_health();
@@ -113,7 +117,7 @@ impl State {
 
     /// The bootstrap publisher only bridges the time until drivers publish their own health.
     pub(super) fn stop_health_once_drivers_run(&mut self) {
-        if self.drivers.any_running()
+        if self.runtime.any_running(Role::Driver)
             && let Some(h) = self.health.take()
         {
             log::info!("a driver is running: stopping the bootstrap edge_health publisher");
@@ -123,7 +127,7 @@ impl State {
 
     /// Starts the bootstrap health publisher for the linked twins (or updates its twin set).
     pub(super) fn ensure_health(&mut self) {
-        if self.linked_broad.is_empty() || self.local || self.drivers.any_running() {
+        if self.linked_broad.is_empty() || self.local || self.runtime.any_running(Role::Driver) {
             return;
         }
         match &self.health {
@@ -224,7 +228,7 @@ impl State {
                 "fetched_at": self.desired.as_ref().map(|d| d.fetched_at),
             },
             "mode": if self.local { "local" } else { "cloud" },
-            "drivers": self.drivers.snapshot(),
+            "drivers": self.drivers.snapshot(&self.runtime),
             "health_publisher": {
                 "running": self.health.is_some(),
                 "interval_seconds": self.settings.health_interval.as_secs_f64(),
