@@ -577,3 +577,108 @@ fn sdk_manifest_credentials_envs_and_config_dir_are_honoured() {
         t[0].body
     );
 }
+
+/// The real Cyberwave CLI (`cyberwave compute start --config FILE`, cyberwave-cli 0.12.7 in the
+/// test venv) starts our binary the way it starts the original: no `start`, a detached process,
+/// the working directory of the CLI, credentials `envs` in its environment.
+#[test]
+fn the_cyberwave_cli_starts_our_node() {
+    let Some(cli) = std::env::var_os("CYBERWAVE_TEST_CLI").map(std::path::PathBuf::from) else {
+        assert_ne!(
+            std::env::var("CYBERWAVE_TEST_REQUIRE_DOCKER").as_deref(),
+            Ok("1"),
+            "CI needs the cyberwave-cli venv (scripts/test installs it)"
+        );
+        eprintln!("skipped: no CYBERWAVE_TEST_CLI (run scripts/test)");
+        return;
+    };
+    // The CLI finds the binary next to its own Python (`<venv>/bin/cyberwave-cloud-node`).
+    let link = cli.with_file_name("cyberwave-cloud-node");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+
+    let backend = FakeBackend::start(TOKEN);
+    let broker = broker_for_token();
+    let node = Node::new(
+        &backend,
+        "cyberwave-cloud-node:\n  inference: echo unused\n",
+    );
+    let cfg = node.dir.path().join("cfg");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(
+        cfg.join("credentials.json"),
+        json!({"token": TOKEN, "email": "", "envs": {
+            "CYBERWAVE_BASE_URL": backend.url(),
+            "CYBERWAVE_MQTT_HOST": "127.0.0.1",
+            "CYBERWAVE_MQTT_PORT": broker.port.to_string()}})
+        .to_string(),
+    )
+    .unwrap();
+    let project = node.dir.path().join("cli-project");
+    std::fs::create_dir_all(&project).unwrap();
+    let yml = project.join("cyberwave.yml");
+    std::fs::write(
+        &yml,
+        "cyberwave-cloud-node:\n  inference: printf 'via cli %s' {body}\n",
+    )
+    .unwrap();
+    let out = Command::new(&cli)
+        .args(["compute", "start", "--config"])
+        .arg(&yml)
+        .current_dir("/")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", node.dir.path())
+        .env("CYBERWAVE_EDGE_CONFIG_DIR", &cfg)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && said.contains("Cloud node started"),
+        "{said}"
+    );
+
+    // Detached, with the config path on its command line: found and stopped by it at the end.
+    let needle = yml.display().to_string();
+    struct Stop(String);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = Command::new("pkill")
+                .args(["-TERM", "-f", &self.0])
+                .status();
+        }
+    }
+    let _stop = Stop(needle.clone());
+    let identity = cfg.join("instance_identity.json");
+    assert!(
+        wait_until(20 * SEC, || identity.exists()),
+        "the node the CLI started did not register"
+    );
+    let uuid =
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&identity).unwrap())
+            .unwrap()["uuid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let sub = broker.subscribe(&format!("cyberwave/cloud-node/{uuid}/response"));
+    std::thread::sleep(SEC); // subscribed
+    broker.publish(
+        &format!("cyberwave/cloud-node/{uuid}/command"),
+        &cmd("inference", "cli-1", json!({"k": 1})),
+    );
+    let r = reply_for(&sub, "cli-1", 10 * SEC);
+    assert_eq!(r["output"], json!("via cli {\"k\":1}"), "{r}");
+
+    // `cyberwave compute status` reads the identity file we wrote.
+    let out = Command::new(&cli)
+        .args(["compute", "status"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", node.dir.path())
+        .env("CYBERWAVE_EDGE_CONFIG_DIR", &cfg)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&uuid), "{said}");
+    assert!(!running(&needle).is_empty());
+}
