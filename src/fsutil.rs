@@ -141,6 +141,17 @@ pub fn disk_percent(path: &Path) -> Option<f64> {
     Some((used / (used + avail) * 1000.0).round() / 10.0)
 }
 
+/// Bytes an unprivileged writer can still put on the filesystem holding `path`.
+pub fn available_bytes(path: &Path) -> Option<u64> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct; c is a valid NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@ pub mod fsutil;
 pub mod health;
 pub mod host;
 pub mod logging;
+pub mod models;
 pub mod mqtt;
 pub mod process;
 pub mod systemd;

@@ -9,3 +9,4 @@ mod cloud_node_hostile;
 mod containers;
 mod drivers;
 mod edge_core;
+mod models;
