@@ -25,6 +25,7 @@ pub mod mqtt;
 pub mod process;
 pub mod systemd;
 pub mod twins;
+pub mod worker;
 
 /// This program's version, as printed by `--version` and sent in the User-Agent.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
