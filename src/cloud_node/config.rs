@@ -64,25 +64,35 @@ const MAX_TIMEOUT_SECS: f64 = 30.0 * 86_400.0;
 const MAX_MEMORY_MB: u64 = 16 << 20;
 const MAX_CONCURRENCY: usize = 256;
 
-/// Token lookup in the documented order; returns the token and where it came from.
-pub fn find_token(
-    get: &dyn Fn(&str) -> Option<String>,
+/// The environment layered like the edge core's: `process` > `./.env` > `<config dir>/.env` >
+/// `credentials.json` `envs`; with the credentials (for their token) and a warning when they
+/// are unreadable.
+fn layered(
+    process: EnvLayer,
     cwd: &Path,
     config_dir: &Path,
-) -> Option<(String, String)> {
-    if let Some(t) = get("CYBERWAVE_API_TOKEN") {
-        return Some((t, "CYBERWAVE_API_TOKEN".into()));
-    }
-    for env_file in [cwd.join(".env"), config_dir.join(".env")] {
-        if let Some(t) = dotenv(&env_file).remove("CYBERWAVE_API_TOKEN") {
-            return Some((t, env_file.display().to_string()));
+) -> (EnvLayer, Credentials, Vec<String>) {
+    let mut warnings = Vec::new();
+    let creds_path = config_dir.join(crate::config::CREDENTIALS_FILE);
+    let creds = match Credentials::load(&creds_path) {
+        Ok(c) => c,
+        Err(e) if e.problem == crate::config::FileProblem::Missing => Credentials::default(),
+        Err(e) => {
+            warnings.push(format!("{e}: its token and envs are not used"));
+            Credentials::default()
         }
-    }
-    let creds = config_dir.join(crate::config::CREDENTIALS_FILE);
-    Credentials::load(&creds)
-        .ok()
-        .and_then(|c| c.token)
-        .map(|t| (t, creds.display().to_string()))
+    };
+    let mut lower = creds.envs.clone();
+    lower.extend(dotenv(&config_dir.join(".env")));
+    lower.extend(dotenv(&cwd.join(".env")));
+    (process.with_credentials(lower), creds, warnings)
+}
+
+/// The token in the documented order: `CYBERWAVE_API_TOKEN` from the layered environment
+/// (process, `./.env`, `<config dir>/.env`), then `credentials.json`'s token.
+pub fn find_token(env: &EnvLayer, creds: &Credentials) -> Option<String> {
+    env.get("CYBERWAVE_API_TOKEN")
+        .or_else(|| creds.token.clone())
 }
 
 /// The non-blank entries of a `.env` file (regular files only, bounded).
@@ -166,19 +176,8 @@ pub fn load(flags: &Flags, cwd: &Path) -> Result<NodeSettings, String> {
         .map(|k| format!("environment variable {k:?} is not UTF-8: ignored"))
         .collect();
     let (config_dir, _) = crate::config::resolve_config_dir(&|k| process.process(k));
-    let creds_path = config_dir.join(crate::config::CREDENTIALS_FILE);
-    let creds = match Credentials::load(&creds_path) {
-        Ok(c) => c,
-        Err(e) if e.problem == crate::config::FileProblem::Missing => Credentials::default(),
-        Err(e) => {
-            warnings.push(format!("{e}: its token and envs are not used"));
-            Credentials::default()
-        }
-    };
-    let mut lower = creds.envs.clone();
-    lower.extend(dotenv(&config_dir.join(".env")));
-    lower.extend(dotenv(&cwd.join(".env")));
-    let env = process.with_credentials(lower);
+    let (env, creds, more) = layered(process, cwd, &config_dir);
+    warnings.extend(more);
     let get = |k: &str| env.get(k);
 
     let file_path = flags
@@ -202,7 +201,7 @@ pub fn load(flags: &Flags, cwd: &Path) -> Result<NodeSettings, String> {
             "{origin}: `{key}` is not used by cyberwave-cloud-node"
         ));
     }
-    let (token, _) = find_token(&get, cwd, &config_dir).ok_or_else(|| {
+    let token = find_token(&env, &creds).ok_or_else(|| {
         format!(
             "no API token: set CYBERWAVE_API_TOKEN, put it in ./.env or {}/.env, or run 'cyberwave login'",
             config_dir.display()
@@ -418,9 +417,10 @@ mod tests {
             r#"{"token":"cw_from_credentials"}"#,
         )
         .unwrap();
-        let none = |_: &str| None;
-        let token = |get: &dyn Fn(&str) -> Option<String>| {
-            find_token(get, cwd.path(), cfg.path()).unwrap().0
+        let none = EnvLayer::default();
+        let token = |process: &EnvLayer| {
+            let (env, creds, _) = layered(process.clone(), cwd.path(), cfg.path());
+            find_token(&env, &creds).unwrap()
         };
         assert_eq!(token(&none), "cw_from_credentials");
         std::fs::write(
@@ -435,7 +435,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(token(&none), "cw_from_cwd_env");
-        let env = |k: &str| (k == "CYBERWAVE_API_TOKEN").then(|| "cw_from_process".to_string());
+        let env = EnvLayer::new(
+            [(
+                "CYBERWAVE_API_TOKEN".to_string(),
+                "cw_from_process".to_string(),
+            )]
+            .into(),
+            BTreeMap::new(),
+        );
         assert_eq!(token(&env), "cw_from_process");
     }
 }

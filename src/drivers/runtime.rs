@@ -18,7 +18,7 @@ use crate::containers::spec::Role;
 use crate::drivers::{LaunchContext, TwinOutcome, TwinPlan};
 use crate::mqtt::{MqttHandle, SharedHandle};
 
-pub use super::settings::{CleanupTuning, DriverTuning};
+use super::settings::DriverTuning;
 
 pub struct Drivers {
     pub ctx: LaunchContext,

@@ -211,7 +211,7 @@ impl Job {
                     .as_deref()
                     == Some(uuid.as_str())
             });
-            let Some(asset_uuid) = twin.and_then(DesiredState::asset_uuid_of) else {
+            let Some(asset_uuid) = twin.and_then(crate::twins::asset_uuid_of) else {
                 continue;
             };
             if assets.contains_key(&asset_uuid) {

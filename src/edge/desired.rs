@@ -62,11 +62,6 @@ impl DesiredState {
             source: Source::Cache,
         })
     }
-
-    /// Asset UUID of a twin (`asset_uuid`, or the older `asset_id`).
-    pub fn asset_uuid_of(twin: &Value) -> Option<String> {
-        crate::twins::asset_uuid_of(twin)
-    }
 }
 
 /// Writes the cache (0600: twin metadata can carry site details).
@@ -117,7 +112,7 @@ mod tests {
         assert_eq!(back.source, Source::Cache);
         assert!(load(d.path(), "e2").unwrap().is_none());
         assert_eq!(
-            DesiredState::asset_uuid_of(&s.twins[0]).as_deref(),
+            crate::twins::asset_uuid_of(&s.twins[0]).as_deref(),
             Some("6ba7b810-9dad-11d1-80b4-00c04fd430c8")
         );
         std::fs::write(d.path().join(DESIRED_STATE_CACHE_FILE), "{\"twins\":[]}").unwrap();

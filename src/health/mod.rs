@@ -66,8 +66,6 @@ pub fn edge_health_payload(
     Value::Object(m)
 }
 
-pub use crate::docker::data_root as docker_data_root;
-
 enum Ctl {
     Twins(Vec<String>),
     Stop,
@@ -98,7 +96,7 @@ impl HealthPublisher {
             let created = Instant::now();
             let mut twins = twins;
             let mut sampler = Sampler::new("/".into(), cfg.battery_wh);
-            sampler.set_disk_path(docker_data_root(&cfg.docker_bin));
+            sampler.set_disk_path(crate::docker::data_root(&cfg.docker_bin));
             let mut next = Instant::now();
             loop {
                 let wait = next.saturating_duration_since(Instant::now());
