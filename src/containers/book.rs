@@ -76,6 +76,8 @@ pub struct Record {
     pub next_launch: Option<Instant>,
     /// When we first saw it exited/dead (revival waits a little for Docker's own restart).
     pub down_since: Option<Instant>,
+    /// We stopped it on purpose (a restart, a stop): its next death is not a crash.
+    pub expect_die: bool,
 }
 
 impl Record {

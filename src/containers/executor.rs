@@ -16,7 +16,10 @@ use crate::process::OwnedChild;
 #[derive(Debug)]
 pub enum ExecEvent {
     Runtimes {
+        /// NVIDIA is Docker's default runtime.
         nvidia_default: bool,
+        /// Docker knows an `nvidia` runtime (default or not).
+        nvidia: bool,
     },
     Ps(Result<Vec<PsEntry>, DockerError>),
     Container(ContainerEvent),
@@ -41,6 +44,16 @@ pub enum Op {
     StopLooping {
         name: String,
     },
+    /// `docker stop -t <timeout>` then `docker start` (a hot reload).
+    Restart {
+        name: String,
+        timeout_s: u64,
+    },
+    /// `docker stop -t <timeout>`: the role no longer wants it running.
+    Stop {
+        name: String,
+        timeout_s: u64,
+    },
     /// `docker update --restart=<policy>` (when needed) then `docker start`.
     Revive {
         name: String,
@@ -59,11 +72,14 @@ pub fn run_ops(
     for op in rx {
         let ev = match op {
             Op::Runtimes => {
-                let nvidia_default = engine
+                let (nvidia, default) = engine
                     .runtimes()
-                    .map(|(rt, default)| rt.iter().any(|r| r == "nvidia") && default == "nvidia")
-                    .unwrap_or(false);
-                ExecEvent::Runtimes { nvidia_default }
+                    .map(|(rt, default)| (rt.iter().any(|r| r == "nvidia"), default == "nvidia"))
+                    .unwrap_or((false, false));
+                ExecEvent::Runtimes {
+                    nvidia_default: nvidia && default,
+                    nvidia,
+                }
             }
             Op::Observe => ExecEvent::Ps(engine.ps()),
             Op::Cleanup {
@@ -111,6 +127,21 @@ pub fn run_ops(
                     what: "stop",
                 }
             }
+            Op::Restart { name, timeout_s } => {
+                let result = engine
+                    .stop(&name, timeout_s)
+                    .and_then(|_| engine.start(&name));
+                ExecEvent::OpDone {
+                    result,
+                    name,
+                    what: "restart",
+                }
+            }
+            Op::Stop { name, timeout_s } => ExecEvent::OpDone {
+                result: engine.stop(&name, timeout_s),
+                name,
+                what: "stop",
+            },
             Op::Revive { name, policy } => {
                 let _ = engine.set_restart_policy(&name, &policy);
                 ExecEvent::OpDone {

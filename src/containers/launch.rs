@@ -128,6 +128,10 @@ impl Launcher {
             log::info!("Using the local build of {image}; local-only tags are not pulled");
             return Ok(image.to_string());
         }
+        if spec.pull == super::spec::Pull::IfMissing && exists(image) {
+            log::info!("{image} is present and its tag is immutable: not pulled");
+            return Ok(image.to_string());
+        }
         match self.pull(image, spec) {
             Ok(()) => Ok(image.to_string()),
             Err(e) if exists(image) => {

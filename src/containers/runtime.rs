@@ -86,6 +86,7 @@ pub struct Runtime {
     /// Roles with a desired container seen running at least once.
     ever_ready: BTreeSet<Role>,
     nvidia_default: bool,
+    nvidia: bool,
     ran_images: BTreeSet<String>,
     last_container_prune: Instant,
     last_image_prune: Instant,
@@ -167,6 +168,7 @@ impl Runtime {
             observe_again: false,
             ever_ready: BTreeSet::new(),
             nvidia_default: false,
+            nvidia: false,
             last_container_prune: Instant::now(),
             last_image_prune: Instant::now(),
         };
@@ -181,6 +183,55 @@ impl Runtime {
     /// NVIDIA is Docker's default runtime (learned from the engine after start).
     pub fn nvidia_default(&self) -> bool {
         self.nvidia_default
+    }
+
+    /// Docker knows an `nvidia` runtime (default or not).
+    pub fn nvidia(&self) -> bool {
+        self.nvidia
+    }
+
+    /// Every desired container of `role` has been launched or adopted (none in flight, each
+    /// observed once or failed): the moment a role that starts after another may go.
+    pub fn settled(&self, role: Role) -> bool {
+        self.observed.is_some()
+            && self.desired.iter().all(|(n, (s, _))| {
+                s.role != role
+                    || (!self.inflight.contains(n)
+                        && self
+                            .info
+                            .get(n)
+                            .is_some_and(|i| i.seen || i.launch_failures > 0))
+            })
+    }
+
+    /// What the engine last said of a container (`running`, `exited`, …), if it exists.
+    pub fn observed_state(&self, name: &str) -> Option<&PsEntry> {
+        self.observed.as_ref().and_then(|o| o.get(name))
+    }
+
+    /// A launch of `name` is under way.
+    pub fn launching(&self, name: &str) -> bool {
+        self.inflight.contains(name)
+    }
+
+    /// Stops and starts a running container (a hot reload); its exit is not counted as a crash.
+    pub fn restart(&mut self, name: &str, timeout: Duration) {
+        self.info.entry(name.to_string()).or_default().expect_die = true;
+        let _ = self.ops.send(Op::Restart {
+            name: name.to_string(),
+            timeout_s: timeout.as_secs().max(1),
+        });
+    }
+
+    /// Stops a container no role wants running any more (it stays, stopped; cleanup removes
+    /// it later).
+    pub fn stop(&mut self, name: &str, timeout: Duration) {
+        self.info.entry(name.to_string()).or_default().expect_die = true;
+        self.followers.stop(name);
+        let _ = self.ops.send(Op::Stop {
+            name: name.to_string(),
+            timeout_s: timeout.as_secs().max(1),
+        });
     }
 
     /// Adds a role: its containers are the desired ones of its [`Role`].
@@ -231,8 +282,12 @@ impl Runtime {
 
     pub fn on_event(&mut self, ev: RuntimeEvent) {
         match ev {
-            RuntimeEvent::Exec(ExecEvent::Runtimes { nvidia_default }) => {
+            RuntimeEvent::Exec(ExecEvent::Runtimes {
+                nvidia_default,
+                nvidia,
+            }) => {
                 self.nvidia_default = nvidia_default;
+                self.nvidia = nvidia;
             }
             RuntimeEvent::Exec(ExecEvent::Ps(Ok(list))) => {
                 self.observation_landed();
@@ -309,6 +364,13 @@ impl Runtime {
     }
 
     fn on_container_event(&mut self, ev: ContainerEvent) {
+        if ev.action == "die"
+            && let Some(info) = self.info.get_mut(&ev.name)
+            && std::mem::take(&mut info.expect_die)
+        {
+            self.request_observe();
+            return;
+        }
         if !self.desired.contains_key(&ev.name) {
             return;
         }

@@ -13,6 +13,15 @@ pub enum Role {
     Router,
 }
 
+/// When the launcher pulls a spec's image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pull {
+    /// Every launch (mutable tags such as `latest`; drivers).
+    Always,
+    /// Only when the engine has no copy (immutable tags: a pinned version, a digest).
+    IfMissing,
+}
+
 /// One container to run.
 #[derive(Clone, PartialEq)]
 pub struct ContainerSpec {
@@ -35,6 +44,7 @@ pub struct ContainerSpec {
     pub command: Vec<String>,
     pub spec_hash: String,
     pub restart: String,
+    pub pull: Pull,
 }
 
 impl std::fmt::Debug for ContainerSpec {
@@ -93,6 +103,7 @@ pub fn example(role: Role) -> ContainerSpec {
         command: Vec::new(),
         spec_hash: "h".into(),
         restart: "no".into(),
+        pull: Pull::Always,
     }
 }
 

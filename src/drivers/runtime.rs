@@ -128,7 +128,7 @@ impl Drivers {
 
     /// What the engine says that shapes driver specs (NVIDIA as Docker's default runtime).
     pub fn on_event(&mut self, ev: &RuntimeEvent) {
-        if let RuntimeEvent::Exec(ExecEvent::Runtimes { nvidia_default }) = ev
+        if let RuntimeEvent::Exec(ExecEvent::Runtimes { nvidia_default, .. }) = ev
             && *nvidia_default != self.ctx.nvidia_default_runtime
         {
             self.ctx.nvidia_default_runtime = *nvidia_default;

@@ -408,6 +408,7 @@ fn build_spec(
         command: svc.command.clone(),
         spec_hash,
         restart: svc.restart.clone(),
+        pull: crate::containers::spec::Pull::Always,
     }
 }
 

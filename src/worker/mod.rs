@@ -1,4 +1,6 @@
-//! The ML worker role (issue 10, in progress): workflow files synced from the cloud
-//! (`sync`). The worker container, its readiness, hot reload and the `worker` CLI come next.
+//! The ML worker role: workflow files synced from the cloud (`sync`), the worker container's
+//! spec (`spec`) and settings, its health and restart accounting (`health`), the watch on
+//! `workers/` (`watch`), and the role on the container runtime (`runtime`).
 
+pub mod spec;
 pub mod sync;

@@ -40,6 +40,7 @@ fn spec(name: &str, image: &str) -> ContainerSpec {
         service: None,
         image: image.into(),
         fallback_image: None,
+        pull: crate::containers::spec::Pull::Always,
         options: [
             "--restart",
             "unless-stopped",
