@@ -2,5 +2,7 @@
 //! spec (`spec`) and settings, its health and restart accounting (`health`), the watch on
 //! `workers/` (`watch`), and the role on the container runtime (`runtime`).
 
+pub mod health;
+pub mod settings;
 pub mod spec;
 pub mod sync;

@@ -1,0 +1,314 @@
+//! The worker's restart accounting with its circuit breaker (reference §6.5), the
+//! `worker_health` payload (§3.7) and the readiness rules over `worker-status.json` (§6.7).
+//! Pure: the caller supplies the clock and what the engine said.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Value, json};
+
+/// Restarts in this window count towards the breaker.
+pub const BREAKER_WINDOW: Duration = Duration::from_secs(300);
+/// This many restarts in the window trip it.
+pub const BREAKER_THRESHOLD: usize = 5;
+/// Restart events kept for `worker health`.
+const KEEP: usize = 100;
+
+/// One restart (or start) of the worker, for `worker health`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartEvent {
+    pub at: Instant,
+    pub wall: SystemTime,
+    pub reason: String,
+    pub ok: bool,
+}
+
+/// Every restart we made, and the breaker over the last five minutes: ≥ 5 restarts in 300 s
+/// suppress automatic restarts until the count in the window drops below 5.
+#[derive(Debug, Clone, Default)]
+pub struct RestartHistory {
+    events: VecDeque<RestartEvent>,
+    total: u64,
+}
+
+impl RestartHistory {
+    pub fn record(&mut self, reason: &str, ok: bool, at: Instant) {
+        self.total += 1;
+        if self.events.len() >= KEEP {
+            self.events.pop_front();
+        }
+        self.events.push_back(RestartEvent {
+            at,
+            wall: SystemTime::now(),
+            reason: reason.to_string(),
+            ok,
+        });
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Restarts in the last [`BREAKER_WINDOW`].
+    pub fn recent(&self, now: Instant) -> usize {
+        self.events
+            .iter()
+            .filter(|e| now.saturating_duration_since(e.at) < BREAKER_WINDOW)
+            .count()
+    }
+
+    pub fn tripped(&self, now: Instant) -> bool {
+        self.recent(now) >= BREAKER_THRESHOLD
+    }
+
+    /// When the breaker re-arms (the oldest restart in the window leaves it), if tripped.
+    pub fn rearms_at(&self, now: Instant) -> Option<Instant> {
+        if !self.tripped(now) {
+            return None;
+        }
+        let recent: Vec<&RestartEvent> = self
+            .events
+            .iter()
+            .filter(|e| now.saturating_duration_since(e.at) < BREAKER_WINDOW)
+            .collect();
+        // The count drops below the threshold when the (n - threshold + 1)-th oldest leaves.
+        let idx = recent.len() + 1 - BREAKER_THRESHOLD - 1;
+        recent.get(idx).map(|e| e.at + BREAKER_WINDOW)
+    }
+
+    pub fn last(&self, n: usize) -> impl Iterator<Item = &RestartEvent> {
+        self.events.iter().skip(self.events.len().saturating_sub(n))
+    }
+}
+
+/// What `worker_health` reports (§3.7), in the original's field order.
+pub struct HealthView<'a> {
+    pub container_name: &'a str,
+    pub container_status: &'a str,
+    pub is_ready: bool,
+    pub uptime_seconds: Option<f64>,
+}
+
+/// The compact `worker_health` payload.
+pub fn health_payload(v: &HealthView, history: &RestartHistory, now: Instant) -> Value {
+    json!({
+        "container_name": v.container_name,
+        "container_status": v.container_status,
+        "is_healthy": v.container_status == "running",
+        "is_ready": v.is_ready,
+        "restart_count": history.total(),
+        "recent_restarts": history.recent(now),
+        "circuit_breaker_tripped": history.tripped(now),
+        "uptime_seconds": v.uptime_seconds,
+        "observed_at": crate::epoch_seconds(),
+    })
+}
+
+/// The readiness verdict for a starting worker (§6.7).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Readiness {
+    Ready,
+    /// No status file after 60 s: an image that does not report (taken as ready).
+    Legacy,
+    /// `worker_startup_exited` or `worker_ready_timeout`.
+    Failed(&'static str),
+    Progress {
+        phase: String,
+        models_total: Option<u64>,
+        models_ready: Option<u64>,
+        detail: Option<String>,
+    },
+    Waiting,
+}
+
+/// How long a worker may go without a status file before it is taken for a legacy image.
+pub const LEGACY_AFTER: Duration = Duration::from_secs(60);
+
+/// §6.7: the container's state and restart count, the status file (if any, already parsed),
+/// and the time since the container started.
+pub fn readiness(
+    container_state: Option<&str>,
+    restarted: bool,
+    status: Option<&Value>,
+    elapsed: Duration,
+    timeout: Duration,
+) -> Readiness {
+    match container_state {
+        Some("exited") | Some("dead") | None => return Readiness::Failed("worker_startup_exited"),
+        _ => {}
+    }
+    if restarted {
+        return Readiness::Failed("worker_startup_exited");
+    }
+    let phase = status
+        .and_then(|s| s.get("phase"))
+        .and_then(Value::as_str)
+        .map(|p| p.chars().take(64).collect::<String>());
+    match phase.as_deref() {
+        Some("ready") => Readiness::Ready,
+        None if elapsed >= LEGACY_AFTER => Readiness::Legacy,
+        _ if elapsed >= timeout => Readiness::Failed("worker_ready_timeout"),
+        None => Readiness::Waiting,
+        Some(p) => {
+            let num = |k: &str| status.and_then(|s| s.get(k)).and_then(Value::as_u64);
+            Readiness::Progress {
+                phase: p.to_string(),
+                models_total: num("models_total"),
+                models_ready: num("models_ready"),
+                detail: status
+                    .and_then(|s| s.get("detail"))
+                    .and_then(Value::as_str)
+                    .map(|d| d.chars().take(200).collect()),
+            }
+        }
+    }
+}
+
+/// The plain-language failure text of a worker phase (§2.4, "robot" → "worker").
+pub fn failure_text(phase: &str) -> &'static str {
+    match phase {
+        "container_remove_failed" => "Could not restart your worker. Please try again.",
+        "docker_create_failed" | "docker_start_failed" | "container_start_failed" => {
+            "Could not start your worker. Please try again."
+        }
+        "docker_create_timeout" | "container_startup_timeout" => {
+            "Your worker took too long to start. Please try again."
+        }
+        "container_unhealthy" => "Your worker stopped unexpectedly. Please try again.",
+        "pull_failed" => {
+            "Could not download the worker software. Check your connection and try again."
+        }
+        "pull_timeout" => "Download timed out. Check your connection and try again.",
+        "pull_spawn_failed" => "Could not start the download. Please try again.",
+        "worker_ready_timeout" => {
+            "Your worker started but took too long to load its models. Please try again."
+        }
+        "worker_startup_exited" => "Your worker stopped while starting up. Please try again.",
+        _ => "An unexpected error occurred. Please contact support.",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breaker_trips_at_five_in_five_minutes_and_rearms() {
+        let t0 = Instant::now();
+        let mut h = RestartHistory::default();
+        for i in 0..4 {
+            h.record(
+                "worker-files-changed",
+                true,
+                t0 + Duration::from_secs(i * 10),
+            );
+        }
+        let now = t0 + Duration::from_secs(40);
+        assert!(!h.tripped(now));
+        assert_eq!(h.rearms_at(now), None);
+        h.record("worker-files-changed", true, now);
+        assert!(h.tripped(now));
+        assert_eq!(h.recent(now), 5);
+        // The first restart leaves the window at t0 + 300 s: four remain, re-armed.
+        assert_eq!(h.rearms_at(now), Some(t0 + BREAKER_WINDOW));
+        assert!(h.tripped(t0 + Duration::from_secs(299)));
+        assert!(!h.tripped(t0 + Duration::from_secs(300)));
+        assert_eq!(h.total(), 5);
+        let p = health_payload(
+            &HealthView {
+                container_name: "cyberwave-worker-x",
+                container_status: "running",
+                is_ready: true,
+                uptime_seconds: Some(3.0),
+            },
+            &h,
+            now,
+        );
+        let keys: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "container_name",
+                "container_status",
+                "is_healthy",
+                "is_ready",
+                "restart_count",
+                "recent_restarts",
+                "circuit_breaker_tripped",
+                "uptime_seconds",
+                "observed_at"
+            ]
+        );
+        assert_eq!(p["circuit_breaker_tripped"], true);
+        assert_eq!(p["is_healthy"], true);
+        assert_eq!(p["restart_count"], 5);
+    }
+
+    #[test]
+    fn readiness_rules() {
+        let s = |v: Value| Some(v);
+        let t = Duration::from_secs(900);
+        let secs = Duration::from_secs;
+        let cases: Vec<(Option<&str>, bool, Option<Value>, Duration, Readiness)> = vec![
+            (
+                Some("exited"),
+                false,
+                None,
+                secs(1),
+                Readiness::Failed("worker_startup_exited"),
+            ),
+            (
+                None,
+                false,
+                None,
+                secs(1),
+                Readiness::Failed("worker_startup_exited"),
+            ),
+            (
+                Some("running"),
+                true,
+                None,
+                secs(1),
+                Readiness::Failed("worker_startup_exited"),
+            ),
+            (
+                Some("running"),
+                false,
+                s(json!({"phase": "ready"})),
+                secs(1),
+                Readiness::Ready,
+            ),
+            (Some("running"), false, None, secs(5), Readiness::Waiting),
+            (Some("running"), false, None, secs(61), Readiness::Legacy),
+            (
+                Some("running"),
+                false,
+                s(json!({"phase": "booting"})),
+                secs(901),
+                Readiness::Failed("worker_ready_timeout"),
+            ),
+            (
+                Some("running"),
+                false,
+                s(
+                    json!({"phase": "warming_up", "models_total": 2, "models_ready": 1, "detail": "yolov8n"}),
+                ),
+                secs(10),
+                Readiness::Progress {
+                    phase: "warming_up".into(),
+                    models_total: Some(2),
+                    models_ready: Some(1),
+                    detail: Some("yolov8n".into()),
+                },
+            ),
+        ];
+        for (state, restarted, status, elapsed, want) in cases {
+            assert_eq!(
+                readiness(state, restarted, status.as_ref(), elapsed, t),
+                want,
+                "{state:?} {status:?}"
+            );
+        }
+        assert!(failure_text("worker_ready_timeout").contains("models"));
+    }
+}
