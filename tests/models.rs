@@ -84,6 +84,7 @@ fn the_sdk_finds_and_verifies_a_model_we_cached() {
         sha256: Some(&sha),
         timeout: Duration::from_secs(10),
         attempts: 3,
+        bearer: None,
     })
     .unwrap();
     let mut manifest = store::Manifest::load(&models);

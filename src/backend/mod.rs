@@ -357,6 +357,74 @@ impl Backend {
     }
 }
 
+/// The ML half's calls (reference §2.2): workflow files and the model catalog.
+impl Backend {
+    /// The base URL (downloads send the token only to it).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `Authorization` value for a URL on the backend; `None` for any other host.
+    pub fn bearer_for(&self, url: &str) -> Option<String> {
+        (url.starts_with(&format!("{}/", self.base_url)) || url == self.base_url)
+            .then(|| format!("Bearer {}", self.token.expose()))
+    }
+
+    /// `GET /api/v1/workflows/edge-sync/{twin}`.
+    pub fn edge_sync(&self, twin_uuid: &str) -> Result<Value, BackendError> {
+        self.once(
+            "GET",
+            &format!("/api/v1/workflows/edge-sync/{twin_uuid}"),
+            None,
+        )
+    }
+
+    /// `GET /api/v1/mlmodels/{uuid}` for a UUID, else `GET /api/v1/mlmodels?model_external_id=`
+    /// (first element of a list). `None` when the catalog does not know it.
+    pub fn mlmodel(&self, model_id: &str) -> Result<Option<Value>, BackendError> {
+        let path = match crate::config::parse_uuid(model_id) {
+            Some(u) => format!("/api/v1/mlmodels/{u}"),
+            None => {
+                let q: String = model_id
+                    .bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z'
+                        | b'a'..=b'z'
+                        | b'0'..=b'9'
+                        | b'-'
+                        | b'_'
+                        | b'.'
+                        | b'~'
+                        | b'/' => (b as char).to_string(),
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect();
+                format!("/api/v1/mlmodels?model_external_id={q}")
+            }
+        };
+        match self.once("GET", &path, None) {
+            Ok(Value::Array(items)) => Ok(items.into_iter().find(Value::is_object)),
+            Ok(v @ Value::Object(_)) => Ok(Some(v)),
+            Ok(_) | Err(BackendError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /api/v1/mlmodels/{uuid}/weights`: the signed URL (`signed_url` or `url`), `None`
+    /// when the weights are not hosted (404) or the answer has no URL.
+    pub fn mlmodel_weights_url(&self, uuid: &str) -> Result<Option<String>, BackendError> {
+        match self.once("GET", &format!("/api/v1/mlmodels/{uuid}/weights"), None) {
+            Ok(v) => Ok(["signed_url", "url"]
+                .iter()
+                .find_map(|k| v.get(*k).and_then(Value::as_str))
+                .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+                .map(str::to_string)),
+            Err(BackendError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl Backend {
     /// `POST /api/v1/alerts`.
     pub fn create_alert(&self, body: &Value) -> Result<Value, BackendError> {

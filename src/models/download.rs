@@ -28,6 +28,8 @@ pub struct Request<'a> {
     /// Bound on receiving one response body.
     pub timeout: Duration,
     pub attempts: u32,
+    /// `Authorization` header (only for URLs on the backend itself).
+    pub bearer: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -130,6 +132,9 @@ fn attempt_once(
     let io_err = |e: io::Error| DownloadError::Failed(e.to_string());
     let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
     let mut get = agent.get(req.url);
+    if let Some(b) = req.bearer {
+        get = get.header("Authorization", b);
+    }
     if have > 0 {
         get = get.header("Range", &format!("bytes={have}-"));
     }

@@ -6,5 +6,6 @@
 
 pub mod discover;
 pub mod download;
+pub mod ensure;
 pub mod hash;
 pub mod store;

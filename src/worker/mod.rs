@@ -6,3 +6,4 @@ pub mod health;
 pub mod settings;
 pub mod spec;
 pub mod sync;
+pub mod watch;

@@ -83,6 +83,7 @@ fn request<'a>(url: &'a str, dir: &'a Path, sha: Option<&'a str>) -> Request<'a>
         sha256: sha,
         timeout: Duration::from_secs(10),
         attempts: 3,
+        bearer: None,
     }
 }
 
