@@ -249,7 +249,8 @@ mod tests {
         let s = |v: Value| Some(v);
         let t = Duration::from_secs(900);
         let secs = Duration::from_secs;
-        let cases: Vec<(Option<&str>, bool, Option<Value>, Duration, Readiness)> = vec![
+        type Case<'a> = (Option<&'a str>, bool, Option<Value>, Duration, Readiness);
+        let cases: Vec<Case> = vec![
             (
                 Some("exited"),
                 false,

@@ -92,7 +92,7 @@ pub fn limits(env: &EnvLayer, host_memory_mb: Option<u64>, warnings: &mut Vec<St
         memory_mb: optional_number(
             env,
             "CYBERWAVE_WORKER_MEMORY_MB",
-            |x| x >= 6.0 && x <= 16.0 * 1024.0 * 1024.0 && x.fract() == 0.0,
+            |x| (6.0..=16.0 * 1024.0 * 1024.0).contains(&x) && x.fract() == 0.0,
             warnings,
         )
         .map(|x| x as u64),
@@ -283,13 +283,14 @@ mod tests {
 
     #[test]
     fn limits_from_either_name_and_bad_values_ignored() {
-        let cases: Vec<(
-            Vec<(&str, &str)>,
+        type Case<'a> = (
+            Vec<(&'a str, &'a str)>,
             Option<f64>,
             Option<u64>,
             Option<f64>,
             usize,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 vec![("CYBERWAVE_WORKER_CPU_PERCENT", "50")],
                 Some(50.0),
