@@ -18,6 +18,89 @@ pub struct EdgeCoreArgs {
 pub enum EdgeCoreCommand {
     Run(RunArgs),
     Status(StatusArgs),
+    Worker(WorkerArgs),
+}
+
+/// Manage the ML worker container (through the daemon when it runs).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "worker")]
+pub struct WorkerArgs {
+    #[argh(subcommand)]
+    pub command: WorkerCommand,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum WorkerCommand {
+    Start(WorkerStart),
+    Stop(WorkerStop),
+    Restart(WorkerRestart),
+    Status(WorkerStatus),
+    Health(WorkerHealth),
+    Logs(WorkerLogs),
+}
+
+/// Start the worker container (after its models are in the cache).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "start")]
+pub struct WorkerStart {
+    /// accepted for the Cyberwave CLI; checks always run
+    #[argh(switch)]
+    pub skip_preflight: bool,
+}
+
+/// Stop the worker container (it stays stopped until `worker start`).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "stop")]
+pub struct WorkerStop {}
+
+/// Restart the worker container.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "restart")]
+pub struct WorkerRestart {}
+
+/// Show the worker container, worker files, cached models, GPU and health.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "status")]
+pub struct WorkerStatus {
+    /// print one JSON object instead of the report
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// Show the worker's readiness and restart history.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "health")]
+pub struct WorkerHealth {
+    /// print one JSON object instead of the report
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// Show the worker container's last 100 log lines and follow them.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "logs")]
+pub struct WorkerLogs {
+    /// print the last lines and exit
+    #[argh(switch)]
+    pub no_follow: bool,
+}
+
+impl WorkerCommand {
+    /// The verb for [`crate::control::worker::run`].
+    pub fn verb(&self) -> crate::control::worker::Verb {
+        use crate::control::worker::Verb;
+        match self {
+            WorkerCommand::Start(_) => Verb::Start,
+            WorkerCommand::Stop(_) => Verb::Stop,
+            WorkerCommand::Restart(_) => Verb::Restart,
+            WorkerCommand::Status(s) => Verb::Status { json: s.json },
+            WorkerCommand::Health(h) => Verb::Health { json: h.json },
+            WorkerCommand::Logs(l) => Verb::Logs {
+                follow: !l.no_follow,
+            },
+        }
+    }
 }
 
 /// Run the edge daemon (the default).

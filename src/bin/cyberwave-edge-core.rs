@@ -22,6 +22,10 @@ fn main() -> ExitCode {
         Some(EdgeCoreCommand::Status(s)) => {
             ExitCode::from(cyberwave_edge::control::status::run(s.json) as u8)
         }
+        Some(EdgeCoreCommand::Worker(w)) => {
+            cyberwave_edge::logging::init("warning");
+            ExitCode::from(cyberwave_edge::control::worker::run(w.command.verb()) as u8)
+        }
         command @ (Some(EdgeCoreCommand::Run(_)) | None) => {
             let local_manifest = match command {
                 Some(EdgeCoreCommand::Run(r)) => r.local,

@@ -320,6 +320,9 @@ fn serve(s: NodeSettings, groups: &Groups, sig_rx: &Receiver<i32>) -> Result<(),
             recv(control_rx) -> req => match req {
                 Ok(req) => match req.request {
                     Request::Status => { let _ = req.reply.send(node.status_json()); }
+                    Request::Worker(_) => {
+                        let _ = req.reply.send(serde_json::json!({"error": "a cloud node has no ML worker"}));
+                    }
                 },
                 Err(_) => control_rx = never(),
             },

@@ -2,6 +2,8 @@
 //! answering one JSON request per connection. `status` and, later, `worker …` use it.
 
 pub mod status;
+pub mod worker;
+mod worker_text;
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Write};
@@ -20,6 +22,8 @@ pub use crate::config::CONTROL_SOCKET_NAME as SOCKET_NAME;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     Status,
+    /// `worker_start|stop|restart|status|health`: the verb.
+    Worker(String),
 }
 
 /// A request handed to the supervisor, with where to send the answer.
@@ -137,6 +141,10 @@ fn parse_request(line: &str) -> Result<Request, String> {
     let v: Value = serde_json::from_str(line.trim()).map_err(|e| format!("bad request: {e}"))?;
     match v.get("request").and_then(Value::as_str) {
         Some("status") => Ok(Request::Status),
+        Some(
+            w @ ("worker_start" | "worker_stop" | "worker_restart" | "worker_status"
+            | "worker_health"),
+        ) => Ok(Request::Worker(w.trim_start_matches("worker_").to_string())),
         Some(other) => Err(format!("unknown request {other:?}")),
         None => Err("bad request: no \"request\" field".into()),
     }

@@ -74,6 +74,14 @@ impl Drivers {
         }
     }
 
+    /// A copy of the alert sink as configured now (for other roles after a reload).
+    pub fn alerts(&self) -> AlertSink {
+        self.alerts
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_else(|_| AlertSink::new(None, None, None))
+    }
+
     /// The link after a reload; every helper thread sees it at once.
     pub fn set_mqtt(&mut self, mqtt: Option<MqttHandle>) {
         self.mqtt.set(mqtt);

@@ -77,6 +77,10 @@ pub(super) fn on_link(state: &mut State, ev: LinkEvent, jobctl: &Sender<JobCtl>)
         LinkEvent::Up => {}
         LinkEvent::Down(e) => state.record_error(format!("MQTT link down: {e}")),
         LinkEvent::Message { topic, payload, .. } => {
+            if let Some(twin) = state.twin_topics.get(&topic).cloned() {
+                on_twin_command(state, &twin, &payload);
+                return;
+            }
             if state.command_topic.as_deref() != Some(topic.as_str()) {
                 log::debug!("message on {topic} ignored");
                 return;
@@ -122,6 +126,33 @@ pub(super) fn on_link(state: &mut State, ev: LinkEvent, jobctl: &Sender<JobCtl>)
     }
 }
 
+/// A message on a twin's command topic (§3.8): the worker's two commands; anything else on
+/// that topic is for the twin's driver and is ignored here.
+fn on_twin_command(state: &mut State, twin: &str, payload: &[u8]) {
+    let Ok(Value::Object(cmd)) = serde_json::from_slice::<Value>(payload) else {
+        return;
+    };
+    let name = cmd.get("command").and_then(Value::as_str).unwrap_or("");
+    if !matches!(name, "sync_workflows" | "remove_workflow_worker") {
+        return;
+    }
+    if let Some(id) = cmd.get("request_id").and_then(Value::as_str)
+        && !state
+            .twin_dedupe
+            .first_time(&id.chars().take(256).collect::<String>())
+    {
+        log::info!("twin {twin}: duplicate {name} request dropped");
+        return;
+    }
+    log::info!("twin {twin}: {name} requested");
+    if name == "sync_workflows" {
+        state.worker.sync_now();
+    } else {
+        let names = cmd.get("worker_filenames").cloned().unwrap_or(Value::Null);
+        state.worker.remove_files(names);
+    }
+}
+
 /// SIGHUP: re-read every file; a bad file keeps the running configuration.
 pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Sender<JobCtl>) {
     log::info!("SIGHUP: reloading configuration");
@@ -154,6 +185,8 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
             Ok(link) => {
                 state.mqtt = link.handle();
                 state.drivers.set_mqtt(Some(link.handle()));
+                state.worker_mqtt.set(Some(link.handle()));
+                state.twin_topics.clear();
                 state.link = Some(link);
                 if let Some(h) = state.health.take() {
                     h.stop();
@@ -177,9 +210,22 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
     state
         .drivers
         .reconfigure_alerts(Backend::new(&settings), env_uuid, workspace);
+    let worker_alerts = state.drivers.alerts();
+    state.worker.reconfigure(
+        super::worker_context(
+            &settings,
+            state.environment_uuid().as_deref(),
+            &state.fingerprint,
+        ),
+        super::worker_tuning(&settings),
+        Some(Backend::new(&settings)),
+        worker_alerts,
+    );
     state.settings = settings;
     if let Some(d) = state.desired.clone() {
         state.apply_desired(d);
+    } else {
+        state.update_worker_scope();
     }
     state.ensure_health();
     let _ = jobctl.send(JobCtl::Reload {

@@ -151,7 +151,30 @@ fn protect_from_oom() {
     }
 }
 
-/// Runs the daemon until SIGTERM/SIGINT. Returns Ok on a clean shutdown.
+/// The worker's container context, once this edge has an environment (warnings logged).
+pub(super) fn worker_context(
+    settings: &Settings,
+    environment_uuid: Option<&str>,
+    fingerprint: &str,
+) -> Option<crate::worker::spec::WorkerContext> {
+    let env = environment_uuid?;
+    let mut warnings = Vec::new();
+    let ctx = crate::worker::settings::context(settings, env, fingerprint, &mut warnings);
+    for w in warnings {
+        log::warn!("{w}");
+    }
+    Some(ctx)
+}
+
+pub(super) fn worker_tuning(settings: &Settings) -> crate::worker::settings::WorkerTuning {
+    let mut warnings = Vec::new();
+    let t = crate::worker::settings::tuning(settings, &mut warnings);
+    for w in warnings {
+        log::warn!("{w}");
+    }
+    t
+}
+
 /// How the daemon gets its desired state.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunOptions {
@@ -281,6 +304,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     };
     let alerts =
         crate::alerts::AlertSink::new(alert_tx, environment_uuid, settings.workspace_id.clone());
+    let worker_alerts = alerts.clone();
     // One container runtime for every role; drivers are its first.
     let tuning = crate::drivers::settings::driver_tuning(&settings);
     let (mut runtime, mut runtime_rx) = Runtime::start(Setup {
@@ -296,6 +320,19 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         alerts,
     );
     runtime.add_role(driver_role);
+    // The ML worker is the runtime's second role.
+    let environment_uuid = environment.as_ref().ok().and_then(|e| e.uuid.clone());
+    let worker_mqtt = crate::mqtt::SharedHandle::new((!local).then(|| mqtt.clone()));
+    let worker_parts = crate::worker::runtime::Worker::start(
+        settings.config_dir.clone(),
+        worker_context(&settings, environment_uuid.as_deref(), &fingerprint),
+        worker_tuning(&settings),
+        (!local).then(|| Backend::new(&settings)),
+        worker_mqtt.clone(),
+        worker_alerts,
+    );
+    runtime.add_role(worker_parts.role);
+    let (mut prep_rx, mut watch_rx) = (worker_parts.prep, worker_parts.watch);
 
     let mut state = State {
         started: Instant::now(),
@@ -319,6 +356,10 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         health: None,
         errors: VecDeque::new(),
         drivers,
+        worker: worker_parts.worker,
+        worker_mqtt,
+        twin_topics: std::collections::BTreeMap::new(),
+        twin_dedupe: Dedupe::new(1024),
         runtime,
         local,
         settings,
@@ -367,14 +408,27 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
 
     let ticker = tick(TICK);
     let outcome = loop {
-        let deadline = state
-            .runtime
-            .next_deadline()
+        let due = [state.runtime.next_deadline(), state.worker.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        let deadline = due
             .map(|d| d.saturating_duration_since(Instant::now()))
             .map(after)
             .unwrap_or_else(never);
         select! {
-            recv(deadline) -> _ => state.runtime.on_deadline(),
+            recv(deadline) -> _ => {
+                state.runtime.on_deadline();
+                state.worker.on_deadline(&mut state.runtime);
+            },
+            recv(prep_rx) -> ev => match ev {
+                Ok(ev) => state.worker.on_prep(ev, &mut state.runtime),
+                Err(_) => prep_rx = never(),
+            },
+            recv(watch_rx) -> ev => match ev {
+                Ok(crate::worker::watch::Changed(sig)) => state.worker.on_files(sig, &mut state.runtime),
+                Err(_) => watch_rx = never(),
+            },
             recv(signals) -> sig => match sig {
                 Ok(Signal::Shutdown(n)) => {
                     log::info!("signal {n}: shutting down (driver containers keep running)");
@@ -401,7 +455,17 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             recv(runtime_rx) -> ev => match ev {
                 Ok(ev) => {
                     state.drivers.on_event(&ev);
+                    let nvidia = match &ev {
+                        crate::containers::runtime::RuntimeEvent::Exec(
+                            crate::containers::executor::ExecEvent::Runtimes { nvidia, .. },
+                        ) => Some(*nvidia),
+                        _ => None,
+                    };
                     state.runtime.on_event(ev);
+                    if let Some(n) = nvidia {
+                        state.worker.set_nvidia(n, &mut state.runtime);
+                    }
+                    state.worker.after_runtime_event(&mut state.runtime);
                     state.stop_health_once_drivers_run();
                 }
                 Err(_) => runtime_rx = never(),
@@ -411,12 +475,17 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                     Request::Status => {
                         let _ = req.reply.send(state.snapshot());
                     }
+                    Request::Worker(verb) => {
+                        let answer = state.worker.control(&verb, &mut state.runtime);
+                        let _ = req.reply.send(answer);
+                    }
                 },
                 Err(_) => control_rx = never(),
             },
             recv(ticker) -> _ => {
                 notifier.watchdog();
                 state.runtime.tick();
+                state.worker.tick(&mut state.runtime);
             },
         }
     };

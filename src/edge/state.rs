@@ -58,6 +58,13 @@ pub(super) struct State {
     pub(super) health: Option<HealthPublisher>,
     pub(super) errors: VecDeque<(SystemTime, String)>,
     pub(super) drivers: Drivers,
+    /// The ML worker role.
+    pub(super) worker: crate::worker::runtime::Worker,
+    pub(super) worker_mqtt: crate::mqtt::SharedHandle,
+    /// Twin command topics we listen on (§3.8), topic → twin.
+    pub(super) twin_topics: std::collections::BTreeMap<String, String>,
+    /// `sync_workflows` / `remove_workflow_worker` request ids (one FIFO, as the original).
+    pub(super) twin_dedupe: Dedupe,
     /// The container runtime every role stands on.
     pub(super) runtime: Runtime,
     /// `run --local`: no backend, no broker.
@@ -111,8 +118,43 @@ impl State {
         let plans = plan_twins(&state.twins, &state.assets, &linked, &self.drivers.ctx);
         self.drivers.set_plans(&mut self.runtime, plans);
         self.linked_broad = broad;
+        self.update_worker_scope();
         self.desired = Some(state);
         self.ensure_health();
+    }
+
+    /// The worker's twins: `environment.json` `twin_uuids` when it is a list (even empty), else
+    /// the twins linked by the broad rule (§2.3); their command topics are subscribed.
+    pub(super) fn update_worker_scope(&mut self) {
+        let scope = match self
+            .environment
+            .as_ref()
+            .ok()
+            .and_then(|e| e.twin_uuids.clone())
+        {
+            Some(list) => list,
+            None => self.linked_broad.clone(),
+        };
+        let wanted: std::collections::BTreeMap<String, String> = if self.local {
+            Default::default()
+        } else {
+            scope
+                .iter()
+                .map(|t| (topics::twin_command(self.mqtt.prefix(), t), t.clone()))
+                .collect()
+        };
+        for old in self.twin_topics.keys() {
+            if !wanted.contains_key(old) {
+                self.mqtt.unsubscribe(old);
+            }
+        }
+        for new in wanted.keys() {
+            if !self.twin_topics.contains_key(new) {
+                self.mqtt.subscribe(new);
+            }
+        }
+        self.twin_topics = wanted;
+        self.worker.set_scope(scope, &mut self.runtime);
     }
 
     /// The bootstrap publisher only bridges the time until drivers publish their own health.
@@ -229,6 +271,7 @@ impl State {
             },
             "mode": if self.local { "local" } else { "cloud" },
             "drivers": self.drivers.snapshot(&self.runtime),
+            "worker": self.worker.snapshot(&self.runtime),
             "health_publisher": {
                 "running": self.health.is_some(),
                 "interval_seconds": self.settings.health_interval.as_secs_f64(),

@@ -3,7 +3,11 @@
 //! `workers/` (`watch`), and the role on the container runtime (`runtime`).
 
 pub mod health;
+pub mod policy;
+pub mod prep;
+pub mod runtime;
 pub mod settings;
 pub mod spec;
+pub mod status;
 pub mod sync;
 pub mod watch;

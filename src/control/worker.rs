@@ -1,0 +1,357 @@
+//! `cyberwave-edge-core worker start|stop|restart|status|health|logs` (reference §10.1; the
+//! Cyberwave CLI's `cyberwave worker …` delegates here and forwards the exit code). When the
+//! daemon runs, the verbs go through its control socket so its accounting, breaker and alerts
+//! stay right, and we follow the container until it did what was asked; when it does not, they
+//! act on Docker directly with the same container spec the daemon would use.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::worker_text::{render_health, render_status};
+use crate::config::{self, EnvLayer, EnvironmentFile, Settings};
+use crate::containers::engine::Engine;
+use crate::containers::launch::{LaunchFailure, LaunchHooks, LaunchJob, Launcher};
+use crate::containers::spec::ContainerSpec;
+use crate::docker::Docker;
+use crate::worker::spec::{container_name, worker_spec};
+
+/// How long `start` / `restart` follow the container before giving up.
+const FOLLOW_START: Duration = Duration::from_secs(180);
+const FOLLOW_STOP: Duration = Duration::from_secs(60);
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The verb of `worker`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verb {
+    Start,
+    Stop,
+    Restart,
+    Status { json: bool },
+    Health { json: bool },
+    Logs { follow: bool },
+}
+
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+fn err(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+struct Ctx {
+    settings: Settings,
+    environment_uuid: String,
+    name: String,
+    docker: Docker,
+}
+
+/// Settings and the linked environment, with the original's messages when either is missing.
+fn load() -> Result<Ctx, String> {
+    let env = EnvLayer::from_process();
+    let (dir, overridden) = config::resolve_config_dir(&|k| env.process(k));
+    let (settings, _) = Settings::load(dir, overridden, &env)
+        .map_err(|e| format!("No credentials found. Run 'cyberwave login' first. ({e})"))?;
+    let environment =
+        EnvironmentFile::load(&settings.config_dir.join(config::ENVIRONMENT_FILE)).ok();
+    let environment_uuid = environment.and_then(|e| e.uuid).ok_or(
+        "No linked environment found. Run 'cyberwave link' to associate this edge with an environment.",
+    )?;
+    Ok(Ctx {
+        name: container_name(&environment_uuid),
+        docker: Docker::new(&settings.docker_bin),
+        settings,
+        environment_uuid,
+    })
+}
+
+/// Runs a `worker` verb; returns the exit code.
+pub fn run(verb: Verb) -> i32 {
+    let ctx = match load() {
+        Ok(c) => c,
+        Err(e) => {
+            err(&e);
+            return 1;
+        }
+    };
+    let socket = ctx.settings.control_socket.clone();
+    let daemon = super::query(&socket, "worker_status", SOCKET_TIMEOUT).ok();
+    match (verb, daemon) {
+        (Verb::Logs { follow }, _) => logs(&ctx, follow),
+        (Verb::Status { json }, d) => {
+            show(d.unwrap_or_else(|| direct_view(&ctx)), json, render_status)
+        }
+        (Verb::Health { json }, d) => {
+            show(d.unwrap_or_else(|| direct_view(&ctx)), json, render_health)
+        }
+        (verb, Some(_)) => via_daemon(&ctx, &socket, verb),
+        (verb, None) => directly(&ctx, verb),
+    }
+}
+
+fn show(v: Value, json: bool, render: fn(&Value) -> String) -> i32 {
+    if json {
+        say(&v.to_string());
+    } else {
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(render(&v).as_bytes());
+    }
+    0
+}
+
+fn inspect(ctx: &Ctx) -> Option<(String, String)> {
+    ctx.docker
+        .inspect(&ctx.name)
+        .ok()
+        .flatten()
+        .map(|i| (i.status, i.started_at))
+}
+
+fn done(verb: &Verb, name: &str, ok: bool) -> i32 {
+    let (past, what) = match verb {
+        Verb::Start => ("started", "start"),
+        Verb::Stop => ("stopped", "stop"),
+        _ => ("restarted", "restart"),
+    };
+    if ok {
+        say(&format!("✓ Worker container {name} {past}"));
+        0
+    } else if *verb == Verb::Start {
+        err(&format!("✗ Failed to start worker container {name}"));
+        1
+    } else {
+        err(&format!("✗ Failed to {what} worker container"));
+        1
+    }
+}
+
+fn via_daemon(ctx: &Ctx, socket: &Path, verb: Verb) -> i32 {
+    let before = inspect(ctx).map(|(_, started)| started);
+    let request = match verb {
+        Verb::Start => "worker_start",
+        Verb::Stop => "worker_stop",
+        _ => "worker_restart",
+    };
+    let answer = match super::query(socket, request, SOCKET_TIMEOUT) {
+        Ok(a) => a,
+        Err(e) => {
+            err(&format!("the edge daemon did not take the request: {e}"));
+            return done(&verb, &ctx.name, false);
+        }
+    };
+    if verb != Verb::Stop && answer["files"].as_array().is_some_and(Vec::is_empty) {
+        say("No worker files in the workers directory: nothing to run.");
+        return done(&verb, &ctx.name, true);
+    }
+    let deadline = Instant::now()
+        + if verb == Verb::Stop {
+            FOLLOW_STOP
+        } else {
+            FOLLOW_START
+        };
+    let last_error = answer["last_error"].clone();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = inspect(ctx);
+        let running = now.as_ref().is_some_and(|(s, _)| s == "running");
+        let ok = match verb {
+            Verb::Stop => !running,
+            Verb::Start => running,
+            _ => running && now.as_ref().map(|(_, s)| s) != before.as_ref(),
+        };
+        if ok {
+            return done(&verb, &ctx.name, true);
+        }
+        if verb != Verb::Stop
+            && let Ok(v) = super::query(socket, "worker_status", SOCKET_TIMEOUT)
+            && (v["models_state"] == "failed"
+                || (v["last_error"] != last_error && !v["last_error"].is_null()))
+        {
+            err(v["last_error"].as_str().unwrap_or("the worker failed"));
+            for f in v["model_failures"].as_array().into_iter().flatten() {
+                err(&format!(
+                    "Model could not be loaded: {}: {}",
+                    f["model_id"].as_str().unwrap_or(""),
+                    f["error"].as_str().unwrap_or("")
+                ));
+            }
+            return done(&verb, &ctx.name, false);
+        }
+    }
+    err("timed out waiting for the worker container");
+    done(&verb, &ctx.name, false)
+}
+
+/// No daemon: act on Docker with the spec the daemon would use.
+fn directly(ctx: &Ctx, verb: Verb) -> i32 {
+    let timeout = Duration::from_secs(10);
+    if matches!(verb, Verb::Stop | Verb::Restart) {
+        let stopped = ctx.docker.stop(&ctx.name, timeout.as_secs());
+        if verb == Verb::Stop {
+            if let Err(e) = &stopped {
+                err(&e.to_string());
+            }
+            return done(&verb, &ctx.name, stopped.is_ok());
+        }
+    }
+    match start_directly(ctx) {
+        Ok(()) => done(&verb, &ctx.name, true),
+        Err(e) => {
+            err(&e);
+            done(&verb, &ctx.name, false)
+        }
+    }
+}
+
+/// The twins the worker serves: `environment.json` `twin_uuids`, else the broad rule over the
+/// environment's twins.
+fn scope(ctx: &Ctx) -> Vec<String> {
+    let env = EnvironmentFile::load(&ctx.settings.config_dir.join(config::ENVIRONMENT_FILE)).ok();
+    if let Some(list) = env.and_then(|e| e.twin_uuids) {
+        return list;
+    }
+    let fp = fingerprint(ctx);
+    let backend = crate::backend::Backend::new(&ctx.settings);
+    match backend.environment_twins(&ctx.environment_uuid) {
+        Ok(twins) => crate::backend::linked_twins_broad(&twins, &fp),
+        Err(e) => {
+            err(&format!(
+                "twins of the environment unavailable ({e}); starting without"
+            ));
+            Vec::new()
+        }
+    }
+}
+
+/// This edge's fingerprint, as the daemon computes it (created the same way when missing).
+fn fingerprint(ctx: &Ctx) -> String {
+    crate::config::fingerprint::load_or_create(
+        &ctx.settings.config_dir,
+        ctx.settings.edge_uuid_override.as_deref(),
+        || {
+            let facts = crate::host::identity();
+            crate::config::fingerprint::generate(&facts.hostname, &facts.mac, &facts.platform)
+        },
+    )
+    .unwrap_or_default()
+}
+
+struct Quiet;
+
+impl LaunchHooks for Quiet {
+    fn prepare(&self, _: &ContainerSpec, _: &Value) -> Result<(), LaunchFailure> {
+        Ok(())
+    }
+    fn progress(&self, _: &ContainerSpec, _: &str, message: &str) {
+        say(message);
+    }
+}
+
+fn start_directly(ctx: &Ctx) -> Result<(), String> {
+    let workers = ctx.settings.config_dir.join("workers");
+    if crate::worker::watch::signature(&workers).is_empty() {
+        say("No worker files in the workers directory: nothing to run.");
+        return Ok(());
+    }
+    let backend = crate::backend::Backend::new(&ctx.settings);
+    let models_dir = ctx.settings.config_dir.join("models");
+    let (ids, _) = crate::models::discover::discover(&workers);
+    let mut verified = crate::models::ensure::Verified::new();
+    let mut failed = Vec::new();
+    for id in ids {
+        if let Err(e) =
+            crate::models::ensure::ensure_model(&models_dir, &id, &backend, &mut verified)
+        {
+            failed.push(format!("Model could not be loaded: {id}: {e}"));
+        }
+    }
+    if !failed.is_empty() {
+        return Err(failed.join("\n"));
+    }
+    let mut warnings = Vec::new();
+    let mut wctx = crate::worker::settings::context(
+        &ctx.settings,
+        &ctx.environment_uuid,
+        &fingerprint(ctx),
+        &mut warnings,
+    );
+    wctx.accelerators.nvidia = ctx
+        .docker
+        .runtimes()
+        .is_ok_and(|(r, _)| r.iter().any(|x| x == "nvidia"));
+    let (spec, _) = worker_spec(&wctx, &scope(ctx));
+    let existing = ctx.docker.inspect(&ctx.name).ok().flatten();
+    if let Some(i) = &existing
+        && i.running
+        && i.labels.get(crate::containers::LABEL_SPEC_HASH) == Some(&spec.spec_hash)
+    {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(wctx.status_dir.join(crate::worker::spec::STATUS_FILE));
+    let launcher = Launcher {
+        engine: Arc::new(ctx.docker.clone()) as Arc<dyn Engine>,
+        config_dir: ctx.settings.config_dir.clone(),
+        probe: Duration::from_secs(30),
+        hooks: Arc::new(Quiet),
+    };
+    let mut result = Err("the launch did not report".to_string());
+    launcher.launch_batch(
+        vec![LaunchJob {
+            spec,
+            payload: Value::Null,
+            exists: existing.is_some(),
+        }],
+        |_, r| result = r.map(|_| ()).map_err(|e| e.to_string()),
+    );
+    result
+}
+
+/// What `worker status` / `health` show without a daemon: Docker's view, the files, the cache
+/// (a fresh process has no restart history, as the original's CLI).
+fn direct_view(ctx: &Ctx) -> Value {
+    let i = ctx.docker.inspect(&ctx.name).ok().flatten();
+    let files: Vec<Value> =
+        crate::worker::watch::signature(&ctx.settings.config_dir.join("workers"))
+            .into_iter()
+            .map(|(n, _, size)| json!({"name": n, "size_bytes": size}))
+            .collect();
+    let gpu = ctx
+        .docker
+        .runtimes()
+        .is_ok_and(|(r, _)| r.iter().any(|x| x == "nvidia"));
+    json!({
+        "configured": true,
+        "name": ctx.name,
+        "state": i.as_ref().map(|i| i.status.clone()).unwrap_or_else(|| "not created".into()),
+        "image": i.as_ref().map(|i| i.image.clone()),
+        "gpu": gpu,
+        "ready": false,
+        "files": files,
+        "workers_dir": ctx.settings.config_dir.join("workers"),
+        "models_dir": ctx.settings.config_dir.join("models"),
+        "models": crate::worker::status::cached_models(&ctx.settings.config_dir),
+        "health": {"total_restarts": i.as_ref().map(|i| i.restart_count).unwrap_or(0),
+                   "recent_restarts": 0, "circuit_breaker_tripped": false, "uptime_seconds": null},
+        "history": [],
+        "daemon": false,
+    })
+}
+
+/// `docker logs --tail 100 [-f] <worker>`, handing the terminal to Docker.
+fn logs(ctx: &Ctx, follow: bool) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(ctx.docker.bin());
+    cmd.args(["logs", "--tail", "100"]);
+    if follow {
+        cmd.arg("-f");
+    }
+    cmd.arg(&ctx.name);
+    let e = cmd.exec();
+    err(&format!("cannot run {} logs: {e}", ctx.docker.bin()));
+    1
+}

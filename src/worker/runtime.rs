@@ -1,0 +1,693 @@
+//! The worker role on the container runtime (reference §6, seed 004): one shared ML worker per
+//! environment, started once the drivers have settled (or after a bounded wait) and its models
+//! are in the cache, stopped when `workers/` holds no `*.py`, reloaded within about a second of
+//! an edit, with restart accounting, a circuit breaker, readiness from `worker-status.json`,
+//! `worker_health` on MQTT and the original's alerts. Runs on the supervisor thread; waiting
+//! work goes to the helper thread (`prep`) and the watch thread (`watch`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use serde_json::{Value, json};
+
+use super::health::{RestartHistory, health_payload, readiness};
+use super::policy::{Note, Notes, WorkerHooks, WorkerPolicy};
+use super::prep::{ModelsFor, PrepEvent, PrepJob};
+use super::settings::WorkerTuning;
+use super::spec::{STATUS_FILE, WorkerContext, container_name, worker_spec};
+use super::watch::{Changed, Signature};
+use crate::alerts::{Alert, AlertSink};
+use crate::containers::runtime::{RoleSetup, Runtime};
+use crate::containers::spec::Role;
+use crate::mqtt::SharedHandle;
+
+/// How often readiness is checked while the worker starts.
+const READINESS_POLL: Duration = Duration::from_secs(1);
+
+/// Where the models stand for the next start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Models {
+    Unknown,
+    Checking(ModelsFor),
+    Ready,
+    Failed,
+}
+
+/// A worker being watched until it reports `ready` (or fails).
+#[derive(Debug, Clone)]
+struct Starting {
+    since: Instant,
+    phase: Option<String>,
+    misses: u32,
+    /// Down states are expected this long (a restart's stop).
+    grace: Duration,
+}
+
+pub struct Worker {
+    pub(super) ctx: Option<WorkerContext>,
+    pub(super) tuning: WorkerTuning,
+    alerts: AlertSink,
+    mqtt: SharedHandle,
+    jobs: Sender<PrepJob>,
+    notes: Notes,
+    /// Twins the worker serves (alerts, command topics, `CYBERWAVE_TWIN_UUIDS`).
+    pub(super) scope: Vec<String>,
+    pub(super) files: Signature,
+    boot: Instant,
+    drivers_planned: bool,
+    pub(super) models: Models,
+    pub(super) model_failures: Vec<(String, String)>,
+    /// Stopped by `worker stop`: stays stopped until `worker start`.
+    pub(super) held: bool,
+    pub(super) history: RestartHistory,
+    starting: Option<Starting>,
+    pub(super) ready: bool,
+    pub(super) running_since: Option<Instant>,
+    reload_pending: Option<Instant>,
+    last_auto_restart: Option<Instant>,
+    /// We stop or restart it on purpose: its exit is not spontaneous.
+    expect_down: bool,
+    wanted: bool,
+    ticks: u64,
+    sync_alerted: BTreeSet<String>,
+    pub(super) last_error: Option<String>,
+    pub(super) accelerator: &'static str,
+    breaker_logged: bool,
+}
+
+/// What the worker role hands the supervisor: itself, its runtime role, and the receivers of
+/// its helper threads' events.
+pub struct WorkerParts {
+    pub worker: Worker,
+    pub role: RoleSetup,
+    pub prep: Receiver<PrepEvent>,
+    pub watch: Receiver<Changed>,
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {
+    if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(f) {
+        log::error!("cannot start thread {name}: {e}");
+    }
+}
+
+impl Worker {
+    /// The role and its threads. `ctx` is `None` until this edge has an environment.
+    pub fn start(
+        config_dir: PathBuf,
+        ctx: Option<WorkerContext>,
+        tuning: WorkerTuning,
+        backend: Option<crate::backend::Backend>,
+        mqtt: SharedHandle,
+        alerts: AlertSink,
+    ) -> WorkerParts {
+        let workers_dir = config_dir.join("workers");
+        let (jobs, jobs_rx) = unbounded();
+        let (prep_tx, prep) = unbounded();
+        let dir = config_dir.clone();
+        spawn("worker-prep", move || {
+            super::prep::run(dir, backend, jobs_rx, prep_tx)
+        });
+        let (watch_tx, watch) = unbounded();
+        let (wd, settle) = (workers_dir.clone(), tuning.settle);
+        spawn("worker-watch", move || {
+            super::watch::run(wd, settle, watch_tx)
+        });
+        let notes: Notes = Arc::new(Mutex::new(Vec::new()));
+        let status_file = ctx
+            .as_ref()
+            .map(|c| c.status_dir.join(STATUS_FILE))
+            .unwrap_or_else(|| config_dir.join("run").join(STATUS_FILE));
+        let role = RoleSetup {
+            role: Role::Worker,
+            hooks: Arc::new(WorkerHooks { status_file }),
+            policy: Box::new(WorkerPolicy {
+                notes: notes.clone(),
+            }),
+        };
+        let worker = Worker {
+            accelerator: "cpu",
+            ctx,
+            tuning,
+            alerts,
+            mqtt,
+            jobs,
+            notes,
+            scope: Vec::new(),
+            files: super::watch::signature(&workers_dir),
+            boot: Instant::now(),
+            drivers_planned: false,
+            models: Models::Unknown,
+            model_failures: Vec::new(),
+            held: false,
+            history: RestartHistory::default(),
+            starting: None,
+            ready: false,
+            running_since: None,
+            reload_pending: None,
+            last_auto_restart: None,
+            expect_down: false,
+            wanted: false,
+            ticks: 0,
+            sync_alerted: BTreeSet::new(),
+            last_error: None,
+            breaker_logged: false,
+        };
+        WorkerParts {
+            worker,
+            role,
+            prep,
+            watch,
+        }
+    }
+
+    /// The worker is desired now (files, models, drivers settled, not held).
+    pub fn wanted_now(&self) -> bool {
+        self.wanted
+    }
+
+    pub fn name(&self) -> Option<String> {
+        self.ctx
+            .as_ref()
+            .map(|c| container_name(&c.environment_uuid))
+    }
+
+    /// New settings or environment (SIGHUP): the spec follows at the next reconcile.
+    pub fn reconfigure(
+        &mut self,
+        ctx: Option<WorkerContext>,
+        tuning: WorkerTuning,
+        backend: Option<crate::backend::Backend>,
+        alerts: AlertSink,
+    ) {
+        let nvidia = self.ctx.as_ref().is_some_and(|c| c.accelerators.nvidia);
+        self.ctx = ctx;
+        if let Some(c) = &mut self.ctx {
+            c.accelerators.nvidia = nvidia;
+        }
+        self.tuning = tuning;
+        self.alerts = alerts;
+        let _ = self.jobs.send(PrepJob::Backend(backend.map(Box::new)));
+    }
+
+    /// The twins the worker serves; the first sync runs once they are known.
+    pub fn set_scope(&mut self, twins: Vec<String>, runtime: &mut Runtime) {
+        let first = !self.drivers_planned;
+        self.drivers_planned = true;
+        if twins != self.scope || first {
+            self.scope = twins;
+            self.sync_now();
+        }
+        self.reconcile(runtime);
+    }
+
+    /// Twin command topics the worker listens on (§3.8).
+    pub fn command_twins(&self) -> &[String] {
+        &self.scope
+    }
+
+    pub fn sync_now(&self) {
+        if !self.scope.is_empty() {
+            let _ = self.jobs.send(PrepJob::Sync {
+                twins: self.scope.clone(),
+            });
+        }
+    }
+
+    pub fn remove_files(&self, filenames: Value) {
+        let _ = self.jobs.send(PrepJob::Remove { filenames });
+    }
+
+    /// Docker told us whether it has an NVIDIA runtime.
+    pub fn set_nvidia(&mut self, nvidia: bool, runtime: &mut Runtime) {
+        if let Some(c) = &mut self.ctx
+            && c.accelerators.nvidia != nvidia
+        {
+            c.accelerators.nvidia = nvidia;
+            self.reconcile(runtime);
+        }
+    }
+
+    fn raise(&self, alert_type: &'static str, name: &str, description: &str, meta: Value) {
+        for t in &self.scope {
+            let alert = Alert {
+                alert_type,
+                name,
+                description,
+                severity: if alert_type == "worker_starting" {
+                    "info"
+                } else {
+                    "error"
+                },
+                twin_uuid: t,
+                metadata: Some(meta.clone()),
+            };
+            self.alerts
+                .raise(&format!("{alert_type}:{t}:{name}:{description}"), alert);
+        }
+    }
+
+    fn resolve(&self, alert_type: &str) {
+        for t in &self.scope {
+            self.alerts.resolve(t, alert_type);
+        }
+    }
+
+    fn start_failed(&mut self, phase: &str, detail: &str) {
+        let description = format!(
+            "The edge ML worker container could not be started. No workflow on this edge will run until this is resolved. Error: {}: {}",
+            super::health::failure_text(phase),
+            detail.chars().take(500).collect::<String>()
+        );
+        self.last_error = Some(format!("{phase}: {detail}"));
+        self.raise(
+            "worker_start_failure",
+            "Worker container failed to start",
+            &description,
+            json!({"phase": phase, "technical_detail": detail.chars().take(1500).collect::<String>()}),
+        );
+        self.resolve("worker_starting");
+    }
+
+    /// The one decision: should the worker run now? Sets the runtime's desired worker.
+    pub fn reconcile(&mut self, runtime: &mut Runtime) {
+        let Some(ctx) = &self.ctx else {
+            return;
+        };
+        let name = container_name(&ctx.environment_uuid);
+        let observed = runtime.observed_state(&name).map(|e| e.state.clone());
+        let running = observed.as_deref() == Some("running");
+        if running && self.running_since.is_none() {
+            self.running_since = Some(Instant::now());
+        } else if !running {
+            self.running_since = None;
+        }
+        let gate = (self.drivers_planned && runtime.settled(Role::Driver))
+            || self.boot.elapsed() >= self.tuning.driver_wait;
+        let have_files = !self.files.is_empty();
+        // A worker already running at boot is adopted without a model check first.
+        if running && !self.wanted && self.models == Models::Unknown {
+            self.models = Models::Ready;
+        }
+        if have_files && !self.held && self.models == Models::Unknown {
+            self.models = Models::Checking(ModelsFor::Start);
+            let _ = self.jobs.send(PrepJob::Models(ModelsFor::Start));
+        }
+        let want = have_files && !self.held && gate && self.models == Models::Ready;
+        if want {
+            let (spec, choice) = worker_spec(ctx, &self.scope);
+            if let Some(n) = &choice.note {
+                log::warn!("{n}");
+            }
+            self.accelerator = choice.accelerator;
+            if !self.wanted {
+                log::info!(
+                    "starting the ML worker {name} ({} worker file(s), image {})",
+                    self.files.len(),
+                    spec.image
+                );
+                self.wanted = true;
+                self.expect_down = false;
+                if !running {
+                    self.open_starting_card(&spec.image, &name);
+                }
+            }
+            runtime.set_desired(Role::Worker, BTreeMap::from([(name, (spec, Value::Null))]));
+        } else if self.wanted || running {
+            if self.wanted {
+                let why = if self.held {
+                    "stopped by worker stop"
+                } else if !have_files {
+                    "workers-dir-empty"
+                } else {
+                    "models unavailable"
+                };
+                log::info!("stopping the ML worker {name} ({why})");
+            }
+            self.wanted = false;
+            self.starting = None;
+            self.ready = false;
+            runtime.set_desired(Role::Worker, BTreeMap::new());
+            if running {
+                self.expect_down = true;
+                runtime.stop(&name, self.tuning.stop_timeout);
+            }
+        }
+    }
+
+    fn open_starting_card(&mut self, image: &str, name: &str) {
+        self.raise(
+            "worker_starting",
+            "Worker starting",
+            "Your worker is starting up. This may take a few minutes.",
+            json!({"phase": "pull_started", "image": image, "container_name": name,
+                   "started_at": crate::epoch_seconds(),
+                   "overall_progress_percent": 0, "stage_progress_percent": 0}),
+        );
+        self.starting = None;
+        self.ready = false;
+    }
+
+    /// After each runtime event: what the policy noted.
+    pub fn after_runtime_event(&mut self, runtime: &mut Runtime) {
+        let notes: Vec<Note> = self
+            .notes
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default();
+        for n in notes {
+            match n {
+                Note::Up => self.begin_readiness(Duration::ZERO),
+                Note::LaunchFailed { phase, message } => self.start_failed(phase, &message),
+                Note::RestartLoop { deaths } => self.start_failed(
+                    "container_unhealthy",
+                    &format!("the worker exited {deaths} times in a row"),
+                ),
+                Note::WentDown { status } => {
+                    self.ready = false;
+                    if std::mem::take(&mut self.expect_down)
+                        || self.files.is_empty()
+                        || !self.wanted
+                    {
+                        log::info!("ML worker stopped ({status})");
+                    } else {
+                        log::warn!(
+                            "ML worker exited spontaneously (status={status}); this may indicate a crash loop"
+                        );
+                    }
+                }
+            }
+        }
+        self.reconcile(runtime);
+    }
+
+    fn begin_readiness(&mut self, grace: Duration) {
+        self.starting = Some(Starting {
+            since: Instant::now(),
+            phase: None,
+            misses: 0,
+            grace,
+        });
+        self.ready = false;
+    }
+
+    /// The helper thread's results.
+    pub fn on_prep(&mut self, ev: PrepEvent, runtime: &mut Runtime) {
+        match ev {
+            PrepEvent::Synced {
+                failed,
+                answered,
+                changed,
+            } => {
+                for (t, e) in &failed {
+                    if self.sync_alerted.insert(t.clone()) {
+                        let alert = Alert {
+                            alert_type: "workflow_sync_failure",
+                            name: "Workflow download failed",
+                            description: "The edge could not download one or more workflow workers from the cloud. Affected workflows will not run on this twin until the next successful sync.",
+                            severity: "error",
+                            twin_uuid: t,
+                            metadata: Some(
+                                json!({"technical_detail": e.chars().take(1500).collect::<String>()}),
+                            ),
+                        };
+                        self.alerts
+                            .raise(&format!("workflow_sync_failure:{t}"), alert);
+                    }
+                }
+                for t in &answered {
+                    if self.sync_alerted.remove(t) {
+                        self.alerts.resolve(t, "workflow_sync_failure");
+                    }
+                }
+                if changed {
+                    // The watch reports the files; read them now too so a start is not late.
+                    self.refresh_files(runtime);
+                }
+                if self.models == Models::Failed {
+                    self.models = Models::Unknown;
+                }
+                self.reconcile(runtime);
+            }
+            PrepEvent::Removed { removed } => {
+                if removed > 0 {
+                    self.refresh_files(runtime);
+                }
+            }
+            PrepEvent::Models {
+                why,
+                failures,
+                ready,
+            } => {
+                for (id, e) in &failures {
+                    let alert_name = format!("Model could not be loaded: {id}");
+                    self.raise(
+                        "model_download_failure",
+                        &alert_name,
+                        &e.chars().take(1000).collect::<String>(),
+                        json!({"model_id": id}),
+                    );
+                }
+                log::info!(
+                    "models checked for the worker: {ready} ready, {} failed",
+                    failures.len()
+                );
+                self.model_failures = failures.clone();
+                match why {
+                    ModelsFor::Start if failures.is_empty() => self.models = Models::Ready,
+                    ModelsFor::Start => {
+                        self.models = Models::Failed;
+                        self.last_error = Some(format!(
+                            "not started: {} model(s) could not be loaded",
+                            failures.len()
+                        ));
+                    }
+                    ModelsFor::Reload => {
+                        self.models = Models::Ready;
+                        self.restart(runtime, "worker-files-changed");
+                        self.last_auto_restart = Some(Instant::now());
+                    }
+                }
+                self.reconcile(runtime);
+            }
+        }
+    }
+
+    fn refresh_files(&mut self, runtime: &mut Runtime) {
+        if let Some(c) = &self.ctx {
+            let sig = super::watch::signature(&c.config_dir.join("workers"));
+            self.on_files(sig, runtime);
+        }
+    }
+
+    /// `workers/` changed (the watch, a sync, a removal).
+    pub fn on_files(&mut self, sig: Signature, runtime: &mut Runtime) {
+        if sig == self.files {
+            return;
+        }
+        let was_empty = self.files.is_empty();
+        self.files = sig;
+        let name = self.name().unwrap_or_default();
+        let running = runtime
+            .observed_state(&name)
+            .is_some_and(|e| e.state == "running");
+        if self.files.is_empty() {
+            self.reload_pending = None;
+        } else if self.wanted && running && !was_empty {
+            log::info!("worker files changed: reloading the ML worker");
+            self.reload_pending = Some(Instant::now());
+            self.process_reload(runtime);
+        } else if self.models != Models::Checking(ModelsFor::Start) {
+            self.models = Models::Unknown;
+        }
+        self.reconcile(runtime);
+    }
+
+    /// A pending reload goes when the cooldown and the breaker allow.
+    fn process_reload(&mut self, runtime: &mut Runtime) {
+        if self.reload_pending.is_none() || matches!(self.models, Models::Checking(_)) {
+            return;
+        }
+        let now = Instant::now();
+        if self.history.tripped(now) {
+            if !self.breaker_logged {
+                log::warn!(
+                    "worker circuit breaker tripped ({} restarts in 5 min): automatic restarts suppressed",
+                    self.history.recent(now)
+                );
+                self.breaker_logged = true;
+            }
+            return;
+        }
+        self.breaker_logged = false;
+        if self
+            .last_auto_restart
+            .is_some_and(|t| now.duration_since(t) < self.tuning.reload_cooldown)
+        {
+            return;
+        }
+        self.reload_pending = None;
+        self.models = Models::Checking(ModelsFor::Reload);
+        let _ = self.jobs.send(PrepJob::Models(ModelsFor::Reload));
+        let _ = runtime;
+    }
+
+    /// Restarts a running worker (reload, `worker restart`); starts it when it is not running.
+    pub fn restart(&mut self, runtime: &mut Runtime, reason: &str) {
+        let Some(name) = self.name() else {
+            return;
+        };
+        let running = runtime
+            .observed_state(&name)
+            .is_some_and(|e| e.state == "running");
+        if !running || !self.wanted {
+            self.held = false;
+            self.reconcile(runtime);
+            return;
+        }
+        log::info!("restarting the ML worker {name} ({reason})");
+        if let Some(c) = &self.ctx {
+            let _ = std::fs::remove_file(c.status_dir.join(STATUS_FILE));
+        }
+        self.expect_down = true;
+        self.history.record(reason, true, Instant::now());
+        self.running_since = None;
+        runtime.restart(&name, self.tuning.stop_timeout);
+        self.begin_readiness(self.tuning.stop_timeout + Duration::from_secs(3));
+    }
+
+    /// Supervisor tick: periodic sync, readiness, reload, `worker_health`.
+    pub fn tick(&mut self, runtime: &mut Runtime) {
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(self.tuning.sync_every_ticks) {
+            self.sync_now();
+        }
+        self.on_deadline(runtime);
+        self.publish_health(runtime);
+    }
+
+    /// The next moment the worker needs the supervisor (readiness poll, reload cooldown, driver
+    /// wait, breaker re-arm).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let mut due: Vec<Instant> = Vec::new();
+        if self.starting.is_some() {
+            due.push(now + READINESS_POLL);
+        }
+        if self.reload_pending.is_some() {
+            if let Some(t) = self.last_auto_restart {
+                due.push(t + self.tuning.reload_cooldown);
+            }
+            if let Some(t) = self.history.rearms_at(now) {
+                due.push(t);
+            }
+        }
+        if !self.wanted && !self.files.is_empty() && self.models == Models::Ready {
+            due.push(self.boot + self.tuning.driver_wait);
+        }
+        due.into_iter().min()
+    }
+
+    pub fn on_deadline(&mut self, runtime: &mut Runtime) {
+        self.check_readiness(runtime);
+        self.process_reload(runtime);
+        self.reconcile(runtime);
+    }
+
+    fn check_readiness(&mut self, runtime: &mut Runtime) {
+        let (Some(st), Some(ctx)) = (&mut self.starting, &self.ctx) else {
+            return;
+        };
+        let name = container_name(&ctx.environment_uuid);
+        if runtime.launching(&name) {
+            st.since = Instant::now();
+            return;
+        }
+        let state = runtime.observed_state(&name).map(|e| e.state.clone());
+        if state.is_none() {
+            st.misses += 1;
+            if st.misses < 4 {
+                return;
+            }
+        } else {
+            st.misses = 0;
+        }
+        let status: Option<Value> =
+            crate::fsutil::read_regular_text(&ctx.status_dir.join(STATUS_FILE), 64 * 1024)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+        // Right after our own restart the container is briefly down: not a failure.
+        if state.as_deref() != Some("running") && st.since.elapsed() < st.grace {
+            return;
+        }
+        let verdict = readiness(
+            state.as_deref(),
+            state.as_deref() == Some("restarting"),
+            status.as_ref(),
+            st.since.elapsed(),
+            self.tuning.ready_timeout,
+        );
+        use super::health::Readiness::*;
+        match verdict {
+            Ready | Legacy => {
+                log::info!(
+                    "ML worker {name} is ready{}",
+                    if verdict == Legacy {
+                        " (no readiness file: an image that does not report)"
+                    } else {
+                        ""
+                    }
+                );
+                self.starting = None;
+                self.ready = true;
+                self.last_error = None;
+                self.resolve("worker_starting");
+                self.resolve("worker_start_failure");
+            }
+            Failed(phase) => {
+                self.starting = None;
+                self.start_failed(phase, &format!("container state {state:?}"));
+            }
+            Progress { phase, .. } => {
+                if st.phase.as_deref() != Some(phase.as_str()) {
+                    log::info!("ML worker {name}: {phase}");
+                    st.phase = Some(phase);
+                }
+            }
+            Waiting => {}
+        }
+    }
+
+    fn publish_health(&self, runtime: &Runtime) {
+        let (Some(ctx), Some(m)) = (&self.ctx, self.mqtt.get()) else {
+            return;
+        };
+        let name = container_name(&ctx.environment_uuid);
+        let state = runtime.observed_state(&name).map(|e| e.state.clone());
+        if state.is_none() && self.files.is_empty() {
+            return;
+        }
+        let status = state.unwrap_or_else(|| "not_found".into());
+        let payload = health_payload(
+            &super::health::HealthView {
+                container_name: &name,
+                container_status: &status,
+                is_ready: self.ready,
+                uptime_seconds: self
+                    .running_since
+                    .map(|t| (t.elapsed().as_secs_f64() * 10.0).round() / 10.0),
+            },
+            &self.history,
+            Instant::now(),
+        );
+        let twin = self
+            .scope
+            .first()
+            .cloned()
+            .unwrap_or_else(|| ctx.environment_uuid.clone());
+        let topic = format!("{}cyberwave/twin/{twin}/worker_health", m.prefix());
+        m.publish_raw(&topic, payload.to_string().into_bytes());
+    }
+}

@@ -1,0 +1,104 @@
+//! What the worker role tells `worker status` / `worker health` and the daemon's `status`, and
+//! the `worker start|stop|restart` verbs the CLI sends through the control socket (so the
+//! daemon's accounting, breaker and alerts stay right).
+
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::runtime::{Models, Worker};
+use crate::containers::runtime::Runtime;
+use crate::models::store::Manifest;
+
+/// The cached models of a config dir, for `status` (model id, size, checksum, origin).
+pub fn cached_models(config_dir: &std::path::Path) -> Vec<Value> {
+    Manifest::load(&config_dir.join("models"))
+        .entries
+        .values()
+        .map(|e| {
+            json!({"model_id": e.model_id, "size_bytes": e.size_bytes,
+                   "checksum_sha256": e.checksum_sha256, "downloaded_from": e.downloaded_from})
+        })
+        .collect()
+}
+
+impl Worker {
+    pub fn snapshot(&self, runtime: &Runtime) -> Value {
+        let Some(ctx) = &self.ctx else {
+            return json!({"configured": false, "problem": "no linked environment"});
+        };
+        let name = self.name().unwrap_or_default();
+        let observed = runtime.observed_state(&name);
+        let now = Instant::now();
+        let history: Vec<Value> = self
+            .history
+            .last(10)
+            .map(|e| json!({"at": crate::epoch_of(e.wall), "reason": e.reason, "ok": e.ok}))
+            .collect();
+        json!({
+            "configured": true,
+            "name": name,
+            "state": if runtime.launching(&name) { "starting".to_string() }
+                     else { observed.map(|e| e.state.clone()).unwrap_or_else(|| "not created".into()) },
+            "image": observed.map(|e| e.image.clone()),
+            "accelerator": self.accelerator,
+            "gpu": self.accelerator != "cpu",
+            "wanted": self.wanted_now(),
+            "held": self.held,
+            "ready": self.ready,
+            "models_state": match self.models {
+                Models::Unknown => "unknown",
+                Models::Checking(_) => "checking",
+                Models::Ready => "ready",
+                Models::Failed => "failed",
+            },
+            "model_failures": self.model_failures.iter().map(|(id, e)| json!({"model_id": id, "error": e})).collect::<Vec<_>>(),
+            "files": self.files.iter().map(|(n, _, size)| json!({"name": n, "size_bytes": size})).collect::<Vec<_>>(),
+            "workers_dir": ctx.config_dir.join("workers"),
+            "models_dir": ctx.config_dir.join("models"),
+            "status_file": ctx.status_dir.join(super::spec::STATUS_FILE),
+            "models": cached_models(&ctx.config_dir),
+            "twins": self.scope,
+            "health": {
+                "total_restarts": self.history.total(),
+                "recent_restarts": self.history.recent(now),
+                "circuit_breaker_tripped": self.history.tripped(now),
+                "uptime_seconds": self.running_since.map(|t| t.elapsed().as_secs()),
+            },
+            "history": history,
+            "last_error": self.last_error,
+        })
+    }
+
+    /// `worker start|stop|restart` from the CLI. The answer comes at once; the CLI follows
+    /// the container's state through `worker_status`.
+    pub fn control(&mut self, verb: &str, runtime: &mut Runtime) -> Value {
+        if self.ctx.is_none() {
+            return json!({"error": "this edge has no linked environment"});
+        }
+        match verb {
+            "start" => {
+                self.held = false;
+                if self.models == Models::Failed {
+                    self.models = Models::Unknown;
+                }
+                self.reconcile(runtime);
+            }
+            "stop" => {
+                self.held = true;
+                self.reconcile(runtime);
+            }
+            "restart" => {
+                if self.models == Models::Failed {
+                    self.models = Models::Unknown;
+                }
+                self.held = false;
+                self.restart(runtime, "cli-restart");
+            }
+            _ => {}
+        }
+        let mut v = self.snapshot(runtime);
+        v["accepted"] = json!(verb);
+        v
+    }
+}
