@@ -10,3 +10,4 @@ mod containers;
 mod drivers;
 mod edge_core;
 mod models;
+mod worker;

@@ -245,9 +245,23 @@ impl Runtime {
     /// The containers `role` wants now, each with what its launch hook needs (the other
     /// roles' stay); reconciles.
     pub fn set_desired(&mut self, role: Role, desired: BTreeMap<String, (ContainerSpec, Value)>) {
+        let desired: BTreeMap<_, _> = desired
+            .into_iter()
+            .filter(|(_, (s, _))| s.role == role)
+            .collect();
+        let same = desired.len()
+            == self
+                .desired
+                .values()
+                .filter(|(s, _)| s.role == role)
+                .count()
+            && desired.iter().all(|(n, v)| self.desired.get(n) == Some(v));
+        if same {
+            // Nothing new: no reconcile against a view that may predate the last launch.
+            return;
+        }
         self.desired.retain(|_, (s, _)| s.role != role);
-        self.desired
-            .extend(desired.into_iter().filter(|(_, (s, _))| s.role == role));
+        self.desired.extend(desired);
         self.reconcile();
     }
 

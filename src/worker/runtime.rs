@@ -295,7 +295,12 @@ impl Worker {
             self.models = Models::Checking(ModelsFor::Start);
             let _ = self.jobs.send(PrepJob::Models(ModelsFor::Start));
         }
-        let want = have_files && !self.held && gate && self.models == Models::Ready;
+        // A reload's model check runs while the worker keeps running.
+        let models_ok = matches!(
+            self.models,
+            Models::Ready | Models::Checking(ModelsFor::Reload)
+        );
+        let want = have_files && !self.held && gate && models_ok;
         if want {
             let (spec, choice) = worker_spec(ctx, &self.scope);
             if let Some(n) = &choice.note {

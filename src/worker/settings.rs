@@ -17,7 +17,8 @@ pub struct WorkerTuning {
     pub ready_timeout: Duration,
     /// Longest wait for the drivers before the worker starts anyway (30 s).
     pub driver_wait: Duration,
-    /// Minimum time between automatic restarts (10 s, the original's cooldown).
+    /// Minimum time between automatic restarts (`CYBERWAVE_WORKER_RELOAD_COOLDOWN_SECONDS`,
+    /// 10 s: the original's cooldown).
     pub reload_cooldown: Duration,
     /// Quiet time after the last write in `workers/` before a reload
     /// (`CYBERWAVE_WORKER_RELOAD_SETTLE_MS`, 300).
@@ -57,7 +58,12 @@ pub fn tuning(s: &Settings, warnings: &mut Vec<String>) -> WorkerTuning {
             86_400.0,
         )),
         driver_wait: Duration::from_secs(30),
-        reload_cooldown: Duration::from_secs(10),
+        reload_cooldown: Duration::from_secs_f64(num(
+            "CYBERWAVE_WORKER_RELOAD_COOLDOWN_SECONDS",
+            10.0,
+            0.0,
+            3600.0,
+        )),
         settle: Duration::from_millis(num(
             "CYBERWAVE_WORKER_RELOAD_SETTLE_MS",
             300.0,

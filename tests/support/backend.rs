@@ -41,6 +41,14 @@ struct Inner {
     assets: BTreeMap<String, Value>,
     alerts: Vec<Value>,
     cloud_nodes: BTreeMap<String, Value>,
+    /// Twin → `GET /api/v1/workflows/edge-sync/{twin}` answer (absent: 404; `null`: 500).
+    workflows: BTreeMap<String, Value>,
+    /// Catalog entries by uuid and by `model_external_id`.
+    mlmodels: Vec<Value>,
+    /// Model uuid → signed URL of its weights.
+    signed: BTreeMap<String, String>,
+    /// Raw files served at `/files/...` (no auth: a storage host).
+    files: BTreeMap<String, Vec<u8>>,
 }
 
 pub struct FakeBackend {
@@ -64,6 +72,10 @@ impl FakeBackend {
             assets: BTreeMap::new(),
             alerts: Vec::new(),
             cloud_nodes: BTreeMap::new(),
+            workflows: BTreeMap::new(),
+            mlmodels: Vec::new(),
+            signed: BTreeMap::new(),
+            files: BTreeMap::new(),
         }));
         let offline = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
@@ -109,6 +121,39 @@ impl FakeBackend {
     pub fn add_asset(&self, asset: Value) {
         let uuid = asset["uuid"].as_str().unwrap().to_string();
         self.inner.lock().unwrap().assets.insert(uuid, asset);
+    }
+
+    /// What edge-sync answers for `twin` (`Value::Null`: HTTP 500).
+    pub fn set_workflows(&self, twin: &str, payload: Value) {
+        self.inner
+            .lock()
+            .unwrap()
+            .workflows
+            .insert(twin.to_string(), payload);
+    }
+
+    /// A catalog entry (found by its `uuid` and its `model_external_id`).
+    pub fn add_mlmodel(&self, entry: Value) {
+        self.inner.lock().unwrap().mlmodels.push(entry);
+    }
+
+    /// Hosted weights of model `uuid` at a signed URL.
+    pub fn set_signed_url(&self, uuid: &str, url: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .signed
+            .insert(uuid.to_string(), url.to_string());
+    }
+
+    /// Serves `body` at `{url}/files/{name}`; returns that URL.
+    pub fn add_file(&self, name: &str, body: Vec<u8>) -> String {
+        self.inner
+            .lock()
+            .unwrap()
+            .files
+            .insert(format!("/files/{name}"), body);
+        format!("{}/files/{name}", self.url())
     }
 
     /// Alerts created so far (with `uuid` and `status`).
@@ -249,6 +294,17 @@ fn handle(stream: TcpStream, inner: &Arc<Mutex<Inner>>) -> std::io::Result<()> {
         .split_once('?')
         .map(|(_, q)| q.to_string())
         .unwrap_or_default();
+    let raw = inner.lock().unwrap().files.get(&path).cloned();
+    if let Some(bytes) = raw {
+        let mut out = stream;
+        write!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            bytes.len()
+        )?;
+        out.write_all(&bytes)?;
+        return out.flush();
+    }
     let (status, answer) = route(inner, &method, &path, &query, &headers, &body_json);
     let text = answer.to_string();
     let reason = match status {
@@ -365,6 +421,37 @@ fn route(
                     json!({"success": true, "message": action, "uuid": node["uuid"], "slug": node["slug"]}),
                 )
             }
+        },
+        ("GET", ["api", "v1", "workflows", "edge-sync", twin]) => match g.workflows.get(*twin) {
+            Some(Value::Null) => (500, json!({"detail": "boom"})),
+            Some(v) => (200, v.clone()),
+            None => (200, json!({"workflows": [], "skipped_workflows": []})),
+        },
+        ("GET", ["api", "v1", "mlmodels"]) => {
+            let id = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("model_external_id="))
+                .unwrap_or("");
+            let list: Vec<Value> = g
+                .mlmodels
+                .iter()
+                .filter(|m| m["model_external_id"] == json!(id))
+                .cloned()
+                .collect();
+            (200, Value::Array(list))
+        }
+        ("GET", ["api", "v1", "mlmodels", uuid]) => {
+            match g.mlmodels.iter().find(|m| m["uuid"] == json!(uuid)) {
+                Some(m) => (200, m.clone()),
+                None => (404, json!({"detail": "Not found."})),
+            }
+        }
+        ("GET", ["api", "v1", "mlmodels", uuid, "weights"]) => match g.signed.get(*uuid) {
+            Some(u) => (
+                200,
+                json!({"signed_url": u, "expires_at": "2099-01-01T00:00:00Z"}),
+            ),
+            None => (404, json!({"detail": "Not hosted."})),
         },
         ("POST", ["api", "v1", "alerts"]) => {
             let n = g.alerts.len();
