@@ -26,6 +26,7 @@ pub mod process;
 pub mod systemd;
 pub mod twins;
 pub mod worker;
+pub mod yaml;
 
 /// This program's version, as printed by `--version` and sent in the User-Agent.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

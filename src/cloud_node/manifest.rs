@@ -118,7 +118,7 @@ pub fn load(path: &Path) -> Result<NodeFile, String> {
 
 /// Parses the text of a manifest in any of its three shapes.
 pub fn parse(text: &str) -> Result<NodeFile, String> {
-    if let Some(line) = too_deep(text, MAX_FLOW_DEPTH) {
+    if let Some(line) = crate::yaml::too_deep(text, MAX_FLOW_DEPTH) {
         return Err(format!(
             "nesting deeper than {MAX_FLOW_DEPTH} levels at line {line}"
         ));
@@ -174,57 +174,6 @@ fn check(f: &NodeFile) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The first line where `[`/`{` nesting (outside quotes and comments) passes `max`, if any.
-/// Conservative: a bracket inside a plain scalar counts too, which only matters past `max`.
-pub fn too_deep(text: &str, max: usize) -> Option<usize> {
-    let (mut depth, mut line) = (0usize, 1usize);
-    let mut quote: Option<char> = None;
-    let mut prev = '\n';
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\n' {
-            line += 1;
-        }
-        match quote {
-            Some('\'') if c == '\'' => {
-                if chars.peek() == Some(&'\'') {
-                    chars.next();
-                } else {
-                    quote = None;
-                }
-            }
-            Some('"') if c == '\\' => {
-                chars.next();
-            }
-            Some('"') if c == '"' => quote = None,
-            Some(_) => {}
-            None => match c {
-                '#' if prev.is_whitespace() => {
-                    for n in chars.by_ref() {
-                        if n == '\n' {
-                            line += 1;
-                            break;
-                        }
-                    }
-                    prev = '\n';
-                    continue;
-                }
-                '\'' | '"' if prev.is_whitespace() || ":[{,-".contains(prev) => quote = Some(c),
-                '[' | '{' => {
-                    depth += 1;
-                    if depth > max {
-                        return Some(line);
-                    }
-                }
-                ']' | '}' => depth = depth.saturating_sub(1),
-                _ => {}
-            },
-        }
-        prev = c;
-    }
-    None
 }
 
 #[cfg(test)]
@@ -289,7 +238,7 @@ mod tests {
             "{".repeat(100),
             "[".repeat(100)
         );
-        assert_eq!(too_deep(&quoted, 64), None);
-        assert_eq!(too_deep("a: [[[\n", 2), Some(1));
+        assert_eq!(crate::yaml::too_deep(&quoted, 64), None);
+        assert_eq!(crate::yaml::too_deep("a: [[[\n", 2), Some(1));
     }
 }

@@ -12,9 +12,31 @@ use serde_json::Value;
 
 use super::follow::Sink;
 use super::launch::{LaunchFailure, LaunchHooks};
-use super::runtime::Tuning;
 use super::spec::{ContainerSpec, Role};
 use crate::docker::Docker;
+
+/// Knobs of the runtime (reference §11.3 names, read by the role's settings).
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    pub restart_loop_threshold: usize,
+    pub restart_loop_window: Duration,
+    pub removed_revival: Option<Duration>,
+    pub probe: Duration,
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// Running this long after a retry re-arms the breaker.
+    pub rearm_after: Duration,
+    pub log_tail: u64,
+    /// `None` when `CYBERWAVE_SKIP_PERIODIC_DOCKER_CLEANUP` is set.
+    pub cleanup: Option<CleanupTuning>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CleanupTuning {
+    pub container_interval: Duration,
+    pub image_interval: Duration,
+    pub sd_card_threshold: f64,
+}
 
 /// A restart loop the breaker stopped.
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ use super::executor::{ExecEvent, Op, follow_events, run_ops};
 use super::follow::Followers;
 use super::launch::{LaunchFailure, LaunchJob, Launcher};
 use super::plan::{self, Action, Why};
-pub use super::role::{Loop, Policy, RoleHooks, RoleSetup, Setup};
+pub use super::role::{CleanupTuning, Loop, Policy, RoleHooks, RoleSetup, Setup, Tuning};
 use super::spec::{ContainerSpec, Role};
 use crate::docker::{ContainerEvent, PsEntry};
 use crate::process::OwnedChild;
@@ -31,29 +31,6 @@ use crate::process::OwnedChild;
 const REVIVE_AFTER: Duration = Duration::from_secs(10);
 /// At most one revival of a container per minute.
 const REVIVE_EVERY: Duration = Duration::from_secs(60);
-
-/// Knobs of the runtime (reference §11.3 names, read by the role's settings).
-#[derive(Debug, Clone)]
-pub struct Tuning {
-    pub restart_loop_threshold: usize,
-    pub restart_loop_window: Duration,
-    pub removed_revival: Option<Duration>,
-    pub probe: Duration,
-    pub retry_base: Duration,
-    pub retry_cap: Duration,
-    /// Running this long after a retry re-arms the breaker.
-    pub rearm_after: Duration,
-    pub log_tail: u64,
-    /// `None` when `CYBERWAVE_SKIP_PERIODIC_DOCKER_CLEANUP` is set.
-    pub cleanup: Option<CleanupTuning>,
-}
-
-#[derive(Debug, Clone)]
-pub struct CleanupTuning {
-    pub container_interval: Duration,
-    pub image_interval: Duration,
-    pub sd_card_threshold: f64,
-}
 
 /// What the helper threads tell the supervisor (hand it back to [`Runtime::on_event`]).
 #[derive(Debug)]

@@ -41,7 +41,7 @@ pub fn ids_in_manifest(text: &str) -> Result<Vec<String>, String> {
         #[serde(default)]
         models: Vec<String>,
     }
-    if crate::cloud_node::manifest::too_deep(text, 64).is_some() {
+    if crate::yaml::too_deep(text, 64).is_some() {
         return Err("nesting deeper than 64 levels".into());
     }
     let doc: Option<Doc> = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
