@@ -75,6 +75,5 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Hex SHA-256 of a string.
 pub fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex(&sha2::Sha256::digest(data))
+    hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
 }

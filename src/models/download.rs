@@ -10,8 +10,6 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 /// Room left free on the disk beyond the download itself.
 const DISK_MARGIN: u64 = 16 << 20;
 const CHUNK: usize = 1 << 20;
@@ -79,6 +77,92 @@ pub fn part_path(dir: &Path, url: &str) -> PathBuf {
         ".dl_{}.part",
         &crate::sha256_hex(url.as_bytes())[..16]
     ))
+}
+
+/// Buffers in flight between the socket reader and the writer-hasher.
+const BUFFERS: usize = 4;
+const BUFFER: usize = 128 << 10;
+
+/// Streams `body` into `hasher` and `file` on three threads (this one reads the socket, one
+/// hashes, one writes), so the transfer runs at the speed of the slowest step instead of the
+/// sum of all three. Memory stays at [`BUFFERS`] × [`BUFFER`]. On a read
+/// error what arrived is kept (the next attempt resumes from there).
+fn pipeline(
+    mut body: impl Read,
+    mut file: File,
+    mut hasher: ring::digest::Context,
+    start: u64,
+) -> Result<(u64, File, ring::digest::Context), DownloadError> {
+    let (full_tx, full_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(BUFFERS);
+    let (hashed_tx, hashed_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(BUFFERS);
+    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(BUFFERS);
+    for _ in 0..BUFFERS {
+        let _ = empty_tx.send(vec![0u8; BUFFER]);
+    }
+    std::thread::scope(|s| {
+        // Hashing and writing each take a core's worth at full speed: one thread each.
+        let hash = s.spawn(move || {
+            for (buf, n) in full_rx {
+                hasher.update(&buf[..n]);
+                if hashed_tx.send((buf, n)).is_err() {
+                    break;
+                }
+            }
+            hasher
+        });
+        let sink = s.spawn(move || -> io::Result<File> {
+            for (buf, n) in hashed_rx {
+                file.write_all(&buf[..n])?;
+                if empty_tx.send(buf).is_err() {
+                    break;
+                }
+            }
+            Ok(file)
+        });
+        let mut size = start;
+        let mut failure = None;
+        'read: while let Ok(mut buf) = empty_rx.recv() {
+            let mut n = 0;
+            while n < buf.len() {
+                match body.read(&mut buf[n..]) {
+                    Ok(0) => {
+                        if n > 0 {
+                            size += n as u64;
+                            let _ = full_tx.send((buf, n));
+                        }
+                        break 'read;
+                    }
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        if n > 0 {
+                            size += n as u64;
+                            let _ = full_tx.send((buf, n));
+                        }
+                        failure = Some(format!("interrupted after {size} bytes: {e}"));
+                        break 'read;
+                    }
+                }
+            }
+            size += n as u64;
+            if full_tx.send((buf, n)).is_err() {
+                break;
+            }
+        }
+        drop(full_tx);
+        let hasher = hash
+            .join()
+            .map_err(|_| DownloadError::Failed("the hashing thread panicked".into()))?;
+        let mut file = sink
+            .join()
+            .map_err(|_| DownloadError::Failed("the writer thread panicked".into()))?
+            .map_err(|e| DownloadError::Failed(e.to_string()))?;
+        if let Some(f) = failure {
+            let _ = file.flush();
+            return Err(DownloadError::Failed(f));
+        }
+        Ok((size, file, hasher))
+    })
 }
 
 /// Downloads `req.url` to `req.dir/req.filename`.
@@ -162,8 +246,8 @@ fn attempt_once(
     {
         return Err(DownloadError::NoSpace { need, available });
     }
-    let mut hasher = Sha256::new();
-    let mut file = if resume {
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    let file = if resume {
         // Hash what we already have, then append.
         let mut f = File::open(part).map_err(io_err)?;
         let mut buf = vec![0u8; CHUNK];
@@ -178,29 +262,12 @@ fn attempt_once(
     } else {
         File::create(part).map_err(io_err)?
     };
-    let mut size = if resume { have } else { 0 };
-    let mut body = resp.into_body().into_reader();
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                // Keep what arrived: the next attempt resumes from there.
-                let _ = file.flush();
-                return Err(DownloadError::Failed(format!(
-                    "interrupted after {size} bytes: {e}"
-                )));
-            }
-        };
-        file.write_all(&buf[..n]).map_err(io_err)?;
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
+    let size0 = if resume { have } else { 0 };
+    let body = resp.into_body().into_reader();
+    let (size, file, hasher) = pipeline(body, file, hasher, size0)?;
     file.sync_all().map_err(io_err)?;
     drop(file);
-    let got = crate::hex(&hasher.finalize());
+    let got = crate::hex(hasher.finish().as_ref());
     if let Some(want) = req.sha256
         && !want.eq_ignore_ascii_case(&got)
     {

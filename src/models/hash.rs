@@ -4,13 +4,11 @@
 use std::io::{self, Read};
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 const CHUNK: usize = 1 << 20;
 
 /// Lowercase hex SHA-256 of everything `r` yields, and its length.
 pub fn sha256_reader(mut r: impl Read) -> io::Result<(String, u64)> {
-    let mut h = Sha256::new();
+    let mut h = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; CHUNK];
     let mut n = 0u64;
     loop {
@@ -24,7 +22,7 @@ pub fn sha256_reader(mut r: impl Read) -> io::Result<(String, u64)> {
             Err(e) => return Err(e),
         }
     }
-    Ok((crate::hex(&h.finalize()), n))
+    Ok((crate::hex(h.finish().as_ref()), n))
 }
 
 /// SHA-256 and size of a file.
