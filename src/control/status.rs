@@ -48,7 +48,12 @@ pub fn assess(
         || daemon
             .and_then(|d| d.pointer("/drivers/problems"))
             .and_then(Value::as_array)
-            .is_some_and(|list| list.iter().any(|p| p["degrades"] == json!(true)));
+            .is_some_and(|list| list.iter().any(|p| p["degrades"] == json!(true)))
+        // A worker that should run and does not (or whose models failed) degrades too.
+        || daemon.and_then(|d| d.get("worker")).is_some_and(|w| {
+            (w["wanted"] == json!(true) && w["state"] != json!("running"))
+                || w["models_state"] == json!("failed")
+        });
     if daemon.and_then(|d| d.get("mode")).and_then(Value::as_str) == Some("local") {
         // Local mode: no backend or broker to check; the drivers are the whole story.
         return if drivers_down {
@@ -244,6 +249,7 @@ pub fn collect() -> Value {
         "twins": daemon_view.and_then(|d| d.get("twins").cloned()).unwrap_or(Value::Null),
         "mode": daemon_view.and_then(|d| d.get("mode").cloned()).unwrap_or(Value::Null),
         "drivers": daemon_view.and_then(|d| d.get("drivers").cloned()).unwrap_or(Value::Null),
+        "worker": daemon_view.and_then(|d| d.get("worker").cloned()).unwrap_or(Value::Null),
         "last_errors": daemon_view.and_then(|d| d.get("last_errors").cloned()).unwrap_or(json!([])),
         "elapsed_ms": started.elapsed().as_millis() as u64,
     })
@@ -385,6 +391,28 @@ pub fn render(r: &Value) -> String {
             );
         }
     }
+    if let Some(w) = r.get("worker").filter(|w| w["configured"] == json!(true)) {
+        out += &format!(
+            "    Worker       {}  {}{}  files {}  models {}{}\n",
+            w["name"].as_str().unwrap_or("-"),
+            w["state"].as_str().unwrap_or("-"),
+            if w["ready"] == json!(true) {
+                " (ready)"
+            } else {
+                ""
+            },
+            w["files"].as_array().map_or(0, Vec::len),
+            w["models_state"].as_str().unwrap_or("-"),
+            if w.pointer("/health/circuit_breaker_tripped") == Some(&json!(true)) {
+                "  [circuit-breaker tripped]"
+            } else {
+                ""
+            }
+        );
+        if let Some(e) = w["last_error"].as_str() {
+            out += &format!("      last error: {e}\n");
+        }
+    }
     if let Some(errs) = r["last_errors"].as_array().filter(|e| !e.is_empty()) {
         out += "    Last errors\n";
         for e in errs {
@@ -430,6 +458,13 @@ mod tests {
         assert_eq!(assess(true, true, Some(&collided), &ok), ("degraded", 1));
         collided["drivers"]["problems"][0]["degrades"] = json!(false);
         assert_eq!(assess(true, true, Some(&collided), &ok), ("healthy", 0));
+        let mut worker = up.clone();
+        worker["worker"] = json!({"wanted": true, "state": "exited", "models_state": "ready"});
+        assert_eq!(assess(true, true, Some(&worker), &ok), ("degraded", 1));
+        worker["worker"]["state"] = json!("running");
+        assert_eq!(assess(true, true, Some(&worker), &ok), ("healthy", 0));
+        worker["worker"]["models_state"] = json!("failed");
+        assert_eq!(assess(true, true, Some(&worker), &ok), ("degraded", 1));
         assert_eq!(
             assess(
                 true,
