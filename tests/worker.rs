@@ -403,3 +403,65 @@ fn the_cyberwave_cli_drives_the_worker_through_our_binary() {
     );
     assert!(text.contains("cli-restart"), "{text}");
 }
+
+/// Settings a hostile (or careless) user can write never reach Docker's argv or env file as
+/// something else: an image that would be an option, an env name that would smuggle a line.
+#[test]
+fn hostile_settings_never_reach_docker_as_options_or_extra_variables() {
+    let Some(mut w) = setup("worker_hostile_settings") else {
+        return;
+    };
+    w.dir.write_credentials(
+        TOKEN,
+        &[
+            ("CYBERWAVE_BASE_URL", &w.backend.url()),
+            ("CYBERWAVE_MQTT_PORT", &w.broker.port.to_string()),
+            ("CYBERWAVE_ENVIRONMENT", "dev"),
+            ("CYBERWAVE_X\nCYBERWAVE_SMUGGLED", "evil"),
+            ("CYBERWAVE_WORKER_MEMORY_MB", "1e30"),
+        ],
+    );
+    w.dir.set_env("CYBERWAVE_WORKER_IMAGE", "--privileged");
+    std::fs::create_dir_all(w.workers()).unwrap();
+    std::fs::write(w.workers().join("custom.py"), "x = 1\n").unwrap();
+    // With the bad image the default one is used, and it cannot be pulled here: a start failure.
+    let d = Daemon::start(&w.dir);
+    assert!(
+        wait_until(30 * SEC, || !w
+            .backend
+            .alerts_of_type("worker_start_failure")
+            .is_empty()),
+        "{}",
+        d.log()
+    );
+    let log = d.log();
+    assert!(log.contains("is not an image reference"), "{log}");
+    assert!(log.contains("CYBERWAVE_WORKER_MEMORY_MB"), "{log}");
+    assert!(
+        dk::inspect(&w.name).is_none(),
+        "no container from a refused image"
+    );
+    drop(d);
+    // A good image: the smuggled name is left out of the env file, the rest runs.
+    w.dir.set_env("CYBERWAVE_WORKER_IMAGE", WORKER_IMAGE);
+    let d = Daemon::start(&w.dir);
+    assert!(wait_until(30 * SEC, || w.running()), "{}", d.log());
+    let i = dk::inspect(&w.name).unwrap();
+    let env = i["Config"]["Env"].to_string();
+    assert!(!env.contains("SMUGGLED"), "{env}");
+    assert!(!env.contains("evil"), "{env}");
+    assert!(
+        i["HostConfig"]["Memory"] == json!(0),
+        "bad memory limit ignored"
+    );
+    // No credentials: the worker CLI says so and exits 1.
+    std::fs::remove_file(w.dir.file("credentials.json")).unwrap();
+    let out = w.dir.command(&["worker", "stop"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("No credentials found. Run 'cyberwave login' first."),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -33,6 +33,20 @@ pub fn jetson_variant(image: &str) -> Option<String> {
     }
 }
 
+/// A plausible image reference: starts with a letter or digit, then only the characters a
+/// reference can hold (`[A-Za-z0-9._/:@-]`), at most 512 of them. Anything else (a leading `-`
+/// would be read by `docker create` as an option) is refused before it reaches argv.
+pub fn valid_reference(image: &str) -> bool {
+    image.len() <= 512
+        && image
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && image
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | ':' | '@' | '-'))
+}
+
 /// Local builds (`:local`, `:local-*`, `:*-local`) are never pulled when present.
 pub fn is_local_build(image: &str) -> bool {
     match split(image) {
@@ -44,6 +58,21 @@ pub fn is_local_build(image: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_that_could_become_options_are_refused() {
+        for (i, ok) in [
+            ("cyberwaveos/edge-ml-worker:latest", true),
+            ("reg.local:5000/a/b@sha256:abc", true),
+            ("-v/:/host", false),
+            ("--privileged", false),
+            ("a b", false),
+            ("a\nb", false),
+            ("", false),
+        ] {
+            assert_eq!(valid_reference(i), ok, "{i:?}");
+        }
+    }
 
     #[test]
     fn splitting() {

@@ -123,6 +123,16 @@ impl Launcher {
     /// failed pull falls back to a local copy, then to the non-Jetson tag. Returns the image to run.
     fn ensure_image(&self, spec: &ContainerSpec) -> Result<String, LaunchFailure> {
         let (image, fallback) = (spec.image.as_str(), spec.fallback_image.as_deref());
+        if let Some(bad) = [Some(image), fallback]
+            .into_iter()
+            .flatten()
+            .find(|i| !super::image::valid_reference(i))
+        {
+            return Err(LaunchFailure {
+                phase: "pull_failed",
+                message: format!("refusing the image reference {bad:?}"),
+            });
+        }
         let exists = |i: &str| self.engine.image_exists(i).unwrap_or(false);
         if is_local_build(image) && exists(image) {
             log::info!("Using the local build of {image}; local-only tags are not pulled");

@@ -74,10 +74,18 @@ impl ContainerSpec {
         argv
     }
 
-    /// Env file text: `KEY=VALUE` lines (values cannot carry newlines in this format).
+    /// Env file text: `KEY=VALUE` lines (values cannot carry newlines in this format). A name
+    /// that is not `[A-Za-z_][A-Za-z0-9_]*` is left out: it could otherwise smuggle a line in.
     pub fn env_file_text(&self) -> String {
         let mut s = String::new();
         for (k, v) in &self.env {
+            if !valid_env_name(k) {
+                log::warn!(
+                    "{}: environment name {k:?} left out (not a valid name)",
+                    self.name
+                );
+                continue;
+            }
             s.push_str(k);
             s.push('=');
             s.push_str(&v.replace(['\n', '\r'], " "));
@@ -85,6 +93,14 @@ impl ContainerSpec {
         }
         s
     }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: what a shell, Docker's env files and every runtime accept.
+pub fn valid_env_name(k: &str) -> bool {
+    let mut cs = k.chars();
+    cs.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A minimal spec for unit tests of any module.

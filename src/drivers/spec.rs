@@ -164,10 +164,7 @@ pub fn split_env_params(params: &[String]) -> (Vec<(String, String)>, Vec<String
 /// A name the env file can carry: `[A-Za-z_][A-Za-z0-9_]*`. Anything else (a newline above
 /// all) would add lines to the env file or copy the daemon's own variables into the container.
 pub fn valid_env_key(k: &str) -> bool {
-    let mut cs = k.chars();
-    cs.next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    crate::containers::spec::valid_env_name(k)
 }
 
 /// The first environment name of a service (its `env`, `shared_env` or `-e` params) that

@@ -92,6 +92,7 @@ fn pipeline(
     mut file: File,
     mut hasher: ring::digest::Context,
     start: u64,
+    dir: &Path,
 ) -> Result<(u64, File, ring::digest::Context), DownloadError> {
     let (full_tx, full_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(BUFFERS);
     let (hashed_tx, hashed_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(BUFFERS);
@@ -121,6 +122,7 @@ fn pipeline(
         });
         let mut size = start;
         let mut failure = None;
+        let mut no_space = None;
         'read: while let Ok(mut buf) = empty_rx.recv() {
             let mut n = 0;
             while n < buf.len() {
@@ -148,6 +150,15 @@ fn pipeline(
             if full_tx.send((buf, n)).is_err() {
                 break;
             }
+            // A body without a length (or a lying one) must not fill the disk: look every
+            // 64 MiB and stop while there is still room.
+            if size % (64 << 20) < BUFFER as u64
+                && let Some(available) = crate::fsutil::available_bytes(dir)
+                && available < DISK_MARGIN
+            {
+                no_space = Some(available);
+                break;
+            }
         }
         drop(full_tx);
         let hasher = hash
@@ -157,6 +168,13 @@ fn pipeline(
             .join()
             .map_err(|_| DownloadError::Failed("the writer thread panicked".into()))?
             .map_err(|e| DownloadError::Failed(e.to_string()))?;
+        if let Some(available) = no_space {
+            drop(file);
+            return Err(DownloadError::NoSpace {
+                need: DISK_MARGIN,
+                available,
+            });
+        }
         if let Some(f) = failure {
             let _ = file.flush();
             return Err(DownloadError::Failed(f));
@@ -188,9 +206,12 @@ pub fn fetch(req: &Request) -> Result<Downloaded, DownloadError> {
     for attempt in 1..=req.attempts.max(1) {
         match attempt_once(&agent, req, &part) {
             Ok(d) => return Ok(d),
-            Err(e @ (DownloadError::NoSpace { .. } | DownloadError::Checksum { .. })) => {
+            Err(e @ DownloadError::NoSpace { .. }) => {
+                // Give the room back: a full SD card stops more than this download.
+                let _ = std::fs::remove_file(&part);
                 return Err(e);
             }
+            Err(e @ DownloadError::Checksum { .. }) => return Err(e),
             Err(
                 e @ DownloadError::Http {
                     status: 401 | 403 | 404,
@@ -264,7 +285,7 @@ fn attempt_once(
     };
     let size0 = if resume { have } else { 0 };
     let body = resp.into_body().into_reader();
-    let (size, file, hasher) = pipeline(body, file, hasher, size0)?;
+    let (size, file, hasher) = pipeline(body, file, hasher, size0, req.dir)?;
     file.sync_all().map_err(io_err)?;
     drop(file);
     let got = crate::hex(hasher.finish().as_ref());

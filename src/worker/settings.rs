@@ -193,9 +193,13 @@ pub fn status_dir(env: &EnvLayer, config_dir: &Path, user: (u32, u32)) -> PathBu
         ],
     };
     for dir in &candidates {
+        let existed = dir.exists();
         if crate::fsutil::ensure_dir(dir, 0o755).is_ok() {
-            // The worker (its own uid) writes here; we only read.
-            let _ = std::os::unix::fs::chown(dir, Some(user.0), Some(user.1));
+            // The worker (its own uid) writes here; we only read. Only a directory we made is
+            // handed over: never chown what an operator pointed us at.
+            if !existed {
+                let _ = std::os::unix::fs::chown(dir, Some(user.0), Some(user.1));
+            }
             return dir.clone();
         }
     }
@@ -242,7 +246,15 @@ pub fn context(
         zenoh_listen: env.get("ZENOH_LISTEN"),
         zenoh_shared_memory: env.get("ZENOH_SHARED_MEMORY"),
         forwarded,
-        image_override: env.get("CYBERWAVE_WORKER_IMAGE"),
+        image_override: env.get("CYBERWAVE_WORKER_IMAGE").filter(|i| {
+            let ok = crate::containers::image::valid_reference(i.trim());
+            if !ok {
+                warnings.push(format!(
+                    "CYBERWAVE_WORKER_IMAGE={i:?} is not an image reference; using the default image"
+                ));
+            }
+            ok
+        }),
         log_max_size,
         log_max_file: env
             .get("CYBERWAVE_DOCKER_LOG_MAX_FILE")
