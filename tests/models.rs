@@ -12,12 +12,12 @@ use std::time::Duration;
 use cyberwave_edge::models::{download, store};
 
 /// The venv's Python (next to the `cyberwave` CLI scripts/test installs), or None.
-fn venv_python() -> Option<std::path::PathBuf> {
+pub(crate) fn venv_python() -> Option<std::path::PathBuf> {
     let cli = std::env::var_os("CYBERWAVE_TEST_CLI")?;
     Some(std::path::PathBuf::from(cli).with_file_name("python"))
 }
 
-fn sdk_check(python: &Path, models: &Path, id: &str) -> (bool, String) {
+pub(crate) fn sdk_check(python: &Path, models: &Path, id: &str) -> (bool, String) {
     let script = r#"
 import sys
 from cyberwave.models.manager import ModelManager

@@ -239,6 +239,13 @@ fn models_are_cached_before_the_worker_starts_and_a_missing_one_keeps_it_stopped
         manifest["yolov8n"]["downloaded_from"],
         json!("download_url")
     );
+    // The real SDK (`cw.models.load`'s own lookup and checksum check) accepts what the daemon
+    // cached.
+    if let Some(python) = crate::models::venv_python() {
+        let (ok, said) = crate::models::sdk_check(&python, &w.dir.path.join("models"), "yolov8n");
+        assert!(ok, "{said}");
+        assert_eq!(said.trim(), cached.display().to_string());
+    }
     let hosted = w.backend.requests_to("GET", "/files/signed/abc");
     assert_eq!(
         hosted.len(),

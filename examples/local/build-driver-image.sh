@@ -9,23 +9,8 @@
 # 200 KB one, then exits 1).
 set -euo pipefail
 IMAGE="${1:-cyberwave-example-driver:local}"
-BUSYBOX="${BUSYBOX:-/bin/busybox}"
-if [ ! -x "$BUSYBOX" ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >/dev/null
-  else
-    echo "need a static busybox at $BUSYBOX (Debian package busybox-static)" >&2
-    exit 1
-  fi
-fi
-root="$(mktemp -d)"
-trap 'rm -rf "$root"' EXIT
-mkdir -p "$root/bin" "$root/tmp" "$root/app"
-cp "$BUSYBOX" "$root/bin/busybox"
-for applet in sh cat echo sleep date env head tr wc seq true kill; do
-  ln -s busybox "$root/bin/$applet"
-done
+. "$(dirname "$0")/busybox-rootfs.sh"
+busybox_rootfs sh cat echo sleep date env head tr wc seq true kill
 cat > "$root/driver.sh" <<'DRIVER'
 #!/bin/sh
 trap 'echo "driver: SIGTERM, bye"; exit 0' TERM

@@ -9,24 +9,8 @@
 # containing CRASH makes it exit 1 after booting; NEVER_READY keeps it in loading_models.
 set -euo pipefail
 IMAGE="${1:-cyberwave-example-worker:local}"
-BUSYBOX="${BUSYBOX:-/bin/busybox}"
-if [ ! -x "$BUSYBOX" ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >/dev/null
-  else
-    echo "need a static busybox at $BUSYBOX (Debian package busybox-static)" >&2
-    exit 1
-  fi
-fi
-root="$(mktemp -d)"
-trap 'rm -rf "$root"' EXIT
-mkdir -p "$root/bin" "$root/tmp" "$root/app"
-chmod 1777 "$root/tmp"
-cp "$BUSYBOX" "$root/bin/busybox"
-for applet in sh cat echo sleep date env head tr wc seq true kill id mv ls grep dirname basename md5sum cut; do
-  ln -s busybox "$root/bin/$applet"
-done
+. "$(dirname "$0")/busybox-rootfs.sh"
+busybox_rootfs sh cat echo sleep date env head tr wc seq true kill id mv ls grep dirname basename md5sum cut
 cat > "$root/worker.sh" <<'WORKER'
 #!/bin/sh
 trap 'echo "worker: SIGTERM, bye"; exit 0' TERM
