@@ -31,6 +31,33 @@ pub enum AlertOp {
         twin_uuid: String,
         alert_type: String,
     },
+    /// `PUT /api/v1/alerts/{uuid}` on every active alert of `alert_type` on `twin_uuid`:
+    /// `patch` with its `metadata` merged over the alert's (progress phases of a card).
+    UpdateType {
+        twin_uuid: String,
+        alert_type: String,
+        patch: Value,
+    },
+}
+
+/// `patch` over `base`, key by key, `metadata` merged one level deep.
+fn merge_patch(base: &Value, patch: &Value) -> Value {
+    let mut out = base.clone();
+    if let (Value::Object(o), Value::Object(p)) = (&mut out, patch) {
+        for (k, v) in p {
+            match (o.get_mut(k), v) {
+                (Some(Value::Object(old)), Value::Object(new)) if k == "metadata" => {
+                    for (mk, mv) in new {
+                        old.insert(mk.clone(), mv.clone());
+                    }
+                }
+                _ => {
+                    o.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    out
 }
 
 impl AlertOp {
@@ -42,6 +69,13 @@ impl AlertOp {
                 alert_type,
             } => {
                 json!({"op": "resolve_type", "twin_uuid": twin_uuid, "alert_type": alert_type})
+            }
+            AlertOp::UpdateType {
+                twin_uuid,
+                alert_type,
+                patch,
+            } => {
+                json!({"op": "update_type", "twin_uuid": twin_uuid, "alert_type": alert_type, "patch": patch})
             }
         }
     }
@@ -55,6 +89,11 @@ impl AlertOp {
             "resolve_type" => Some(AlertOp::ResolveType {
                 twin_uuid: v.get("twin_uuid")?.as_str()?.to_string(),
                 alert_type: v.get("alert_type")?.as_str()?.to_string(),
+            }),
+            "update_type" => Some(AlertOp::UpdateType {
+                twin_uuid: v.get("twin_uuid")?.as_str()?.to_string(),
+                alert_type: v.get("alert_type")?.as_str()?.to_string(),
+                patch: v.get("patch")?.clone(),
             }),
             _ => None,
         }
@@ -129,8 +168,24 @@ impl Outbox {
         }
     }
 
-    /// Queues `op` (unless an identical create key is pending) and persists.
+    /// Queues `op` (unless an identical create key is pending; an update of a card that is
+    /// still waiting is folded into the waiting one) and persists.
     pub fn push(&mut self, op: AlertOp) {
+        if let AlertOp::UpdateType {
+            twin_uuid,
+            alert_type,
+            patch,
+        } = &op
+            && let Some(AlertOp::UpdateType { patch: waiting, .. }) =
+                self.pending.last_mut().filter(|p| {
+                    matches!(p, AlertOp::UpdateType { twin_uuid: t, alert_type: a, .. }
+                        if t == twin_uuid && a == alert_type)
+                })
+        {
+            *waiting = merge_patch(waiting, patch);
+            self.save();
+            return;
+        }
         if let AlertOp::Create { key, .. } = &op
             && self
                 .pending
@@ -168,6 +223,29 @@ fn deliver(backend: &Backend, op: &AlertOp) -> Result<(), BackendError> {
                     && let Some(uuid) = a.get("uuid").and_then(Value::as_str)
                 {
                     match backend.resolve_alert(uuid) {
+                        Ok(()) | Err(BackendError::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Ok(())
+        }
+        AlertOp::UpdateType {
+            twin_uuid,
+            alert_type,
+            patch,
+        } => {
+            let active = match backend.active_alerts(twin_uuid) {
+                Ok(a) => a,
+                Err(BackendError::NotFound { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            for a in active {
+                if a.get("alert_type").and_then(Value::as_str) == Some(alert_type)
+                    && let Some(uuid) = a.get("uuid").and_then(Value::as_str)
+                {
+                    let base = json!({"metadata": a.get("metadata").cloned().unwrap_or(json!({}))});
+                    match backend.update_alert(uuid, &merge_patch(&base, patch)) {
                         Ok(()) | Err(BackendError::NotFound { .. }) => {}
                         Err(e) => return Err(e),
                     }
@@ -293,6 +371,17 @@ impl AlertSink {
         }
     }
 
+    /// Updates the active alerts of `alert_type` on `twin_uuid` (metadata merged).
+    pub fn update(&self, twin_uuid: &str, alert_type: &str, patch: Value) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(AlertMsg::Op(AlertOp::UpdateType {
+                twin_uuid: twin_uuid.to_string(),
+                alert_type: alert_type.to_string(),
+                patch,
+            }));
+        }
+    }
+
     pub fn resolve(&self, twin_uuid: &str, alert_type: &str) {
         if let Some(tx) = &self.tx {
             let _ = tx.send(AlertMsg::Op(AlertOp::ResolveType {
@@ -306,6 +395,35 @@ impl AlertSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn card_updates_fold_and_merge_metadata() {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(d.path());
+        let up = |phase: &str, extra: Value| AlertOp::UpdateType {
+            twin_uuid: "t".into(),
+            alert_type: "worker_starting".into(),
+            patch: json!({"metadata": {"phase": phase, "x": extra}}),
+        };
+        o.push(up("booting", json!(1)));
+        o.push(up("ready", json!(2)));
+        assert_eq!(o.pending().len(), 1, "folded into the waiting update");
+        o.push(AlertOp::ResolveType {
+            twin_uuid: "t".into(),
+            alert_type: "worker_starting".into(),
+        });
+        o.push(up("booting", json!(3)));
+        assert_eq!(o.pending().len(), 3, "never folded across a resolve");
+        assert_eq!(Outbox::open(d.path()).pending(), o.pending(), "persisted");
+        let merged = merge_patch(
+            &json!({"metadata": {"started_at": 1, "phase": "pull_started"}}),
+            &json!({"metadata": {"phase": "ready"}, "severity": "critical"}),
+        );
+        assert_eq!(
+            merged,
+            json!({"metadata": {"started_at": 1, "phase": "ready"}, "severity": "critical"})
+        );
+    }
 
     #[test]
     fn outbox_persists_and_dedupes() {

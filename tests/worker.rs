@@ -100,6 +100,16 @@ fn workflow_files_start_the_worker_which_reloads_on_edit_and_stops_when_removed(
     let args = format!("{} {}", i["Args"], i["Config"]["Cmd"]);
     assert!(!args.contains(TOKEN));
     assert!(dk::logs(&w.name).contains("LOADED wf_ab12.py"));
+    // The worker_starting card went through its phases and was resolved at `ready`.
+    assert!(wait_until(10 * SEC, || w
+        .backend
+        .alerts_of_type("worker_starting")
+        .iter()
+        .any(|a| a["status"] == json!("resolved"))));
+    let card = &w.backend.alerts_of_type("worker_starting")[0];
+    assert_eq!(card["metadata"]["phase"], json!("ready"), "{card}");
+    assert_eq!(card["metadata"]["overall_progress_percent"], json!(100));
+    assert_eq!(card["name"], json!("Worker starting"));
 
     // worker_health on MQTT with the original's fields.
     let (_, h) = health
@@ -440,6 +450,19 @@ fn hostile_settings_never_reach_docker_as_options_or_extra_variables() {
             .is_empty()),
         "{}",
         d.log()
+    );
+    // The card says what failed in plain words, critical, and is resolved.
+    assert!(wait_until(10 * SEC, || w
+        .backend
+        .alerts_of_type("worker_starting")
+        .iter()
+        .any(|a| a["status"] == json!("resolved"))));
+    let card = &w.backend.alerts_of_type("worker_starting")[0];
+    assert_eq!(card["metadata"]["failed"], json!(true), "{card}");
+    assert_eq!(card["severity"], json!("critical"));
+    assert_eq!(
+        card["description"],
+        json!("Could not download the worker software. Check your connection and try again.")
     );
     let log = d.log();
     assert!(log.contains("is not an image reference"), "{log}");

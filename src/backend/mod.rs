@@ -445,6 +445,12 @@ impl Backend {
         }
     }
 
+    /// `PUT /api/v1/alerts/{uuid}`.
+    pub fn update_alert(&self, uuid: &str, body: &Value) -> Result<(), BackendError> {
+        self.once("PUT", &format!("/api/v1/alerts/{uuid}"), Some(body))
+            .map(|_| ())
+    }
+
     /// `POST /api/v1/alerts/{uuid}/resolve`.
     pub fn resolve_alert(&self, uuid: &str) -> Result<(), BackendError> {
         self.once(

@@ -164,6 +164,34 @@ pub fn readiness(
     }
 }
 
+/// `stage_progress_percent` and `overall_progress_percent` of a worker card phase (§2.4 bands:
+/// container 70–80, worker 80–100); `None` for phases without a band (failures).
+pub fn progress(
+    phase: &str,
+    models_total: Option<u64>,
+    models_ready: Option<u64>,
+) -> Option<(u64, u64)> {
+    let stage = match phase {
+        "pull_started" | "pulling" | "downloading" => return Some((0, 0)),
+        "starting_container" => return Some((33, 73)),
+        "container_created" => return Some((66, 77)),
+        "container_running" => return Some((100, 80)),
+        "booting" => return Some((10, 82)),
+        "connecting_mqtt" => return Some((25, 85)),
+        "loading_models" => return Some((40, 88)),
+        "subscribed" => return Some((65, 93)),
+        "ready" => return Some((100, 100)),
+        "warming_up" => match (models_total, models_ready) {
+            (Some(t), Some(r)) if t > 0 => {
+                75 + (25.0 * r as f64 / t as f64).round().min(24.0) as u64
+            }
+            _ => 75,
+        },
+        _ => return None,
+    };
+    Some((stage, (80 + (stage as f64 * 0.2).round() as u64).min(99)))
+}
+
 /// The plain-language failure text of a worker phase (§2.4, "robot" → "worker").
 pub fn failure_text(phase: &str) -> &'static str {
     match phase {
@@ -311,5 +339,23 @@ mod tests {
             );
         }
         assert!(failure_text("worker_ready_timeout").contains("models"));
+    }
+
+    #[test]
+    fn progress_bands() {
+        for (phase, total, ready, want) in [
+            ("pull_started", None, None, Some((0, 0))),
+            ("container_running", None, None, Some((100, 80))),
+            ("booting", None, None, Some((10, 82))),
+            ("subscribed", None, None, Some((65, 93))),
+            ("warming_up", Some(4), Some(2), Some((88, 98))),
+            ("warming_up", Some(4), Some(4), Some((99, 99))),
+            ("warming_up", Some(0), Some(0), Some((75, 95))),
+            ("warming_up", None, None, Some((75, 95))),
+            ("ready", None, None, Some((100, 100))),
+            ("worker_startup_exited", None, None, None),
+        ] {
+            assert_eq!(progress(phase, total, ready), want, "{phase}");
+        }
     }
 }

@@ -249,6 +249,26 @@ impl Worker {
         }
     }
 
+    /// A new phase on the `worker_starting` card (metadata merged into the card's).
+    fn card_phase(&self, phase: &str, extra: Value) {
+        let mut meta = json!({"phase": phase});
+        if let Some((stage, overall)) = super::health::progress(
+            phase,
+            extra["models_total"].as_u64(),
+            extra["models_ready"].as_u64(),
+        ) {
+            meta["stage_progress_percent"] = json!(stage);
+            meta["overall_progress_percent"] = json!(overall);
+        }
+        if let (Value::Object(m), Value::Object(x)) = (&mut meta, extra) {
+            m.extend(x);
+        }
+        for t in &self.scope {
+            self.alerts
+                .update(t, "worker_starting", json!({"metadata": meta.clone()}));
+        }
+    }
+
     fn resolve(&self, alert_type: &str) {
         for t in &self.scope {
             self.alerts.resolve(t, alert_type);
@@ -262,6 +282,17 @@ impl Worker {
             detail.chars().take(500).collect::<String>()
         );
         self.last_error = Some(format!("{phase}: {detail}"));
+        // The card says what failed, in plain words, before it is resolved (§2.4).
+        let technical: String = detail.chars().take(1500).collect();
+        for t in &self.scope {
+            self.alerts.update(
+                t,
+                "worker_starting",
+                json!({"description": super::health::failure_text(phase), "severity": "critical",
+                       "metadata": {"phase": phase, "failed": true, "failed_at": crate::epoch_seconds(),
+                                    "technical_detail": technical}}),
+            );
+        }
         self.raise(
             "worker_start_failure",
             "Worker container failed to start",
@@ -364,7 +395,10 @@ impl Worker {
             .unwrap_or_default();
         for n in notes {
             match n {
-                Note::Up => self.begin_readiness(Duration::ZERO),
+                Note::Up => {
+                    self.card_phase("container_running", json!({}));
+                    self.begin_readiness(Duration::ZERO);
+                }
                 Note::LaunchFailed { phase, message } => self.start_failed(phase, &message),
                 Note::RestartLoop { deaths } => self.start_failed(
                     "container_unhealthy",
@@ -648,6 +682,7 @@ impl Worker {
                 self.starting = None;
                 self.ready = true;
                 self.last_error = None;
+                self.card_phase("ready", json!({}));
                 self.resolve("worker_starting");
                 self.resolve("worker_start_failure");
             }
@@ -655,10 +690,20 @@ impl Worker {
                 self.starting = None;
                 self.start_failed(phase, &format!("container state {state:?}"));
             }
-            Progress { phase, .. } => {
-                if st.phase.as_deref() != Some(phase.as_str()) {
+            Progress {
+                phase,
+                models_total,
+                models_ready,
+                detail,
+            } => {
+                let seen = format!("{phase}/{models_ready:?}");
+                if st.phase.as_deref() != Some(seen.as_str()) {
                     log::info!("ML worker {name}: {phase}");
-                    st.phase = Some(phase);
+                    st.phase = Some(seen);
+                    self.card_phase(
+                        &phase,
+                        json!({"models_total": models_total, "models_ready": models_ready, "detail": detail}),
+                    );
                 }
             }
             Waiting => {}

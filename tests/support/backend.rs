@@ -479,6 +479,19 @@ fn route(
                 .collect();
             (200, Value::Array(list))
         }
+        ("PUT", ["api", "v1", "alerts", uuid]) => {
+            match g.alerts.iter_mut().find(|a| a["uuid"] == json!(uuid)) {
+                Some(a) => {
+                    if let Value::Object(patch) = body {
+                        for (k, v) in patch {
+                            a[k.as_str()] = v.clone();
+                        }
+                    }
+                    (200, a.clone())
+                }
+                None => (404, json!({"detail": "Not found."})),
+            }
+        }
         ("POST", ["api", "v1", "alerts", uuid, "resolve"]) => {
             match g.alerts.iter_mut().find(|a| a["uuid"] == json!(uuid)) {
                 Some(a) => {
