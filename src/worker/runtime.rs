@@ -327,10 +327,12 @@ impl Worker {
             let _ = self.jobs.send(PrepJob::Models(ModelsFor::Start));
         }
         // A reload's model check runs while the worker keeps running.
-        let models_ok = matches!(
-            self.models,
-            Models::Ready | Models::Checking(ModelsFor::Reload)
-        );
+        let models_ok = match self.models {
+            Models::Ready | Models::Checking(ModelsFor::Reload) => true,
+            // A re-check never takes down a worker that is already wanted.
+            Models::Checking(ModelsFor::Start) => self.wanted,
+            Models::Unknown | Models::Failed => false,
+        };
         let want = have_files && !self.held && gate && models_ok;
         if want {
             let (spec, choice) = worker_spec(ctx, &self.scope);
@@ -505,8 +507,18 @@ impl Worker {
                     }
                     ModelsFor::Reload => {
                         self.models = Models::Ready;
-                        self.restart(runtime, "worker-files-changed");
-                        self.last_auto_restart = Some(Instant::now());
+                        let name = self.name().unwrap_or_default();
+                        let running = runtime
+                            .observed_state(&name)
+                            .is_some_and(|e| e.state == "running");
+                        if running {
+                            self.restart(runtime, "worker-files-changed");
+                            self.last_auto_restart = Some(Instant::now());
+                        } else if self.wanted {
+                            // Still on its way up: reload once it runs (it may have read the
+                            // old file).
+                            self.reload_pending = Some(Instant::now());
+                        }
                     }
                 }
                 self.reconcile(runtime);
@@ -532,10 +544,14 @@ impl Worker {
         let running = runtime
             .observed_state(&name)
             .is_some_and(|e| e.state == "running");
+        log::debug!("worker files now {:?}", self.files);
         if self.files.is_empty() {
             self.reload_pending = None;
-        } else if self.wanted && running && !was_empty {
-            log::info!("worker files changed: reloading the ML worker");
+        } else if self.wanted && !was_empty {
+            // Running, or on its way up (then the reload finds it running or leaves it be).
+            if running {
+                log::info!("worker files changed: reloading the ML worker");
+            }
             self.reload_pending = Some(Instant::now());
             self.process_reload(runtime);
         } else if self.models != Models::Checking(ModelsFor::Start) {
@@ -547,6 +563,16 @@ impl Worker {
     /// A pending reload goes when the cooldown and the breaker allow.
     fn process_reload(&mut self, runtime: &mut Runtime) {
         if self.reload_pending.is_none() || matches!(self.models, Models::Checking(_)) {
+            return;
+        }
+        let name = self.name().unwrap_or_default();
+        if !runtime
+            .observed_state(&name)
+            .is_some_and(|e| e.state == "running")
+        {
+            if !self.wanted {
+                self.reload_pending = None;
+            }
             return;
         }
         let now = Instant::now();
@@ -616,12 +642,16 @@ impl Worker {
             due.push(now + READINESS_POLL);
         }
         if self.reload_pending.is_some() {
-            if let Some(t) = self.last_auto_restart {
-                due.push(t + self.tuning.reload_cooldown);
-            }
-            if let Some(t) = self.history.rearms_at(now) {
-                due.push(t);
-            }
+            let cooldown_end = self
+                .last_auto_restart
+                .map(|t| t + self.tuning.reload_cooldown)
+                .filter(|t| *t > now);
+            due.push(match (self.history.rearms_at(now), cooldown_end) {
+                (Some(rearm), _) => rearm,
+                (None, Some(end)) => end,
+                // Waiting for the container to run.
+                (None, None) => now + Duration::from_millis(500),
+            });
         }
         if !self.wanted && !self.files.is_empty() && self.models == Models::Ready {
             due.push(self.boot + self.tuning.driver_wait);
