@@ -566,9 +566,9 @@ impl Worker {
             return;
         }
         let name = self.name().unwrap_or_default();
-        if !runtime
+        if runtime
             .observed_state(&name)
-            .is_some_and(|e| e.state == "running")
+            .is_none_or(|e| e.state != "running")
         {
             if !self.wanted {
                 self.reload_pending = None;
