@@ -25,6 +25,7 @@ pub mod mqtt;
 pub mod process;
 pub mod systemd;
 pub mod twins;
+pub mod twinsync;
 pub mod worker;
 pub mod yaml;
 
