@@ -24,8 +24,10 @@ pub mod models;
 pub mod mqtt;
 pub mod process;
 pub mod systemd;
+pub mod twin_file;
 pub mod twins;
 pub mod twinsync;
+pub mod watch;
 pub mod worker;
 pub mod yaml;
 

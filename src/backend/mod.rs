@@ -349,6 +349,12 @@ impl Backend {
         expect_object(v, &format!("GET {path}"), "uuid")
     }
 
+    /// `PUT /api/v1/twins/{uuid}` (the twin sync's push).
+    pub fn update_twin(&self, uuid: &str, body: &Value) -> Result<(), BackendError> {
+        self.once("PUT", &format!("/api/v1/twins/{uuid}"), Some(body))
+            .map(|_| ())
+    }
+
     /// `GET /api/v1/assets/{uuid}`.
     pub fn asset(&self, uuid: &str) -> Result<Value, BackendError> {
         let path = format!("/api/v1/assets/{uuid}");

@@ -254,7 +254,7 @@ impl LaunchHooks for Quiet {
 
 fn start_directly(ctx: &Ctx) -> Result<(), String> {
     let workers = ctx.settings.config_dir.join("workers");
-    if crate::worker::watch::signature(&workers).is_empty() {
+    if crate::watch::signature(&workers, crate::watch::worker_file).is_empty() {
         say("No worker files in the workers directory: nothing to run.");
         return Ok(());
     }
@@ -315,11 +315,13 @@ fn start_directly(ctx: &Ctx) -> Result<(), String> {
 /// (a fresh process has no restart history, as the original's CLI).
 fn direct_view(ctx: &Ctx) -> Value {
     let i = ctx.docker.inspect(&ctx.name).ok().flatten();
-    let files: Vec<Value> =
-        crate::worker::watch::signature(&ctx.settings.config_dir.join("workers"))
-            .into_iter()
-            .map(|(n, _, size)| json!({"name": n, "size_bytes": size}))
-            .collect();
+    let files: Vec<Value> = crate::watch::signature(
+        &ctx.settings.config_dir.join("workers"),
+        crate::watch::worker_file,
+    )
+    .into_iter()
+    .map(|(n, _, size)| json!({"name": n, "size_bytes": size}))
+    .collect();
     let gpu = ctx
         .docker
         .runtimes()

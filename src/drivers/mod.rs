@@ -9,7 +9,6 @@ pub mod profile;
 pub mod runtime;
 pub mod settings;
 pub mod spec;
-pub mod twin_file;
 
 pub use profile::HostPlatform;
 pub use spec::{

@@ -28,7 +28,7 @@ impl LaunchHooks for DriverHooks {
         spec: &ContainerSpec,
         payload: &serde_json::Value,
     ) -> Result<(), LaunchFailure> {
-        super::twin_file::write(&self.config_dir, &spec.owner, payload)
+        crate::twin_file::write(&self.config_dir, &spec.owner, payload)
             .map(|_| ())
             .map_err(|e| LaunchFailure {
                 phase: "twin_file_failed",

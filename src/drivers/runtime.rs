@@ -124,7 +124,7 @@ impl Drivers {
                 }
                 TwinOutcome::CameraChild { .. } | TwinOutcome::FileOnly => {
                     if let Err(e) =
-                        super::twin_file::write(&self.ctx.config_dir, &p.twin_uuid, &p.twin_file)
+                        crate::twin_file::write(&self.ctx.config_dir, &p.twin_uuid, &p.twin_file)
                     {
                         log::error!("twin file for {}: {e}", p.twin_uuid);
                     }

@@ -426,7 +426,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 Err(_) => prep_rx = never(),
             },
             recv(watch_rx) -> ev => match ev {
-                Ok(crate::worker::watch::Changed(sig)) => state.worker.on_files(sig, &mut state.runtime),
+                Ok(crate::watch::Changed(sig)) => state.worker.on_files(sig, &mut state.runtime),
                 Err(_) => watch_rx = never(),
             },
             recv(signals) -> sig => match sig {

@@ -10,4 +10,3 @@ pub mod settings;
 pub mod spec;
 pub mod status;
 pub mod sync;
-pub mod watch;

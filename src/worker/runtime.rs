@@ -18,11 +18,11 @@ use super::policy::{Note, Notes, WorkerHooks, WorkerPolicy};
 use super::prep::{ModelsFor, PrepEvent, PrepJob};
 use super::settings::WorkerTuning;
 use super::spec::{STATUS_FILE, WorkerContext, container_name, worker_spec};
-use super::watch::{Changed, Signature};
 use crate::alerts::{Alert, AlertSink};
 use crate::containers::runtime::{RoleSetup, Runtime};
 use crate::containers::spec::Role;
 use crate::mqtt::SharedHandle;
+use crate::watch::{Changed, Signature};
 
 /// How often readiness is checked while the worker starts.
 const READINESS_POLL: Duration = Duration::from_secs(1);
@@ -113,7 +113,7 @@ impl Worker {
         let (watch_tx, watch) = unbounded();
         let (wd, settle) = (workers_dir.clone(), tuning.settle);
         spawn("worker-watch", move || {
-            super::watch::run(wd, settle, watch_tx)
+            crate::watch::run(wd, settle, crate::watch::worker_file, watch_tx)
         });
         let notes: Notes = Arc::new(Mutex::new(Vec::new()));
         let status_file = ctx
@@ -136,7 +136,7 @@ impl Worker {
             jobs,
             notes,
             scope: Vec::new(),
-            files: super::watch::signature(&workers_dir),
+            files: crate::watch::signature(&workers_dir, crate::watch::worker_file),
             boot: Instant::now(),
             drivers_planned: false,
             models: Models::Unknown,
@@ -528,7 +528,8 @@ impl Worker {
 
     fn refresh_files(&mut self, runtime: &mut Runtime) {
         if let Some(c) = &self.ctx {
-            let sig = super::watch::signature(&c.config_dir.join("workers"));
+            let sig =
+                crate::watch::signature(&c.config_dir.join("workers"), crate::watch::worker_file);
             self.on_files(sig, runtime);
         }
     }

@@ -36,19 +36,42 @@ pub fn path_for(config_dir: &Path, twin_uuid: &str) -> PathBuf {
 /// Writes the twin file; returns its path. Local-only keys of an existing file are kept.
 pub fn write(config_dir: &Path, twin_uuid: &str, twin: &Value) -> io::Result<PathBuf> {
     let path = path_for(config_dir, twin_uuid);
-    if path.is_dir() {
-        // Docker creates a directory when it bind-mounts a missing file.
-        fs::remove_dir_all(&path)?;
-    }
     let mut value = twin.clone();
-    if let Ok(text) = fs::read_to_string(&path)
+    if path.is_file()
+        && let Ok(text) = crate::fsutil::read_regular_text(&path, MAX_TWIN_FILE)
         && let Ok(mut existing) = serde_json::from_str::<Value>(&text)
     {
         deep_merge(&mut existing, twin);
         value = existing;
     }
-    let mut text = serde_json::to_string_pretty(&value).map_err(io::Error::other)?;
+    replace(config_dir, twin_uuid, &value)
+}
+
+/// Largest twin file we read back (a twin with its asset is tens of KiB).
+pub const MAX_TWIN_FILE: u64 = 8 << 20;
+
+/// SHA-256 of the bytes we last wrote to each twin file: the twin sync never pushes our own
+/// writes back (reference §8.2). Process-wide, as the files are.
+static OURS: std::sync::Mutex<std::collections::BTreeMap<String, String>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// The SHA-256 of what we last wrote to this twin's file, if we wrote it in this process.
+pub fn written_by_us(twin_uuid: &str) -> Option<String> {
+    OURS.lock().ok()?.get(twin_uuid).cloned()
+}
+
+/// Writes `value` as the twin's file exactly (no merge), in place when it exists.
+pub fn replace(config_dir: &Path, twin_uuid: &str, value: &Value) -> io::Result<PathBuf> {
+    let path = path_for(config_dir, twin_uuid);
+    if path.is_dir() {
+        // Docker creates a directory when it bind-mounts a missing file.
+        fs::remove_dir_all(&path)?;
+    }
+    let mut text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
     text.push('\n');
+    if let Ok(mut ours) = OURS.lock() {
+        ours.insert(twin_uuid.to_string(), crate::sha256_hex(text.as_bytes()));
+    }
     if path.is_file() {
         rewrite_in_place(&path, text.as_bytes())?;
     } else {

@@ -1,5 +1,5 @@
-//! The watch on `workers/`: a change to the `*.py` files is reported once the last write has
-//! settled, within about a second (the original scanned every 15 s and waited 10 s more). It
+//! A watch on the files of one directory that a filter picks (the worker's `*.py`, the twin
+//! files): a change is reported once the last write has settled, within about a second. It
 //! uses inotify; a file still open for writing (a `scp` in progress) holds the report back
 //! until it is closed, and a file written elsewhere and renamed in (`rsync`, editors) counts
 //! when it lands. Without inotify it polls once a second.
@@ -13,23 +13,31 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-/// The `*.py` files of a directory, with mtime (ns) and size: what a change is measured by
-/// (the original's watcher signature, at nanosecond precision).
+/// The picked files of a directory, with mtime (ns) and size: what a change is measured by
+/// (the original's worker-watcher signature, at nanosecond precision).
 pub type Signature = Vec<(String, i128, u64)>;
+
+/// Which file names a watch cares about.
+pub type Filter = fn(&str) -> bool;
+
+/// The worker's files: `*.py`, not hidden.
+pub fn worker_file(name: &str) -> bool {
+    name.ends_with(".py") && !name.starts_with('.')
+}
 
 /// Backstop scan even when inotify is quiet (a missed event, an NFS mount).
 const BACKSTOP: Duration = Duration::from_secs(15);
 /// Poll interval when inotify is unavailable.
 const POLL: Duration = Duration::from_secs(1);
 
-pub fn signature(dir: &Path) -> Signature {
+pub fn signature(dir: &Path, filter: Filter) -> Signature {
     let mut out: Signature = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_str()?.to_string();
-            if !name.ends_with(".py") || name.starts_with('.') {
+            if !filter(&name) {
                 return None;
             }
             let m = e.metadata().ok().filter(|m| m.is_file())?;
@@ -121,8 +129,8 @@ impl Inotify {
 pub struct Writers(BTreeSet<String>);
 
 impl Writers {
-    pub fn feed(&mut self, name: &str, mask: u32) {
-        if !name.ends_with(".py") {
+    pub fn feed(&mut self, name: &str, mask: u32, filter: Filter) {
+        if !filter(name) {
             return;
         }
         if mask & (libc::IN_CLOSE_WRITE | libc::IN_DELETE | libc::IN_MOVED_FROM) != 0 {
@@ -139,8 +147,8 @@ impl Writers {
 
 /// Runs the watch on the calling thread until `tx` is closed. The first signature is the
 /// baseline (not reported).
-pub fn run(dir: PathBuf, settle: Duration, tx: Sender<Changed>) {
-    let mut last = signature(&dir);
+pub fn run(dir: PathBuf, settle: Duration, filter: Filter, tx: Sender<Changed>) {
+    let mut last = signature(&dir, filter);
     let mut inotify: Option<Inotify> = None;
     let mut writers = Writers::default();
     let mut dirty_since: Option<Instant> = None;
@@ -161,9 +169,9 @@ pub fn run(dir: PathBuf, settle: Duration, tx: Sender<Changed>) {
             Some(i) => match i.wait(timeout) {
                 Some(events) => {
                     for (name, mask) in &events {
-                        writers.feed(name, *mask);
+                        writers.feed(name, *mask, filter);
                     }
-                    if events.iter().any(|(n, _)| n.ends_with(".py")) {
+                    if events.iter().any(|(n, _)| filter(n)) {
                         dirty_since = Some(Instant::now());
                     }
                 }
@@ -180,7 +188,7 @@ pub fn run(dir: PathBuf, settle: Duration, tx: Sender<Changed>) {
         let stuck = dirty_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(60));
         if quiet && (!writers.busy() || stuck) {
             dirty_since = None;
-            let now = signature(&dir);
+            let now = signature(&dir, filter);
             if now != last {
                 last = now.clone();
                 if tx.send(Changed(now)).is_err() {
@@ -199,14 +207,15 @@ mod tests {
     #[test]
     fn an_open_writer_holds_the_report_until_it_closes() {
         let mut w = Writers::default();
-        w.feed("wf_a.py", libc::IN_CREATE);
-        w.feed("wf_a.py", libc::IN_MODIFY);
-        w.feed(".wf_b.py.tmp", libc::IN_CREATE);
+        let f: Filter = worker_file;
+        w.feed("wf_a.py", libc::IN_CREATE, f);
+        w.feed("wf_a.py", libc::IN_MODIFY, f);
+        w.feed(".wf_b.py.tmp", libc::IN_CREATE, f);
         assert!(w.busy());
-        w.feed("wf_a.py", libc::IN_CLOSE_WRITE);
+        w.feed("wf_a.py", libc::IN_CLOSE_WRITE, f);
         assert!(!w.busy());
-        w.feed("wf_c.py", libc::IN_MODIFY);
-        w.feed("wf_c.py", libc::IN_DELETE);
+        w.feed("wf_c.py", libc::IN_MODIFY, f);
+        w.feed("wf_c.py", libc::IN_DELETE, f);
         assert!(!w.busy());
     }
 
@@ -217,7 +226,7 @@ mod tests {
         std::fs::write(dir.join("keep.py"), "x = 1\n").unwrap();
         let (tx, rx) = crossbeam_channel::unbounded();
         let settle = Duration::from_millis(100);
-        std::thread::spawn(move || run(dir, settle, tx));
+        std::thread::spawn(move || run(dir, settle, worker_file, tx));
         std::thread::sleep(Duration::from_millis(200));
         // A copy that pauses mid-file: nothing is reported while it is open.
         let path = d.path().join("wf_ab.py");
