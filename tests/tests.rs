@@ -10,4 +10,5 @@ mod containers;
 mod drivers;
 mod edge_core;
 mod models;
+mod twin_sync;
 mod worker;

@@ -250,6 +250,7 @@ pub fn collect() -> Value {
         "mode": daemon_view.and_then(|d| d.get("mode").cloned()).unwrap_or(Value::Null),
         "drivers": daemon_view.and_then(|d| d.get("drivers").cloned()).unwrap_or(Value::Null),
         "worker": daemon_view.and_then(|d| d.get("worker").cloned()).unwrap_or(Value::Null),
+        "twin_sync": daemon_view.and_then(|d| d.get("twin_sync").cloned()).unwrap_or(Value::Null),
         "last_errors": daemon_view.and_then(|d| d.get("last_errors").cloned()).unwrap_or(json!([])),
         "elapsed_ms": started.elapsed().as_millis() as u64,
     })

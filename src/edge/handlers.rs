@@ -221,6 +221,11 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
         Some(Backend::new(&settings)),
         worker_alerts,
     );
+    if let Some(tx) = &state.twin_sync {
+        let _ = tx.send(crate::twinsync::run::SyncCtl::Backend(Box::new(
+            Backend::new(&settings),
+        )));
+    }
     state.settings = settings;
     if let Some(d) = state.desired.clone() {
         state.apply_desired(d);

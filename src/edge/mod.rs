@@ -360,6 +360,8 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         worker_mqtt,
         twin_topics: std::collections::BTreeMap::new(),
         twin_dedupe: Dedupe::new(1024),
+        twin_sync: None,
+        twin_sync_state: Default::default(),
         runtime,
         local,
         settings,
@@ -379,6 +381,22 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     }
     if !local && let Some(uuid) = config::edge_uuid(&state.settings.config_dir) {
         state.set_edge_uuid(uuid);
+    }
+
+    // Twin files in sync with the backend, on their own thread (not in local mode).
+    if !local {
+        let (tx, rx) = unbounded();
+        let (dir, backend, shared) = (
+            state.settings.config_dir.clone(),
+            Backend::new(&state.settings),
+            state.twin_sync_state.clone(),
+        );
+        thread::Builder::new()
+            .name("twin-sync".into())
+            .spawn(move || crate::twinsync::run::run(dir, backend, rx, shared, TICK))
+            .map_err(|e| DaemonError::Startup(format!("cannot start the twin-sync thread: {e}")))?;
+        state.twin_sync = Some(tx);
+        state.track_twins();
     }
 
     let (job_tx, mut job_rx) = unbounded::<BackendEvent>();

@@ -65,6 +65,9 @@ pub(super) struct State {
     pub(super) twin_topics: std::collections::BTreeMap<String, String>,
     /// `sync_workflows` / `remove_workflow_worker` request ids (one FIFO, as the original).
     pub(super) twin_dedupe: Dedupe,
+    /// The twin-sync thread (none in local mode) and the state it shares for `status`.
+    pub(super) twin_sync: Option<crossbeam_channel::Sender<crate::twinsync::run::SyncCtl>>,
+    pub(super) twin_sync_state: std::sync::Arc<std::sync::Mutex<crate::twinsync::state::SyncState>>,
     /// The container runtime every role stands on.
     pub(super) runtime: Runtime,
     /// `run --local`: no backend, no broker.
@@ -119,6 +122,7 @@ impl State {
         self.drivers.set_plans(&mut self.runtime, plans);
         self.linked_broad = broad;
         self.update_worker_scope();
+        self.track_twins();
         self.desired = Some(state);
         self.ensure_health();
     }
@@ -155,6 +159,39 @@ impl State {
         }
         self.twin_topics = wanted;
         self.worker.set_scope(scope, &mut self.runtime);
+    }
+
+    /// The twins whose files the sync thread keeps in step with the backend: every linked one.
+    pub(super) fn track_twins(&self) {
+        let Some(tx) = &self.twin_sync else {
+            return;
+        };
+        let mut list = self.linked_broad.clone();
+        if let Some(d) = &self.desired {
+            list.extend(linked_twins_strict(&d.twins, &self.fingerprint));
+        }
+        list.sort();
+        list.dedup();
+        let _ = tx.send(crate::twinsync::run::SyncCtl::Track(list));
+    }
+
+    /// Per-twin sync state for `status`: version, pending, last confirmed, lost edits.
+    fn twin_sync_snapshot(&self) -> Value {
+        let Ok(st) = self.twin_sync_state.lock() else {
+            return Value::Null;
+        };
+        st.iter()
+            .map(|(uuid, t)| {
+                (
+                    uuid.clone(),
+                    json!({"version": t.version, "pending": t.pending,
+                           "confirmed_at": t.confirmed_at, "last_error": t.last_error,
+                           "conflicts": t.conflicts.iter().map(|c| json!({
+                               "key": c.key, "local": c.local, "backend": c.backend, "at": c.at})).collect::<Vec<_>>()}),
+                )
+            })
+            .collect::<serde_json::Map<String, Value>>()
+            .into()
     }
 
     /// The bootstrap publisher only bridges the time until drivers publish their own health.
@@ -272,6 +309,7 @@ impl State {
             "mode": if self.local { "local" } else { "cloud" },
             "drivers": self.drivers.snapshot(&self.runtime),
             "worker": self.worker.snapshot(&self.runtime),
+            "twin_sync": self.twin_sync_snapshot(),
             "health_publisher": {
                 "running": self.health.is_some(),
                 "interval_seconds": self.settings.health_interval.as_secs_f64(),

@@ -59,6 +59,20 @@ fn read(path: &Path) -> Option<(Value, String)> {
     v.is_object().then(|| (v, crate::sha256_hex(&bytes)))
 }
 
+/// The merge base of a file seen for the first time: the file's value of every key the
+/// backend also has.
+fn first_base(local: &Value, backend: &Value) -> Value {
+    let (Some(l), Some(b)) = (local.as_object(), backend.as_object()) else {
+        return local.clone();
+    };
+    Value::Object(
+        l.iter()
+            .filter(|(k, _)| b.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
+}
+
 /// One sync step of `uuid`'s file against `remote`, updating `rec`.
 pub fn sync_twin(
     config_dir: &Path,
@@ -92,6 +106,7 @@ pub fn sync_twin(
         };
     };
     let ours = twin_file::written_by_us(uuid).as_deref() == Some(sha.as_str());
+    let first_sight = rec.confirmed_sha256.is_empty() && !ours;
     if rec.confirmed_sha256.is_empty() || (ours && sha != rec.confirmed_sha256) {
         // First sight, or our own write (a launch, a pull): the new base, never pushed back.
         rec.confirm(&local, &sha);
@@ -110,6 +125,14 @@ pub fn sync_twin(
         }
     };
     let null = Value::Null;
+    if first_sight {
+        // No history: what both sides have is the base where they agree or where the backend
+        // differs (the backend wins), and a key only the file has is a local addition (kept).
+        rec.confirmed_metadata = first_base(
+            local.get("metadata").unwrap_or(&null),
+            backend.get("metadata").unwrap_or(&null),
+        );
+    }
     let m = merge(
         &rec.confirmed_metadata,
         local.get("metadata").unwrap_or(&null),
@@ -126,7 +149,7 @@ pub fn sync_twin(
     let mut content = local.clone();
     content["metadata"] = m.metadata.clone();
     let mut pushed = false;
-    if local_changed {
+    if local_changed || m.push_needed {
         let (body, refused) = push_body(&content);
         if !refused.is_empty() {
             log::warn!("twin {uuid}: fields with the wrong type not pushed: {refused:?}");

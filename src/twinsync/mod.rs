@@ -5,4 +5,5 @@
 pub mod engine;
 pub mod merge;
 pub mod payload;
+pub mod run;
 pub mod state;

@@ -118,6 +118,29 @@ impl FakeBackend {
             .insert(env_uuid.to_string(), twins);
     }
 
+    /// Changes a twin as another client would (e.g. the web UI editing its metadata).
+    pub fn edit_twin(&self, uuid: &str, f: impl FnOnce(&mut Value)) {
+        let mut g = self.inner.lock().unwrap();
+        if let Some(t) = g
+            .environments
+            .values_mut()
+            .flatten()
+            .find(|t| t["uuid"] == json!(uuid))
+        {
+            f(t);
+        }
+    }
+
+    /// The twin as the backend has it now.
+    pub fn twin(&self, uuid: &str) -> Option<Value> {
+        let g = self.inner.lock().unwrap();
+        g.environments
+            .values()
+            .flatten()
+            .find(|t| t["uuid"] == json!(uuid))
+            .cloned()
+    }
+
     pub fn add_asset(&self, asset: Value) {
         let uuid = asset["uuid"].as_str().unwrap().to_string();
         self.inner.lock().unwrap().assets.insert(uuid, asset);
@@ -389,6 +412,23 @@ fn route(
             match twin {
                 Some(t) => (200, t),
                 None => (404, json!({"detail": "Not found."})),
+            }
+        }
+        ("PUT", ["api", "v1", "twins", uuid]) => {
+            let twin = g
+                .environments
+                .values_mut()
+                .flatten()
+                .find(|t| t["uuid"] == json!(uuid));
+            match (twin, body) {
+                (Some(t), Value::Object(patch)) => {
+                    for (k, v) in patch {
+                        t[k.as_str()] = v.clone();
+                    }
+                    (200, t.clone())
+                }
+                (Some(_), _) => (422, json!({"detail": "body must be an object"})),
+                (None, _) => (404, json!({"detail": "Not found."})),
             }
         }
         ("GET", ["api", "v1", "assets", uuid]) => match g.assets.get(*uuid) {

@@ -144,3 +144,29 @@ fn edits_flow_both_ways_and_nothing_is_lost() {
     assert_eq!(sync_twin(dir, U, &backend, &mut rec), Outcome::Unchanged);
     assert!(rec.version >= 5, "{}", rec.version);
 }
+
+#[test]
+fn a_file_seen_first_keeps_its_own_keys_and_takes_the_backends_differences() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let backend =
+        Fake::new(json!({"uuid": U, "name": "cam", "metadata": {"fps": 15, "mode": "b"}}));
+    // Not written by us (a file left from before this state existed).
+    std::fs::write(
+        twin_file::path_for(dir, U),
+        json!({"uuid": U, "name": "cam", "metadata": {"fps": 15, "mode": "a", "calib": [1, 2]}})
+            .to_string(),
+    )
+    .unwrap();
+    let mut rec = TwinSync::default();
+    assert_eq!(
+        sync_twin(dir, U, &backend, &mut rec),
+        Outcome::Pushed { pulled: true }
+    );
+    assert_eq!(
+        file(dir)["metadata"],
+        json!({"fps": 15, "mode": "b", "calib": [1, 2]})
+    );
+    assert_eq!(backend.twin.borrow()["metadata"], file(dir)["metadata"]);
+    assert!(rec.conflicts.is_empty());
+}

@@ -1,0 +1,140 @@
+//! Twin files in sync with the backend (issue 11): the real daemon against the fake backend,
+//! a twin file edited as a driver would, and the backend edited as the web UI would.
+
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn read(dir: &EdgeDir, twin: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.file(&format!("{twin}.json"))).unwrap())
+        .unwrap()
+}
+
+/// Edits the file in place, as a driver does (same inode).
+fn edit(dir: &EdgeDir, twin: &str, f: impl FnOnce(&mut Value)) {
+    let mut v = read(dir, twin);
+    f(&mut v);
+    std::fs::write(
+        dir.file(&format!("{twin}.json")),
+        serde_json::to_string_pretty(&v).unwrap(),
+    )
+    .unwrap();
+}
+
+fn puts(b: &FakeBackend, twin: &str) -> Vec<Value> {
+    b.requests_to("PUT", &format!("/api/v1/twins/{twin}"))
+        .into_iter()
+        .map(|r| r.body)
+        .collect()
+}
+
+#[test]
+fn edits_reach_the_backend_once_backend_edits_reach_the_file_and_conflicts_are_kept() {
+    let backend = backend_with_twins();
+    let broker = broker_for_token();
+    let dir = EdgeDir::standard(&backend.url(), broker.port);
+    // The file of a linked twin, as a launch leaves it.
+    backend.edit_twin(TWIN_B, |t| t["metadata"]["camera"] = json!({"fps": 15}));
+    let mut file = backend.twin(TWIN_B).unwrap();
+    file["asset"] = json!({"uuid": "a"});
+    dir.write_raw(&format!("{TWIN_B}.json"), &file.to_string());
+    let mut d = Daemon::start(&dir);
+    d.wait_ready(&dir);
+    assert!(
+        wait_until(10 * SEC, || dir.status().1["twin_sync"][TWIN_B]["version"]
+            == json!(1)),
+        "{}",
+        d.log()
+    );
+    assert!(
+        puts(&backend, TWIN_B).is_empty(),
+        "first sight is a base, not an edit"
+    );
+
+    // A driver's edit reaches the backend once, within about a second.
+    edit(&dir, TWIN_B, |v| v["metadata"]["camera"]["fps"] = json!(30));
+    let t = Instant::now();
+    assert!(
+        wait_until(10 * SEC, || !puts(&backend, TWIN_B).is_empty()),
+        "{}",
+        d.log()
+    );
+    let took = t.elapsed();
+    assert!(took < 3 * SEC, "push took {took:?}");
+    std::thread::sleep(2 * SEC);
+    let sent = puts(&backend, TWIN_B);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["metadata"]["camera"], json!({"fps": 30}));
+    assert!(sent[0].get("asset").is_none() && sent[0].get("uuid").is_none());
+
+    // A backend change reaches the file, in place, within one tick.
+    let inode = std::fs::metadata(dir.file(&format!("{TWIN_B}.json")))
+        .unwrap()
+        .ino();
+    backend.edit_twin(TWIN_B, |t| t["metadata"]["mode"] = json!("night"));
+    assert!(
+        wait_until(20 * SEC, || read(&dir, TWIN_B)["metadata"]["mode"]
+            == json!("night")),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        std::fs::metadata(dir.file(&format!("{TWIN_B}.json")))
+            .unwrap()
+            .ino(),
+        inode
+    );
+    std::thread::sleep(2 * SEC);
+    assert_eq!(
+        puts(&backend, TWIN_B).len(),
+        1,
+        "our own write is not pushed back"
+    );
+
+    // Offline: a local edit waits, survives kill -9, and arrives once when the backend returns.
+    backend.set_offline(true);
+    edit(&dir, TWIN_B, |v| v["metadata"]["exposure"] = json!(7));
+    assert!(wait_until(10 * SEC, || dir.status().1["twin_sync"][TWIN_B]
+        ["pending"]
+        == json!(true)));
+    d.signal(libc::SIGKILL);
+    assert!(d.wait_exit(5 * SEC).is_some());
+    // Meanwhile the same key is changed in the backend: it will win, the local value is kept.
+    backend.edit_twin(TWIN_B, |t| t["metadata"]["camera"] = json!({"fps": 60}));
+    edit(&dir, TWIN_B, |v| {
+        v["metadata"]["camera"] = json!({"fps": 45})
+    });
+    let d = Daemon::start(&dir);
+    backend.set_offline(false);
+    assert!(
+        wait_until(
+            25 * SEC,
+            || backend.twin(TWIN_B).unwrap()["metadata"]["exposure"] == json!(7)
+        ),
+        "{}",
+        d.log()
+    );
+    assert!(wait_until(
+        10 * SEC,
+        || read(&dir, TWIN_B)["metadata"]["camera"] == json!({"fps": 60})
+    ));
+    let after = puts(&backend, TWIN_B);
+    assert_eq!(after.len(), 2, "the offline edit arrives once: {after:?}");
+    assert_eq!(after[1]["metadata"]["mode"], json!("night"));
+    let s = dir.status().1;
+    let conflicts = s["twin_sync"][TWIN_B]["conflicts"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        conflicts
+            .iter()
+            .any(|c| c["key"] == json!("camera") && c["local"] == json!({"fps": 45})),
+        "{s}"
+    );
+}
