@@ -138,3 +138,36 @@ fn edits_reach_the_backend_once_backend_edits_reach_the_file_and_conflicts_are_k
         "{s}"
     );
 }
+
+#[test]
+fn edge_json_is_rewritten_only_when_the_cameras_change() {
+    let backend = backend_with_twins();
+    let broker = broker_for_token();
+    let mut dir = EdgeDir::standard(&backend.url(), broker.port);
+    dir.set_env("CYBERWAVE_EDGE_JSON_SYNC_INTERVAL_LOOPS", "0.1");
+    let mut d = Daemon::start(&dir);
+    d.wait_ready(&dir);
+    assert!(wait_until(10 * SEC, || dir.file("edge.json").exists()));
+    backend.edit_edge(FINGERPRINT, |e| e["name"] = json!("renamed in the UI"));
+    std::thread::sleep(4 * SEC);
+    assert_ne!(
+        dir.read_json("edge.json")["name"],
+        json!("renamed in the UI")
+    );
+    backend.edit_edge(FINGERPRINT, |e| {
+        e["metadata"]["cameras"] =
+            json!({"selected_device": 1, "twin_to_device": {TWIN_B: "/dev/video2"}})
+    });
+    assert!(
+        wait_until(
+            10 * SEC,
+            || dir.read_json("edge.json")["metadata"]["cameras"]["selected_device"] == json!(1)
+        ),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        dir.read_json("edge.json")["name"],
+        json!("renamed in the UI")
+    );
+}

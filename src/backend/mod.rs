@@ -328,6 +328,13 @@ impl Backend {
         self.once("POST", "/api/v1/edges/discover", Some(&Value::Object(body)))
     }
 
+    /// `GET /api/v1/edges/{uuid}`: the `EdgeSchema` (the `edge.json` refresh).
+    pub fn edge(&self, uuid: &str) -> Result<Value, BackendError> {
+        let path = format!("/api/v1/edges/{uuid}");
+        let v = self.get(&path)?;
+        expect_object(v, &format!("GET {path}"), "uuid")
+    }
+
     /// `GET /api/v1/environments/{uuid}/twins`.
     pub fn environment_twins(&self, env_uuid: &str) -> Result<Vec<Value>, BackendError> {
         let endpoint = format!("/api/v1/environments/{env_uuid}/twins");

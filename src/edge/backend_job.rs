@@ -53,6 +53,8 @@ pub struct JobConfig {
     pub config_dir: PathBuf,
     pub battery_wh: Option<f64>,
     pub watchdog_layers: Vec<&'static str>,
+    /// How often `edge.json` is refreshed from the backend (reference §4.7).
+    pub edge_json_every: Duration,
 }
 
 struct Job {
@@ -66,6 +68,9 @@ struct Job {
     next_boot: Instant,
     next_discover: Option<Instant>,
     next_refresh: Instant,
+    /// The registered edge and when its `edge.json` is next refreshed.
+    edge_uuid: Option<String>,
+    next_edge_json: Option<Instant>,
     sampler: Sampler,
 }
 
@@ -83,6 +88,8 @@ pub fn run(cfg: JobConfig, events: Sender<BackendEvent>, ctl: Receiver<JobCtl>) 
         next_boot: now,
         next_discover: None,
         next_refresh: now + REFRESH_INTERVAL,
+        edge_uuid: None,
+        next_edge_json: None,
     };
     loop {
         let now = Instant::now();
@@ -100,7 +107,16 @@ pub fn run(cfg: JobConfig, events: Sender<BackendEvent>, ctl: Receiver<JobCtl>) 
             job.next_refresh = Instant::now() + REFRESH_INTERVAL;
             job.boot_pass();
         }
+        if let Some(at) = job.next_edge_json
+            && Instant::now() >= at
+        {
+            job.refresh_edge_json();
+            job.next_edge_json = Some(Instant::now() + job.cfg.edge_json_every);
+        }
         let mut due = job.next_refresh;
+        if let Some(d) = job.next_edge_json {
+            due = due.min(d);
+        }
         if !job.boot_done() {
             due = due.min(job.next_boot);
         }
@@ -182,6 +198,11 @@ impl Job {
                 );
             }
             self.registered = true;
+            self.edge_uuid = edge
+                .get("uuid")
+                .and_then(Value::as_str)
+                .and_then(crate::config::parse_uuid);
+            self.next_edge_json = Some(Instant::now() + self.cfg.edge_json_every);
             self.send(BackendEvent::Registered(edge));
         }
         if !self.desired_ok
@@ -236,6 +257,32 @@ impl Job {
         })
     }
 
+    /// §4.7: the backend's `EdgeSchema`, written to `edge.json` only when `metadata.cameras`
+    /// differs (anything else changing does not rewrite the file).
+    fn refresh_edge_json(&mut self) {
+        let Some(uuid) = self.edge_uuid.clone() else {
+            return;
+        };
+        match self.cfg.backend.edge(&uuid) {
+            Ok(edge) => {
+                let current = crate::fsutil::read_regular_text(
+                    &self.cfg.config_dir.join(crate::config::EDGE_FILE),
+                    4 << 20,
+                )
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .unwrap_or(Value::Null);
+                if cameras_changed(&current, &edge) {
+                    log::info!("edge.json: metadata.cameras changed in the backend; rewriting");
+                    if let Err(e) = crate::config::write_edge_json(&self.cfg.config_dir, &edge) {
+                        log::error!("cannot write edge.json: {e}");
+                    }
+                }
+            }
+            Err(e) => log::debug!("edge.json refresh: {e}"),
+        }
+    }
+
     fn discover(&mut self) {
         let snapshot = self.sampler.sample();
         let facts = crate::host::host_facts(&snapshot, &self.cfg.watchdog_layers);
@@ -261,5 +308,36 @@ impl Job {
                 self.send(BackendEvent::CallFailed(e));
             }
         }
+    }
+}
+
+/// Whether the backend's edge has other `metadata.cameras` than the file (reference §4.7).
+pub fn cameras_changed(file: &Value, backend: &Value) -> bool {
+    file.pointer("/metadata/cameras") != backend.pointer("/metadata/cameras")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_cameras_rewrite_edge_json() {
+        let file =
+            json!({"uuid": "e", "name": "a", "metadata": {"cameras": {"selected_device": 0}}});
+        for (backend, changed) in [
+            (
+                json!({"uuid": "e", "name": "renamed", "metadata": {"cameras": {"selected_device": 0}}}),
+                false,
+            ),
+            (
+                json!({"uuid": "e", "name": "a", "metadata": {"cameras": {"selected_device": 1}}}),
+                true,
+            ),
+            (json!({"uuid": "e", "name": "a", "metadata": {}}), true),
+        ] {
+            assert_eq!(cameras_changed(&file, &backend), changed, "{backend}");
+        }
+        assert!(!cameras_changed(&json!({}), &json!({"metadata": {}})));
     }
 }

@@ -175,6 +175,23 @@ pub(super) fn worker_tuning(settings: &Settings) -> crate::worker::settings::Wor
     t
 }
 
+/// `CYBERWAVE_EDGE_JSON_SYNC_INTERVAL_LOOPS` (20) ticks between `edge.json` refreshes.
+fn edge_json_every(settings: &Settings) -> Duration {
+    let mut warnings = Vec::new();
+    let loops = config::parse_or_warn(
+        &settings.env,
+        "CYBERWAVE_EDGE_JSON_SYNC_INTERVAL_LOOPS",
+        20.0,
+        0.05,
+        &mut warnings,
+    )
+    .min(1e5);
+    for w in warnings {
+        log::warn!("{w}");
+    }
+    TICK.mul_f64(loops)
+}
+
 /// How the daemon gets its desired state.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunOptions {
@@ -409,6 +426,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             config_dir: state.settings.config_dir.clone(),
             battery_wh: state.settings.battery_wh,
             watchdog_layers: watchdog_layers(),
+            edge_json_every: edge_json_every(&state.settings),
         };
         thread::Builder::new()
             .name("backend-jobs".into())

@@ -131,6 +131,13 @@ impl FakeBackend {
         }
     }
 
+    /// Changes the registered edge of `fingerprint` as the web UI would.
+    pub fn edit_edge(&self, fingerprint: &str, f: impl FnOnce(&mut Value)) {
+        if let Some(e) = self.inner.lock().unwrap().edges.get_mut(fingerprint) {
+            f(e);
+        }
+    }
+
     /// The twin as the backend has it now.
     pub fn twin(&self, uuid: &str) -> Option<Value> {
         let g = self.inner.lock().unwrap();
@@ -387,6 +394,12 @@ fn route(
                 })
             });
             (201, edge.clone())
+        }
+        ("GET", ["api", "v1", "edges", uuid]) => {
+            match g.edges.values().find(|e| e["uuid"] == json!(uuid)) {
+                Some(e) => (200, e.clone()),
+                None => (404, json!({"detail": "Not found."})),
+            }
         }
         ("POST", ["api", "v1", "edges", "discover"]) => {
             let fp = body
