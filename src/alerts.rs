@@ -38,6 +38,14 @@ pub enum AlertOp {
         alert_type: String,
         patch: Value,
     },
+    /// An alert the backend created (the remote-restart card): `metadata.phase` and `extra`
+    /// merged into its metadata, then resolved when `resolve` (reference §2.4 `transition`).
+    Transition {
+        uuid: String,
+        phase: String,
+        extra: Value,
+        resolve: bool,
+    },
 }
 
 /// `patch` over `base`, key by key, `metadata` merged one level deep.
@@ -77,6 +85,14 @@ impl AlertOp {
             } => {
                 json!({"op": "update_type", "twin_uuid": twin_uuid, "alert_type": alert_type, "patch": patch})
             }
+            AlertOp::Transition {
+                uuid,
+                phase,
+                extra,
+                resolve,
+            } => {
+                json!({"op": "transition", "uuid": uuid, "phase": phase, "extra": extra, "resolve": resolve})
+            }
         }
     }
 
@@ -89,6 +105,12 @@ impl AlertOp {
             "resolve_type" => Some(AlertOp::ResolveType {
                 twin_uuid: v.get("twin_uuid")?.as_str()?.to_string(),
                 alert_type: v.get("alert_type")?.as_str()?.to_string(),
+            }),
+            "transition" => Some(AlertOp::Transition {
+                uuid: v.get("uuid")?.as_str()?.to_string(),
+                phase: v.get("phase")?.as_str()?.to_string(),
+                extra: v.get("extra")?.clone(),
+                resolve: v.get("resolve")?.as_bool()?,
             }),
             "update_type" => Some(AlertOp::UpdateType {
                 twin_uuid: v.get("twin_uuid")?.as_str()?.to_string(),
@@ -230,6 +252,34 @@ fn deliver(backend: &Backend, op: &AlertOp) -> Result<(), BackendError> {
             }
             Ok(())
         }
+        AlertOp::Transition {
+            uuid,
+            phase,
+            extra,
+            resolve,
+        } => {
+            let alert = match backend.alert(uuid) {
+                Ok(a) => a,
+                Err(BackendError::NotFound { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let mut patch = json!({"metadata": {"phase": phase}});
+            if let (Some(Value::Object(m)), Value::Object(x)) = (patch.get_mut("metadata"), extra) {
+                m.extend(x.clone());
+            }
+            let base = json!({"metadata": alert.get("metadata").cloned().unwrap_or(json!({}))});
+            match backend.update_alert(uuid, &merge_patch(&base, &patch)) {
+                Ok(()) | Err(BackendError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            if *resolve {
+                match backend.resolve_alert(uuid) {
+                    Ok(()) | Err(BackendError::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        }
         AlertOp::UpdateType {
             twin_uuid,
             alert_type,
@@ -367,6 +417,22 @@ impl AlertSink {
             let _ = tx.send(AlertMsg::Op(AlertOp::Create {
                 key: key.to_string(),
                 body,
+            }));
+        }
+    }
+
+    /// Moves a backend-created alert to `phase` (metadata merged), resolving it when asked.
+    pub fn transition(&self, uuid: &str, phase: &str, extra: Value, resolve: bool) {
+        log::info!(
+            "alert {uuid}: {phase}{}",
+            if resolve { " (resolved)" } else { "" }
+        );
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(AlertMsg::Op(AlertOp::Transition {
+                uuid: uuid.to_string(),
+                phase: phase.to_string(),
+                extra,
+                resolve,
             }));
         }
     }

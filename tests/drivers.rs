@@ -558,3 +558,75 @@ fn chatty_driver_is_rate_limited_on_mqtt_and_drops_are_reported() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
 }
+
+/// `restart_edge_core` (reference §8.4): the backend's card goes in_progress → completed, our
+/// driver container is recreated (new id) with a fresh twin file, and a second request while
+/// the first runs is refused as `concurrent_restart`.
+#[test]
+fn remote_restart_recreates_our_containers_and_drives_the_alert() {
+    let Some((twin, backend, broker, dir, _c)) = setup("remote_restart", "run") else {
+        return;
+    };
+    let name = container(&twin);
+    let d = Daemon::start(&dir);
+    let (_, s) = dir.wait_status(30 * SEC, |_, s| {
+        driver_state(s, &name).as_deref() == Some("running")
+    });
+    assert_eq!(
+        driver_state(&s, &name).as_deref(),
+        Some("running"),
+        "{}",
+        d.log()
+    );
+    let old_id = dk::inspect(&name).unwrap()["Id"].clone();
+    let first = backend
+        .add_alert(json!({"alert_type": "edge_core_restart", "metadata": {"phase": "requested"}}));
+    let second = backend
+        .add_alert(json!({"alert_type": "edge_core_restart", "metadata": {"phase": "requested"}}));
+    let topic = format!(
+        "devedges/{}/command",
+        FakeBackend::edge_uuid_for(FINGERPRINT)
+    );
+    broker.publish(
+        &topic,
+        &json!({"command": "restart_edge_core", "request_id": "r1", "alert_uuid": first})
+            .to_string(),
+    );
+    broker.publish(
+        &topic,
+        &json!({"command": "restart_edge_core", "request_id": "r2", "alert_uuid": second})
+            .to_string(),
+    );
+    assert!(
+        wait_until(60 * SEC, || backend
+            .alert(&first)
+            .is_some_and(|a| a["status"] == json!("resolved"))),
+        "{}",
+        d.log()
+    );
+    let a = backend.alert(&first).unwrap();
+    assert_eq!(a["metadata"]["phase"], json!("completed"), "{a}");
+    assert!(a["metadata"]["in_progress_at"].is_string());
+    assert!(a["metadata"]["completed_at"].is_string());
+    let b = backend.alert(&second).unwrap();
+    assert_eq!(b["metadata"]["phase"], json!("failed"), "{b}");
+    assert_eq!(b["metadata"]["reason"], json!("concurrent_restart"));
+    assert_eq!(b["status"], json!("resolved"));
+    // Recreated: a new container, running, with its twin file written again.
+    assert!(wait_until(30 * SEC, || dk::inspect(&name).is_some_and(
+        |i| i["Id"] != old_id && i["State"]["Status"] == json!("running")
+    )));
+    assert!(dir.file(&format!("{twin}.json")).exists());
+    let s = dir.status().1;
+    assert_eq!(s["restart"]["last"]["result"], json!("completed"), "{s}");
+    // A third request right after is rate-limited, not another restart.
+    let third = backend.add_alert(json!({"alert_type": "edge_core_restart", "metadata": {}}));
+    broker.publish(
+        &topic,
+        &json!({"command": "restart_edge_core", "request_id": "r3", "alert_uuid": third})
+            .to_string(),
+    );
+    assert!(wait_until(10 * SEC, || backend.alert(&third).is_some_and(
+        |a| a["metadata"]["reason"] == json!("rate_limited")
+    )));
+}

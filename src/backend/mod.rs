@@ -458,6 +458,13 @@ impl Backend {
         }
     }
 
+    /// `GET /api/v1/alerts/{uuid}`.
+    pub fn alert(&self, uuid: &str) -> Result<Value, BackendError> {
+        let path = format!("/api/v1/alerts/{uuid}");
+        let v = self.get(&path)?;
+        expect_object(v, &format!("GET {path}"), "uuid")
+    }
+
     /// `PUT /api/v1/alerts/{uuid}`.
     pub fn update_alert(&self, uuid: &str, body: &Value) -> Result<(), BackendError> {
         self.once("PUT", &format!("/api/v1/alerts/{uuid}"), Some(body))

@@ -49,6 +49,10 @@ pub enum Op {
         name: String,
         timeout_s: u64,
     },
+    /// `docker rm -f -v`: recreated from its spec afterwards (a remote restart).
+    Remove {
+        name: String,
+    },
     /// `docker stop -t <timeout>`: the role no longer wants it running.
     Stop {
         name: String,
@@ -137,6 +141,11 @@ pub fn run_ops(
                     what: "restart",
                 }
             }
+            Op::Remove { name } => ExecEvent::OpDone {
+                result: engine.remove(&name),
+                name,
+                what: "remove",
+            },
             Op::Stop { name, timeout_s } => ExecEvent::OpDone {
                 result: engine.stop(&name, timeout_s),
                 name,

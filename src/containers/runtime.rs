@@ -67,6 +67,8 @@ pub struct Runtime {
     ran_images: BTreeSet<String>,
     last_container_prune: Instant,
     last_image_prune: Instant,
+    /// Containers being removed to be recreated from their spec (a remote restart).
+    recreating: BTreeSet<String>,
 }
 
 fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) {
@@ -148,6 +150,7 @@ impl Runtime {
             nvidia: false,
             last_container_prune: Instant::now(),
             last_image_prune: Instant::now(),
+            recreating: BTreeSet::new(),
         };
         (runtime, rx)
     }
@@ -209,6 +212,33 @@ impl Runtime {
             name: name.to_string(),
             timeout_s: timeout.as_secs().max(1),
         });
+    }
+
+    /// Removes every desired container of `role` and creates it again from its spec (new
+    /// container ids; a remote restart). Nothing else of the host is touched.
+    pub fn recreate(&mut self, role: Role) {
+        let names: Vec<String> = self
+            .desired
+            .iter()
+            .filter(|(_, (s, _))| s.role == role)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            if !self.inflight.insert(name.clone()) {
+                continue; // a launch is under way: it makes a fresh container anyway
+            }
+            self.recreating.insert(name.clone());
+            self.followers.stop(&name);
+            if let Some(i) = self.info.get_mut(&name) {
+                i.expect_die = true;
+            }
+            let _ = self.ops.send(Op::Remove { name });
+        }
+    }
+
+    /// Containers still being removed for a recreate.
+    pub fn recreating(&self) -> usize {
+        self.recreating.len()
     }
 
     /// Adds a role: its containers are the desired ones of its [`Role`].
@@ -298,6 +328,12 @@ impl Runtime {
             }
             RuntimeEvent::Exec(ExecEvent::Container(ev)) => self.on_container_event(ev),
             RuntimeEvent::Exec(ExecEvent::OpDone { name, what, result }) => {
+                if what == "remove" && self.recreating.remove(&name) {
+                    // Forget it: the next observation finds it missing and never seen, so the
+                    // plan launches it at once from its spec.
+                    self.inflight.remove(&name);
+                    self.info.remove(&name);
+                }
                 if let Err(e) = result {
                     log::warn!("{what} {name}: {e}");
                     if let Some(i) = self.info.get_mut(&name) {

@@ -251,6 +251,7 @@ pub fn collect() -> Value {
         "drivers": daemon_view.and_then(|d| d.get("drivers").cloned()).unwrap_or(Value::Null),
         "worker": daemon_view.and_then(|d| d.get("worker").cloned()).unwrap_or(Value::Null),
         "twin_sync": daemon_view.and_then(|d| d.get("twin_sync").cloned()).unwrap_or(Value::Null),
+        "restart": daemon_view.and_then(|d| d.get("restart").cloned()).unwrap_or(Value::Null),
         "last_errors": daemon_view.and_then(|d| d.get("last_errors").cloned()).unwrap_or(json!([])),
         "elapsed_ms": started.elapsed().as_millis() as u64,
     })
@@ -391,6 +392,14 @@ pub fn render(r: &Value) -> String {
                 exit
             );
         }
+    }
+    if r.pointer("/restart/in_progress") == Some(&json!(true)) {
+        out += &format!(
+            "    Restart      in progress ({})\n",
+            r.pointer("/restart/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+        );
     }
     if let Some(w) = r.get("worker").filter(|w| w["configured"] == json!(true)) {
         out += &format!(

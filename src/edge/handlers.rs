@@ -62,6 +62,7 @@ pub(super) fn on_backend(state: &mut State, ev: BackendEvent) -> Result<(), Daem
             state.backend_reachable = Some(true);
             state.backend_last_ok = Some(SystemTime::now());
             state.apply_desired(d);
+            super::restart::refetched(state);
         }
         BackendEvent::DiscoverOk { latency } => {
             state.backend_reachable = Some(true);
@@ -106,11 +107,8 @@ pub(super) fn on_link(state: &mut State, ev: LinkEvent, jobctl: &Sender<JobCtl>)
                 "received_at": crate::epoch_seconds(),
             }));
             match cmd {
-                EdgeCommand::RestartEdgeCore { .. } => {
-                    log::info!(
-                        "remote restart requested: re-registering and refreshing the environment"
-                    );
-                    let _ = jobctl.send(JobCtl::Resync);
+                EdgeCommand::RestartEdgeCore { alert_uuid, .. } => {
+                    super::restart::begin(state, alert_uuid, jobctl);
                 }
                 EdgeCommand::OpenTunnel { session_id }
                 | EdgeCommand::CloseTunnel { session_id } => {

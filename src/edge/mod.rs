@@ -6,6 +6,7 @@ pub mod commands;
 pub mod desired;
 mod handlers;
 pub mod manifest;
+mod restart;
 mod state;
 
 use self::handlers::{on_backend, on_link, reload};
@@ -351,6 +352,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     runtime.add_role(worker_parts.role);
     let (mut prep_rx, mut watch_rx) = (worker_parts.prep, worker_parts.watch);
 
+    let (restart_tx, mut restart_rx) = unbounded::<usize>();
     let mut state = State {
         started: Instant::now(),
         started_at: SystemTime::now(),
@@ -379,6 +381,10 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         twin_dedupe: Dedupe::new(1024),
         twin_sync: None,
         twin_sync_state: Default::default(),
+        restart: None,
+        last_restart_done: None,
+        last_restart: None,
+        restart_tx,
         runtime,
         local,
         settings,
@@ -457,6 +463,10 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 state.runtime.on_deadline();
                 state.worker.on_deadline(&mut state.runtime);
             },
+            recv(restart_rx) -> n => match n {
+                Ok(n) => restart::flushed(&mut state, n, &jobctl_tx),
+                Err(_) => restart_rx = never(),
+            },
             recv(prep_rx) -> ev => match ev {
                 Ok(ev) => state.worker.on_prep(ev, &mut state.runtime),
                 Err(_) => prep_rx = never(),
@@ -503,6 +513,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                     }
                     state.worker.after_runtime_event(&mut state.runtime);
                     state.stop_health_once_drivers_run();
+                    restart::check(&mut state);
                 }
                 Err(_) => runtime_rx = never(),
             },
@@ -522,6 +533,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 notifier.watchdog();
                 state.runtime.tick();
                 state.worker.tick(&mut state.runtime);
+                restart::check(&mut state);
             },
         }
     };

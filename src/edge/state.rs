@@ -68,6 +68,12 @@ pub(super) struct State {
     /// The twin-sync thread (none in local mode) and the state it shares for `status`.
     pub(super) twin_sync: Option<crossbeam_channel::Sender<crate::twinsync::run::SyncCtl>>,
     pub(super) twin_sync_state: std::sync::Arc<std::sync::Mutex<crate::twinsync::state::SyncState>>,
+    /// A remote restart under way, the end of the last one, its result, and where the
+    /// twin-sync thread says the twin files are flushed.
+    pub(super) restart: Option<super::restart::Restart>,
+    pub(super) last_restart_done: Option<Instant>,
+    pub(super) last_restart: Option<Value>,
+    pub(super) restart_tx: crossbeam_channel::Sender<usize>,
     /// The container runtime every role stands on.
     pub(super) runtime: Runtime,
     /// `run --local`: no backend, no broker.
@@ -310,6 +316,7 @@ impl State {
             "drivers": self.drivers.snapshot(&self.runtime),
             "worker": self.worker.snapshot(&self.runtime),
             "twin_sync": self.twin_sync_snapshot(),
+            "restart": super::restart::snapshot(self),
             "health_publisher": {
                 "running": self.health.is_some(),
                 "interval_seconds": self.settings.health_interval.as_secs_f64(),

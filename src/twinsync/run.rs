@@ -21,6 +21,11 @@ pub enum SyncCtl {
     Track(Vec<String>),
     /// A new client after a reload.
     Backend(Box<Backend>),
+    /// A remote restart: push what changed, then delete every tracked twin's file (launches
+    /// write them fresh); `done` gets how many were deleted.
+    FlushAndRemove {
+        done: crossbeam_channel::Sender<usize>,
+    },
 }
 
 /// A twin file: `<uuid>.json` in the config dir.
@@ -72,6 +77,26 @@ pub fn run(
                 }
                 Ok(SyncCtl::Backend(b)) => {
                     backend = *b;
+                    Vec::new()
+                }
+                Ok(SyncCtl::FlushAndRemove { done }) => {
+                    let mut removed = 0;
+                    for uuid in &tracked {
+                        let rec = st.entry(uuid.clone()).or_default();
+                        if let Outcome::Pending(e) = sync_twin(&config_dir, uuid, &backend, rec) {
+                            // Never lose an edit: the file stays, the relaunch merges onto it
+                            // and the sync pushes it later.
+                            log::warn!("twin {uuid}: changes not pushed before the restart ({e}); its file is kept");
+                            continue;
+                        }
+                        if std::fs::remove_file(crate::twin_file::path_for(&config_dir, uuid)).is_ok() {
+                            removed += 1;
+                        }
+                    }
+                    if let Err(e) = state::save(&config_dir, &st) {
+                        log::error!("cannot save the twin sync state: {e}");
+                    }
+                    let _ = done.send(removed);
                     Vec::new()
                 }
                 Err(_) => return,

@@ -186,6 +186,20 @@ impl FakeBackend {
         format!("{}/files/{name}", self.url())
     }
 
+    /// An alert the backend created itself (the remote-restart card); returns its uuid.
+    pub fn add_alert(&self, mut alert: Value) -> String {
+        let mut g = self.inner.lock().unwrap();
+        let uuid = format!("a1e7b000-0000-4000-8000-{:012}", g.alerts.len());
+        alert["uuid"] = json!(uuid);
+        alert["status"] = json!("active");
+        g.alerts.push(alert);
+        uuid
+    }
+
+    pub fn alert(&self, uuid: &str) -> Option<Value> {
+        self.alerts().into_iter().find(|a| a["uuid"] == json!(uuid))
+    }
+
     /// Alerts created so far (with `uuid` and `status`).
     pub fn alerts(&self) -> Vec<Value> {
         self.inner.lock().unwrap().alerts.clone()
@@ -531,6 +545,12 @@ fn route(
                 .cloned()
                 .collect();
             (200, Value::Array(list))
+        }
+        ("GET", ["api", "v1", "alerts", uuid]) => {
+            match g.alerts.iter().find(|a| a["uuid"] == json!(uuid)) {
+                Some(a) => (200, a.clone()),
+                None => (404, json!({"detail": "Not found."})),
+            }
         }
         ("PUT", ["api", "v1", "alerts", uuid]) => {
             match g.alerts.iter_mut().find(|a| a["uuid"] == json!(uuid)) {
