@@ -171,3 +171,53 @@ fn edge_json_is_rewritten_only_when_the_cameras_change() {
         json!("renamed in the UI")
     );
 }
+
+/// The node state on `{prefix}edges/{edge_uuid}/status`, retained: ONLINE while all is well,
+/// OFFLINE from our last will when the daemon dies without a word, OFFLINE `stopped` on SIGTERM.
+#[test]
+fn the_fleet_sees_online_and_offline_without_asking_the_backend() {
+    let backend = backend_with_twins();
+    let broker = broker_for_token();
+    let mut dir = EdgeDir::standard(&backend.url(), broker.port);
+    dir.set_env("CYBERWAVE_MQTT_KEEPALIVE_SECONDS", "5");
+    let edge = FakeBackend::edge_uuid_for(FINGERPRINT);
+    let topic = format!("devedges/{edge}/status");
+    let mut d = Daemon::start(&dir);
+    d.wait_ready(&dir);
+    // TWIN_A has no drivers declared: it is a problem, not a container that is down.
+    let sub = broker.subscribe(&topic);
+    let (_, v) = sub
+        .wait_for(15 * SEC, |_, v| v["state"] == json!("ONLINE"))
+        .unwrap_or_else(|| panic!("no ONLINE\n{}", d.log()));
+    assert_eq!(v["edge_uuid"], json!(edge));
+    assert_eq!(v["fingerprint"], json!(FINGERPRINT));
+    assert_eq!(dir.status().1["node"]["state"], json!("ONLINE"));
+    // A late subscriber gets it too (retained).
+    let late = broker.subscribe(&topic);
+    assert!(
+        late.wait_for(5 * SEC, |_, v| v["state"] == json!("ONLINE"))
+            .is_some()
+    );
+    // Killed without a word: the broker publishes our last will within the keepalive window.
+    d.signal(libc::SIGKILL);
+    assert!(d.wait_exit(5 * SEC).is_some());
+    let t = Instant::now();
+    let (_, v) = sub
+        .wait_for(20 * SEC, |_, v| v["state"] == json!("OFFLINE"))
+        .expect("no OFFLINE after SIGKILL");
+    assert_eq!(v["reason"], json!("connection lost"));
+    assert!(t.elapsed() < 12 * SEC, "{:?}", t.elapsed());
+    // Back: ONLINE again (replacing the will); a clean stop says so.
+    let d = Daemon::start(&dir);
+    assert!(
+        sub.wait_for(15 * SEC, |_, v| v["state"] == json!("ONLINE"))
+            .is_some(),
+        "{}",
+        d.log()
+    );
+    d.signal(libc::SIGTERM);
+    let (_, v) = sub
+        .wait_for(10 * SEC, |_, v| v["state"] == json!("OFFLINE"))
+        .expect("no OFFLINE on SIGTERM");
+    assert_eq!(v["reason"], json!("stopped"));
+}

@@ -82,6 +82,14 @@ impl BrokerConfig {
             1.0,
             &mut warnings,
         ) as u64;
+        let keepalive_secs = parse_or_warn(
+            env,
+            "CYBERWAVE_MQTT_KEEPALIVE_SECONDS",
+            60.0,
+            5.0,
+            &mut warnings,
+        )
+        .min(3600.0) as u64;
         let max_payload_bytes = match env.get("CYBERWAVE_MQTT_MAX_PAYLOAD_BYTES") {
             None => 32 * 1024 * 1024,
             Some(v) => v.parse::<usize>().unwrap_or_else(|_| {
@@ -101,7 +109,7 @@ impl BrokerConfig {
                 password: password.map(Secret::new),
                 protocol,
                 topic_prefix: topic_prefix(env),
-                keepalive_secs: 60,
+                keepalive_secs,
                 connect_timeout_secs,
                 max_payload_bytes,
             },

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::backend_job::{BackendEvent, JobCtl};
 use super::commands::{self, EdgeCommand};
-use super::{DaemonError, MQTT_SHUTDOWN_GRACE, load_environment, load_settings, start_link};
+use super::{DaemonError, load_environment, load_settings};
 use crate::backend::Backend;
 use crate::config::{self};
 use crate::mqtt::LinkEvent;
@@ -176,26 +176,8 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
             settings.mqtt.host,
             settings.mqtt.port
         );
-        if let Some(old) = state.link.take() {
-            old.shutdown(MQTT_SHUTDOWN_GRACE);
-        }
-        match start_link(&settings, link_tx) {
-            Ok(link) => {
-                state.mqtt = link.handle();
-                state.drivers.set_mqtt(Some(link.handle()));
-                state.worker_mqtt.set(Some(link.handle()));
-                state.twin_topics.clear();
-                state.link = Some(link);
-                if let Some(h) = state.health.take() {
-                    h.stop();
-                }
-                state.command_topic = None;
-                if let Some(uuid) = state.edge_uuid.clone() {
-                    state.set_edge_uuid(uuid);
-                }
-            }
-            Err(e) => state.record_error(format!("reload: {e}")),
-        }
+        let _ = link_tx;
+        state.relink(&settings);
     }
     state.environment = load_environment(&settings);
     if let Err(e) = &state.environment {

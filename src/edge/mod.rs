@@ -6,6 +6,7 @@ pub mod commands;
 pub mod desired;
 mod handlers;
 pub mod manifest;
+pub mod node;
 mod restart;
 mod state;
 
@@ -113,14 +114,30 @@ fn load_environment(settings: &Settings) -> Result<EnvironmentFile, String> {
         .map_err(|e| e.to_string())
 }
 
-fn start_link(settings: &Settings, events: &Sender<LinkEvent>) -> Result<Link, DaemonError> {
-    Link::start(
+/// The link, with a last will that marks this edge OFFLINE when it knows its edge uuid.
+fn start_link(
+    settings: &Settings,
+    events: &Sender<LinkEvent>,
+    will: Option<(String, Vec<u8>)>,
+) -> Result<Link, DaemonError> {
+    Link::start_with_will(
         &settings.mqtt,
         crate::mqtt::new_client_id(),
         settings.mqtt_outbox,
         events.clone(),
+        will,
     )
     .map_err(|e| DaemonError::Startup(e.to_string()))
+}
+
+/// The last will for `edge_uuid`: OFFLINE, retained.
+fn will_for(settings: &Settings, edge_uuid: &str, fingerprint: &str) -> (String, Vec<u8>) {
+    (
+        node::topic(&settings.mqtt.topic_prefix, edge_uuid),
+        node::payload("OFFLINE", Some("connection lost"), edge_uuid, fingerprint)
+            .to_string()
+            .into_bytes(),
+    )
 }
 
 fn spawn_signals() -> Result<Receiver<Signal>, DaemonError> {
@@ -298,10 +315,15 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     remove_crash_leftovers(&settings.config_dir);
     let signals = spawn_signals()?;
     let (link_tx, mut link_rx) = unbounded::<LinkEvent>();
+    let mut will_uuid = None;
     let (link, mqtt) = if local {
         (None, MqttHandle::detached(&settings.mqtt.topic_prefix))
     } else {
-        let link = start_link(&settings, &link_tx)?;
+        will_uuid = config::edge_uuid(&settings.config_dir);
+        let will = will_uuid
+            .as_deref()
+            .map(|u| will_for(&settings, u, &fingerprint));
+        let link = start_link(&settings, &link_tx, will)?;
         let h = link.handle();
         (Some(link), h)
     };
@@ -385,6 +407,9 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         last_restart_done: None,
         last_restart: None,
         restart_tx,
+        node: None,
+        will_edge_uuid: will_uuid,
+        link_events: link_tx.clone(),
         runtime,
         local,
         settings,
@@ -514,6 +539,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                     state.worker.after_runtime_event(&mut state.runtime);
                     state.stop_health_once_drivers_run();
                     restart::check(&mut state);
+                    state.update_node();
                 }
                 Err(_) => runtime_rx = never(),
             },
@@ -534,11 +560,13 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 state.runtime.tick();
                 state.worker.tick(&mut state.runtime);
                 restart::check(&mut state);
+                state.update_node();
             },
         }
     };
 
     notifier.stopping();
+    state.publish_node_offline("stopped");
     state.runtime.shutdown();
     if let Some(h) = state.health.take() {
         h.stop();

@@ -74,6 +74,11 @@ pub(super) struct State {
     pub(super) last_restart_done: Option<Instant>,
     pub(super) last_restart: Option<Value>,
     pub(super) restart_tx: crossbeam_channel::Sender<usize>,
+    /// The node state last published, the edge uuid our link's last will names, and where a
+    /// new link reports.
+    pub(super) node: Option<(&'static str, Option<String>)>,
+    pub(super) will_edge_uuid: Option<String>,
+    pub(super) link_events: crossbeam_channel::Sender<crate::mqtt::LinkEvent>,
     /// The container runtime every role stands on.
     pub(super) runtime: Runtime,
     /// `run --local`: no backend, no broker.
@@ -242,6 +247,97 @@ impl State {
         }
     }
 
+    /// A new link (new settings, or a last will for a newly known edge uuid); every holder of
+    /// the old handle gets the new one.
+    pub(super) fn relink(&mut self, settings: &Settings) {
+        if self.local {
+            return;
+        }
+        if let Some(old) = self.link.take() {
+            old.shutdown(super::MQTT_SHUTDOWN_GRACE);
+        }
+        let will = self
+            .edge_uuid
+            .as_deref()
+            .map(|u| super::will_for(settings, u, &self.fingerprint));
+        match super::start_link(settings, &self.link_events, will) {
+            Ok(link) => {
+                self.will_edge_uuid = self.edge_uuid.clone();
+                self.mqtt = link.handle();
+                self.drivers.set_mqtt(Some(link.handle()));
+                self.worker_mqtt.set(Some(link.handle()));
+                self.twin_topics.clear();
+                self.link = Some(link);
+                if let Some(h) = self.health.take() {
+                    h.stop();
+                }
+                self.command_topic = None;
+                self.node = None;
+                if let Some(uuid) = self.edge_uuid.clone() {
+                    self.set_edge_uuid(uuid);
+                }
+                self.update_worker_scope();
+                self.ensure_health();
+            }
+            Err(e) => self.record_error(format!("MQTT link: {e}")),
+        }
+    }
+
+    /// What the fleet sees: the node state, published retained when it changes.
+    pub(super) fn update_node(&mut self) {
+        if self.local {
+            return;
+        }
+        let drivers = self.drivers.snapshot(&self.runtime);
+        let drivers_down = drivers["containers"]
+            .as_array()
+            .map_or(0, |l| l.iter().filter(|c| c["state"] != "running").count());
+        let worker = self.worker.snapshot(&self.runtime);
+        let twins_pending = self
+            .twin_sync_state
+            .lock()
+            .map(|s| s.values().filter(|t| t.pending).count())
+            .unwrap_or(0);
+        let inputs = super::node::NodeInputs {
+            restarting: self.restart.is_some(),
+            twins_pending,
+            token_rejected: self.token == TokenState::Rejected,
+            backend_unreachable: self.backend_reachable == Some(false),
+            drivers_down,
+            worker_down: worker["wanted"] == json!(true) && worker["state"] != json!("running"),
+        };
+        let (state, reason) = super::node::assess(&inputs);
+        if self.node.as_ref() == Some(&(state, reason.clone())) {
+            return;
+        }
+        if let Some(uuid) = &self.edge_uuid {
+            let p = super::node::payload(state, reason.as_deref(), uuid, &self.fingerprint);
+            log::info!(
+                "node state {state}{}",
+                reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            );
+            self.mqtt.publish_retained(
+                &super::node::topic(self.mqtt.prefix(), uuid),
+                p.to_string().into_bytes(),
+            );
+            self.node = Some((state, reason));
+        }
+    }
+
+    /// A clean stop: OFFLINE, retained (a DISCONNECT does not fire the last will).
+    pub(super) fn publish_node_offline(&self, reason: &str) {
+        if let (false, Some(uuid)) = (self.local, &self.edge_uuid) {
+            let p = super::node::payload("OFFLINE", Some(reason), uuid, &self.fingerprint);
+            self.mqtt.publish_retained(
+                &super::node::topic(self.mqtt.prefix(), uuid),
+                p.to_string().into_bytes(),
+            );
+        }
+    }
+
     pub(super) fn set_edge_uuid(&mut self, uuid: String) {
         if self.edge_uuid.as_deref() == Some(uuid.as_str()) && self.command_topic.is_some() {
             return;
@@ -256,6 +352,13 @@ impl State {
         log::info!("listening for edge commands on {topic}");
         self.command_topic = Some(topic);
         self.edge_uuid = Some(uuid);
+        if !self.local && self.will_edge_uuid != self.edge_uuid {
+            // First registration: a link whose last will names this edge.
+            log::info!("reconnecting with a last will on this edge's status topic");
+            let settings = self.settings.clone();
+            self.relink(&settings);
+        }
+        self.update_node();
     }
 
     pub(super) fn snapshot(&self) -> Value {
@@ -317,6 +420,7 @@ impl State {
             "worker": self.worker.snapshot(&self.runtime),
             "twin_sync": self.twin_sync_snapshot(),
             "restart": super::restart::snapshot(self),
+            "node": self.node.as_ref().map(|(s, r)| json!({"state": s, "reason": r})),
             "health_publisher": {
                 "running": self.health.is_some(),
                 "interval_seconds": self.settings.health_interval.as_secs_f64(),

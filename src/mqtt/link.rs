@@ -67,6 +67,12 @@ enum PumpMsg {
     },
     /// Several messages handed over at once: one wake-up of the pump instead of one each.
     Batch(Vec<(String, Vec<u8>)>),
+    /// The latest retained message of a topic (QoS 1): sent now when connected and again at
+    /// every connect, so it replaces what a last will left on the broker.
+    Retained {
+        topic: String,
+        payload: Vec<u8>,
+    },
     Subscribe(String),
     Unsubscribe(String),
     LinkUp,
@@ -139,6 +145,19 @@ impl MqttHandle {
         let n = batch.len() as u64;
         if n > 0 {
             self.send(PumpMsg::Batch(batch), n);
+        }
+    }
+
+    /// Publishes `payload` retained on `topic` (QoS 1), and again after every reconnect.
+    pub fn publish_retained(&self, topic: &str, payload: Vec<u8>) {
+        if self.within_cap(topic, &payload) {
+            self.send(
+                PumpMsg::Retained {
+                    topic: topic.to_string(),
+                    payload,
+                },
+                1,
+            );
         }
     }
 
@@ -290,7 +309,27 @@ impl Link {
         outbox: usize,
         events: Sender<LinkEvent>,
     ) -> Result<Link, LinkError> {
-        let opts = options(cfg, &client_id)?;
+        Self::start_with_will(cfg, client_id, outbox, events, None)
+    }
+
+    /// [`Link::start`] with a last will: `(topic, payload)` the broker publishes retained
+    /// (QoS 1) when the link dies without a DISCONNECT.
+    pub fn start_with_will(
+        cfg: &BrokerConfig,
+        client_id: String,
+        outbox: usize,
+        events: Sender<LinkEvent>,
+        will: Option<(String, Vec<u8>)>,
+    ) -> Result<Link, LinkError> {
+        let mut opts = options(cfg, &client_id)?;
+        if let Some((topic, payload)) = will {
+            opts.set_last_will(rumqttc::LastWill::new(
+                topic,
+                payload,
+                QoS::AtLeastOnce,
+                true,
+            ));
+        }
         let (client, mut connection) = Client::new(opts, 64);
         connection
             .eventloop
@@ -453,6 +492,15 @@ fn run_connection(
 fn run_pump(client: &Client, rx: &Receiver<PumpMsg>, capacity: usize, stats: &LinkStats) {
     let mut pending: VecDeque<(String, Vec<u8>)> = VecDeque::new();
     let mut subs: BTreeSet<String> = BTreeSet::new();
+    let mut retained: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    let send_retained = |topic: &str, payload: &[u8]| {
+        if client
+            .try_publish(topic, QoS::AtLeastOnce, true, payload.to_vec())
+            .is_ok()
+        {
+            stats.published.fetch_add(1, Ordering::Relaxed);
+        }
+    };
     let mut connected = false;
     let hold = |pending: &mut VecDeque<(String, Vec<u8>)>, item| {
         if pending.len() >= capacity {
@@ -492,6 +540,12 @@ fn run_pump(client: &Client, rx: &Receiver<PumpMsg>, capacity: usize, stats: &Li
                     flush(&mut pending);
                 }
             }
+            PumpMsg::Retained { topic, payload } => {
+                if connected {
+                    send_retained(&topic, &payload);
+                }
+                retained.insert(topic, payload);
+            }
             PumpMsg::Batch(items) => {
                 for item in items {
                     hold(&mut pending, item);
@@ -516,6 +570,9 @@ fn run_pump(client: &Client, rx: &Receiver<PumpMsg>, capacity: usize, stats: &Li
                     if let Err(e) = client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
                         log::warn!("re-subscribe to {topic} failed: {e}");
                     }
+                }
+                for (topic, payload) in &retained {
+                    send_retained(topic, payload);
                 }
                 flush(&mut pending);
             }
