@@ -228,30 +228,41 @@ impl Outbox {
     }
 }
 
+/// Runs `f` on every active alert of `alert_type` on `twin_uuid` (a twin or alert the backend
+/// no longer knows is not an error).
+fn for_each_active(
+    backend: &Backend,
+    twin_uuid: &str,
+    alert_type: &str,
+    f: impl Fn(&str, &Value) -> Result<(), BackendError>,
+) -> Result<(), BackendError> {
+    let active = match backend.active_alerts(twin_uuid) {
+        Ok(a) => a,
+        Err(BackendError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for a in &active {
+        if a.get("alert_type").and_then(Value::as_str) == Some(alert_type)
+            && let Some(uuid) = a.get("uuid").and_then(Value::as_str)
+        {
+            match f(uuid, a) {
+                Ok(()) | Err(BackendError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
 fn deliver(backend: &Backend, op: &AlertOp) -> Result<(), BackendError> {
     match op {
         AlertOp::Create { body, .. } => backend.create_alert(body).map(|_| ()),
         AlertOp::ResolveType {
             twin_uuid,
             alert_type,
-        } => {
-            let active = match backend.active_alerts(twin_uuid) {
-                Ok(a) => a,
-                Err(BackendError::NotFound { .. }) => return Ok(()),
-                Err(e) => return Err(e),
-            };
-            for a in active {
-                if a.get("alert_type").and_then(Value::as_str) == Some(alert_type)
-                    && let Some(uuid) = a.get("uuid").and_then(Value::as_str)
-                {
-                    match backend.resolve_alert(uuid) {
-                        Ok(()) | Err(BackendError::NotFound { .. }) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            Ok(())
-        }
+        } => for_each_active(backend, twin_uuid, alert_type, |uuid, _| {
+            backend.resolve_alert(uuid)
+        }),
         AlertOp::Transition {
             uuid,
             phase,
@@ -284,25 +295,10 @@ fn deliver(backend: &Backend, op: &AlertOp) -> Result<(), BackendError> {
             twin_uuid,
             alert_type,
             patch,
-        } => {
-            let active = match backend.active_alerts(twin_uuid) {
-                Ok(a) => a,
-                Err(BackendError::NotFound { .. }) => return Ok(()),
-                Err(e) => return Err(e),
-            };
-            for a in active {
-                if a.get("alert_type").and_then(Value::as_str) == Some(alert_type)
-                    && let Some(uuid) = a.get("uuid").and_then(Value::as_str)
-                {
-                    let base = json!({"metadata": a.get("metadata").cloned().unwrap_or(json!({}))});
-                    match backend.update_alert(uuid, &merge_patch(&base, patch)) {
-                        Ok(()) | Err(BackendError::NotFound { .. }) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            Ok(())
-        }
+        } => for_each_active(backend, twin_uuid, alert_type, |uuid, a| {
+            let base = json!({"metadata": a.get("metadata").cloned().unwrap_or(json!({}))});
+            backend.update_alert(uuid, &merge_patch(&base, patch))
+        }),
     }
 }
 

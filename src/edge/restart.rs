@@ -9,32 +9,16 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Sender;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::backend_job::JobCtl;
-use super::state::State;
+use super::state::{Phase, Restart, State};
 use crate::containers::spec::Role;
 
 /// Minimum time between the end of one restart and the start of the next.
 const MIN_INTERVAL: Duration = Duration::from_secs(30);
 /// A restart not finished by then has failed.
 const DEADLINE: Duration = Duration::from_secs(300);
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Phase {
-    /// Twin files being pushed and removed.
-    Flushing,
-    /// Containers being recreated and the desired state refetched.
-    Recreating { refetched: bool },
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct Restart {
-    pub(super) alert_uuid: Option<String>,
-    pub(super) started: Instant,
-    pub(super) started_at: SystemTime,
-    pub(super) phase: Phase,
-}
 
 fn iso_now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
@@ -169,18 +153,4 @@ pub(super) fn check(state: &mut State) {
         "started_at": crate::epoch_of(r.started_at), "finished_at": crate::epoch_seconds()}));
     state.restart = None;
     state.last_restart_done = Some(Instant::now());
-}
-
-/// `status`: the restart under way, if any, and the last one.
-pub(super) fn snapshot(state: &State) -> Value {
-    json!({
-        "in_progress": state.restart.is_some(),
-        "phase": state.restart.as_ref().map(|r| match r.phase {
-            Phase::Flushing => "flushing_twin_files",
-            Phase::Recreating { .. } => "recreating_containers",
-        }),
-        "started_at": state.restart.as_ref().map(|r| crate::epoch_of(r.started_at)),
-        "alert_uuid": state.restart.as_ref().and_then(|r| r.alert_uuid.clone()),
-        "last": state.last_restart,
-    })
 }

@@ -2,6 +2,7 @@
 //! spec (`spec`) and settings, its health and restart accounting (`health`), the watch on
 //! `workers/` (`watch`), and the role on the container runtime (`runtime`).
 
+pub mod cards;
 pub mod health;
 pub mod policy;
 pub mod prep;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde_json::{Value, json};
 
-use super::health::{RestartHistory, health_payload, readiness};
+use super::health::RestartHistory;
 use super::policy::{Note, Notes, WorkerHooks, WorkerPolicy};
 use super::prep::{ModelsFor, PrepEvent, PrepJob};
 use super::settings::WorkerTuning;
@@ -38,44 +38,44 @@ pub enum Models {
 
 /// A worker being watched until it reports `ready` (or fails).
 #[derive(Debug, Clone)]
-struct Starting {
-    since: Instant,
-    phase: Option<String>,
-    misses: u32,
+pub(super) struct Starting {
+    pub(super) since: Instant,
+    pub(super) phase: Option<String>,
+    pub(super) misses: u32,
     /// Down states are expected this long (a restart's stop).
-    grace: Duration,
+    pub(super) grace: Duration,
 }
 
 pub struct Worker {
     pub(super) ctx: Option<WorkerContext>,
     pub(super) tuning: WorkerTuning,
-    alerts: AlertSink,
-    mqtt: SharedHandle,
-    jobs: Sender<PrepJob>,
-    notes: Notes,
+    pub(super) alerts: AlertSink,
+    pub(super) mqtt: SharedHandle,
+    pub(super) jobs: Sender<PrepJob>,
+    pub(super) notes: Notes,
     /// Twins the worker serves (alerts, command topics, `CYBERWAVE_TWIN_UUIDS`).
     pub(super) scope: Vec<String>,
     pub(super) files: Signature,
-    boot: Instant,
-    drivers_planned: bool,
+    pub(super) boot: Instant,
+    pub(super) drivers_planned: bool,
     pub(super) models: Models,
     pub(super) model_failures: Vec<(String, String)>,
     /// Stopped by `worker stop`: stays stopped until `worker start`.
     pub(super) held: bool,
     pub(super) history: RestartHistory,
-    starting: Option<Starting>,
+    pub(super) starting: Option<Starting>,
     pub(super) ready: bool,
     pub(super) running_since: Option<Instant>,
-    reload_pending: Option<Instant>,
-    last_auto_restart: Option<Instant>,
+    pub(super) reload_pending: Option<Instant>,
+    pub(super) last_auto_restart: Option<Instant>,
     /// We stop or restart it on purpose: its exit is not spontaneous.
-    expect_down: bool,
-    wanted: bool,
-    ticks: u64,
-    sync_alerted: BTreeSet<String>,
+    pub(super) expect_down: bool,
+    pub(super) wanted: bool,
+    pub(super) ticks: u64,
+    pub(super) sync_alerted: BTreeSet<String>,
     pub(super) last_error: Option<String>,
     pub(super) accelerator: &'static str,
-    breaker_logged: bool,
+    pub(super) breaker_logged: bool,
 }
 
 /// What the worker role hands the supervisor: itself, its runtime role, and the receivers of
@@ -230,78 +230,6 @@ impl Worker {
         }
     }
 
-    fn raise(&self, alert_type: &'static str, name: &str, description: &str, meta: Value) {
-        for t in &self.scope {
-            let alert = Alert {
-                alert_type,
-                name,
-                description,
-                severity: if alert_type == "worker_starting" {
-                    "info"
-                } else {
-                    "error"
-                },
-                twin_uuid: t,
-                metadata: Some(meta.clone()),
-            };
-            self.alerts
-                .raise(&format!("{alert_type}:{t}:{name}:{description}"), alert);
-        }
-    }
-
-    /// A new phase on the `worker_starting` card (metadata merged into the card's).
-    fn card_phase(&self, phase: &str, extra: Value) {
-        let mut meta = json!({"phase": phase});
-        if let Some((stage, overall)) = super::health::progress(
-            phase,
-            extra["models_total"].as_u64(),
-            extra["models_ready"].as_u64(),
-        ) {
-            meta["stage_progress_percent"] = json!(stage);
-            meta["overall_progress_percent"] = json!(overall);
-        }
-        if let (Value::Object(m), Value::Object(x)) = (&mut meta, extra) {
-            m.extend(x);
-        }
-        for t in &self.scope {
-            self.alerts
-                .update(t, "worker_starting", json!({"metadata": meta.clone()}));
-        }
-    }
-
-    fn resolve(&self, alert_type: &str) {
-        for t in &self.scope {
-            self.alerts.resolve(t, alert_type);
-        }
-    }
-
-    fn start_failed(&mut self, phase: &str, detail: &str) {
-        let description = format!(
-            "The edge ML worker container could not be started. No workflow on this edge will run until this is resolved. Error: {}: {}",
-            super::health::failure_text(phase),
-            detail.chars().take(500).collect::<String>()
-        );
-        self.last_error = Some(format!("{phase}: {detail}"));
-        // The card says what failed, in plain words, before it is resolved (§2.4).
-        let technical: String = detail.chars().take(1500).collect();
-        for t in &self.scope {
-            self.alerts.update(
-                t,
-                "worker_starting",
-                json!({"description": super::health::failure_text(phase), "severity": "critical",
-                       "metadata": {"phase": phase, "failed": true, "failed_at": crate::epoch_seconds(),
-                                    "technical_detail": technical}}),
-            );
-        }
-        self.raise(
-            "worker_start_failure",
-            "Worker container failed to start",
-            &description,
-            json!({"phase": phase, "technical_detail": detail.chars().take(1500).collect::<String>()}),
-        );
-        self.resolve("worker_starting");
-    }
-
     /// The one decision: should the worker run now? Sets the runtime's desired worker.
     pub fn reconcile(&mut self, runtime: &mut Runtime) {
         let Some(ctx) = &self.ctx else {
@@ -373,19 +301,6 @@ impl Worker {
                 runtime.stop(&name, self.tuning.stop_timeout);
             }
         }
-    }
-
-    fn open_starting_card(&mut self, image: &str, name: &str) {
-        self.raise(
-            "worker_starting",
-            "Worker starting",
-            "Your worker is starting up. This may take a few minutes.",
-            json!({"phase": "pull_started", "image": image, "container_name": name,
-                   "started_at": crate::epoch_seconds(),
-                   "overall_progress_percent": 0, "stage_progress_percent": 0}),
-        );
-        self.starting = None;
-        self.ready = false;
     }
 
     /// After each runtime event: what the policy noted.
@@ -664,111 +579,5 @@ impl Worker {
         self.check_readiness(runtime);
         self.process_reload(runtime);
         self.reconcile(runtime);
-    }
-
-    fn check_readiness(&mut self, runtime: &mut Runtime) {
-        let (Some(st), Some(ctx)) = (&mut self.starting, &self.ctx) else {
-            return;
-        };
-        let name = container_name(&ctx.environment_uuid);
-        if runtime.launching(&name) {
-            st.since = Instant::now();
-            return;
-        }
-        let state = runtime.observed_state(&name).map(|e| e.state.clone());
-        if state.is_none() {
-            st.misses += 1;
-            if st.misses < 4 {
-                return;
-            }
-        } else {
-            st.misses = 0;
-        }
-        let status: Option<Value> =
-            crate::fsutil::read_regular_text(&ctx.status_dir.join(STATUS_FILE), 64 * 1024)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok());
-        // Right after our own restart the container is briefly down: not a failure.
-        if state.as_deref() != Some("running") && st.since.elapsed() < st.grace {
-            return;
-        }
-        let verdict = readiness(
-            state.as_deref(),
-            state.as_deref() == Some("restarting"),
-            status.as_ref(),
-            st.since.elapsed(),
-            self.tuning.ready_timeout,
-        );
-        use super::health::Readiness::*;
-        match verdict {
-            Ready | Legacy => {
-                log::info!(
-                    "ML worker {name} is ready{}",
-                    if verdict == Legacy {
-                        " (no readiness file: an image that does not report)"
-                    } else {
-                        ""
-                    }
-                );
-                self.starting = None;
-                self.ready = true;
-                self.last_error = None;
-                self.card_phase("ready", json!({}));
-                self.resolve("worker_starting");
-                self.resolve("worker_start_failure");
-            }
-            Failed(phase) => {
-                self.starting = None;
-                self.start_failed(phase, &format!("container state {state:?}"));
-            }
-            Progress {
-                phase,
-                models_total,
-                models_ready,
-                detail,
-            } => {
-                let seen = format!("{phase}/{models_ready:?}");
-                if st.phase.as_deref() != Some(seen.as_str()) {
-                    log::info!("ML worker {name}: {phase}");
-                    st.phase = Some(seen);
-                    self.card_phase(
-                        &phase,
-                        json!({"models_total": models_total, "models_ready": models_ready, "detail": detail}),
-                    );
-                }
-            }
-            Waiting => {}
-        }
-    }
-
-    fn publish_health(&self, runtime: &Runtime) {
-        let (Some(ctx), Some(m)) = (&self.ctx, self.mqtt.get()) else {
-            return;
-        };
-        let name = container_name(&ctx.environment_uuid);
-        let state = runtime.observed_state(&name).map(|e| e.state.clone());
-        if state.is_none() && self.files.is_empty() {
-            return;
-        }
-        let status = state.unwrap_or_else(|| "not_found".into());
-        let payload = health_payload(
-            &super::health::HealthView {
-                container_name: &name,
-                container_status: &status,
-                is_ready: self.ready,
-                uptime_seconds: self
-                    .running_since
-                    .map(|t| (t.elapsed().as_secs_f64() * 10.0).round() / 10.0),
-            },
-            &self.history,
-            Instant::now(),
-        );
-        let twin = self
-            .scope
-            .first()
-            .cloned()
-            .unwrap_or_else(|| ctx.environment_uuid.clone());
-        let topic = format!("{}cyberwave/twin/{twin}/worker_health", m.prefix());
-        m.publish_raw(&topic, payload.to_string().into_bytes());
     }
 }
