@@ -65,6 +65,7 @@ fn edits_reach_the_backend_once_backend_edits_reach_the_file_and_conflicts_are_k
         d.log()
     );
     let took = t.elapsed();
+    eprintln!("twin file edit -> PUT seen by the backend: {took:?}");
     assert!(took < 3 * SEC, "push took {took:?}");
     std::thread::sleep(2 * SEC);
     let sent = puts(&backend, TWIN_B);
