@@ -53,6 +53,15 @@ pub enum Outcome {
     Rebuilt,
 }
 
+fn stamp(path: &Path) -> Option<(i128, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+        m.size(),
+    ))
+}
+
 fn read(path: &Path) -> Option<(Value, String)> {
     let bytes = crate::fsutil::read_regular(path, twin_file::MAX_TWIN_FILE).ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
@@ -84,7 +93,16 @@ pub fn sync_twin(
     if !path.exists() {
         return Outcome::Skipped;
     }
-    let Some((local, sha)) = read(&path) else {
+    // An idle file is not read or hashed again: same mtime and size as when it was confirmed.
+    let unchanged = rec.stamp.is_some() && rec.stamp == stamp(&path) && !rec.pending;
+    let cached = unchanged
+        .then(|| {
+            rec.confirmed
+                .clone()
+                .map(|c| (c, rec.confirmed_sha256.clone()))
+        })
+        .flatten();
+    let Some((local, sha)) = cached.or_else(|| read(&path)) else {
         return match rec.confirmed.clone() {
             Some(copy) => match twin_file::replace(config_dir, uuid, &copy) {
                 Ok(_) => {
@@ -178,6 +196,7 @@ pub fn sync_twin(
         }
     }
     rec.confirm(&content, &final_sha);
+    rec.stamp = stamp(&path);
     match (pushed, m.local_changed) {
         (true, pulled) => Outcome::Pushed { pulled },
         (false, true) => Outcome::Pulled,

@@ -43,6 +43,9 @@ pub struct TwinSync {
     pub conflicts: Vec<LostEdit>,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// mtime (ns) and size of the file when it was last read: unchanged → not read again.
+    #[serde(default)]
+    pub stamp: Option<(i128, u64)>,
 }
 
 impl TwinSync {
