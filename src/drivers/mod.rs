@@ -4,6 +4,7 @@
 
 pub mod bridge;
 pub mod logs;
+pub mod meta_restart;
 pub mod policy;
 pub mod profile;
 pub mod runtime;
