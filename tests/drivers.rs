@@ -630,3 +630,95 @@ fn remote_restart_recreates_our_containers_and_drives_the_alert() {
         |a| a["metadata"]["reason"] == json!("rate_limited")
     )));
 }
+
+/// §8.3: a backend settings change reaches the twin file, and after it settles a sensor
+/// driver is recreated with it (new container, file carrying the new value); any other
+/// driver gets a `driver_restart_needed` alert instead of a restart.
+#[test]
+fn backend_setting_changes_restart_sensor_drivers_and_alert_for_others() {
+    if !dk::available() {
+        return;
+    }
+    dk::ensure_image();
+    let camera_image = "cyberwave-example-camera-driver:local";
+    let tagged = std::process::Command::new("docker")
+        .args(["tag", IMAGE, camera_image])
+        .status()
+        .unwrap();
+    assert!(tagged.success());
+    let cam = dk::twin_uuid("meta_restart_camera");
+    let arm = dk::twin_uuid("meta_restart_arm");
+    let _c = Cleanup(vec![container(&cam), container(&arm)]);
+    dk::rm(&container(&cam));
+    dk::rm(&container(&arm));
+    let backend = FakeBackend::start(TOKEN);
+    let asset = |t: &str| format!("a55e7{}", &t[5..]);
+    backend.add_environment(
+        ENV_UUID,
+        vec![
+            json!({"uuid": cam, "name": "cam", "asset_uuid": asset(&cam), "environment_uuid": ENV_UUID,
+                   "metadata": {"edge_fingerprint": FINGERPRINT, "fps": 15}}),
+            json!({"uuid": arm, "name": "arm", "asset_uuid": asset(&arm), "environment_uuid": ENV_UUID,
+                   "metadata": {"edge_fingerprint": FINGERPRINT, "speed": 1}}),
+        ],
+    );
+    for (t, image) in [(&cam, camera_image), (&arm, IMAGE)] {
+        backend.add_asset(
+            json!({"uuid": asset(t), "metadata": {"drivers": {"default": {
+            "docker_image": image, "privileged": false, "params": ["-e", "DRIVER_MODE=run"]}}}}),
+        );
+    }
+    let broker = broker_for_token();
+    let dir = EdgeDir::standard(&backend.url(), broker.port);
+    let d = Daemon::start(&dir);
+    let (_, s) = dir.wait_status(30 * SEC, |_, s| {
+        driver_state(s, &container(&cam)).as_deref() == Some("running")
+            && driver_state(s, &container(&arm)).as_deref() == Some("running")
+    });
+    assert_eq!(
+        driver_state(&s, &container(&cam)).as_deref(),
+        Some("running"),
+        "{}",
+        d.log()
+    );
+    let cam_id = dk::inspect(&container(&cam)).unwrap()["Id"].clone();
+    let arm_id = dk::inspect(&container(&arm)).unwrap()["Id"].clone();
+    // Volatile keys never restart anything; a real setting does.
+    backend.edit_twin(&cam, |t| {
+        t["metadata"]["fps"] = json!(30);
+        t["metadata"]["status"] = json!("busy");
+    });
+    backend.edit_twin(&arm, |t| t["metadata"]["speed"] = json!(2));
+    // A driver started less than 90 s before the change may still be reading it: the restart
+    // waits that long (reference §8.3).
+    assert!(
+        wait_until(150 * SEC, || dk::inspect(&container(&cam)).is_some_and(
+            |i| i["Id"] != cam_id && i["State"]["Status"] == json!("running")
+        )),
+        "camera driver not recreated\n{}",
+        d.log()
+    );
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.file(&format!("{cam}.json"))).unwrap())
+            .unwrap();
+    assert_eq!(
+        file["metadata"]["fps"],
+        json!(30),
+        "the relaunch kept the new setting"
+    );
+    assert!(
+        wait_until(10 * SEC, || !backend
+            .alerts_of_type("driver_restart_needed")
+            .is_empty()),
+        "{}",
+        d.log()
+    );
+    let a = &backend.alerts_of_type("driver_restart_needed")[0];
+    assert_eq!(a["twin_uuid"], json!(arm));
+    assert_eq!(a["metadata"]["keys"], json!(["speed"]));
+    assert_eq!(
+        dk::inspect(&container(&arm)).unwrap()["Id"],
+        arm_id,
+        "a non-sensor driver is not restarted"
+    );
+}

@@ -223,7 +223,16 @@ impl Runtime {
             .filter(|(_, (s, _))| s.role == role)
             .map(|(n, _)| n.clone())
             .collect();
-        for name in names {
+        self.recreate_names(&names);
+    }
+
+    /// [`Runtime::recreate`] for the named desired containers only.
+    pub fn recreate_names(&mut self, names: &[String]) {
+        for name in names
+            .iter()
+            .filter(|n| self.desired.contains_key(*n))
+            .cloned()
+        {
             if !self.inflight.insert(name.clone()) {
                 continue; // a launch is under way: it makes a fresh container anyway
             }

@@ -172,6 +172,106 @@ pub fn decide(
     Decision::Restart(targets.iter().map(|t| t.name.clone()).collect())
 }
 
+/// Per twin: the metadata its running drivers were started with, a change waiting to settle,
+/// and the restarts made for metadata changes.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    baseline: std::collections::BTreeMap<String, Value>,
+    /// Twin → (changed at, new filtered metadata, next look).
+    pending: std::collections::BTreeMap<String, (Instant, Value, Instant)>,
+    restarts: std::collections::BTreeMap<String, VecDeque<Instant>>,
+    suppressed: std::collections::BTreeSet<String>,
+}
+
+impl Tracker {
+    /// The metadata a twin's containers are launched with (kept if already known).
+    pub fn launched_with(&mut self, twin: &str, metadata: &Value) {
+        self.baseline
+            .entry(twin.to_string())
+            .or_insert_with(|| filtered(metadata));
+    }
+
+    /// Backend metadata reached the twin's file at `now`.
+    pub fn pulled(&mut self, twin: &str, metadata: &Value, now: Instant) {
+        let f = filtered(metadata);
+        match self.baseline.get(twin) {
+            Some(b) if digest(b) != digest(&f) => {
+                self.pending
+                    .insert(twin.to_string(), (now, f, now + SETTLE));
+            }
+            Some(_) => {
+                self.pending.remove(twin);
+            }
+            None => {
+                self.baseline.insert(twin.to_string(), f);
+            }
+        }
+    }
+
+    /// Twins with a change waiting, and the earliest moment one may be acted on.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.pending.values().map(|(_, _, next)| *next).min()
+    }
+
+    pub fn pending_twins(&self) -> Vec<String> {
+        self.pending.keys().cloned().collect()
+    }
+
+    /// The top-level keys of the waiting change (for alerts).
+    pub fn changed_keys(&self, twin: &str) -> Vec<String> {
+        let (Some(b), Some((_, n, _))) = (self.baseline.get(twin), self.pending.get(twin)) else {
+            return Vec::new();
+        };
+        let (b, n) = (
+            b.as_object().cloned().unwrap_or_default(),
+            n.as_object().cloned().unwrap_or_default(),
+        );
+        let mut keys: Vec<String> = b
+            .keys()
+            .chain(n.keys())
+            .filter(|k| b.get(*k) != n.get(*k))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// §8.3 for `twin` against its containers; the decision is taken (baseline moved) unless
+    /// it is [`Decision::Wait`]. A suppression is reported once per twin until a restart.
+    pub fn decide(&mut self, twin: &str, targets: &[Target], now: Instant) -> Decision {
+        let Some((at, new, _)) = self.pending.get(twin).cloned() else {
+            return Decision::Wait;
+        };
+        let history = self.restarts.entry(twin.to_string()).or_default();
+        let d = decide(at, targets, history, now);
+        match &d {
+            Decision::Wait => {
+                // Look again in a few seconds (a container may still be starting with it).
+                if let Some(p) = self.pending.get_mut(twin) {
+                    p.2 = (at + SETTLE).max(now + Duration::from_secs(5));
+                }
+                return d;
+            }
+            Decision::Restart(_) => {
+                history.push_back(now);
+                while history.len() > MAX_IN_WINDOW * 2 {
+                    history.pop_front();
+                }
+                self.suppressed.remove(twin);
+            }
+            _ => {}
+        }
+        self.pending.remove(twin);
+        self.baseline.insert(twin.to_string(), new);
+        if d == Decision::Suppressed && !self.suppressed.insert(twin.to_string()) {
+            // Already said once: take it quietly.
+            return Decision::Taken;
+        }
+        d
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +291,40 @@ mod tests {
                 .get("audio_device")
                 .is_some()
         );
+    }
+
+    #[test]
+    fn tracker_settles_then_decides_once() {
+        let t0 = Instant::now();
+        let mut tr = Tracker::default();
+        tr.launched_with("t", &json!({"fps": 15, "status": "x"}));
+        tr.pulled("t", &json!({"fps": 15, "status": "y"}), t0);
+        assert!(tr.pending_twins().is_empty(), "volatile keys do not count");
+        tr.pulled("t", &json!({"fps": 30}), t0);
+        assert_eq!(tr.changed_keys("t"), ["fps"]);
+        assert_eq!(tr.next_due(), Some(t0 + SETTLE));
+        let cam = Target {
+            name: "c".into(),
+            image: "x/camera-driver:1".into(),
+            running: true,
+            started: t0.checked_sub(Duration::from_secs(600)),
+        };
+        assert_eq!(
+            tr.decide("t", std::slice::from_ref(&cam), t0 + Duration::from_secs(5)),
+            Decision::Wait
+        );
+        assert_eq!(
+            tr.decide(
+                "t",
+                std::slice::from_ref(&cam),
+                t0 + Duration::from_secs(11)
+            ),
+            Decision::Restart(vec!["c".into()])
+        );
+        assert!(tr.pending_twins().is_empty());
+        // The same metadata again is no change.
+        tr.pulled("t", &json!({"fps": 30}), t0 + Duration::from_secs(20));
+        assert!(tr.pending_twins().is_empty());
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct Drivers {
     mqtt: SharedHandle,
     /// Twins that cannot run, by uuid: the problem title.
     problems: BTreeMap<String, String>,
+    /// Metadata-change restarts (§8.3).
+    meta: super::meta_restart::Tracker,
 }
 
 impl Drivers {
@@ -58,6 +60,7 @@ impl Drivers {
             alerts,
             mqtt,
             problems: BTreeMap::new(),
+            meta: Default::default(),
         };
         (drivers, role)
     }
@@ -94,6 +97,8 @@ impl Drivers {
         for p in &plans {
             match &p.outcome {
                 TwinOutcome::Containers(specs) => {
+                    self.meta
+                        .launched_with(&p.twin_uuid, &p.twin_file["metadata"]);
                     for s in specs {
                         desired.insert(s.name.clone(), (s.clone(), p.twin_file.clone()));
                     }
@@ -132,6 +137,87 @@ impl Drivers {
             }
         }
         runtime.set_desired(Role::Driver, desired);
+    }
+
+    /// Backend metadata reached a twin's file: its drivers may need a restart (§8.3).
+    pub fn on_pulled(&mut self, twin: &str, metadata: &Value) {
+        self.meta.pulled(twin, metadata, std::time::Instant::now());
+    }
+
+    /// When a metadata change next settles.
+    pub fn next_deadline(&self) -> Option<std::time::Instant> {
+        self.meta.next_due()
+    }
+
+    /// Acts on settled metadata changes: sensor drivers are recreated (rate-limited), others
+    /// get a `driver_restart_needed` alert.
+    pub fn check_meta_restarts(&mut self, runtime: &mut Runtime) {
+        use super::meta_restart::{Decision, Target};
+        let twins = self.meta.pending_twins();
+        if twins.is_empty() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let now_epoch = crate::epoch_seconds();
+        let all: Vec<(String, String, String, Value)> = runtime
+            .snapshot()
+            .into_iter()
+            .filter(|(s, _)| s.role == Role::Driver)
+            .map(|(s, v)| (s.owner.clone(), s.name.clone(), s.image.clone(), v))
+            .collect();
+        for twin in twins {
+            let targets: Vec<Target> = all
+                .iter()
+                .filter(|(owner, ..)| *owner == twin)
+                .map(|(_, name, image, v)| {
+                    let running = v["state"] == "running";
+                    let started = v["since"].as_f64().filter(|_| running).and_then(|t| {
+                        now.checked_sub(std::time::Duration::from_secs_f64(
+                            (now_epoch - t).max(0.0),
+                        ))
+                    });
+                    Target {
+                        name: name.clone(),
+                        image: image.clone(),
+                        running,
+                        started,
+                    }
+                })
+                .collect();
+            let keys = self.meta.changed_keys(&twin);
+            let alert = |t: &'static str, name: &str, description: &str| {
+                if let Ok(a) = self.alerts.lock() {
+                    a.raise(
+                        &format!("{t}:{twin}:{keys:?}"),
+                        Alert {
+                            alert_type: t,
+                            name,
+                            description,
+                            severity: "warning",
+                            twin_uuid: &twin,
+                            metadata: Some(json!({"keys": keys})),
+                        },
+                    );
+                }
+            };
+            match self.meta.decide(&twin, &targets, now) {
+                Decision::Wait | Decision::Taken => {}
+                Decision::Restart(names) => {
+                    log::info!("twin {twin}: settings {keys:?} changed; restarting {names:?}");
+                    runtime.recreate_names(&names);
+                }
+                Decision::NeedsManualRestart => alert(
+                    "driver_restart_needed",
+                    "Driver restart needed",
+                    "Settings changed; restart the driver to apply them.",
+                ),
+                Decision::Suppressed => alert(
+                    "driver_metadata_restart_suppressed",
+                    "Driver restarts suppressed",
+                    "Settings changed too often to restart the driver each time; restart it to apply them.",
+                ),
+            }
+        }
     }
 
     /// What the engine says that shapes driver specs (NVIDIA as Docker's default runtime).

@@ -432,6 +432,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     }
 
     // Twin files in sync with the backend, on their own thread (not in local mode).
+    let (pulled_tx, mut pulled_rx) = unbounded::<crate::twinsync::run::Pulled>();
     if !local {
         let (tx, rx) = unbounded();
         let (dir, backend, shared) = (
@@ -441,7 +442,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         );
         thread::Builder::new()
             .name("twin-sync".into())
-            .spawn(move || crate::twinsync::run::run(dir, backend, rx, shared, TICK))
+            .spawn(move || crate::twinsync::run::run(dir, backend, rx, shared, TICK, pulled_tx))
             .map_err(|e| DaemonError::Startup(format!("cannot start the twin-sync thread: {e}")))?;
         state.twin_sync = Some(tx);
         state.track_twins();
@@ -475,10 +476,14 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
 
     let ticker = tick(TICK);
     let outcome = loop {
-        let due = [state.runtime.next_deadline(), state.worker.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min();
+        let due = [
+            state.runtime.next_deadline(),
+            state.worker.next_deadline(),
+            state.drivers.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let deadline = due
             .map(|d| d.saturating_duration_since(Instant::now()))
             .map(after)
@@ -487,6 +492,11 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             recv(deadline) -> _ => {
                 state.runtime.on_deadline();
                 state.worker.on_deadline(&mut state.runtime);
+                state.drivers.check_meta_restarts(&mut state.runtime);
+            },
+            recv(pulled_rx) -> p => match p {
+                Ok(p) => state.on_pulled(p),
+                Err(_) => pulled_rx = never(),
             },
             recv(restart_rx) -> n => match n {
                 Ok(n) => restart::flushed(&mut state, n, &jobctl_tx),
@@ -559,6 +569,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 notifier.watchdog();
                 state.runtime.tick();
                 state.worker.tick(&mut state.runtime);
+                state.drivers.check_meta_restarts(&mut state.runtime);
                 restart::check(&mut state);
                 state.update_node();
             },

@@ -172,6 +172,24 @@ impl State {
         self.worker.set_scope(scope, &mut self.runtime);
     }
 
+    /// Backend metadata reached a twin's file: plans carry it from now on (a relaunch must not
+    /// write older metadata back), and the driver role decides about a restart (§8.3).
+    pub(super) fn on_pulled(&mut self, p: crate::twinsync::run::Pulled) {
+        if let Some(mut d) = self.desired.clone() {
+            if let Some(t) = d.twins.iter_mut().find(|t| {
+                t.get("uuid")
+                    .and_then(Value::as_str)
+                    .and_then(config::parse_uuid)
+                    .as_deref()
+                    == Some(p.twin.as_str())
+            }) {
+                t["metadata"] = p.metadata.clone();
+            }
+            self.apply_desired(d);
+        }
+        self.drivers.on_pulled(&p.twin, &p.metadata);
+    }
+
     /// The twins whose files the sync thread keeps in step with the backend: every linked one.
     pub(super) fn track_twins(&self) {
         let Some(tx) = &self.twin_sync else {

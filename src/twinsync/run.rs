@@ -28,6 +28,14 @@ pub enum SyncCtl {
     },
 }
 
+/// What the sync thread tells the supervisor: backend metadata written into a twin's file
+/// (drivers may need a restart, §8.3; plans take the new metadata).
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    pub twin: String,
+    pub metadata: serde_json::Value,
+}
+
 /// A twin file: `<uuid>.json` in the config dir.
 pub fn twin_file_name(name: &str) -> bool {
     name.strip_suffix(".json")
@@ -45,6 +53,7 @@ pub fn run(
     ctl: Receiver<SyncCtl>,
     shared: Arc<Mutex<SyncState>>,
     tick_every: Duration,
+    pulled: crossbeam_channel::Sender<Pulled>,
 ) {
     let mut st = state::load(&config_dir);
     if let Ok(mut s) = shared.lock() {
@@ -114,7 +123,14 @@ pub fn run(
         for uuid in due.iter().filter(|u| tracked.contains(*u)) {
             let rec = st.entry(uuid.clone()).or_default();
             let before = rec.clone();
-            match sync_twin(&config_dir, uuid, &backend, rec) {
+            let outcome = sync_twin(&config_dir, uuid, &backend, rec);
+            if matches!(outcome, Outcome::Pulled | Outcome::Pushed { pulled: true }) {
+                let _ = pulled.send(Pulled {
+                    twin: uuid.clone(),
+                    metadata: rec.confirmed_metadata.clone(),
+                });
+            }
+            match outcome {
                 Outcome::Pushed { pulled } => log::info!(
                     "twin {uuid}: local changes sent to the backend{}",
                     if pulled {
