@@ -408,7 +408,8 @@ fn failed_pull_is_reported_on_driverlog_and_as_an_alert() {
     let twin = dk::twin_uuid("failed_pull");
     let backend = backend_with_unpullable(&twin, "registry.invalid/cyberwave/none:1.0");
     let broker = broker_for_token();
-    let dir = EdgeDir::standard(&backend.url(), broker.port);
+    let mut dir = EdgeDir::standard(&backend.url(), broker.port);
+    dir.set_env("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", "1");
     let sub = broker.subscribe(&format!("devcyberwave/twin/{twin}/driverlog"));
     let mut d = Daemon::start(&dir);
     let (_, p) = sub
@@ -440,6 +441,23 @@ fn failed_pull_is_reported_on_driverlog_and_as_an_alert() {
             .unwrap()
             .contains("pull_failed")
     );
+    // Retries that fail the same way are not POSTed again: one card, not one per retry.
+    let mut failures = 1;
+    let end = std::time::Instant::now() + 30 * SEC;
+    while failures < 3 && std::time::Instant::now() < end {
+        if sub
+            .wait_for(5 * SEC, |_, p| {
+                p["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("docker pull failed"))
+            })
+            .is_some()
+        {
+            failures += 1;
+        }
+    }
+    assert!(failures >= 3, "the launch was not retried\n{}", d.log());
+    assert_eq!(backend.alerts_of_type("driver_start_failure").len(), 1);
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
 }

@@ -76,16 +76,28 @@ pub struct DriverPolicy {
     pub mqtt: SharedHandle,
     pub log_lines_per_second: f64,
     pub troubleshooting_url: String,
+    /// The failure phase last alerted per container: a retry that fails the same way is not
+    /// POSTed again (one card, not one per retry).
+    pub alerted: std::collections::BTreeMap<String, &'static str>,
 }
 
 impl Policy for DriverPolicy {
     fn up(&mut self, spec: &ContainerSpec, _id: &str) {
+        self.alerted.remove(&spec.name);
         if let Ok(a) = self.alerts.lock() {
             a.resolve(&spec.owner, "driver_start_failure");
         }
     }
 
     fn launch_failed(&mut self, spec: &ContainerSpec, failure: &LaunchFailure, _retry: Duration) {
+        if self.alerted.insert(spec.name.clone(), failure.phase) == Some(failure.phase) {
+            log::debug!(
+                "{}: failed again ({}); already alerted",
+                spec.name,
+                failure.phase
+            );
+            return;
+        }
         if let Ok(a) = self.alerts.lock() {
             launch_failed(&a, &spec.name, &spec.owner, failure);
         }

@@ -45,6 +45,7 @@ impl Drivers {
             mqtt: mqtt.clone(),
             log_lines_per_second: tuning.log_lines_per_second,
             troubleshooting_url: tuning.troubleshooting_url.clone(),
+            alerted: Default::default(),
         };
         let hooks = DriverHooks {
             config_dir: ctx.config_dir.clone(),
@@ -92,7 +93,9 @@ impl Drivers {
 
     /// New plans: problems alerted, twin files of container-less twins written, the desired
     /// containers handed to the runtime.
-    pub fn set_plans(&mut self, runtime: &mut Runtime, plans: Vec<TwinPlan>) {
+    /// `provisional`: the plans come from the offline cache a moment before the backend
+    /// answers; an asset missing from the cache is not alerted (the answer brings it).
+    pub fn set_plans(&mut self, runtime: &mut Runtime, plans: Vec<TwinPlan>, provisional: bool) {
         let mut desired = BTreeMap::new();
         for p in &plans {
             match &p.outcome {
@@ -107,6 +110,14 @@ impl Drivers {
                     {
                         a.resolve(&p.twin_uuid, "driver_start_failure");
                     }
+                }
+                TwinOutcome::Problem { title, .. }
+                    if provisional && title == super::spec::ASSET_UNAVAILABLE =>
+                {
+                    log::info!(
+                        "twin {}: its asset is not in the offline cache; waiting for the backend",
+                        p.twin_uuid
+                    );
                 }
                 TwinOutcome::Problem { title, detail } => {
                     if self.problems.get(&p.twin_uuid) != Some(title)

@@ -59,6 +59,9 @@ pub type DriverSpec = ContainerSpec;
 /// (names use the first 8 hex digits of the uuid). It degrades `status`.
 pub const NAME_COLLISION: &str = "Container name collision";
 
+/// The problem title of a linked twin whose asset could not be fetched.
+pub const ASSET_UNAVAILABLE: &str = "Driver could not start: asset unavailable";
+
 /// What a linked twin needs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TwinOutcome {
@@ -470,7 +473,7 @@ pub fn plan_twins(
             )
         } else if asset.is_none() {
             problem(
-                "Driver could not start: asset unavailable",
+                ASSET_UNAVAILABLE,
                 format!("the asset of twin {uuid} could not be fetched"),
             )
         } else if let Some(parent) = camera_child_of.get(uuid) {

@@ -130,7 +130,9 @@ impl State {
             strict
         };
         let plans = plan_twins(&state.twins, &state.assets, &linked, &self.drivers.ctx);
-        self.drivers.set_plans(&mut self.runtime, plans);
+        let provisional = !self.local && state.source == Source::Cache;
+        self.drivers
+            .set_plans(&mut self.runtime, plans, provisional);
         self.linked_broad = broad;
         self.update_worker_scope();
         self.track_twins();
