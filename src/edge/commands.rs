@@ -63,7 +63,17 @@ pub fn parse(payload: &[u8]) -> Result<(EdgeCommand, Option<String>), String> {
     let cmd = match command.as_str() {
         "restart_edge_core" => EdgeCommand::RestartEdgeCore {
             request_id: request_id.clone(),
-            alert_uuid: str_field(&m, "alert_uuid"),
+            // It goes into a REST path: only a UUID (anything else restarts without a card).
+            alert_uuid: str_field(&m, "alert_uuid").and_then(|a| {
+                let u = crate::config::parse_uuid(&a);
+                if u.is_none() {
+                    log::warn!(
+                        "restart_edge_core: alert_uuid {:?} is not a UUID; ignored",
+                        a.chars().take(80).collect::<String>()
+                    );
+                }
+                u
+            }),
         },
         "open_tunnel" => EdgeCommand::OpenTunnel {
             session_id: session()?,
@@ -117,15 +127,26 @@ mod tests {
 
     #[test]
     fn parses_known_and_unknown() {
-        let (c, id) =
-            parse(br#"{"command":" Restart_Edge_Core ","request_id":"r1","alert_uuid":"a"}"#)
-                .unwrap();
+        let (c, id) = parse(
+            br#"{"command":" Restart_Edge_Core ","request_id":"r1","alert_uuid":"A1E70000-0000-4000-8000-000000000001"}"#,
+        )
+        .unwrap();
         assert_eq!(id.as_deref(), Some("r1"));
         assert_eq!(
             c,
             EdgeCommand::RestartEdgeCore {
                 request_id: Some("r1".into()),
-                alert_uuid: Some("a".into())
+                alert_uuid: Some("a1e70000-0000-4000-8000-000000000001".into())
+            }
+        );
+        // An alert id that is not a UUID never reaches a REST path.
+        let (c, _) =
+            parse(br#"{"command":"restart_edge_core","alert_uuid":"../../edges/x"}"#).unwrap();
+        assert_eq!(
+            c,
+            EdgeCommand::RestartEdgeCore {
+                request_id: None,
+                alert_uuid: None
             }
         );
         let (c, _) = parse(br#"{"command":"dance"}"#).unwrap();

@@ -143,13 +143,14 @@ impl State {
     /// The worker's twins: `environment.json` `twin_uuids` when it is a list (even empty), else
     /// the twins linked by the broad rule (§2.3); their command topics are subscribed.
     pub(super) fn update_worker_scope(&mut self) {
-        let scope = match self
+        // Twin ids go into REST paths and topics: UUIDs only.
+        let from_file = self
             .environment
             .as_ref()
             .ok()
-            .and_then(|e| e.twin_uuids.clone())
-        {
-            Some(list) => list,
+            .and_then(|e| e.twin_uuids.clone());
+        let scope: Vec<String> = match from_file {
+            Some(list) => list.iter().filter_map(|t| config::parse_uuid(t)).collect(),
             None => self.linked_broad.clone(),
         };
         let wanted: std::collections::BTreeMap<String, String> = if self.local {
