@@ -240,8 +240,12 @@ fn download(
         .map_err(|e| format!("model catalog: {e}"))?
         .ok_or_else(|| format!("the model catalog does not know {model_id:?}"))?;
     let mut sources: Vec<(String, Source)> = Vec::new();
-    if let Some(uuid) = entry.get("uuid").and_then(Value::as_str)
-        && let Some(url) = catalog.weights_url(uuid)
+    // The catalog's uuid goes into a REST path: only a UUID.
+    if let Some(uuid) = entry
+        .get("uuid")
+        .and_then(Value::as_str)
+        .and_then(crate::config::parse_uuid)
+        && let Some(url) = catalog.weights_url(&uuid)
     {
         sources.push((url, Source::ArtifactUrl));
     }

@@ -87,11 +87,11 @@ fn signed_url_first_then_upstream_and_checksums_decide() {
     let cat = FakeCatalog {
         entries: BTreeMap::from([(
             "yolov8n".to_string(),
-            json!({"uuid": "u1", "download_url": format!("{base}/up/yolov8n.pt"),
+            json!({"uuid": "3f1a0000-0000-4000-8000-000000000001", "download_url": format!("{base}/up/yolov8n.pt"),
                    "metadata": {"checksum_sha256": sha(&good)}}),
         )]),
         signed: BTreeMap::from([(
-            "u1".to_string(),
+            "3f1a0000-0000-4000-8000-000000000001".to_string(),
             format!("{base}/signed/yolo.pt?sig=secret"),
         )]),
         down: false,
