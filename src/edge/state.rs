@@ -134,9 +134,9 @@ impl State {
         self.drivers
             .set_plans(&mut self.runtime, plans, provisional);
         self.linked_broad = broad;
+        self.desired = Some(state);
         self.update_worker_scope();
         self.track_twins();
-        self.desired = Some(state);
         self.ensure_health();
     }
 
@@ -172,7 +172,11 @@ impl State {
             }
         }
         self.twin_topics = wanted;
-        self.worker.set_scope(scope, &mut self.runtime);
+        // The worker waits for the first plan (drivers first, reference §6.1): a reconnect or
+        // a reload before the backend answered must not start it without its twins.
+        if self.desired.is_some() {
+            self.worker.set_scope(scope, &mut self.runtime);
+        }
     }
 
     /// Backend metadata reached a twin's file: plans carry it from now on (a relaunch must not
