@@ -158,6 +158,10 @@ pub fn alert_body(
     if let Some(md) = &a.metadata {
         m.insert("metadata".into(), md.clone());
     }
+    if a.alert_type == "driver_starting" {
+        // A new card per start, not deduplicated onto an active one (reference §2.4).
+        m.insert("force".into(), json!(true));
+    }
     Value::Object(m)
 }
 

@@ -12,7 +12,7 @@ const SEC: Duration = Duration::from_secs(1);
 
 #[test]
 fn driver_starts_with_env_labels_mounts_and_reads_its_twin_file() {
-    let Some((twin, _backend, broker, dir, _c)) = setup("driver_starts", "run") else {
+    let Some((twin, backend, broker, dir, _c)) = setup("driver_starts", "run") else {
         return;
     };
     let name = container(&twin);
@@ -21,6 +21,21 @@ fn driver_starts_with_env_labels_mounts_and_reads_its_twin_file() {
     let (_, s) = dir.wait_status(30 * SEC, |_, s| {
         driver_state(s, &name).as_deref() == Some("running")
     });
+    // The driver_starting card (forced, one per start) went to container_running and resolved.
+    assert!(wait_until(10 * SEC, || backend
+        .alerts_of_type("driver_starting")
+        .iter()
+        .any(|a| a["status"] == json!("resolved"))));
+    let card = &backend.alerts_of_type("driver_starting")[0];
+    assert_eq!(card["force"], json!(true));
+    assert_eq!(card["name"], json!("Driver starting"));
+    assert_eq!(card["metadata"]["container_name"], json!(name));
+    assert_eq!(
+        card["metadata"]["phase"],
+        json!("container_running"),
+        "{card}"
+    );
+    assert_eq!(card["metadata"]["overall_progress_percent"], json!(80));
     assert_eq!(
         driver_state(&s, &name).as_deref(),
         Some("running"),
@@ -458,6 +473,13 @@ fn failed_pull_is_reported_on_driverlog_and_as_an_alert() {
     }
     assert!(failures >= 3, "the launch was not retried\n{}", d.log());
     assert_eq!(backend.alerts_of_type("driver_start_failure").len(), 1);
+    // Each start's card says what failed, in plain words, and is resolved.
+    let cards = backend.alerts_of_type("driver_starting");
+    assert!(!cards.is_empty());
+    let first = &cards[0];
+    assert_eq!(first["metadata"]["failed"], json!(true), "{first}");
+    assert_eq!(first["severity"], json!("critical"));
+    assert_eq!(first["status"], json!("resolved"));
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
 }

@@ -3,6 +3,7 @@
 //! `crate::containers`.
 
 pub mod bridge;
+pub mod card;
 pub mod logs;
 pub mod meta_restart;
 pub mod policy;

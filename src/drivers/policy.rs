@@ -20,6 +20,8 @@ pub struct DriverHooks {
     pub config_dir: std::path::PathBuf,
     /// The current link (replaced on reload).
     pub mqtt: SharedHandle,
+    pub alerts: Arc<Mutex<AlertSink>>,
+    pub cards: super::card::Cards,
 }
 
 impl LaunchHooks for DriverHooks {
@@ -28,6 +30,7 @@ impl LaunchHooks for DriverHooks {
         spec: &ContainerSpec,
         payload: &serde_json::Value,
     ) -> Result<(), LaunchFailure> {
+        self.cards.phase(&self.alerts, spec, "starting_container");
         crate::twin_file::write(&self.config_dir, &spec.owner, payload)
             .map(|_| ())
             .map_err(|e| LaunchFailure {
@@ -37,6 +40,11 @@ impl LaunchHooks for DriverHooks {
     }
 
     fn progress(&self, spec: &ContainerSpec, image: &str, message: &str) {
+        if message.starts_with("docker pull started") {
+            self.cards.phase(&self.alerts, spec, "pull_started");
+        } else if message.starts_with("docker pull completed") {
+            self.cards.phase(&self.alerts, spec, "pull_complete");
+        }
         if let Some(m) = self.mqtt.get() {
             let p = logs::payload(
                 message,
@@ -79,17 +87,27 @@ pub struct DriverPolicy {
     /// The failure phase last alerted per container: a retry that fails the same way is not
     /// POSTed again (one card, not one per retry).
     pub alerted: std::collections::BTreeMap<String, &'static str>,
+    /// The `driver_starting` cards (shared with the hooks).
+    pub cards: super::card::Cards,
 }
 
 impl Policy for DriverPolicy {
     fn up(&mut self, spec: &ContainerSpec, _id: &str) {
         self.alerted.remove(&spec.name);
+        self.cards.done(&self.alerts, spec);
         if let Ok(a) = self.alerts.lock() {
             a.resolve(&spec.owner, "driver_start_failure");
         }
     }
 
     fn launch_failed(&mut self, spec: &ContainerSpec, failure: &LaunchFailure, _retry: Duration) {
+        self.cards.failed(
+            &self.alerts,
+            spec,
+            failure.phase,
+            phase_text(failure.phase),
+            &failure.message,
+        );
         if self.alerted.insert(spec.name.clone(), failure.phase) == Some(failure.phase) {
             log::debug!(
                 "{}: failed again ({}); already alerted",

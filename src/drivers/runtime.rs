@@ -40,16 +40,20 @@ impl Drivers {
     ) -> (Self, RoleSetup) {
         let mqtt = SharedHandle::new(mqtt);
         let alerts = Arc::new(Mutex::new(alerts));
+        let cards = super::card::Cards::default();
         let policy = DriverPolicy {
             alerts: alerts.clone(),
             mqtt: mqtt.clone(),
             log_lines_per_second: tuning.log_lines_per_second,
             troubleshooting_url: tuning.troubleshooting_url.clone(),
             alerted: Default::default(),
+            cards: cards.clone(),
         };
         let hooks = DriverHooks {
             config_dir: ctx.config_dir.clone(),
             mqtt: mqtt.clone(),
+            alerts: alerts.clone(),
+            cards: cards.clone(),
         };
         let role = RoleSetup {
             role: Role::Driver,
