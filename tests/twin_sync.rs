@@ -222,3 +222,32 @@ fn the_fleet_sees_online_and_offline_without_asking_the_backend() {
         .expect("no OFFLINE on SIGTERM");
     assert_eq!(v["reason"], json!("stopped"));
 }
+
+/// A real driver container edits its twin file (bind-mounted): the edit reaches the backend
+/// once, within about a second.
+#[test]
+fn a_driver_editing_its_twin_file_reaches_the_backend_once() {
+    use crate::support::docker as dk;
+    use crate::support::drivers::{container, setup};
+    let Some((twin, backend, _broker, dir, _c)) = setup("driver_edits_twin_file", "edit") else {
+        return;
+    };
+    let d = Daemon::start(&dir);
+    assert!(
+        wait_until(60 * SEC, || !puts(&backend, &twin).is_empty()),
+        "no PUT\n{}\n{}",
+        d.log(),
+        dk::logs(&container(&twin))
+    );
+    std::thread::sleep(3 * SEC);
+    let sent = puts(&backend, &twin);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0]["metadata"]["edge_configs"]["camera_config"]["fps"],
+        json!(31)
+    );
+    assert_eq!(
+        backend.twin(&twin).unwrap()["metadata"]["edge_configs"]["camera_config"]["fps"],
+        json!(31)
+    );
+}

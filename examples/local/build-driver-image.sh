@@ -6,7 +6,8 @@
 # The driver (driver.sh) reads its twin file through CYBERWAVE_TWIN_JSON_FILE and then
 # behaves as DRIVER_MODE says: run (default, logs a heartbeat), crash (exits 1),
 # exit0 (exits 0), chatty (logs as fast as it can), lines (a few lines, blank ones and a
-# 200 KB one, then exits 1).
+# 200 KB one, then exits 1), edit (after 3 s changes its twin file's fps 15 → 31, in place, as a
+# driver saving a setting does, then runs).
 set -euo pipefail
 IMAGE="${1:-cyberwave-example-driver:local}"
 . "$(dirname "$0")/busybox-rootfs.sh"
@@ -26,6 +27,10 @@ case "${DRIVER_MODE:-run}" in
   chatty) i=0; while true; do i=$((i+1)); echo "driver: chatty line $i"; done ;;
   lines) echo "driver: line one"; echo ""; echo "   "; echo "driver: line two"
          head -c 200000 /dev/zero | tr '\0' x; echo; echo "driver: line three"; sleep 1; exit 1 ;;
+  edit) sleep 3
+        c=$(cat "${CYBERWAVE_TWIN_JSON_FILE}")
+        printf '%s\n' "${c/\"fps\": 15/\"fps\": 31}" > "${CYBERWAVE_TWIN_JSON_FILE}"
+        echo "driver: INFO edited my twin file (fps 31)" ;;
 esac
 n=0
 while true; do
