@@ -313,11 +313,13 @@ impl State {
         if self.local {
             return;
         }
-        let drivers = self.drivers.snapshot(&self.runtime);
-        let drivers_down = drivers["containers"]
-            .as_array()
-            .map_or(0, |l| l.iter().filter(|c| c["state"] != "running").count());
-        let worker = self.worker.snapshot(&self.runtime);
+        // Runs after every runtime event: read what is in memory, nothing from disk.
+        let drivers_down = self
+            .runtime
+            .snapshot()
+            .iter()
+            .filter(|(s, v)| s.role == Role::Driver && v["state"] != "running")
+            .count();
         let twins_pending = self
             .twin_sync_state
             .lock()
@@ -329,7 +331,7 @@ impl State {
             token_rejected: self.token == TokenState::Rejected,
             backend_unreachable: self.backend_reachable == Some(false),
             drivers_down,
-            worker_down: worker["wanted"] == json!(true) && worker["state"] != json!("running"),
+            worker_down: self.worker.down(&self.runtime),
         };
         let (state, reason) = super::node::assess(&inputs);
         if self.node.as_ref() == Some(&(state, reason.clone())) {

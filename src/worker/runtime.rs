@@ -168,6 +168,17 @@ impl Worker {
         self.wanted
     }
 
+    /// It should run and does not (still starting counts): what degrades the node state.
+    pub fn down(&self, runtime: &Runtime) -> bool {
+        self.wanted
+            && !self.name().is_some_and(|n| {
+                !runtime.launching(&n)
+                    && runtime
+                        .observed_state(&n)
+                        .is_some_and(|e| e.state == "running")
+            })
+    }
+
     pub fn name(&self) -> Option<String> {
         self.ctx
             .as_ref()
