@@ -15,6 +15,21 @@ pub struct Identity {
     pub platform: String,
 }
 
+/// This edge's fingerprint: `fingerprint.json`, else created from `CYBERWAVE_EDGE_UUID` or
+/// this host's identity (the daemon and the `worker` CLI agree on it).
+pub fn edge_fingerprint(
+    settings: &crate::config::Settings,
+) -> Result<String, crate::config::FileError> {
+    crate::config::fingerprint::load_or_create(
+        &settings.config_dir,
+        settings.edge_uuid_override.as_deref(),
+        || {
+            let facts = identity();
+            crate::config::fingerprint::generate(&facts.hostname, &facts.mac, &facts.platform)
+        },
+    )
+}
+
 pub fn identity() -> Identity {
     Identity {
         hostname: hostname(),

@@ -128,6 +128,30 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// json-file log caps of every managed container: `max-size` (`None` for
+    /// `CYBERWAVE_DOCKER_LOG_MAX_SIZE=off`, default `10m`) and `max-file` (default 3).
+    pub fn docker_log_caps(&self) -> (Option<String>, String) {
+        let size = match self.env.get("CYBERWAVE_DOCKER_LOG_MAX_SIZE") {
+            Some(v) if v.eq_ignore_ascii_case("off") => None,
+            Some(v) => Some(v),
+            None => Some("10m".into()),
+        };
+        let files = self
+            .env
+            .get("CYBERWAVE_DOCKER_LOG_MAX_FILE")
+            .unwrap_or_else(|| "3".into());
+        (size, files)
+    }
+
+    /// The non-empty `CYBERWAVE_*` variables managed containers inherit (process first, then
+    /// credentials `envs`), never where the edge keeps its own files or its control socket.
+    pub fn forwarded_env(&self) -> std::collections::BTreeMap<String, String> {
+        let mut forwarded = self.env.with_prefix("CYBERWAVE_");
+        forwarded.remove("CYBERWAVE_EDGE_CONFIG_DIR");
+        forwarded.remove("CYBERWAVE_EDGE_CONTROL_SOCKET");
+        forwarded
+    }
+
     /// Reads `credentials.json` from `config_dir` and builds settings over `process` env.
     /// Returns the warnings (bad optional values replaced by defaults) for the caller to log.
     pub fn load(

@@ -210,15 +210,14 @@ fn directly(ctx: &Ctx, verb: Verb) -> i32 {
 
 /// The twins the worker serves: `environment.json` `twin_uuids`, else the broad rule over the
 /// environment's twins.
-fn scope(ctx: &Ctx) -> Vec<String> {
+fn scope(ctx: &Ctx, fp: &str) -> Vec<String> {
     let env = EnvironmentFile::load(&ctx.settings.config_dir.join(config::ENVIRONMENT_FILE)).ok();
     if let Some(list) = env.and_then(|e| e.twin_uuids) {
         return list;
     }
-    let fp = fingerprint(ctx);
     let backend = crate::backend::Backend::new(&ctx.settings);
     match backend.environment_twins(&ctx.environment_uuid) {
-        Ok(twins) => crate::backend::linked_twins_broad(&twins, &fp),
+        Ok(twins) => crate::backend::linked_twins_broad(&twins, fp),
         Err(e) => {
             err(&format!(
                 "twins of the environment unavailable ({e}); starting without"
@@ -230,15 +229,14 @@ fn scope(ctx: &Ctx) -> Vec<String> {
 
 /// This edge's fingerprint, as the daemon computes it (created the same way when missing).
 fn fingerprint(ctx: &Ctx) -> String {
-    crate::config::fingerprint::load_or_create(
-        &ctx.settings.config_dir,
-        ctx.settings.edge_uuid_override.as_deref(),
-        || {
-            let facts = crate::host::identity();
-            crate::config::fingerprint::generate(&facts.hostname, &facts.mac, &facts.platform)
-        },
-    )
-    .unwrap_or_default()
+    crate::host::edge_fingerprint(&ctx.settings).unwrap_or_default()
+}
+
+/// Docker knows an `nvidia` runtime.
+fn has_nvidia(ctx: &Ctx) -> bool {
+    ctx.docker
+        .runtimes()
+        .is_ok_and(|(r, _)| r.iter().any(|x| x == "nvidia"))
 }
 
 struct Quiet;
@@ -273,18 +271,12 @@ fn start_directly(ctx: &Ctx) -> Result<(), String> {
     if !failed.is_empty() {
         return Err(failed.join("\n"));
     }
+    let fp = fingerprint(ctx);
     let mut warnings = Vec::new();
-    let mut wctx = crate::worker::settings::context(
-        &ctx.settings,
-        &ctx.environment_uuid,
-        &fingerprint(ctx),
-        &mut warnings,
-    );
-    wctx.accelerators.nvidia = ctx
-        .docker
-        .runtimes()
-        .is_ok_and(|(r, _)| r.iter().any(|x| x == "nvidia"));
-    let (spec, _) = worker_spec(&wctx, &scope(ctx));
+    let mut wctx =
+        crate::worker::settings::context(&ctx.settings, &ctx.environment_uuid, &fp, &mut warnings);
+    wctx.accelerators.nvidia = has_nvidia(ctx);
+    let (spec, _) = worker_spec(&wctx, &scope(ctx, &fp));
     let existing = ctx.docker.inspect(&ctx.name).ok().flatten();
     if let Some(i) = &existing
         && i.running
@@ -322,10 +314,7 @@ fn direct_view(ctx: &Ctx) -> Value {
     .into_iter()
     .map(|(n, _, size)| json!({"name": n, "size_bytes": size}))
     .collect();
-    let gpu = ctx
-        .docker
-        .runtimes()
-        .is_ok_and(|(r, _)| r.iter().any(|x| x == "nvidia"));
+    let gpu = has_nvidia(ctx);
     json!({
         "configured": true,
         "name": ctx.name,

@@ -20,15 +20,8 @@ pub struct DriverTuning {
 pub fn launch_context(s: &Settings, owner: &str) -> LaunchContext {
     let env = &s.env;
     let truthy = |k: &str| env.get(k).is_some_and(|v| crate::config::truthy(&v));
-    let log_max_size = match env.get("CYBERWAVE_DOCKER_LOG_MAX_SIZE") {
-        Some(v) if v.eq_ignore_ascii_case("off") => None,
-        Some(v) => Some(v),
-        None => Some("10m".into()),
-    };
-    let mut forwarded = env.with_prefix("CYBERWAVE_");
-    // Never forward where the edge keeps its own files or which docker it uses.
-    forwarded.remove("CYBERWAVE_EDGE_CONFIG_DIR");
-    forwarded.remove("CYBERWAVE_EDGE_CONTROL_SOCKET");
+    let (log_max_size, log_max_file) = s.docker_log_caps();
+    let forwarded = s.forwarded_env();
     LaunchContext {
         config_dir: s.config_dir.clone(),
         host: HostPlatform::detect(env.get("CYBERWAVE_PLATFORM_VARIANT").as_deref()),
@@ -48,9 +41,7 @@ pub fn launch_context(s: &Settings, owner: &str) -> LaunchContext {
             connect: env.get("ZENOH_CONNECT"),
         },
         log_max_size,
-        log_max_file: env
-            .get("CYBERWAVE_DOCKER_LOG_MAX_FILE")
-            .unwrap_or_else(|| "3".into()),
+        log_max_file,
         nvidia_default_runtime: false,
         driver_overrides: s.driver_overrides.clone(),
         token: s.token.clone(),

@@ -283,15 +283,8 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         );
     }
 
-    let fingerprint = config::fingerprint::load_or_create(
-        &settings.config_dir,
-        settings.edge_uuid_override.as_deref(),
-        || {
-            let facts = crate::host::identity();
-            config::fingerprint::generate(&facts.hostname, &facts.mac, &facts.platform)
-        },
-    )
-    .map_err(|e| DaemonError::Startup(format!("edge fingerprint unavailable: {e}")))?;
+    let fingerprint = crate::host::edge_fingerprint(&settings)
+        .map_err(|e| DaemonError::Startup(format!("edge fingerprint unavailable: {e}")))?;
     log::info!("edge fingerprint {fingerprint}");
 
     let environment = match &manifest {

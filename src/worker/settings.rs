@@ -216,19 +216,9 @@ pub fn context(
     let env = &s.env;
     let meminfo = crate::fsutil::read_regular_text(Path::new("/proc/meminfo"), 1 << 20).ok();
     let user = worker_user(&s.config_dir);
-    let mut forwarded = env.with_prefix("CYBERWAVE_");
-    for k in [
-        "CYBERWAVE_EDGE_CONFIG_DIR",
-        "CYBERWAVE_EDGE_CONTROL_SOCKET",
-        "CYBERWAVE_WORKER_STATUS_DIR",
-    ] {
-        forwarded.remove(k);
-    }
-    let log_max_size = match env.get("CYBERWAVE_DOCKER_LOG_MAX_SIZE") {
-        Some(v) if v.eq_ignore_ascii_case("off") => None,
-        Some(v) => Some(v),
-        None => Some("10m".into()),
-    };
+    let mut forwarded = s.forwarded_env();
+    forwarded.remove("CYBERWAVE_WORKER_STATUS_DIR");
+    let (log_max_size, log_max_file) = s.docker_log_caps();
     WorkerContext {
         config_dir: s.config_dir.clone(),
         environment_uuid: environment_uuid.to_string(),
@@ -256,9 +246,7 @@ pub fn context(
             ok
         }),
         log_max_size,
-        log_max_file: env
-            .get("CYBERWAVE_DOCKER_LOG_MAX_FILE")
-            .unwrap_or_else(|| "3".into()),
+        log_max_file,
         status_dir: status_dir(env, &s.config_dir, user),
         user,
         limits: limits(env, meminfo.as_deref().and_then(host_memory_mb), warnings),
