@@ -113,6 +113,18 @@ pub fn read_regular_text(path: &Path, max: u64) -> io::Result<String> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("not UTF-8 text: {e}")))
 }
 
+/// Modification time in nanoseconds: what tells a changed file from an unchanged one.
+pub fn mtime_ns(m: &std::fs::Metadata) -> i128 {
+    use std::os::unix::fs::MetadataExt;
+    m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128
+}
+
+/// `(mtime ns, size)` of a file, if it exists: one file version, for caches of work done.
+pub fn stamp(path: &Path) -> Option<(i128, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((mtime_ns(&m), m.len()))
+}
+
 /// Creates a directory (and parents) with the given mode if it does not exist.
 pub fn ensure_dir(path: &Path, mode: u32) -> io::Result<()> {
     if !path.is_dir() {

@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -41,8 +40,7 @@ pub fn signature(dir: &Path, filter: Filter) -> Signature {
                 return None;
             }
             let m = e.metadata().ok().filter(|m| m.is_file())?;
-            let mtime = m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128;
-            Some((name, mtime, m.size()))
+            Some((name, crate::fsutil::mtime_ns(&m), m.len()))
         })
         .collect();
     out.sort();

@@ -4,7 +4,6 @@
 //! stale but intact copy kept when the network fails.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -47,17 +46,9 @@ pub enum Outcome {
     Deferred(String),
 }
 
-/// Files already hashed by this process: path → (size, mtime ns). A hit on an unchanged file
+/// Files already hashed by this process: path → (mtime ns, size). A hit on an unchanged file
 /// is not hashed again (the worker restarts on every edit; a 1 GiB model would cost seconds).
-pub type Verified = BTreeMap<PathBuf, (u64, i128)>;
-
-fn stamp(path: &Path) -> Option<(u64, i128)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((
-        m.size(),
-        m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
-    ))
-}
+pub type Verified = BTreeMap<PathBuf, (i128, u64)>;
 
 /// First string of the keys, at the top level then under `metadata`.
 fn field<'a>(entry: &'a Value, keys: &[&str]) -> Option<&'a str> {
@@ -141,14 +132,14 @@ pub fn filename_for(model_id: &str, entry: &Value, urls: &[&str]) -> String {
 /// Is the manifest entry's file intact (hashing it unless this process already did)?
 fn intact(entry: &store::Entry, verified: &mut Verified) -> Integrity {
     let path = PathBuf::from(&entry.local_path);
-    if let Some(s) = stamp(&path)
+    if let Some(s) = crate::fsutil::stamp(&path)
         && verified.get(&path) == Some(&s)
     {
         return Integrity::Intact;
     }
     let i = store::verify(entry);
     if i == Integrity::Intact
-        && let Some(s) = stamp(&path)
+        && let Some(s) = crate::fsutil::stamp(&path)
     {
         verified.insert(path, s);
     }

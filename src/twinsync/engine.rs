@@ -53,15 +53,6 @@ pub enum Outcome {
     Rebuilt,
 }
 
-fn stamp(path: &Path) -> Option<(i128, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some((
-        m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
-        m.size(),
-    ))
-}
-
 fn read(path: &Path) -> Option<(Value, String)> {
     let bytes = crate::fsutil::read_regular(path, twin_file::MAX_TWIN_FILE).ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
@@ -94,7 +85,7 @@ pub fn sync_twin(
         return Outcome::Skipped;
     }
     // An idle file is not read or hashed again: same mtime and size as when it was confirmed.
-    let unchanged = rec.stamp.is_some() && rec.stamp == stamp(&path) && !rec.pending;
+    let unchanged = rec.stamp.is_some() && rec.stamp == crate::fsutil::stamp(&path) && !rec.pending;
     let cached = unchanged
         .then(|| {
             rec.confirmed
@@ -196,7 +187,7 @@ pub fn sync_twin(
         }
     }
     rec.confirm(&content, &final_sha);
-    rec.stamp = stamp(&path);
+    rec.stamp = crate::fsutil::stamp(&path);
     match (pushed, m.local_changed) {
         (true, pulled) => Outcome::Pushed { pulled },
         (false, true) => Outcome::Pulled,
