@@ -24,6 +24,9 @@ use super::launch::{LaunchFailure, LaunchJob, Launcher};
 use super::plan::{self, Action, Why};
 pub use super::role::{CleanupTuning, Loop, Policy, RoleHooks, RoleSetup, Setup, Tuning};
 use super::spec::{ContainerSpec, Role};
+
+/// Direct operations a role asks for (restart, stop, recreate) and periodic cleanup.
+mod ops;
 use crate::docker::{ContainerEvent, PsEntry};
 use crate::process::OwnedChild;
 
@@ -192,62 +195,6 @@ impl Runtime {
     /// A launch of `name` is under way.
     pub fn launching(&self, name: &str) -> bool {
         self.inflight.contains(name)
-    }
-
-    /// Stops and starts a running container (a hot reload); its exit is not counted as a crash.
-    pub fn restart(&mut self, name: &str, timeout: Duration) {
-        self.info.entry(name.to_string()).or_default().expect_die = true;
-        let _ = self.ops.send(Op::Restart {
-            name: name.to_string(),
-            timeout_s: timeout.as_secs().max(1),
-        });
-    }
-
-    /// Stops a container no role wants running any more (it stays, stopped; cleanup removes
-    /// it later).
-    pub fn stop(&mut self, name: &str, timeout: Duration) {
-        self.info.entry(name.to_string()).or_default().expect_die = true;
-        self.followers.stop(name);
-        let _ = self.ops.send(Op::Stop {
-            name: name.to_string(),
-            timeout_s: timeout.as_secs().max(1),
-        });
-    }
-
-    /// Removes every desired container of `role` and creates it again from its spec (new
-    /// container ids; a remote restart). Nothing else of the host is touched.
-    pub fn recreate(&mut self, role: Role) {
-        let names: Vec<String> = self
-            .desired
-            .iter()
-            .filter(|(_, (s, _))| s.role == role)
-            .map(|(n, _)| n.clone())
-            .collect();
-        self.recreate_names(&names);
-    }
-
-    /// [`Runtime::recreate`] for the named desired containers only.
-    pub fn recreate_names(&mut self, names: &[String]) {
-        for name in names
-            .iter()
-            .filter(|n| self.desired.contains_key(*n))
-            .cloned()
-        {
-            if !self.inflight.insert(name.clone()) {
-                continue; // a launch is under way: it makes a fresh container anyway
-            }
-            self.recreating.insert(name.clone());
-            self.followers.stop(&name);
-            if let Some(i) = self.info.get_mut(&name) {
-                i.expect_die = true;
-            }
-            let _ = self.ops.send(Op::Remove { name });
-        }
-    }
-
-    /// Containers still being removed for a recreate.
-    pub fn recreating(&self) -> usize {
-        self.recreating.len()
     }
 
     /// Adds a role: its containers are the desired ones of its [`Role`].
@@ -599,41 +546,6 @@ impl Runtime {
             {
                 self.followers.follow(name, p.log_sink(spec));
             }
-        }
-    }
-
-    fn maybe_cleanup(&mut self) {
-        let (Some(c), Some(observed)) = (self.tuning.cleanup.clone(), &self.observed) else {
-            return;
-        };
-        let now = Instant::now();
-        let mut containers = Vec::new();
-        let mut images = Vec::new();
-        if now.duration_since(self.last_container_prune) >= c.container_interval {
-            self.last_container_prune = now;
-            let list: Vec<PsEntry> = observed.values().cloned().collect();
-            let desired: BTreeSet<String> = self.desired.keys().cloned().collect();
-            containers = super::cleanup::stale_containers(&list, &desired, &self.owner);
-        }
-        if now.duration_since(self.last_image_prune) >= c.image_interval {
-            self.last_image_prune = now;
-            let wanted: BTreeSet<String> = self
-                .desired
-                .values()
-                .map(|(s, _)| s.image.clone())
-                .collect();
-            images = super::cleanup::stale_images(&self.ran_images, &wanted);
-            for i in &images {
-                self.ran_images.remove(i);
-            }
-            save_images(&self.config_dir, &self.ran_images);
-        }
-        if !containers.is_empty() || !images.is_empty() {
-            let _ = self.ops.send(Op::Cleanup {
-                containers,
-                images,
-                sd_card_threshold: c.sd_card_threshold,
-            });
         }
     }
 
