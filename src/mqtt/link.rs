@@ -6,15 +6,11 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select};
-use rumqttc::{
-    Client, Connection, Event, MqttOptions, NetworkOptions, Outgoing, Packet, QoS,
-    TlsConfiguration, Transport,
-};
+use rumqttc::{Client, Connection, Event, Outgoing, Packet, QoS};
 use serde_json::Value;
 
-use std::path::Path;
-
 use super::BrokerConfig;
+use super::options::{network_options, options};
 use crate::backoff::Backoff;
 
 /// What the link tells its owner.
@@ -248,56 +244,6 @@ pub fn new_client_id() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     format!("python-sdk_live_{}", crate::hex(&b))
-}
-
-fn options(cfg: &BrokerConfig, client_id: &str) -> Result<MqttOptions, LinkError> {
-    let mut opts = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
-    opts.set_keep_alive(Duration::from_secs(cfg.keepalive_secs.max(5)));
-    opts.set_clean_session(true);
-    let max = if cfg.max_payload_bytes == 0 {
-        256 * 1024 * 1024
-    } else {
-        cfg.max_payload_bytes + 64 * 1024
-    };
-    opts.set_max_packet_size(max, max);
-    if let Some(pw) = &cfg.password {
-        opts.set_credentials(cfg.username.clone(), pw.expose().to_string());
-    }
-    if cfg.tls {
-        let tls = match &cfg.ca_cert {
-            Some(path) => {
-                // A CA bundle is a few hundred KiB at most; never block on a FIFO.
-                let ca = crate::fsutil::read_regular(Path::new(path), 8 << 20).map_err(|e| {
-                    LinkError::CaCert {
-                        path: path.clone(),
-                        detail: e.to_string(),
-                    }
-                })?;
-                TlsConfiguration::Simple {
-                    ca,
-                    alpn: None,
-                    client_auth: None,
-                }
-            }
-            None => {
-                let roots = rustls::RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                };
-                let config = rustls::ClientConfig::builder()
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-                TlsConfiguration::Rustls(Arc::new(config))
-            }
-        };
-        opts.set_transport(Transport::tls_with_config(tls));
-    }
-    Ok(opts)
-}
-
-fn network_options(cfg: &BrokerConfig) -> NetworkOptions {
-    let mut n = NetworkOptions::new();
-    n.set_connection_timeout(cfg.connect_timeout_secs.max(1));
-    n
 }
 
 impl Link {

@@ -2,6 +2,7 @@
 //! around rumqttc's sync client plus an outbox pump, so publishing never blocks a caller.
 
 mod link;
+mod options;
 pub mod topics;
 
 // Broker settings are configuration (the bottom floor); re-exported where links are made.
