@@ -1,5 +1,4 @@
 use std::collections::{BTreeSet, VecDeque};
-use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -10,6 +9,7 @@ use rumqttc::{Client, Connection, Event, Outgoing, Packet, QoS};
 use serde_json::Value;
 
 use super::BrokerConfig;
+pub use super::options::LinkError;
 use super::options::{network_options, options};
 use crate::backoff::Backoff;
 
@@ -25,23 +25,6 @@ pub enum LinkEvent {
         retained: bool,
     },
 }
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum LinkError {
-    CaCert { path: String, detail: String },
-}
-
-impl fmt::Display for LinkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LinkError::CaCert { path, detail } => {
-                write!(f, "CYBERWAVE_MQTT_TLS_CA_CERT {path}: {detail}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for LinkError {}
 
 /// Counters shared by the link, the pump and anyone who reports status.
 #[derive(Debug, Default)]

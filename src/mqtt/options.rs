@@ -8,7 +8,24 @@ use std::time::Duration;
 use rumqttc::{MqttOptions, NetworkOptions, TlsConfiguration, Transport};
 
 use super::BrokerConfig;
-use super::link::LinkError;
+
+/// Why a link cannot be set up from the settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkError {
+    CaCert { path: String, detail: String },
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkError::CaCert { path, detail } => {
+                write!(f, "CYBERWAVE_MQTT_TLS_CA_CERT {path}: {detail}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for LinkError {}
 
 pub(super) fn options(cfg: &BrokerConfig, client_id: &str) -> Result<MqttOptions, LinkError> {
     let mut opts = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
