@@ -171,11 +171,21 @@ pub struct Outbox {
     pending: Vec<AlertOp>,
 }
 
+/// Largest alert outbox file read back (thousands of alerts are a few MiB).
+const MAX_OUTBOX_FILE: u64 = 64 << 20;
+
 impl Outbox {
     pub fn open(config_dir: &Path) -> Self {
         let path = config_dir.join(OUTBOX_FILE);
-        let pending = std::fs::read_to_string(&path)
-            .ok()
+        let text = match crate::fsutil::read_regular_text(&path, MAX_OUTBOX_FILE) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                log::error!("{}: {e}; starting with no pending alerts", path.display());
+                None
+            }
+        };
+        let pending = text
             .and_then(|t| serde_json::from_str::<Value>(&t).ok())
             .and_then(|v| v.get("pending").and_then(Value::as_array).cloned())
             .map(|items| items.iter().filter_map(AlertOp::from_json).collect())
@@ -306,8 +316,48 @@ fn deliver(backend: &Backend, op: &AlertOp) -> Result<(), BackendError> {
     }
 }
 
-/// The `alerts` thread: delivers the outbox in order, retrying with backoff while offline.
-pub fn run(config_dir: PathBuf, mut backend: Backend, rx: Receiver<AlertMsg>) {
+/// What `status` shows of the alert outbox.
+#[derive(Debug, Default)]
+pub struct AlertStats {
+    pub pending: std::sync::atomic::AtomicU64,
+    pub delivered: std::sync::atomic::AtomicU64,
+    /// Refused by the backend for good (400, 404, 422).
+    pub dropped: std::sync::atomic::AtomicU64,
+}
+
+/// How the outbox treats a failed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Keep it and try again after this long (offline, 5xx, 408/425/429, another 4xx).
+    After(Duration),
+    /// Keep it until the token is reloaded (401/403; retried slowly in case it was transient).
+    Token,
+    /// Drop it: the backend refuses it for good (400, 404, 422).
+    Drop,
+    /// The backend took it (2xx) but answered oddly: done, never sent twice.
+    Accepted,
+}
+
+/// The decision for a failed delivery; `backoff` is the next delay of the outbox's backoff.
+pub fn on_failure(e: &BackendError, backoff: Duration) -> Retry {
+    if let BackendError::BadResponse {
+        status: 200..=299, ..
+    } = e
+    {
+        Retry::Accepted
+    } else if e.is_rejected() {
+        Retry::Drop
+    } else if e.is_unauthorized() {
+        Retry::Token
+    } else {
+        Retry::After(e.retry_after().map_or(backoff, |r| r.max(backoff)))
+    }
+}
+
+/// The `alerts` thread: delivers the outbox in order, retrying with backoff while offline or
+/// throttled, keeping alerts through a rejected token; counts into `stats`.
+pub fn run(config_dir: PathBuf, mut backend: Backend, rx: Receiver<AlertMsg>, stats: &AlertStats) {
+    use std::sync::atomic::Ordering::Relaxed;
     let mut outbox = Outbox::open(&config_dir);
     let mut backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(60));
     let mut wait: Option<Duration> = if outbox.pending().is_empty() {
@@ -338,28 +388,44 @@ pub fn run(config_dir: PathBuf, mut backend: Backend, rx: Receiver<AlertMsg>) {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
+        let mut asked: Option<Duration> = None;
         while let Some(op) = outbox.pending().first().cloned() {
             match deliver(&backend, &op) {
                 Ok(()) => {
                     outbox.pop_front();
+                    stats.delivered.fetch_add(1, Relaxed);
                     backoff.reset();
                 }
-                // A rejected token is fixed by `cyberwave login` and SIGHUP: keep the alert.
-                Err(e) if e.is_transient() || e.is_unauthorized() => {
-                    log::debug!("alert delivery deferred: {e}");
-                    break;
-                }
-                Err(e) => {
-                    // The backend refuses this one for good (bad request): drop it loudly.
-                    log::error!("alert dropped: {e}");
-                    outbox.pop_front();
-                }
+                Err(e) => match on_failure(&e, Duration::ZERO) {
+                    Retry::Accepted => {
+                        log::warn!("alert delivered, odd answer: {e}");
+                        outbox.pop_front();
+                        stats.delivered.fetch_add(1, Relaxed);
+                    }
+                    Retry::Drop => {
+                        log::error!("alert dropped: {e}");
+                        outbox.pop_front();
+                        stats.dropped.fetch_add(1, Relaxed);
+                    }
+                    // A rejected token is fixed by `cyberwave login` and SIGHUP: keep it.
+                    Retry::Token => {
+                        log::warn!("alert kept until the token is renewed: {e}");
+                        break;
+                    }
+                    Retry::After(d) => {
+                        log::debug!("alert delivery deferred: {e}");
+                        asked = (!d.is_zero()).then_some(d);
+                        break;
+                    }
+                },
             }
         }
+        stats.pending.store(outbox.pending().len() as u64, Relaxed);
         wait = if outbox.pending().is_empty() {
             None
         } else {
-            Some(backoff.next_delay())
+            let d = backoff.next_delay();
+            Some(asked.map_or(d, |a| a.max(d)))
         };
     }
 }
@@ -461,6 +527,59 @@ impl AlertSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_deliveries_are_kept_unless_refused_for_good() {
+        let e = |status: u16| match status {
+            401 | 403 => BackendError::Unauthorized {
+                endpoint: "e".into(),
+                status,
+            },
+            404 => BackendError::NotFound {
+                endpoint: "e".into(),
+            },
+            408 | 425 | 429 => BackendError::Throttled {
+                endpoint: "e".into(),
+                status,
+                retry_after: (status == 429).then_some(Duration::from_secs(30)),
+            },
+            500..=599 => BackendError::Server {
+                endpoint: "e".into(),
+                status,
+                snippet: String::new(),
+            },
+            _ => BackendError::BadResponse {
+                endpoint: "e".into(),
+                status,
+                detail: String::new(),
+                snippet: String::new(),
+            },
+        };
+        let b = Duration::from_secs(2);
+        let rows = [
+            (400, Retry::Drop),
+            (404, Retry::Drop),
+            (422, Retry::Drop),
+            (401, Retry::Token),
+            (403, Retry::Token),
+            (408, Retry::After(b)),
+            (425, Retry::After(b)),
+            (429, Retry::After(Duration::from_secs(30))), // Retry-After honoured
+            (409, Retry::After(b)),
+            (413, Retry::After(b)),
+            (500, Retry::After(b)),
+            (503, Retry::After(b)),
+            (201, Retry::Accepted), // taken, odd answer: never sent twice
+        ];
+        for (status, want) in rows {
+            assert_eq!(on_failure(&e(status), b), want, "HTTP {status}");
+        }
+        let offline = BackendError::Unreachable {
+            endpoint: "e".into(),
+            detail: "refused".into(),
+        };
+        assert_eq!(on_failure(&offline, b), Retry::After(b));
+    }
 
     #[test]
     fn card_updates_fold_and_merge_metadata() {

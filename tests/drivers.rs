@@ -688,9 +688,15 @@ fn backend_setting_changes_restart_sensor_drivers_and_alert_for_others() {
     assert!(tagged.success());
     let cam = dk::twin_uuid("meta_restart_camera");
     let arm = dk::twin_uuid("meta_restart_arm");
-    let _c = Cleanup(vec![container(&cam), container(&arm)]);
-    dk::rm(&container(&cam));
-    dk::rm(&container(&arm));
+    // A camera service with a restart floor, and a gripper attached to the arm with no driver
+    // of its own: neither is restarted; both get `driver_restart_needed`.
+    let floored = dk::twin_uuid("meta_restart_floor");
+    let gripper = dk::twin_uuid("meta_restart_gripper");
+    let floored_name = format!("cyberwave-driver-{}-cam", &floored[..8]);
+    let _c = Cleanup(vec![container(&cam), container(&arm), floored_name.clone()]);
+    for n in [container(&cam), container(&arm), floored_name.clone()] {
+        dk::rm(&n);
+    }
     let backend = FakeBackend::start(TOKEN);
     let asset = |t: &str| format!("a55e7{}", &t[5..]);
     backend.add_environment(
@@ -700,8 +706,19 @@ fn backend_setting_changes_restart_sensor_drivers_and_alert_for_others() {
                    "metadata": {"edge_fingerprint": FINGERPRINT, "fps": 15}}),
             json!({"uuid": arm, "name": "arm", "asset_uuid": asset(&arm), "environment_uuid": ENV_UUID,
                    "metadata": {"edge_fingerprint": FINGERPRINT, "speed": 1}}),
+            json!({"uuid": floored, "name": "floored", "asset_uuid": asset(&floored), "environment_uuid": ENV_UUID,
+                   "metadata": {"edge_fingerprint": FINGERPRINT, "fps": 15}}),
+            json!({"uuid": gripper, "name": "gripper", "asset_uuid": asset(&gripper), "environment_uuid": ENV_UUID,
+                   "attach_to_twin_uuid": arm,
+                   "metadata": {"edge_fingerprint": FINGERPRINT, "force": 1}}),
         ],
     );
+    backend.add_asset(
+        json!({"uuid": asset(&floored), "metadata": {"drivers": {"default": {"services": [
+        {"name": "cam", "image": camera_image, "privileged": false, "min_restart_interval_s": 600,
+         "env": {"DRIVER_MODE": "run"}}]}}}}),
+    );
+    backend.add_asset(json!({"uuid": asset(&gripper), "metadata": {}}));
     for (t, image) in [(&cam, camera_image), (&arm, IMAGE)] {
         backend.add_asset(
             json!({"uuid": asset(t), "metadata": {"drivers": {"default": {
@@ -723,12 +740,25 @@ fn backend_setting_changes_restart_sensor_drivers_and_alert_for_others() {
     );
     let cam_id = dk::inspect(&container(&cam)).unwrap()["Id"].clone();
     let arm_id = dk::inspect(&container(&arm)).unwrap()["Id"].clone();
+    assert!(
+        wait_until(30 * SEC, || dk::inspect(&floored_name)
+            .is_some_and(|i| i["State"]["Status"] == json!("running"))),
+        "{}",
+        d.log()
+    );
+    let floored_info = dk::inspect(&floored_name).unwrap();
+    assert_eq!(
+        floored_info["Config"]["Labels"]["cyberwave.min_restart_interval_s"],
+        json!("600")
+    );
     // Volatile keys never restart anything; a real setting does.
     backend.edit_twin(&cam, |t| {
         t["metadata"]["fps"] = json!(30);
         t["metadata"]["status"] = json!("busy");
     });
     backend.edit_twin(&arm, |t| t["metadata"]["speed"] = json!(2));
+    backend.edit_twin(&floored, |t| t["metadata"]["fps"] = json!(30));
+    backend.edit_twin(&gripper, |t| t["metadata"]["force"] = json!(2));
     // A driver started less than 90 s before the change may still be reading it: the restart
     // waits that long (reference §8.3).
     assert!(
@@ -746,19 +776,37 @@ fn backend_setting_changes_restart_sensor_drivers_and_alert_for_others() {
         json!(30),
         "the relaunch kept the new setting"
     );
-    assert!(
-        wait_until(10 * SEC, || !backend
+    let needed = |t: &str| {
+        backend
             .alerts_of_type("driver_restart_needed")
-            .is_empty()),
-        "{}",
+            .into_iter()
+            .find(|a| a["twin_uuid"] == json!(t))
+    };
+    assert!(
+        wait_until(10 * SEC, || [&arm, &floored, &gripper]
+            .iter()
+            .all(|t| needed(t).is_some())),
+        "{:?}\n{}",
+        backend.alerts_of_type("driver_restart_needed"),
         d.log()
     );
-    let a = &backend.alerts_of_type("driver_restart_needed")[0];
-    assert_eq!(a["twin_uuid"], json!(arm));
-    assert_eq!(a["metadata"]["keys"], json!(["speed"]));
+    assert_eq!(needed(&arm).unwrap()["metadata"]["keys"], json!(["speed"]));
+    assert_eq!(
+        needed(&floored).unwrap()["metadata"]["keys"],
+        json!(["fps"])
+    );
+    assert_eq!(
+        needed(&gripper).unwrap()["metadata"]["keys"],
+        json!(["force"])
+    );
     assert_eq!(
         dk::inspect(&container(&arm)).unwrap()["Id"],
         arm_id,
         "a non-sensor driver is not restarted"
+    );
+    assert_eq!(
+        dk::inspect(&floored_name).unwrap()["Id"],
+        floored_info["Id"],
+        "a sensor driver with a restart floor is not restarted"
     );
 }

@@ -35,6 +35,13 @@ pub enum BackendError {
     NotFound {
         endpoint: String,
     },
+    /// 408, 425 or 429: the backend asks us to come back later (after `retry_after` when it
+    /// says so).
+    Throttled {
+        endpoint: String,
+        status: u16,
+        retry_after: Option<Duration>,
+    },
     /// Another 4xx, or a 2xx whose body is not what the endpoint promises.
     BadResponse {
         endpoint: String,
@@ -49,8 +56,27 @@ impl BackendError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            BackendError::Unreachable { .. } | BackendError::Server { .. }
+            BackendError::Unreachable { .. }
+                | BackendError::Server { .. }
+                | BackendError::Throttled { .. }
         )
+    }
+
+    /// How long the backend asked us to wait (`Retry-After`), if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            BackendError::Throttled { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The backend refuses this request for good (400, 404, 422): sending it again cannot help.
+    pub fn is_rejected(&self) -> bool {
+        match self {
+            BackendError::NotFound { .. } => true,
+            BackendError::BadResponse { status, .. } => matches!(status, 400 | 422),
+            _ => false,
+        }
     }
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, BackendError::Unauthorized { .. })
@@ -73,6 +99,18 @@ impl fmt::Display for BackendError {
                 snippet,
             } => write!(f, "{endpoint}: server error HTTP {status}: {snippet}"),
             BackendError::NotFound { endpoint } => write!(f, "{endpoint}: not found (HTTP 404)"),
+            BackendError::Throttled {
+                endpoint,
+                status,
+                retry_after,
+            } => match retry_after {
+                Some(d) => write!(
+                    f,
+                    "{endpoint}: backend busy (HTTP {status}); asked to retry in {} s",
+                    d.as_secs()
+                ),
+                None => write!(f, "{endpoint}: backend busy (HTTP {status})"),
+            },
             BackendError::BadResponse {
                 endpoint,
                 status,
@@ -88,6 +126,12 @@ impl fmt::Display for BackendError {
 
 impl std::error::Error for BackendError {}
 
+/// `Retry-After` in seconds (the HTTP-date form is not used by our backend), at most an hour.
+fn retry_after_secs(v: &str) -> Option<Duration> {
+    let secs: u64 = v.trim().parse().ok()?;
+    Some(Duration::from_secs(secs.min(3600)))
+}
+
 /// First 200 characters of a body, on one line, for error messages.
 fn snippet(body: &str) -> String {
     let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -97,6 +141,10 @@ fn snippet(body: &str) -> String {
     }
     s
 }
+
+/// Largest backend answer read (64 MiB): an environment of thousands of twins with their
+/// metadata fits; past it the call fails with a clear error and the edge keeps its cached state.
+pub const MAX_ANSWER_BYTES: u64 = 64 << 20;
 
 #[derive(Clone)]
 pub struct Backend {
@@ -240,12 +288,25 @@ impl Backend {
             detail: e.to_string(),
         })?;
         let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(retry_after_secs);
         let text = resp
             .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
             .read_to_string()
             .map_err(|e| BackendError::Unreachable {
                 endpoint: endpoint.clone(),
-                detail: format!("reading the response body: {e}"),
+                detail: match e {
+                    ureq::Error::BodyExceedsLimit(_) => format!(
+                        "the answer is larger than {} MiB; not read",
+                        MAX_ANSWER_BYTES >> 20
+                    ),
+                    e => format!("reading the response body: {e}"),
+                },
             })?;
         match status {
             200..=299 => {
@@ -261,6 +322,11 @@ impl Backend {
             }
             401 | 403 => Err(BackendError::Unauthorized { endpoint, status }),
             404 => Err(BackendError::NotFound { endpoint }),
+            408 | 425 | 429 => Err(BackendError::Throttled {
+                endpoint,
+                status,
+                retry_after,
+            }),
             500..=599 => Err(BackendError::Server {
                 endpoint,
                 status,

@@ -81,7 +81,8 @@ impl BrokerConfig {
             10.0,
             1.0,
             &mut warnings,
-        ) as u64;
+        )
+        .min(3600.0) as u64;
         let keepalive_secs = parse_or_warn(
             env,
             "CYBERWAVE_MQTT_KEEPALIVE_SECONDS",

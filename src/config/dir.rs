@@ -79,7 +79,7 @@ pub fn migrate_legacy(config_dir: &Path, legacy: &Path) -> std::io::Result<usize
         if target.exists() {
             continue;
         }
-        let data = fs::read(&path)?;
+        let data = crate::fsutil::read_regular(&path, 4 << 20)?;
         crate::fsutil::write_atomic(&target, &data, 0o600)?;
         fs::set_permissions(&target, fs::Permissions::from_mode(0o600))?;
         copied += 1;

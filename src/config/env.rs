@@ -98,6 +98,46 @@ impl EnvLayer {
     }
 }
 
+/// Longest any duration setting may be: 30 days. Longer values are cut to it with a warning, so
+/// no deadline computed from a setting (`Instant + Duration`) can overflow.
+pub const MAX_DURATION_SECONDS: f64 = 30.0 * 24.0 * 3600.0;
+
+/// The one checked parser of duration settings: seconds as a decimal; not a finite number →
+/// warning and the default; below `min` → `min`; above [`MAX_DURATION_SECONDS`] → that
+/// maximum (both with a warning). Never panics, whatever the text.
+pub(crate) fn seconds_or_warn(
+    env: &EnvLayer,
+    name: &str,
+    default: f64,
+    min: f64,
+    warnings: &mut Vec<String>,
+) -> std::time::Duration {
+    let mut v = parse_or_warn(env, name, default, min, warnings);
+    if v > MAX_DURATION_SECONDS {
+        warnings.push(format!(
+            "{name}={:?} is above the maximum {MAX_DURATION_SECONDS} s; using {MAX_DURATION_SECONDS}",
+            env.get(name).unwrap_or_default()
+        ));
+        v = MAX_DURATION_SECONDS;
+    }
+    std::time::Duration::try_from_secs_f64(v).unwrap_or_else(|_| {
+        std::time::Duration::from_secs_f64(default.clamp(0.0, MAX_DURATION_SECONDS))
+    })
+}
+
+/// A duration setting where 0 (or less) turns the feature off; otherwise as [`seconds_or_warn`].
+pub(crate) fn optional_seconds_or_warn(
+    env: &EnvLayer,
+    name: &str,
+    default: f64,
+    warnings: &mut Vec<String>,
+) -> Option<std::time::Duration> {
+    match env.get(name).map(|v| v.parse::<f64>()) {
+        Some(Ok(x)) if x.is_finite() && x <= 0.0 => None,
+        _ => Some(seconds_or_warn(env, name, default, 0.001, warnings)),
+    }
+}
+
 /// A float knob with a minimum: invalid or too small → warning and the default (reference §11).
 pub(crate) fn parse_or_warn(
     env: &EnvLayer,

@@ -45,13 +45,22 @@ impl fmt::Display for FileError {
 impl std::error::Error for FileError {}
 
 /// Reads and parses a JSON object file, mapping each failure to a [`FileError`].
+/// Config files are a few KiB; 4 MiB bounds a hostile one, and a FIFO never blocks us.
 pub(crate) fn read_json_object(path: &Path) -> Result<serde_json::Map<String, Value>, FileError> {
+    read_json_object_max(path, 4 << 20)
+}
+
+/// [`read_json_object`] for a file of at most `max` bytes (state files copied from backend
+/// answers are larger than config files).
+pub(crate) fn read_json_object_max(
+    path: &Path,
+    max: u64,
+) -> Result<serde_json::Map<String, Value>, FileError> {
     let err = |problem| FileError {
         path: path.to_path_buf(),
         problem,
     };
-    // Config files are a few KiB; 4 MiB bounds a hostile one, and a FIFO never blocks us.
-    let text = match crate::fsutil::read_regular_text(path, 4 << 20) {
+    let text = match crate::fsutil::read_regular_text(path, max) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(err(FileProblem::Missing));
@@ -258,7 +267,8 @@ pub fn parse_uuid(s: &str) -> Option<String> {
 
 /// The edge uuid recorded in `edge.json`, if the file holds a valid one.
 pub fn edge_uuid(config_dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(config_dir.join(super::EDGE_FILE)).ok()?;
+    let text =
+        crate::fsutil::read_regular_text(&config_dir.join(super::EDGE_FILE), 4 << 20).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
     v.get("uuid").and_then(Value::as_str).and_then(parse_uuid)
 }

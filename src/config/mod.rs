@@ -11,8 +11,10 @@ mod settings;
 
 pub use dir::{LEGACY_CONFIG_DIR, migrate_legacy, resolve_config_dir};
 pub use env::EnvLayer;
-pub(crate) use env::{parse_or_warn, truthy};
+pub use env::MAX_DURATION_SECONDS;
+pub(crate) use env::{optional_seconds_or_warn, parse_or_warn, seconds_or_warn, truthy};
 pub(crate) use files::read_json_object as read_json_object_pub;
+pub(crate) use files::read_json_object_max;
 pub use files::{
     Credentials, EnvironmentFile, FileError, FileProblem, edge_uuid, parse_uuid, write_edge_json,
 };

@@ -98,6 +98,10 @@ impl fmt::Display for SettingsError {
 
 impl std::error::Error for SettingsError {}
 
+/// Most MQTT messages queued while the broker is away (`CYBERWAVE_MQTT_OUTBOX_MESSAGES`): the
+/// client library reserves the queue up front, so a huge value would abort at start.
+pub const MAX_MQTT_OUTBOX: usize = 100_000;
+
 /// Every knob of the edge core, parsed once at start (and again on SIGHUP).
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -249,7 +253,7 @@ impl Settings {
                 }
             },
         };
-        let health_interval = crate::config::parse_or_warn(
+        let health_interval = crate::config::seconds_or_warn(
             &env,
             "CYBERWAVE_EDGE_HEALTH_PUBLISH_INTERVAL_SECONDS",
             5.0,
@@ -268,7 +272,7 @@ impl Settings {
                 }
             },
         };
-        let http_timeout = crate::config::parse_or_warn(
+        let http_timeout = crate::config::seconds_or_warn(
             &env,
             "CYBERWAVE_EDGE_HTTP_TIMEOUT_SECONDS",
             10.0,
@@ -278,6 +282,12 @@ impl Settings {
         let mqtt_outbox = match env.get("CYBERWAVE_MQTT_OUTBOX_MESSAGES") {
             None => 1000,
             Some(v) => match v.parse::<usize>() {
+                Ok(n) if n > MAX_MQTT_OUTBOX => {
+                    warnings.push(format!(
+                        "CYBERWAVE_MQTT_OUTBOX_MESSAGES={v:?} is above the maximum {MAX_MQTT_OUTBOX}; using {MAX_MQTT_OUTBOX}"
+                    ));
+                    MAX_MQTT_OUTBOX
+                }
                 Ok(n) if n > 0 => n,
                 _ => {
                     warnings.push(format!(
@@ -303,9 +313,9 @@ impl Settings {
                 edge_uuid_override: env.get("CYBERWAVE_EDGE_UUID"),
                 mqtt,
                 log_level,
-                health_interval: Duration::from_secs_f64(health_interval),
+                health_interval,
                 battery_wh,
-                http_timeout: Duration::from_secs_f64(http_timeout),
+                http_timeout,
                 control_socket,
                 docker_bin: env
                     .get("CYBERWAVE_DOCKER_BIN")

@@ -32,6 +32,7 @@ pub fn plan_inputs(
         .map(|(n, (s, _))| {
             let want = plan::Want {
                 spec_hash: s.spec_hash.clone(),
+                floor: s.floor,
             };
             (n.clone(), want)
         })

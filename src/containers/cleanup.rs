@@ -75,7 +75,7 @@ pub fn deferred_on_sd_card(
 pub const IMAGES_FILE: &str = "edge-core-images.json";
 
 pub fn load_images(dir: &std::path::Path) -> BTreeSet<String> {
-    std::fs::read_to_string(dir.join(IMAGES_FILE))
+    crate::fsutil::read_regular_text(&dir.join(IMAGES_FILE), 4 << 20)
         .ok()
         .and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok())
         .map(|v| v.into_iter().collect())

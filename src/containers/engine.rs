@@ -181,7 +181,19 @@ pub mod fake {
         }
         fn pull(&self, image: &str, on_line: &mut dyn FnMut(&str)) -> Result<(), DockerError> {
             self.record(format!("pull {image}"))?;
-            on_line(&format!("{image}: Pull complete"));
+            // What `docker pull` prints for a two-layer image, one layer already present.
+            for line in [
+                "1.0: Pulling from repo/drv",
+                "a1b2: Pulling fs layer",
+                "c3d4: Already exists",
+                "a1b2: Downloading [=====>    ]  5MB/10MB",
+                "a1b2: Downloading [=========>]  10MB/10MB",
+                "a1b2: Download complete",
+                "a1b2: Pull complete",
+            ] {
+                on_line(line);
+            }
+            on_line(&format!("Status: Downloaded newer image for {image}"));
             if let Ok(mut i) = self.images.lock() {
                 i.insert(image.to_string());
             }

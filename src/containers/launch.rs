@@ -24,6 +24,9 @@ pub trait LaunchHooks: Send + Sync {
     /// A pull progress message about `image`, for the container `spec` (a driver's go to
     /// `driverlog`).
     fn progress(&self, spec: &ContainerSpec, image: &str, message: &str);
+    /// The pull's detailed progress (reference §5.6 card metadata), on every change of its
+    /// phase, layer counts or whole percent.
+    fn pull_progress(&self, _spec: &ContainerSpec, _patch: &Value) {}
 }
 
 #[derive(Debug, Clone)]
@@ -173,11 +176,18 @@ impl Launcher {
         log::info!("{started}");
         self.hooks.progress(spec, image, &started);
         let mut progress = PullProgress::default();
+        let mut shown = -1.0;
         let result = self.engine.pull(image, &mut |line| {
-            if progress.feed(line) {
+            let coarse = progress.feed(line);
+            if coarse {
                 let summary = progress.summary(image);
                 log::info!("{summary}");
                 self.hooks.progress(spec, image, &summary);
+            }
+            let pct = progress.percent().floor();
+            if coarse || pct != shown {
+                shown = pct;
+                self.hooks.pull_progress(spec, &progress.card_patch(image));
             }
         });
         let end = match &result {

@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Want {
     pub spec_hash: String,
+    /// Restart floor: kept while live even with another spec; revived only this long after
+    /// it went down.
+    pub floor: Option<Duration>,
 }
 
 /// What the engine reported of a container.
@@ -120,13 +123,15 @@ pub fn plan(
                 }
                 (Some(_), Some(_)) => {}
             },
+            // A container with a restart floor is adopted while it runs, whatever its spec.
+            Some(s) if want.floor.is_some() && live(&s.state) => {}
             Some(s) if s.spec_hash.as_deref() != Some(want.spec_hash.as_str()) => {
                 if launch_allowed {
                     out.push(launch(true, Why::SpecChanged));
                 }
             }
             Some(s) => match s.state.as_str() {
-                "running" | "restarting" | "removing" | "paused" => {}
+                state if live(state) => {}
                 "created" if launch_allowed => out.push(launch(true, Why::LeftCreated)),
                 "created" => {}
                 _ => {
@@ -136,7 +141,10 @@ pub fn plan(
                     let rate_ok = b
                         .last_revival
                         .is_none_or(|t| now.duration_since(t) >= rules.revive_every);
-                    if settled && rate_ok {
+                    let rested = want
+                        .floor
+                        .is_none_or(|f| b.down_since.is_some_and(|t| now.duration_since(t) >= f));
+                    if settled && rate_ok && rested {
                         out.push(revive(Why::Exited));
                     }
                 }
@@ -144,6 +152,10 @@ pub fn plan(
         }
     }
     out
+}
+
+fn live(state: &str) -> bool {
+    matches!(state, "running" | "restarting" | "removing" | "paused")
 }
 
 /// The next moment a timed rule falls due for any desired container (so the caller plans
@@ -161,9 +173,9 @@ pub fn next_due(
         }
     };
     for (name, b) in book {
-        if !desired.contains_key(name) {
+        let Some(want) = desired.get(name) else {
             continue;
-        }
+        };
         if b.stopped_for_loop {
             consider(b.retry_at);
         }
@@ -171,6 +183,7 @@ pub fn next_due(
         if b.down_since.is_some() {
             consider(b.down_since.map(|t| t + rules.revive_after));
             consider(b.last_revival.map(|t| t + rules.revive_every));
+            consider(b.down_since.zip(want.floor).map(|(t, f)| t + f));
         }
         if let (Some(at), Some(grace)) = (b.removed_at, rules.removed_revival) {
             consider(Some(at + grace));

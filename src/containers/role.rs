@@ -103,6 +103,12 @@ impl LaunchHooks for RoleHooks {
             h.progress(spec, image, message);
         }
     }
+
+    fn pull_progress(&self, spec: &ContainerSpec, patch: &Value) {
+        if let Some(h) = self.of(spec.role) {
+            h.pull_progress(spec, patch);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,10 @@ pub struct ContainerSpec {
     pub spec_hash: String,
     pub restart: String,
     pub pull: Pull,
+    /// Restart floor (a profile's `min_restart_interval_s`): a running container is kept even
+    /// when its spec changed, and a stopped one is started again only this long after it went
+    /// down (hardware that must rest between runs).
+    pub floor: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for ContainerSpec {
@@ -63,6 +67,16 @@ impl std::fmt::Debug for ContainerSpec {
 }
 
 impl ContainerSpec {
+    /// Its `--stop-timeout` (Docker's default 10 s when it sets none).
+    pub fn stop_timeout_s(&self) -> u64 {
+        self.options
+            .iter()
+            .position(|o| o == "--stop-timeout")
+            .and_then(|i| self.options.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10)
+    }
+
     /// Full `docker create` argv (without the binary) for an env file at `env_file`.
     pub fn create_argv(&self, env_file: &Path) -> Vec<String> {
         let mut argv = vec!["create".to_string()];
@@ -120,6 +134,7 @@ pub fn example(role: Role) -> ContainerSpec {
         spec_hash: "h".into(),
         restart: "no".into(),
         pull: Pull::Always,
+        floor: None,
     }
 }
 

@@ -183,14 +183,15 @@ pub fn collect() -> Value {
             false,
         ),
     };
-    let fingerprint = std::fs::read_to_string(config_dir.join(config::FINGERPRINT_FILE))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| {
-            v.get("fingerprint")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        });
+    let fingerprint =
+        crate::fsutil::read_regular_text(&config_dir.join(config::FINGERPRINT_FILE), 1 << 20)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| {
+                v.get("fingerprint")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
     let edge_uuid = config::edge_uuid(&config_dir);
 
     let daemon_view = daemon.as_ref().ok();

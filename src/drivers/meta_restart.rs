@@ -1,7 +1,8 @@
 //! Restarting a driver when its twin's metadata changes (reference §8.3): which changes count
 //! (a digest of the metadata without volatile keys), when a change is acted on (settled for
 //! 10 s, containers not already restarted since), what happens (a sensor image is recreated;
-//! anything else gets a `driver_restart_needed` alert), and the rate limits (≥ 120 s apart,
+//! anything else, or anything with a restart floor, gets a `driver_restart_needed` alert), which
+//! containers (the twin's own, else those of the twin it is attached to), and the rate limits (≥ 120 s apart,
 //! ≤ 3 per 1800 s, then one `driver_metadata_restart_suppressed`). Pure.
 
 use std::collections::VecDeque;
@@ -103,6 +104,15 @@ pub fn digest(metadata: &Value) -> String {
     crate::sha256_hex(sorted(&filtered(metadata)).to_string().as_bytes())
 }
 
+/// Whose containers a settings change of `twin` restarts: its own, or, when it has none, those
+/// of the twin it is attached to (a camera attached to an arm is served by the arm's driver).
+pub fn target_twin<'a>(twin: &'a str, has_own: bool, parent: Option<&'a str>) -> &'a str {
+    match parent {
+        Some(p) if !has_own => p,
+        _ => twin,
+    }
+}
+
 pub fn is_sensor_image(image: &str) -> bool {
     SENSOR_IMAGES.iter().any(|p| image.contains(p))
 }
@@ -115,6 +125,8 @@ pub struct Target {
     pub running: bool,
     /// When it (last) started, if known.
     pub started: Option<Instant>,
+    /// It has a restart floor: never restarted for a settings change.
+    pub floor: bool,
 }
 
 /// What to do with a pending change.
@@ -155,7 +167,10 @@ pub fn decide(
     if stale.is_empty() {
         return Decision::Taken;
     }
-    if targets.iter().any(|t| !is_sensor_image(&t.image)) {
+    if targets
+        .iter()
+        .any(|t| t.floor || !is_sensor_image(&t.image))
+    {
         return Decision::NeedsManualRestart;
     }
     let recent: Vec<&Instant> = restarts
@@ -308,6 +323,7 @@ mod tests {
             image: "x/camera-driver:1".into(),
             running: true,
             started: t0.checked_sub(Duration::from_secs(600)),
+            floor: false,
         };
         assert_eq!(
             tr.decide("t", std::slice::from_ref(&cam), t0 + Duration::from_secs(5)),
@@ -328,6 +344,13 @@ mod tests {
     }
 
     #[test]
+    fn attached_twins_restart_their_parents_containers() {
+        assert_eq!(target_twin("cam", false, Some("arm")), "arm");
+        assert_eq!(target_twin("cam", true, Some("arm")), "cam");
+        assert_eq!(target_twin("cam", false, None), "cam");
+    }
+
+    #[test]
     fn decisions() {
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
@@ -336,6 +359,7 @@ mod tests {
             image: "cyberwaveos/camera-driver:1".into(),
             running,
             started,
+            floor: false,
         };
         let none = VecDeque::new();
         // (change at, targets, restarts, now, decision)
@@ -380,6 +404,17 @@ mod tests {
                 at(1000),
                 vec![Target {
                     image: "acme/arm-driver:2".into(),
+                    ..cam(true, Some(at(0)))
+                }],
+                none.clone(),
+                at(1011),
+                Decision::NeedsManualRestart,
+            ),
+            // a sensor image with a restart floor is not restarted either
+            (
+                at(1000),
+                vec![Target {
+                    floor: true,
                     ..cam(true, Some(at(0)))
                 }],
                 none.clone(),

@@ -56,6 +56,10 @@ impl LaunchHooks for DriverHooks {
             m.publish_json(&topics::driverlog(m.prefix(), &spec.owner), p);
         }
     }
+
+    fn pull_progress(&self, spec: &ContainerSpec, patch: &serde_json::Value) {
+        self.cards.pull(&self.alerts, spec, patch);
+    }
 }
 
 fn phase_text(phase: &str) -> &'static str {

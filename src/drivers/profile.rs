@@ -51,6 +51,8 @@ pub struct ServiceProfile {
     pub restart: String,
     pub stop_timeout_s: u64,
     pub privileged: bool,
+    /// `min_restart_interval_s` (0 or absent: none).
+    pub min_restart_interval_s: Option<u64>,
 }
 
 /// Why a twin's driver metadata cannot be used; becomes a `driver_start_failure` alert.
@@ -186,6 +188,19 @@ pub fn services_of(key: &str, profile: &Value) -> Result<Vec<ServiceProfile>, Pr
                     )));
                 }
             };
+            // A week is far beyond any real rest period; larger is a typo.
+            let floor = match s.get("min_restart_interval_s") {
+                None | Some(Value::Null) => None,
+                Some(v) => match v.as_u64().filter(|n| *n <= 604_800) {
+                    Some(0) => None,
+                    Some(n) => Some(n),
+                    None => {
+                        return Err(ProfileError(format!(
+                            "service '{name}': min_restart_interval_s {v} is not a whole number of seconds from 0 to 604800"
+                        )));
+                    }
+                },
+            };
             out.push(ServiceProfile {
                 name: Some(name.to_string()),
                 image: image.trim().to_string(),
@@ -200,6 +215,7 @@ pub fn services_of(key: &str, profile: &Value) -> Result<Vec<ServiceProfile>, Pr
                 restart,
                 stop_timeout_s: s.get("stop_timeout_s").and_then(Value::as_u64).unwrap_or(5),
                 privileged: s.get("privileged").and_then(Value::as_bool).unwrap_or(true),
+                min_restart_interval_s: floor,
             });
         }
         return Ok(out);
@@ -228,6 +244,7 @@ pub fn services_of(key: &str, profile: &Value) -> Result<Vec<ServiceProfile>, Pr
         // The original always runs single-container drivers privileged; we let a profile opt out
         // (`"privileged": false`) for hosts or drivers that need no device access.
         privileged: p.get("privileged").and_then(Value::as_bool).unwrap_or(true),
+        min_restart_interval_s: None,
     }])
 }
 
@@ -351,6 +368,18 @@ mod tests {
         assert_eq!(s[1].env.get("A").unwrap(), "shared");
         let bad = json!({"services": [{"name": "Bad Name", "image": "x"}]});
         assert!(services_of("default", &bad).is_err());
+        for floor in [json!(-1), json!(1.5), json!("30"), json!(10_000_000)] {
+            let bad =
+                json!({"services": [{"name": "a", "image": "x", "min_restart_interval_s": floor}]});
+            assert!(services_of("default", &bad).is_err(), "{floor}");
+        }
+        let ok = json!({"services": [{"name": "a", "image": "x", "min_restart_interval_s": 0},
+                                     {"name": "b", "image": "x", "min_restart_interval_s": 30}]});
+        let s = services_of("default", &ok).unwrap();
+        assert_eq!(
+            (s[0].min_restart_interval_s, s[1].min_restart_interval_s),
+            (None, Some(30))
+        );
         let bad = json!({"services": [{"name": "a", "image": "x", "restart": "always"}]});
         assert!(
             services_of("default", &bad)

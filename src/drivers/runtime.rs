@@ -28,6 +28,9 @@ pub struct Drivers {
     problems: BTreeMap<String, String>,
     /// Metadata-change restarts (§8.3).
     meta: super::meta_restart::Tracker,
+    /// Attached twin → the twin it is attached to (whose containers a settings change of a
+    /// container-less attached twin restarts).
+    parents: BTreeMap<String, String>,
 }
 
 impl Drivers {
@@ -40,7 +43,7 @@ impl Drivers {
     ) -> (Self, RoleSetup) {
         let mqtt = SharedHandle::new(mqtt);
         let alerts = Arc::new(Mutex::new(alerts));
-        let cards = super::card::Cards::default();
+        let cards = super::card::Cards::new(tuning.card_update_interval);
         let policy = DriverPolicy {
             alerts: alerts.clone(),
             mqtt: mqtt.clone(),
@@ -66,6 +69,7 @@ impl Drivers {
             mqtt,
             problems: BTreeMap::new(),
             meta: Default::default(),
+            parents: BTreeMap::new(),
         };
         (drivers, role)
     }
@@ -101,6 +105,13 @@ impl Drivers {
     /// answers; an asset missing from the cache is not alerted (the answer brings it).
     pub fn set_plans(&mut self, runtime: &mut Runtime, plans: Vec<TwinPlan>, provisional: bool) {
         let mut desired = BTreeMap::new();
+        self.parents = plans
+            .iter()
+            .filter_map(|p| {
+                let parent = crate::twins::Twin::parse(&p.twin_file)?.attach_parent?;
+                Some((p.twin_uuid.clone(), parent))
+            })
+            .collect();
         for p in &plans {
             match &p.outcome {
                 TwinOutcome::Containers(specs) => {
@@ -143,6 +154,9 @@ impl Drivers {
                     }
                 }
                 TwinOutcome::CameraChild { .. } | TwinOutcome::FileOnly => {
+                    // Its settings are read by its parent's driver (§8.3 restarts that).
+                    self.meta
+                        .launched_with(&p.twin_uuid, &p.twin_file["metadata"]);
                     if let Err(e) =
                         crate::twin_file::write(&self.ctx.config_dir, &p.twin_uuid, &p.twin_file)
                     {
@@ -174,17 +188,24 @@ impl Drivers {
         }
         let now = std::time::Instant::now();
         let now_epoch = crate::epoch_seconds();
-        let all: Vec<(String, String, String, Value)> = runtime
+        let all: Vec<(crate::containers::spec::ContainerSpec, Value)> = runtime
             .snapshot()
             .into_iter()
             .filter(|(s, _)| s.role == Role::Driver)
-            .map(|(s, v)| (s.owner.clone(), s.name.clone(), s.image.clone(), v))
+            .map(|(s, v)| (s.clone(), v))
             .collect();
         for twin in twins {
+            // The twin's own containers, else those of the twin it is attached to.
+            let own = all.iter().any(|(s, _)| s.owner == twin);
+            let target_twin = super::meta_restart::target_twin(
+                &twin,
+                own,
+                self.parents.get(&twin).map(String::as_str),
+            );
             let targets: Vec<Target> = all
                 .iter()
-                .filter(|(owner, ..)| *owner == twin)
-                .map(|(_, name, image, v)| {
+                .filter(|(s, _)| s.owner == *target_twin)
+                .map(|(s, v)| {
                     let running = v["state"] == "running";
                     let started = v["since"].as_f64().filter(|_| running).and_then(|t| {
                         now.checked_sub(std::time::Duration::from_secs_f64(
@@ -192,10 +213,11 @@ impl Drivers {
                         ))
                     });
                     Target {
-                        name: name.clone(),
-                        image: image.clone(),
+                        name: s.name.clone(),
+                        image: s.image.clone(),
                         running,
                         started,
+                        floor: s.floor.is_some(),
                     }
                 })
                 .collect();

@@ -14,6 +14,8 @@ pub struct DriverTuning {
     pub runtime: Tuning,
     pub log_lines_per_second: f64,
     pub troubleshooting_url: String,
+    /// At most one pull-progress update of a `driver_starting` card per this period.
+    pub card_update_interval: Duration,
 }
 
 /// Driver-shaping facts from the settings (reference §5.8, §9.1, §11.3).
@@ -56,31 +58,36 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
     let mut num = |k: &str, default: f64, min: f64| {
         crate::config::parse_or_warn(env, k, default, min, &mut warnings)
     };
-    let threshold = num("CYBERWAVE_DRIVER_RESTART_LOOP_THRESHOLD", 4.0, 1.0) as usize;
-    let window = num("CYBERWAVE_DRIVER_RESTART_LOOP_WINDOW_SECONDS", 60.0, 1.0);
-    let removed = env
-        .get("CYBERWAVE_DRIVER_REMOVED_REVIVAL_SECONDS")
-        .map(|v| v.parse::<f64>().unwrap_or(300.0))
-        .unwrap_or(300.0);
-    let probe = num("CYBERWAVE_DRIVER_STARTUP_PROBE_SECONDS", 120.0, 1.0);
-    let retry_base = num("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", 10.0, 0.1);
-    let tail = num("CYBERWAVE_DRIVER_LOG_COLD_START_TAIL", 500.0, 0.0) as u64;
-    let rate = num("CYBERWAVE_DRIVER_LOG_LINES_PER_SECOND", 20.0, 0.1);
+    let threshold = num("CYBERWAVE_DRIVER_RESTART_LOOP_THRESHOLD", 4.0, 1.0).min(1e6) as usize;
+    let tail = num("CYBERWAVE_DRIVER_LOG_COLD_START_TAIL", 500.0, 0.0).min(100_000.0) as u64;
+    let rate = num("CYBERWAVE_DRIVER_LOG_LINES_PER_SECOND", 20.0, 0.1).min(1e6);
+    let sd_card_threshold = num("CYBERWAVE_SD_CARD_CLEANUP_USAGE_PERCENT", 80.0, 0.0).min(100.0);
+    let mut secs = |k: &str, default: f64, min: f64| {
+        crate::config::seconds_or_warn(env, k, default, min, &mut warnings)
+    };
+    let window = secs("CYBERWAVE_DRIVER_RESTART_LOOP_WINDOW_SECONDS", 60.0, 1.0);
+    let probe = secs("CYBERWAVE_DRIVER_STARTUP_PROBE_SECONDS", 120.0, 1.0);
+    let retry_base = secs("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", 10.0, 0.1);
+    let card_every = secs(
+        "CYBERWAVE_DRIVER_STARTING_ALERT_UPDATE_INTERVAL_SECONDS",
+        2.0,
+        0.5,
+    );
+    let container_interval = secs("CYBERWAVE_CONTAINER_PRUNE_INTERVAL_SECONDS", 1800.0, 1.0);
+    let image_interval = secs("CYBERWAVE_IMAGE_PRUNE_INTERVAL_SECONDS", 10800.0, 1.0);
+    let removed_revival = crate::config::optional_seconds_or_warn(
+        env,
+        "CYBERWAVE_DRIVER_REMOVED_REVIVAL_SECONDS",
+        300.0,
+        &mut warnings,
+    );
     let skip_cleanup = env
         .get("CYBERWAVE_SKIP_PERIODIC_DOCKER_CLEANUP")
         .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
-    let cleanup = (!skip_cleanup).then(|| CleanupTuning {
-        container_interval: Duration::from_secs_f64(num(
-            "CYBERWAVE_CONTAINER_PRUNE_INTERVAL_SECONDS",
-            1800.0,
-            1.0,
-        )),
-        image_interval: Duration::from_secs_f64(num(
-            "CYBERWAVE_IMAGE_PRUNE_INTERVAL_SECONDS",
-            10800.0,
-            1.0,
-        )),
-        sd_card_threshold: num("CYBERWAVE_SD_CARD_CLEANUP_USAGE_PERCENT", 80.0, 0.0),
+    let cleanup = (!skip_cleanup).then_some(CleanupTuning {
+        container_interval,
+        image_interval,
+        sd_card_threshold,
     });
     for w in warnings {
         log::warn!("{w}");
@@ -88,16 +95,17 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
     DriverTuning {
         runtime: Tuning {
             restart_loop_threshold: threshold,
-            restart_loop_window: Duration::from_secs_f64(window),
-            removed_revival: (removed > 0.0).then(|| Duration::from_secs_f64(removed)),
-            probe: Duration::from_secs_f64(probe),
-            retry_base: Duration::from_secs_f64(retry_base),
+            restart_loop_window: window,
+            removed_revival,
+            probe,
+            retry_base,
             retry_cap: Duration::from_secs(300),
-            rearm_after: Duration::from_secs_f64((window * 10.0).max(600.0)),
+            rearm_after: (window * 10).max(Duration::from_secs(600)),
             log_tail: tail,
             cleanup,
         },
         log_lines_per_second: rate,
+        card_update_interval: card_every,
         troubleshooting_url: env
             .get("CYBERWAVE_DRIVER_TROUBLESHOOTING_URL")
             .unwrap_or_else(|| "https://docs.cyberwave.com".into()),

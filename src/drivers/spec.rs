@@ -12,6 +12,8 @@ use crate::config::Secret;
 
 pub const LABEL_TWIN: &str = "io.cyberwave.edge.twin";
 pub const LABEL_SERVICE: &str = "io.cyberwave.edge.service";
+/// The original's label for a service with a restart floor (kept by restarts and cleanup).
+pub const LABEL_RESTART_FLOOR: &str = "cyberwave.min_restart_interval_s";
 pub use crate::containers::spec::{ContainerSpec, Role};
 pub use crate::containers::{LABEL_CREATED_BY, LABEL_OWNER, LABEL_SPEC_HASH};
 use crate::twins::Twin;
@@ -359,6 +361,9 @@ fn build_spec(
     if !has_flag(&params, &["--network", "--net"]) {
         o.extend(["--network".into(), "host".into()]);
     }
+    if let Some(n) = svc.min_restart_interval_s {
+        o.extend(["--label".into(), format!("{LABEL_RESTART_FLOOR}={n}")]);
+    }
     o.extend(["--name".into(), name.clone()]);
     o.extend(params);
     let dir = ctx.config_dir.display().to_string();
@@ -409,6 +414,9 @@ fn build_spec(
         spec_hash,
         restart: svc.restart.clone(),
         pull: crate::containers::spec::Pull::Always,
+        floor: svc
+            .min_restart_interval_s
+            .map(std::time::Duration::from_secs),
     }
 }
 

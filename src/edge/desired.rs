@@ -76,7 +76,9 @@ pub fn save(config_dir: &Path, state: &DesiredState) -> std::io::Result<()> {
 /// Loads the cache if it exists and is for `environment_uuid`.
 pub fn load(config_dir: &Path, environment_uuid: &str) -> Result<Option<DesiredState>, FileError> {
     let path = config_dir.join(DESIRED_STATE_CACHE_FILE);
-    let map = match crate::config::read_json_object_pub(&path) {
+    // The cache holds backend answers: it may be as large as they are.
+    let map = match crate::config::read_json_object_max(&path, crate::backend::MAX_ANSWER_BYTES * 2)
+    {
         Ok(m) => m,
         Err(FileError {
             problem: FileProblem::Missing,

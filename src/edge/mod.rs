@@ -323,15 +323,17 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
 
     // Alerts: a durable outbox delivered by its own thread (none in local mode).
     let environment_uuid = environment.as_ref().ok().and_then(|e| e.uuid.clone());
+    let alert_stats = std::sync::Arc::new(crate::alerts::AlertStats::default());
     let alert_tx = if local {
         None
     } else {
         let (tx, rx) = unbounded();
         let backend = Backend::new(&settings);
         let dir = settings.config_dir.clone();
+        let stats = alert_stats.clone();
         thread::Builder::new()
             .name("alerts".into())
-            .spawn(move || crate::alerts::run(dir, backend, rx))
+            .spawn(move || crate::alerts::run(dir, backend, rx, &stats))
             .map_err(|e| DaemonError::Startup(format!("cannot start the alerts thread: {e}")))?;
         Some(tx)
     };
@@ -369,6 +371,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
 
     let (restart_tx, mut restart_rx) = unbounded::<usize>();
     let mut state = State {
+        alert_stats,
         started: Instant::now(),
         started_at: SystemTime::now(),
         fingerprint: fingerprint.clone(),

@@ -55,6 +55,8 @@ pub(super) struct State {
     pub(super) dedupe: Dedupe,
     pub(super) commands_received: u64,
     pub(super) last_command: Option<Value>,
+    /// The alert outbox's counters (pending, delivered, dropped).
+    pub(super) alert_stats: std::sync::Arc<crate::alerts::AlertStats>,
     pub(super) health: Option<HealthPublisher>,
     pub(super) errors: VecDeque<(SystemTime, String)>,
     pub(super) drivers: Drivers,
@@ -436,6 +438,11 @@ impl State {
                 "command_topic": self.command_topic,
                 "commands_received": self.commands_received,
                 "last_command": self.last_command,
+            },
+            "alerts": {
+                "pending": self.alert_stats.pending.load(Relaxed),
+                "delivered": self.alert_stats.delivered.load(Relaxed),
+                "dropped": self.alert_stats.dropped.load(Relaxed),
             },
             "twins": {
                 "linked": self.linked_broad,

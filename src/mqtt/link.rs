@@ -264,7 +264,9 @@ impl Link {
             .eventloop
             .set_network_options(network_options(cfg));
         let stats = Arc::new(LinkStats::default());
-        let (pump_tx, pump_rx) = bounded::<PumpMsg>(outbox.max(16));
+        // The channel is only a hand-off to the pump (which holds up to `outbox` messages in
+        // a queue that grows as needed): a bounded channel reserves its slots up front.
+        let (pump_tx, pump_rx) = bounded::<PumpMsg>(outbox.clamp(16, 1024));
         let (stop_tx, stop_rx) = bounded::<()>(1);
         let (done_tx, done_rx) = bounded::<()>(2);
         let handle = MqttHandle {

@@ -358,6 +358,7 @@ pub fn worker_spec(ctx: &WorkerContext, twins: &[String]) -> (ContainerSpec, Ima
         spec_hash,
         restart: "unless-stopped".into(),
         pull,
+        floor: None,
     };
     (spec, choice)
 }

@@ -27,6 +27,14 @@ impl LaunchHooks for Recording {
             c.push(format!("progress {} {image}: {message}", spec.name));
         }
     }
+    fn pull_progress(&self, spec: &ContainerSpec, patch: &Value) {
+        if let Ok(mut c) = self.0.calls.lock() {
+            c.push(format!(
+                "card {} {} {}% {}",
+                spec.name, patch["phase"], patch["progress_percent"], patch["downloaded_bytes"]
+            ));
+        }
+    }
 }
 
 const TOKEN: &str = "cw_secret_token_for_launch_tests";
@@ -41,6 +49,7 @@ fn spec(name: &str, image: &str) -> ContainerSpec {
         image: image.into(),
         fallback_image: None,
         pull: crate::containers::spec::Pull::Always,
+        floor: None,
         options: [
             "--restart",
             "unless-stopped",
@@ -124,6 +133,30 @@ fn pulls_fallbacks_and_failures_name_their_phase() {
         "progress c1 repo/drv:1.0: docker pull started for image repo/drv:1.0"
     );
     assert_eq!(calls[1], "pull repo/drv:1.0");
+    // The card follows the pull layer by layer and byte by byte; the log by layers.
+    let cards: Vec<&str> = calls
+        .iter()
+        .filter(|c| c.starts_with("card "))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        cards,
+        [
+            "card c1 \"pull_started\" 0.0% 0",  // 1 layer known
+            "card c1 \"pull_started\" 0.0% 0",  // 2 layers known
+            "card c1 \"pull_started\" 50.0% 0", // one already exists
+            "card c1 \"downloading\" 75.0% 5000000",
+            "card c1 \"downloading\" 99.0% 10000000", // below 100 until the end
+            "card c1 \"installing\" 99.0% 10000000",
+            "card c1 \"installing\" 99.0% 10000000", // layers_complete 2/2
+            "card c1 \"pull_complete\" 100.0% 10000000",
+        ]
+    );
+    assert!(
+        calls.contains(
+            &"progress c1 repo/drv:1.0: repo/drv:1.0 installing (1/2 layers)".to_string()
+        )
+    );
 
     // a failed pull with a local copy runs the local copy
     let engine = Arc::new(FakeEngine::with_images(&["repo/drv:1.0"]));

@@ -20,10 +20,22 @@ fn seen(state: &str, exit: Option<i32>, hash: &str) -> Seen {
 
 /// One container "c" wanted with hash "h"; returns the actions for `observed` and `book`.
 fn decide(observed: Option<Seen>, book: Book, now: Instant, rules: &Rules) -> Vec<Action> {
+    decide_floor(None, observed, book, now, rules)
+}
+
+/// [`decide`] for a container with a restart floor.
+fn decide_floor(
+    floor: Option<Duration>,
+    observed: Option<Seen>,
+    book: Book,
+    now: Instant,
+    rules: &Rules,
+) -> Vec<Action> {
     let desired = BTreeMap::from([(
         "c".to_string(),
         Want {
             spec_hash: "h".into(),
+            floor,
         },
     )]);
     let observed: BTreeMap<String, Seen> =
@@ -112,6 +124,53 @@ fn decisions() {
     }
 }
 
+/// A floor-table row: what, observed, book, now, expected actions.
+type FloorRow<'a> = (&'a str, Option<Seen>, Book, Instant, Vec<Action>);
+
+#[test]
+fn a_restart_floor_keeps_a_live_container_and_rests_a_stopped_one() {
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let r = rules();
+    let f = Some(120 * S);
+    let down = |s: u64| Book {
+        down_since: Some(at(s)),
+        ..Book::default()
+    };
+    #[rustfmt::skip]
+    let table: Vec<FloorRow> = vec![
+        ("running with another spec: adopted, not recreated", Some(seen("running", None, "old")),
+            Book::default(), at(0), vec![]),
+        ("missing: launched as usual", None, Book::default(), at(0), launch(false, Why::Missing)),
+        ("left in created: recreated", Some(seen("created", None, "h")), Book::default(), at(0),
+            launch(true, Why::LeftCreated)),
+        ("clean exit: rests for the floor first", Some(seen("exited", Some(0), "h")), down(0), at(119), vec![]),
+        ("clean exit, floor over: revived", Some(seen("exited", Some(0), "h")), down(0), at(120),
+            revive(Why::Exited)),
+        ("not yet seen down: waits", Some(seen("exited", Some(1), "h")), Book::default(), at(500), vec![]),
+        ("stopped with another spec: recreated", Some(seen("exited", Some(0), "old")), down(0), at(1),
+            launch(true, Why::SpecChanged)),
+    ];
+    for (what, observed, book, now, want) in table {
+        assert_eq!(decide_floor(f, observed, book, now, &r), want, "{what}");
+    }
+    // the floor is a deadline of its own
+    let desired = BTreeMap::from([(
+        "c".to_string(),
+        Want {
+            spec_hash: "h".into(),
+            floor: f,
+        },
+    )]);
+    let book = BTreeMap::from([("c".to_string(), down(0))]);
+    let r = Rules {
+        revive_after: 1000 * S,
+        revive_every: 1000 * S,
+        ..rules()
+    };
+    assert_eq!(next_due(&desired, &book, at(1), &r), Some(at(120)));
+}
+
 #[test]
 fn undesired_containers_are_not_planned_and_deadlines_are_the_next_rule() {
     let t0 = Instant::now();
@@ -119,6 +178,7 @@ fn undesired_containers_are_not_planned_and_deadlines_are_the_next_rule() {
         "c".to_string(),
         Want {
             spec_hash: "h".into(),
+            floor: None,
         },
     )]);
     let observed = BTreeMap::from([("stale".to_string(), seen("exited", Some(1), "x"))]);

@@ -43,13 +43,23 @@ impl Runtime {
         self.recreate_names(&names);
     }
 
-    /// [`Runtime::recreate`] for the named desired containers only.
+    /// [`Runtime::recreate`] for the named desired containers only. A container with a
+    /// restart floor is stopped and kept instead (the original's rule): it starts again once
+    /// its floor has passed.
     pub fn recreate_names(&mut self, names: &[String]) {
-        for name in names
+        let names: Vec<String> = names
             .iter()
             .filter(|n| self.desired.contains_key(*n))
             .cloned()
-        {
+            .collect();
+        for name in names {
+            if let Some((spec, _)) = self.desired.get(&name)
+                && spec.floor.is_some()
+            {
+                let timeout = Duration::from_secs(spec.stop_timeout_s() + 30);
+                self.stop(&name, timeout);
+                continue;
+            }
             if !self.inflight.insert(name.clone()) {
                 continue; // a launch is under way: it makes a fresh container anyway
             }

@@ -171,6 +171,7 @@ fn gpu_network_and_log_overrides() {
         restart: "on-failure".into(),
         stop_timeout_s: 20,
         privileged: false,
+        min_restart_interval_s: Some(45),
     };
     let s = build_spec(&c, T, "arm", &svc, &[]);
     let j = s.create_argv(Path::new("/e")).join(" ");
@@ -185,6 +186,8 @@ fn gpu_network_and_log_overrides() {
     assert!(!j.contains("--privileged"));
     assert!(j.contains("--restart on-failure") && j.contains("--stop-timeout 20"));
     assert!(j.contains("--label io.cyberwave.edge.service=cam"));
+    assert!(j.contains("--label cyberwave.min_restart_interval_s=45 --name"));
+    assert_eq!(s.floor, Some(std::time::Duration::from_secs(45)));
     assert!(j.ends_with("r/cam:jetson-1.0 run"));
     assert_eq!(
         s.env["CYBERWAVE_TWIN_UUID"], "svc",
