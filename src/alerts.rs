@@ -142,8 +142,11 @@ pub fn alert_body(
     workspace_uuid: Option<&str>,
 ) -> Value {
     let mut m = serde_json::Map::new();
-    m.insert("name".into(), json!(a.name));
-    m.insert("description".into(), json!(a.description));
+    m.insert("name".into(), json!(crate::clip(a.name, 200)));
+    m.insert(
+        "description".into(),
+        json!(crate::clip(a.description, 2000)),
+    );
     m.insert("alert_type".into(), json!(a.alert_type));
     m.insert("severity".into(), json!(a.severity));
     m.insert("source_type".into(), json!("edge"));
@@ -471,8 +474,8 @@ impl AlertSink {
             "alert {} on twin {}: {}: {}",
             alert.alert_type,
             alert.twin_uuid,
-            alert.name,
-            alert.description
+            crate::clip(alert.name, 200),
+            crate::clip(alert.description, 2000)
         );
         if let Some(tx) = &self.tx {
             let body = alert_body(

@@ -80,3 +80,12 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
 }
+
+/// Untrusted text cut to at most `max` characters for logs, `status` and alerts (a hostile
+/// 30 MB command name must not become a 30 MB log line); a cut says how long the text was.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((at, _)) => format!("{}…({} bytes)", &text[..at], text.len()),
+    }
+}

@@ -15,13 +15,22 @@ pub fn normalise_level(level: &str) -> Option<&'static str> {
     }
 }
 
-/// `RUST_LOG` wins when set (full env_logger syntax); otherwise `level`. Dependency crates
-/// (rumqttc, ureq, rustls) are held at `warn` so a debug log stays about the edge itself.
+/// Crates whose debug and trace output carries secrets (ureq dumps request headers with the
+/// `Authorization` bearer; rumqttc prints the CONNECT packet with the password). Never more
+/// verbose than `info`, whatever `RUST_LOG` asks.
+const SECRET_BEARING: [&str; 5] = ["ureq", "ureq_proto", "rumqttc", "rustls", "mqttbytes"];
+
+/// `RUST_LOG` wins when set (full env_logger syntax, except the crates in `SECRET_BEARING`, held
+/// at `info` at most); otherwise `level`. Dependency crates are held at `warn` so a debug log
+/// stays about the edge itself.
 pub fn init(level: &str) {
     let mut b = env_logger::Builder::new();
     match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => {
             b.parse_filters(&spec);
+            for m in SECRET_BEARING {
+                b.filter_module(m, log::LevelFilter::Info);
+            }
         }
         _ => {
             let lvl = normalise_level(level).unwrap_or("info");

@@ -248,6 +248,7 @@ pub fn collect() -> Value {
         "mqtt": mqtt_json,
         "daemon": daemon_json,
         "twins": daemon_view.and_then(|d| d.get("twins").cloned()).unwrap_or(Value::Null),
+        "alerts": daemon_view.and_then(|d| d.get("alerts").cloned()).unwrap_or(Value::Null),
         "mode": daemon_view.and_then(|d| d.get("mode").cloned()).unwrap_or(Value::Null),
         "drivers": daemon_view.and_then(|d| d.get("drivers").cloned()).unwrap_or(Value::Null),
         "worker": daemon_view.and_then(|d| d.get("worker").cloned()).unwrap_or(Value::Null),
@@ -359,6 +360,15 @@ pub fn render(r: &Value) -> String {
         );
     } else {
         out += &format!("  ✗ Daemon       not running ({})\n", s("/daemon/problem"));
+    }
+    if let Some(a) = r["alerts"].as_object() {
+        let n = |k: &str| a.get(k).and_then(Value::as_u64).unwrap_or(0);
+        out += &format!(
+            "    Alerts       {} pending, {} delivered, {} refused by the backend\n",
+            n("pending"),
+            n("delivered"),
+            n("dropped")
+        );
     }
     if let Some(t) = r["twins"].as_object() {
         let linked = t

@@ -43,22 +43,46 @@ fn str_field(m: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
 }
 
 /// Parses one payload. Errors say what is wrong, for a warning naming the topic.
+/// Longest command name kept (logs, `status`); real ones are under 30 characters.
+const MAX_NAME: usize = 128;
+/// Longest request id kept as sent; a longer one is kept as a prefix and its digest, so the
+/// duplicate check still tells two long ids apart.
+const MAX_ID: usize = 128;
+
+fn bounded_id(id: &str) -> String {
+    if id.len() <= MAX_ID {
+        return id.to_string();
+    }
+    let prefix: String = id.chars().take(64).collect();
+    format!(
+        "{prefix}…sha256:{}",
+        &crate::sha256_hex(id.as_bytes())[..32]
+    )
+}
+
 pub fn parse(payload: &[u8]) -> Result<(EdgeCommand, Option<String>), String> {
     let v: Value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
     let Value::Object(m) = v else {
         return Err("payload is not a JSON object".into());
     };
     let command = match m.get("command") {
-        Some(Value::String(s)) => s.trim().to_lowercase(),
-        Some(other) => other.to_string().trim_matches('"').trim().to_lowercase(),
+        Some(Value::String(s)) => crate::clip(s.trim(), MAX_NAME).to_lowercase(),
+        Some(other) => crate::clip(&other.to_string(), MAX_NAME)
+            .trim_matches('"')
+            .trim()
+            .to_lowercase(),
         None => return Err("no \"command\" field".into()),
     };
-    let request_id = str_field(&m, "request_id");
+    let request_id = str_field(&m, "request_id").map(|id| bounded_id(&id));
     let session = || {
         let raw =
             str_field(&m, "session_id").ok_or_else(|| format!("{command}: no \"session_id\""))?;
-        crate::config::parse_uuid(&raw)
-            .ok_or_else(|| format!("{command}: session_id {raw:?} is not a UUID"))
+        crate::config::parse_uuid(&raw).ok_or_else(|| {
+            format!(
+                "{command}: session_id {:?} is not a UUID",
+                crate::clip(&raw, 80)
+            )
+        })
     };
     let cmd = match command.as_str() {
         "restart_edge_core" => EdgeCommand::RestartEdgeCore {
@@ -124,6 +148,24 @@ impl Dedupe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_names_and_ids_are_bounded() {
+        let huge = "x".repeat(30 << 20);
+        let payload = serde_json::json!({"command": huge, "request_id": huge}).to_string();
+        let (cmd, id) = parse(payload.as_bytes()).unwrap();
+        assert!(cmd.name().len() < 200, "{}", cmd.name().len());
+        assert!(cmd.name().ends_with(&format!("({} bytes)", 30 << 20)));
+        let id = id.unwrap();
+        assert!(id.len() < 200);
+        // two long ids with the same prefix stay apart
+        let other = format!("{}y", &huge[..1000]);
+        let p2 = serde_json::json!({"command": "x", "request_id": other}).to_string();
+        assert_ne!(parse(p2.as_bytes()).unwrap().1.unwrap(), id);
+        assert_eq!(bounded_id("r1"), "r1");
+        assert_eq!(crate::clip("héllo", 2), "hé…(6 bytes)");
+        assert_eq!(crate::clip("héllo", 5), "héllo");
+    }
 
     #[test]
     fn parses_known_and_unknown() {

@@ -89,6 +89,7 @@ pub(super) struct State {
 
 impl State {
     pub(super) fn record_error(&mut self, message: String) {
+        let message = crate::clip(&message, 1000);
         if self.errors.back().is_some_and(|(_, m)| *m == message) {
             return;
         }

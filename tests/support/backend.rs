@@ -49,6 +49,8 @@ struct Inner {
     signed: BTreeMap<String, String>,
     /// Raw files served at `/files/...` (no auth: a storage host).
     files: BTreeMap<String, Vec<u8>>,
+    /// When set, every `/api/v1/alerts` call answers this status (with `Retry-After: 1`).
+    alert_status: Option<u16>,
 }
 
 pub struct FakeBackend {
@@ -65,6 +67,7 @@ impl FakeBackend {
         let inner = Arc::new(Mutex::new(Inner {
             token: token.to_string(),
             mode: Mode::Normal,
+            alert_status: None,
             latency: Duration::ZERO,
             requests: Vec::new(),
             edges: BTreeMap::new(),
@@ -97,6 +100,11 @@ impl FakeBackend {
 
     pub fn set_mode(&self, mode: Mode) {
         self.inner.lock().unwrap().mode = mode;
+    }
+
+    /// Every alert call answers `status` (e.g. 429, 401) until set back to `None`.
+    pub fn set_alert_status(&self, status: Option<u16>) {
+        self.inner.lock().unwrap().alert_status = status;
     }
 
     pub fn set_latency(&self, d: Duration) {
@@ -203,6 +211,10 @@ impl FakeBackend {
     /// Alerts created so far (with `uuid` and `status`).
     pub fn alerts(&self) -> Vec<Value> {
         self.inner.lock().unwrap().alerts.clone()
+    }
+
+    pub fn clear_alerts(&self) {
+        self.inner.lock().unwrap().alerts.clear();
     }
 
     pub fn alerts_of_type(&self, alert_type: &str) -> Vec<Value> {
@@ -356,12 +368,18 @@ fn handle(stream: TcpStream, inner: &Arc<Mutex<Inner>>) -> std::io::Result<()> {
         201 => "Created",
         401 => "Unauthorized",
         404 => "Not Found",
+        429 => "Too Many Requests",
         _ => "Error",
+    };
+    let retry = if status == 429 {
+        "Retry-After: 1\r\n"
+    } else {
+        ""
     };
     let mut out = stream;
     write!(
         out,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        "HTTP/1.1 {status} {reason}\r\n{retry}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
         text.len()
     )?;
     out.flush()
@@ -376,6 +394,11 @@ fn route(
     body: &Value,
 ) -> (u16, Value) {
     let mut g = inner.lock().unwrap();
+    if let Some(s) = g.alert_status
+        && path.starts_with("/api/v1/alerts")
+    {
+        return (s, json!({"detail": "alert calls refused by the test"}));
+    }
     match g.mode {
         Mode::Unauthorized => return (401, json!({"detail": "Invalid token."})),
         Mode::ServerError => return (500, json!({"detail": "Internal server error"})),

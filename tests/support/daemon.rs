@@ -13,7 +13,7 @@ pub struct EdgeDir {
     pub tmp: tempfile::TempDir,
     pub path: PathBuf,
     /// Extra process environment for every command run against this dir.
-    pub env: Vec<(String, String)>,
+    pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
 }
 
 impl EdgeDir {
@@ -78,8 +78,13 @@ impl EdgeDir {
     }
 
     pub fn set_env(&mut self, k: &str, v: &str) {
+        self.set_env_os(k.as_ref(), v.as_ref());
+    }
+
+    /// [`Self::set_env`] for names or values that need not be UTF-8.
+    pub fn set_env_os(&mut self, k: &std::ffi::OsStr, v: &std::ffi::OsStr) {
         self.env.retain(|(key, _)| key != k);
-        self.env.push((k.into(), v.into()));
+        self.env.push((k.to_os_string(), v.to_os_string()));
     }
 
     pub fn command(&self, args: &[&str]) -> Command {

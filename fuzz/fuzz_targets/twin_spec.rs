@@ -1,0 +1,55 @@
+//! Twin metadata → container specs: driver profiles, services, `-e` params, env keys, restart
+//! floors, attached twins; the input is a JSON object `{"twins": [...], "assets": [...]}`
+//! (or anything else, which must be refused without a panic).
+#![no_main]
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use cyberwave_edge::config::{EnvLayer, Settings};
+use cyberwave_edge::drivers::LaunchContext;
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+fn ctx() -> &'static LaunchContext {
+    static CTX: OnceLock<LaunchContext> = OnceLock::new();
+    CTX.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("cw-fuzz-spec-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("fuzz scratch dir");
+        std::fs::write(d.join("credentials.json"), r#"{"token": "cw_fuzz"}"#).expect("creds");
+        let (s, _) = Settings::load(d, true, &EnvLayer::default()).expect("settings");
+        cyberwave_edge::drivers::settings::launch_context(&s, "fuzz")
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(v) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let twins: Vec<Value> = v
+        .get("twins")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let assets: BTreeMap<String, Value> = v
+        .get("assets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|a| Some((a.get("uuid")?.as_str()?.to_string(), a.clone())))
+        .collect();
+    let linked: Vec<String> = twins
+        .iter()
+        .filter_map(|t| t.get("uuid")?.as_str().map(str::to_string))
+        .collect();
+    for plan in cyberwave_edge::drivers::spec::plan_twins(&twins, &assets, &linked, ctx()) {
+        if let cyberwave_edge::drivers::spec::TwinOutcome::Containers(specs) = plan.outcome {
+            for s in specs {
+                let _ = s.create_argv(std::path::Path::new("/run/x.env"));
+                let _ = s.env_file_text();
+            }
+        }
+    }
+    for (k, p) in v.as_object().into_iter().flatten() {
+        let _ = cyberwave_edge::drivers::profile::services_of(k, p);
+    }
+});
