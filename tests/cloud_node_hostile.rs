@@ -43,15 +43,6 @@ fn running(needle: &str) -> Vec<i32> {
         .collect()
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn exit_of(node: &Node, args: &[&str]) -> (Option<i32>, String, Duration) {
     let t = Instant::now();
     let mut child = node

@@ -80,9 +80,7 @@ fn hostile_durations_never_abort_status_start_or_reload() {
         );
         let (code, s) = dir.status();
         assert_eq!(s["daemon"]["running"], json!(true), "{code} {s}");
-        d.signal(libc::SIGTERM);
-        let st = d.wait_exit(5 * SEC).expect("exits after SIGTERM");
-        assert_eq!(st.code(), Some(0), "{}", d.log());
+        d.terminate();
     }
 }
 
@@ -105,8 +103,7 @@ fn non_utf8_environment_is_skipped() {
     let mut d = Daemon::start(&dir);
     d.wait_ready(&dir);
     assert!(d.log().contains("not UTF-8"), "{}", d.log());
-    d.signal(libc::SIGTERM);
-    assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
+    d.terminate();
 }
 
 /// `edge.json` as a link to /dev/zero, FIFOs as `edge.json`, the cache and
@@ -142,22 +139,7 @@ fn devices_and_fifos_as_config_files_never_block_or_exhaust() {
     let (_, s) = dir.status();
     assert!(started.elapsed() < 3 * SEC);
     assert_eq!(s["daemon"]["running"], json!(true), "{s}");
-    d.signal(libc::SIGTERM);
-    assert_eq!(
-        d.wait_exit(5 * SEC).and_then(|s| s.code()),
-        Some(0),
-        "{}",
-        d.log()
-    );
-}
-
-fn rss_kib(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    d.terminate();
 }
 
 /// A 30 MB command name is cut in the log and in `status`, and not kept in memory; trace
@@ -196,7 +178,11 @@ fn huge_command_names_are_cut_and_trace_logs_never_show_the_token() {
     let log = d.log();
     let longest = log.lines().map(str::len).max().unwrap_or(0);
     assert!(longest < 100_000, "a {longest}-byte log line");
-    assert!(rss_kib(d.pid()) < 80 * 1024, "RSS {} KiB", rss_kib(d.pid()));
+    assert!(
+        rss_kib(d.pid() as u32) < 80 * 1024,
+        "RSS {} KiB",
+        rss_kib(d.pid() as u32)
+    );
     assert!(!log.contains(TOKEN), "token in the trace log");
     let hex: String = TOKEN.bytes().map(|b| format!("{b:02x}")).collect();
     assert!(
@@ -209,8 +195,7 @@ fn huge_command_names_are_cut_and_trace_logs_never_show_the_token() {
             .all(|l| !l.contains("[ureq") && !l.contains("[rumqttc")),
         "HTTP/MQTT internals at debug/trace"
     );
-    d.signal(libc::SIGTERM);
-    assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
+    d.terminate();
 }
 
 /// 429 (with Retry-After) and 401 keep alerts pending; they arrive once the backend takes
@@ -255,8 +240,7 @@ fn throttled_or_unauthorized_alerts_are_kept_and_arrive_once() {
         );
         let (_, s) = dir.wait_status(10 * SEC, |_, s| s["alerts"]["pending"] == json!(0));
         assert_eq!(s["alerts"]["dropped"], json!(0), "{s}");
-        d.signal(libc::SIGTERM);
-        assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
+        d.terminate();
         std::thread::sleep(2 * SEC);
         assert_eq!(backend.alerts().len(), 1, "{status}: delivered twice");
         backend.clear_alerts();
@@ -285,6 +269,5 @@ fn backend_answers_over_10_mib_are_read() {
     d.wait_ready(&dir);
     let first = dir.file(&format!("{}.json", uuid_from("hostile_big_0")));
     assert!(wait_until(60 * SEC, || first.exists()), "{}", d.log());
-    d.signal(libc::SIGTERM);
-    assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
+    d.terminate();
 }

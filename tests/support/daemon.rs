@@ -179,6 +179,15 @@ impl Daemon {
         None
     }
 
+    /// SIGTERM, and the clean exit (0 within 5 s) it must bring.
+    pub fn terminate(&mut self) {
+        self.signal(libc::SIGTERM);
+        let code = self
+            .wait_exit(Duration::from_secs(5))
+            .and_then(|s| s.code());
+        assert_eq!(code, Some(0), "no clean exit after SIGTERM\n{}", self.log());
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }

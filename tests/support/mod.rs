@@ -75,3 +75,13 @@ pub fn broker_for_token() -> Broker {
     let user = cyberwave_edge::mqtt::username_for_token(TOKEN);
     Broker::start(&[(user.as_str(), TOKEN)])
 }
+
+/// Resident memory of a process, KiB (0 when it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
