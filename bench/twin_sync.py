@@ -15,103 +15,11 @@ twins to compare.
   * edit → PUT: a twin file edited on disk until the backend sees the PUT (median of --edits);
   * backend → file: a backend metadata change until the file on disk carries it.
 """
-import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, threading, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import argparse, json, os, shutil, statistics, sys, time
 
-TOKEN = "cw_bench_token_0123456789"
-ENV = "e0000000-0000-4000-8000-000000000001"
-WS = "5b1f3a9e-0000-4000-8000-000000000001"
-FP = "bench-edge-0a1b2c3d4e5f"
+from fake_backend import Backend, config_dir, daemon, free_port, serve, start_broker, twin_uuid, wait
+
 TICK = 15.0
-
-
-def twin_uuid(i):
-    return f"b0000000-0000-4000-8000-{i:012x}"
-
-
-class Backend:
-    def __init__(self, n):
-        self.lock = threading.Lock()
-        self.twins = {}
-        self.puts = []  # (time, uuid, body)
-        for i in range(n):
-            u = twin_uuid(i)
-            self.twins[u] = {"uuid": u, "name": f"bench {i}", "asset_uuid": "a0000000-0000-4000-8000-000000000001",
-                             "environment_uuid": ENV, "attach_to_twin_uuid": "f0000000-0000-4000-8000-000000000001",
-                             "metadata": {"edge_fingerprint": FP, "value": 0}}
-
-    def route(self, method, path, body):
-        parts = path.split("?")[0].strip("/").split("/")[2:]  # after api/v1
-        with self.lock:
-            if method == "POST" and parts == ["edges"]:
-                return 201, {"uuid": "ed000000-0000-4000-8000-000000000001", "fingerprint": FP, "name": FP,
-                             "workspace_uuid": WS, "metadata": {}}
-            if method == "GET" and parts[:1] == ["edges"] and len(parts) == 2:
-                return 200, {"uuid": parts[1], "fingerprint": FP, "workspace_uuid": WS, "metadata": {}}
-            if method == "GET" and parts == ["users", "workspaces"]:
-                return 200, [{"uuid": WS, "name": "bench"}]
-            if method == "GET" and parts[:1] == ["environments"] and parts[2:] == ["twins"]:
-                return 200, list(self.twins.values())
-            if method == "GET" and parts[:1] == ["twins"] and len(parts) == 2:
-                t = self.twins.get(parts[1])
-                return (200, t) if t else (404, {"detail": "Not found."})
-            if method == "PUT" and parts[:1] == ["twins"] and len(parts) == 2 and parts[1] in self.twins:
-                self.twins[parts[1]].update(body)
-                self.puts.append((time.monotonic(), parts[1], body))
-                return 200, self.twins[parts[1]]
-            if method == "GET" and parts[:1] == ["assets"]:
-                return 200, {"uuid": parts[1], "name": "gripper", "metadata": {}}
-            if method == "GET" and parts[:2] == ["workflows", "edge-sync"]:
-                return 200, {"workflows": [], "skipped_workflows": []}
-            if parts[:1] == ["alerts"]:
-                return (201 if method == "POST" else 200), {"uuid": "a1e70000-0000-4000-8000-000000000001"}
-            return 404, {"detail": "Not found."}
-
-
-def serve(backend):
-    class H(BaseHTTPRequestHandler):
-        def log_message(self, *a):
-            pass
-
-        def handle_one(self, method):
-            n = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(n) if n else b""
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                code, out = 401, {"detail": "Invalid token."}
-            else:
-                try:
-                    body = json.loads(raw) if raw else {}
-                except ValueError:
-                    body = {}
-                code, out = backend.route(method, self.path, body)
-            data = json.dumps(out).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self):
-            self.handle_one("GET")
-
-        def do_POST(self):
-            self.handle_one("POST")
-
-        def do_PUT(self):
-            self.handle_one("PUT")
-
-        def do_PATCH(self):
-            self.handle_one("PATCH")
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_of(pid):
@@ -123,28 +31,14 @@ def cpu_of(pid):
 def start_daemon(binary, n, mqtt_port):
     backend = Backend(n)
     srv = serve(backend)
-    d = tempfile.mkdtemp(prefix="cw-bench-sync-")
-    with open(os.path.join(d, "credentials.json"), "w") as f:
-        json.dump({"token": TOKEN, "email": "", "envs": {
-            "CYBERWAVE_BASE_URL": f"http://127.0.0.1:{srv.server_address[1]}",
-            "CYBERWAVE_MQTT_HOST": "127.0.0.1", "CYBERWAVE_MQTT_PORT": str(mqtt_port),
-            "CYBERWAVE_ENVIRONMENT": "dev"}}, f)
-    with open(os.path.join(d, "environment.json"), "w") as f:
-        json.dump({"uuid": ENV, "name": "bench", "workspace_uuid": WS, "workspace_name": "bench"}, f)
-    env = dict(os.environ, CYBERWAVE_EDGE_CONFIG_DIR=d, CYBERWAVE_EDGE_UUID=FP, HOME=d,
-               CYBERWAVE_EDGE_LOG_LEVEL="warning")
-    log = open(os.path.join(d, "daemon.log"), "w")
-    p = subprocess.Popen([binary, "start"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    return p, backend, srv, d
+    d = config_dir(srv, mqtt_port)
+    return daemon(binary, d), backend, srv, d
 
 
-def wait(pred, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
+def fail(d, why):
+    with open(os.path.join(d, "daemon.log")) as f:
+        tail = f.read()[-4000:]
+    sys.exit(f"{why}\n--- daemon log (tail) ---\n{tail}")
 
 
 def files_ready(d, n):
@@ -155,7 +49,7 @@ def idle_cpu(binary, n, ticks, mqtt_port):
     p, backend, srv, d = start_daemon(binary, n, mqtt_port)
     try:
         if not wait(lambda: files_ready(d, n), 60):
-            sys.exit(f"{binary}: {n} twin files not written; log in {d}/daemon.log")
+            fail(d, f"{binary}: {n} twin files not written")
         time.sleep(TICK + 2)  # past the first full tick
         c0 = cpu_of(p.pid)
         time.sleep(ticks * TICK)
@@ -172,7 +66,7 @@ def latencies(binary, n, edits, mqtt_port):
     out = {"edit_to_put": [], "backend_to_file": []}
     try:
         if not wait(lambda: files_ready(d, n), 60):
-            sys.exit(f"twin files not written; log in {d}/daemon.log")
+            fail(d, "twin files not written")
         time.sleep(2)
         u = twin_uuid(0)
         path = os.path.join(d, f"{u}.json")
@@ -185,7 +79,7 @@ def latencies(binary, n, edits, mqtt_port):
             with open(path, "w") as f:
                 json.dump(doc, f)
             if not wait(lambda: any(b.get("metadata", {}).get("value") == k for _, _, b in backend.puts[before:]), 30):
-                sys.exit(f"edit {k} never reached the backend; log in {d}/daemon.log")
+                fail(d, f"edit {k} never reached the backend")
             out["edit_to_put"].append(next(at for at, _, b in backend.puts[before:]
                                            if b.get("metadata", {}).get("value") == k) - t)
             time.sleep(1)
@@ -201,7 +95,7 @@ def latencies(binary, n, edits, mqtt_port):
                 except (OSError, ValueError, KeyError):
                     return False
             if not wait(has, 2 * TICK + 5):
-                sys.exit(f"backend change never reached the file; log in {d}/daemon.log")
+                fail(d, "backend change never reached the file")
             out["backend_to_file"].append(time.monotonic() - t)
     finally:
         p.terminate()
@@ -219,11 +113,9 @@ def main():
     ap.add_argument("--ticks", type=int, default=8)
     ap.add_argument("--edits", type=int, default=10)
     a = ap.parse_args()
-    mosq = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     port = free_port()
-    broker = subprocess.Popen([mosq, "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    broker = start_broker(port)
     try:
-        time.sleep(0.3)
         builds = [("this build", a.binary)] + ([("baseline", a.baseline_binary)] if a.baseline_binary else [])
         print(f"CPU per idle {TICK:.0f} s tick, mean of {a.ticks} ticks:")
         for label, b in builds:

@@ -55,6 +55,18 @@ pub const MAX_TWIN_FILE: u64 = 8 << 20;
 static OURS: std::sync::Mutex<std::collections::BTreeMap<String, String>> =
     std::sync::Mutex::new(std::collections::BTreeMap::new());
 
+/// Files we created in this process whose content the twin sync has not taken as its base yet:
+/// an edit made before the sync first looks (it waits for writes to settle) is then merged
+/// against what we wrote, not mistaken for the base. Taken (freed) at that first look.
+static CREATED: std::sync::Mutex<std::collections::BTreeMap<String, Value>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// What we wrote when we created this twin's file, if the twin sync has not taken it yet.
+pub fn take_created(config_dir: &Path, twin_uuid: &str) -> Option<Value> {
+    let key = path_for(config_dir, twin_uuid).display().to_string();
+    CREATED.lock().ok()?.remove(&key)
+}
+
 /// The SHA-256 of what we last wrote to this twin's file, if we wrote it in this process.
 pub fn written_by_us(twin_uuid: &str) -> Option<String> {
     OURS.lock().ok()?.get(twin_uuid).cloned()
@@ -76,6 +88,9 @@ pub fn replace(config_dir: &Path, twin_uuid: &str, value: &Value) -> io::Result<
         rewrite_in_place(&path, text.as_bytes())?;
     } else {
         crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644)?;
+        if let Ok(mut created) = CREATED.lock() {
+            created.insert(path.display().to_string(), value.clone());
+        }
     }
     Ok(path)
 }

@@ -157,8 +157,16 @@ impl Drivers {
                     // Its settings are read by its parent's driver (§8.3 restarts that).
                     self.meta
                         .launched_with(&p.twin_uuid, &p.twin_file["metadata"]);
-                    if let Err(e) =
-                        crate::twin_file::write(&self.ctx.config_dir, &p.twin_uuid, &p.twin_file)
+                    // An existing file is the twin sync's: it merges backend changes with
+                    // local edits not yet pushed (a plain rewrite here lost such an edit made
+                    // just before a kill -9, found by the fault campaign).
+                    let path = crate::twin_file::path_for(&self.ctx.config_dir, &p.twin_uuid);
+                    if !path.is_file()
+                        && let Err(e) = crate::twin_file::write(
+                            &self.ctx.config_dir,
+                            &p.twin_uuid,
+                            &p.twin_file,
+                        )
                     {
                         log::error!("twin file for {}: {e}", p.twin_uuid);
                     }

@@ -85,7 +85,10 @@ pub fn sync_twin(
         return Outcome::Skipped;
     }
     // An idle file is not read or hashed again: same mtime and size as when it was confirmed.
-    let unchanged = rec.stamp.is_some() && rec.stamp == crate::fsutil::stamp(&path) && !rec.pending;
+    // The stamp is taken before the read: an edit landing while we sync changes the stamp, so
+    // it is read next time (a stamp taken afterwards hid such an edit; found by kill -9 runs).
+    let seen_stamp = crate::fsutil::stamp(&path);
+    let unchanged = rec.stamp.is_some() && rec.stamp == seen_stamp && !rec.pending;
     let cached = unchanged
         .then(|| {
             rec.confirmed
@@ -115,6 +118,15 @@ pub fn sync_twin(
         };
     };
     let ours = twin_file::written_by_us(uuid).as_deref() == Some(sha.as_str());
+    let created = twin_file::take_created(config_dir, uuid);
+    if rec.confirmed_sha256.is_empty()
+        && !ours
+        && let Some(what_we_wrote) = created
+    {
+        // We created the file and it was edited before this first look: what we wrote is
+        // the base, so the edit is a local change (pushed), not history.
+        rec.confirm(&what_we_wrote, "created");
+    }
     let first_sight = rec.confirmed_sha256.is_empty() && !ours;
     if rec.confirmed_sha256.is_empty() || (ours && sha != rec.confirmed_sha256) {
         // First sight, or our own write (a launch, a pull): the new base, never pushed back.
@@ -173,12 +185,14 @@ pub fn sync_twin(
         }
     }
     let mut final_sha = sha;
+    let mut final_stamp = seen_stamp;
     if m.local_changed {
         match twin_file::replace(config_dir, uuid, &content) {
             Ok(_) => {
                 if let Some(s) = twin_file::written_by_us(uuid) {
                     final_sha = s;
                 }
+                final_stamp = crate::fsutil::stamp(&path);
             }
             Err(e) => {
                 rec.last_error = Some(format!("cannot write {}: {e}", path.display()));
@@ -187,7 +201,7 @@ pub fn sync_twin(
         }
     }
     rec.confirm(&content, &final_sha);
-    rec.stamp = crate::fsutil::stamp(&path);
+    rec.stamp = final_stamp;
     match (pushed, m.local_changed) {
         (true, pulled) => Outcome::Pushed { pulled },
         (false, true) => Outcome::Pulled,

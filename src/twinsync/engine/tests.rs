@@ -170,3 +170,23 @@ fn a_file_seen_first_keeps_its_own_keys_and_takes_the_backends_differences() {
     assert_eq!(backend.twin.borrow()["metadata"], file(dir)["metadata"]);
     assert!(rec.conflicts.is_empty());
 }
+
+/// Found by the fault campaign: a file we created and a driver edited before the sync's first
+/// look (it waits for writes to settle) kept the edit only by luck; now what we wrote is the
+/// base, so the edit is pushed even though the backend still has the old value.
+#[test]
+fn an_edit_before_the_first_look_at_a_file_we_created_is_pushed() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let twin = json!({"uuid": U, "name": "cam", "metadata": {"fps": 15}});
+    let backend = Fake::new(twin.clone());
+    twin_file::write(dir, U, &twin).unwrap();
+    edit(dir, |v| v["metadata"]["fps"] = json!(60));
+    let mut rec = TwinSync::default();
+    assert_eq!(
+        sync_twin(dir, U, &backend, &mut rec),
+        Outcome::Pushed { pulled: false }
+    );
+    assert_eq!(backend.twin.borrow()["metadata"]["fps"], json!(60));
+    assert_eq!(file(dir)["metadata"]["fps"], json!(60));
+}
