@@ -11,7 +11,13 @@ use libfuzzer_sys::fuzz_target;
 fn dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("cw-fuzz-config-{}", std::process::id()));
+        // Memory-backed when possible: every input is written as five files (and fsynced).
+        let base = if std::path::Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let d = base.join(format!("cw-fuzz-config-{}", std::process::id()));
         std::fs::create_dir_all(&d).expect("fuzz scratch dir");
         d
     })

@@ -205,6 +205,9 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
         let _ = tx.send(crate::twinsync::run::SyncCtl::Backend(Box::new(
             Backend::new(&settings),
         )));
+        let _ = tx.send(crate::twinsync::run::SyncCtl::Environment(
+            state.environment_uuid(),
+        ));
     }
     state.settings = settings;
     if let Some(d) = state.desired.clone() {

@@ -440,6 +440,9 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             .name("twin-sync".into())
             .spawn(move || crate::twinsync::run::run(dir, backend, rx, shared, TICK, pulled_tx))
             .map_err(|e| DaemonError::Startup(format!("cannot start the twin-sync thread: {e}")))?;
+        let _ = tx.send(crate::twinsync::run::SyncCtl::Environment(
+            state.environment_uuid(),
+        ));
         state.twin_sync = Some(tx);
         state.track_twins();
     }

@@ -200,7 +200,10 @@ pub fn sync_twin(
             }
         }
     }
-    rec.confirm(&content, &final_sha);
+    // Nothing new: the record stays as it is (no state write on an idle tick).
+    if pushed || m.local_changed || rec.pending || final_sha != rec.confirmed_sha256 {
+        rec.confirm(&content, &final_sha);
+    }
     rec.stamp = final_stamp;
     match (pushed, m.local_changed) {
         (true, pulled) => Outcome::Pushed { pulled },

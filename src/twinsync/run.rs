@@ -3,14 +3,15 @@
 //! config dir), never on the supervisor thread. The state is saved after every change and
 //! shared with `status`.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, select, tick, unbounded};
 
-use super::engine::{Outcome, sync_twin};
+use super::engine::{Outcome, Remote, sync_twin};
 use super::state::{self, SyncState};
 use crate::backend::Backend;
 use crate::watch::Signature;
@@ -21,6 +22,9 @@ pub enum SyncCtl {
     Track(Vec<String>),
     /// A new client after a reload.
     Backend(Box<Backend>),
+    /// The environment whose twin list is fetched once per tick (one `GET` for every twin,
+    /// instead of one per twin); `None`: each twin is fetched on its own.
+    Environment(Option<String>),
     /// A remote restart: push what changed, then delete every tracked twin's file (launches
     /// write them fresh); `done` gets how many were deleted.
     FlushAndRemove {
@@ -34,6 +38,43 @@ pub enum SyncCtl {
 pub struct Pulled {
     pub twin: String,
     pub metadata: serde_json::Value,
+}
+
+/// The backend as the sync sees it: twins from the latest environment snapshot while it is
+/// fresh (at most two ticks old), a live `GET` for a twin we pushed recently (a snapshot may
+/// predate the push) or one the snapshot lacks. Pushes go to the backend.
+struct Snapshotted<'a, R: Remote> {
+    backend: &'a R,
+    twins: &'a BTreeMap<String, serde_json::Value>,
+    taken: Option<Instant>,
+    max_age: Duration,
+    pushed: &'a RefCell<BTreeMap<String, Instant>>,
+}
+
+/// After a push, the snapshot is not trusted for that twin for this long.
+const AFTER_PUSH: Duration = Duration::from_secs(60);
+
+impl<R: Remote> Remote for Snapshotted<'_, R> {
+    fn fetch(&self, uuid: &str) -> Result<Option<serde_json::Value>, String> {
+        let fresh = self.taken.is_some_and(|t| t.elapsed() <= self.max_age);
+        let pushed_lately = self
+            .pushed
+            .borrow()
+            .get(uuid)
+            .is_some_and(|t| t.elapsed() < AFTER_PUSH);
+        match self.twins.get(uuid) {
+            Some(t) if fresh && !pushed_lately => Ok(Some(t.clone())),
+            _ => self.backend.fetch(uuid),
+        }
+    }
+
+    fn push(&self, uuid: &str, body: &serde_json::Value) -> Result<(), String> {
+        self.backend.push(uuid, body)?;
+        self.pushed
+            .borrow_mut()
+            .insert(uuid.to_string(), Instant::now());
+        Ok(())
+    }
 }
 
 /// A twin file: `<uuid>.json` in the config dir.
@@ -72,6 +113,10 @@ pub fn run(
         }
     }
     let mut tracked: BTreeSet<String> = BTreeSet::new();
+    let mut snapshot: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut snapshot_at: Option<Instant> = None;
+    let mut environment: Option<String> = None;
+    let pushed: RefCell<BTreeMap<String, Instant>> = RefCell::new(BTreeMap::new());
     let mut last_sig: BTreeMap<String, (i128, u64)> = BTreeMap::new();
     let ticker = tick(tick_every);
     let mut watch_rx = watch_rx;
@@ -86,6 +131,11 @@ pub fn run(
                 }
                 Ok(SyncCtl::Backend(b)) => {
                     backend = *b;
+                    Vec::new()
+                }
+                Ok(SyncCtl::Environment(e)) => {
+                    environment = e;
+                    snapshot_at = None;
                     Vec::new()
                 }
                 Ok(SyncCtl::FlushAndRemove { done }) => {
@@ -117,13 +167,38 @@ pub fn run(
                     Vec::new()
                 }
             },
-            recv(ticker) -> _ => tracked.iter().cloned().collect(),
+            recv(ticker) -> _ => {
+                if let Some(env) = environment.as_deref().filter(|_| !tracked.is_empty()) {
+                    match backend.environment_twins(env) {
+                        Ok(twins) => {
+                            snapshot = twins
+                                .into_iter()
+                                .filter_map(|t| {
+                                    let u = crate::config::parse_uuid(t.get("uuid")?.as_str()?)?;
+                                    Some((u, t))
+                                })
+                                .collect();
+                            snapshot_at = Some(Instant::now());
+                        }
+                        Err(e) => log::debug!("twin list not fetched ({e}); fetching twins one by one"),
+                    }
+                }
+                pushed.borrow_mut().retain(|_, t| t.elapsed() < AFTER_PUSH);
+                tracked.iter().cloned().collect()
+            }
+        };
+        let remote = Snapshotted {
+            backend: &backend,
+            twins: &snapshot,
+            taken: snapshot_at,
+            max_age: tick_every * 2,
+            pushed: &pushed,
         };
         let mut dirty = false;
         for uuid in due.iter().filter(|u| tracked.contains(*u)) {
             let rec = st.entry(uuid.clone()).or_default();
             let before = rec.clone();
-            let outcome = sync_twin(&config_dir, uuid, &backend, rec);
+            let outcome = sync_twin(&config_dir, uuid, &remote, rec);
             if matches!(outcome, Outcome::Pulled | Outcome::Pushed { pulled: true }) {
                 let _ = pulled.send(Pulled {
                     twin: uuid.clone(),
@@ -189,5 +264,61 @@ mod tests {
         assert_eq!(changed(&mut last, &a), ["a", "b"]);
         let b = vec![("a.json".to_string(), 1, 2), ("b.json".to_string(), 5, 2)];
         assert_eq!(changed(&mut last, &b), ["b"]);
+    }
+
+    /// Counts live fetches; answers every twin with a "live" value.
+    #[derive(Default)]
+    struct Live {
+        fetches: RefCell<usize>,
+    }
+
+    impl Remote for Live {
+        fn fetch(&self, uuid: &str) -> Result<Option<serde_json::Value>, String> {
+            *self.fetches.borrow_mut() += 1;
+            Ok(Some(
+                serde_json::json!({"uuid": uuid, "metadata": {"value": "live"}}),
+            ))
+        }
+        fn push(&self, _: &str, _: &serde_json::Value) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn fresh_snapshots_replace_per_twin_gets_except_after_a_push() {
+        let live = Live::default();
+        let twins = BTreeMap::from([(
+            "a".to_string(),
+            serde_json::json!({"metadata": {"value": "snap"}}),
+        )]);
+        let pushed = RefCell::new(BTreeMap::new());
+        let r = Snapshotted {
+            backend: &live,
+            twins: &twins,
+            taken: Some(Instant::now()),
+            max_age: Duration::from_secs(30),
+            pushed: &pushed,
+        };
+        let value = |r: &Snapshotted<Live>, u: &str| {
+            r.fetch(u).unwrap().unwrap()["metadata"]["value"].clone()
+        };
+        assert_eq!(value(&r, "a"), "snap");
+        assert_eq!(*live.fetches.borrow(), 0);
+        // not in the snapshot: live
+        assert_eq!(value(&r, "b"), "live");
+        // pushed lately: the snapshot may predate the push, so live
+        r.push("a", &serde_json::json!({})).unwrap();
+        assert_eq!(value(&r, "a"), "live");
+        // a stale snapshot: live
+        let none = RefCell::new(BTreeMap::new());
+        let old = Snapshotted {
+            backend: &live,
+            twins: &twins,
+            taken: Instant::now().checked_sub(Duration::from_secs(60)),
+            max_age: Duration::from_secs(30),
+            pushed: &none,
+        };
+        assert_eq!(value(&old, "a"), "live");
+        assert_eq!(*live.fetches.borrow(), 3);
     }
 }
