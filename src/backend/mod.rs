@@ -1,146 +1,19 @@
 //! The Cyberwave REST client (reference §2.1, §2.2): ureq over rustls, Bearer auth, bounded
 //! by connect and overall deadlines, GETs retried with jittered backoff, typed errors.
 
+mod error;
 mod linkage;
 
+pub use error::BackendError;
+use error::{retry_after_secs, snippet};
 pub use linkage::{is_linked_broad, is_linked_strict, linked_twins_broad, linked_twins_strict};
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::backoff::Backoff;
 use crate::config::{Secret, Settings};
-
-/// What went wrong talking to the backend. The token never appears in these.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BackendError {
-    /// 401/403: the token was rejected. Retrying will not help; the user must log in again.
-    Unauthorized {
-        endpoint: String,
-        status: u16,
-    },
-    /// DNS, connect, TLS or timeout failure: the device is offline or the backend is down.
-    Unreachable {
-        endpoint: String,
-        detail: String,
-    },
-    /// 5xx.
-    Server {
-        endpoint: String,
-        status: u16,
-        snippet: String,
-    },
-    NotFound {
-        endpoint: String,
-    },
-    /// 408, 425 or 429: the backend asks us to come back later (after `retry_after` when it
-    /// says so).
-    Throttled {
-        endpoint: String,
-        status: u16,
-        retry_after: Option<Duration>,
-    },
-    /// Another 4xx, or a 2xx whose body is not what the endpoint promises.
-    BadResponse {
-        endpoint: String,
-        status: u16,
-        detail: String,
-        snippet: String,
-    },
-}
-
-impl BackendError {
-    /// Worth retrying later (the backend may come back), as opposed to a request we got wrong.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            BackendError::Unreachable { .. }
-                | BackendError::Server { .. }
-                | BackendError::Throttled { .. }
-        )
-    }
-
-    /// How long the backend asked us to wait (`Retry-After`), if it did.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            BackendError::Throttled { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-
-    /// The backend refuses this request for good (400, 404, 422): sending it again cannot help.
-    pub fn is_rejected(&self) -> bool {
-        match self {
-            BackendError::NotFound { .. } => true,
-            BackendError::BadResponse { status, .. } => matches!(status, 400 | 422),
-            _ => false,
-        }
-    }
-    pub fn is_unauthorized(&self) -> bool {
-        matches!(self, BackendError::Unauthorized { .. })
-    }
-}
-
-impl fmt::Display for BackendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BackendError::Unauthorized { endpoint, status } => write!(
-                f,
-                "{endpoint}: token rejected (HTTP {status}); run 'cyberwave login' on this device to refresh credentials.json"
-            ),
-            BackendError::Unreachable { endpoint, detail } => {
-                write!(f, "{endpoint}: backend unreachable: {detail}")
-            }
-            BackendError::Server {
-                endpoint,
-                status,
-                snippet,
-            } => write!(f, "{endpoint}: server error HTTP {status}: {snippet}"),
-            BackendError::NotFound { endpoint } => write!(f, "{endpoint}: not found (HTTP 404)"),
-            BackendError::Throttled {
-                endpoint,
-                status,
-                retry_after,
-            } => match retry_after {
-                Some(d) => write!(
-                    f,
-                    "{endpoint}: backend busy (HTTP {status}); asked to retry in {} s",
-                    d.as_secs()
-                ),
-                None => write!(f, "{endpoint}: backend busy (HTTP {status})"),
-            },
-            BackendError::BadResponse {
-                endpoint,
-                status,
-                detail,
-                snippet,
-            } => write!(
-                f,
-                "{endpoint}: unexpected response (HTTP {status}): {detail}: {snippet}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for BackendError {}
-
-/// `Retry-After` in seconds (the HTTP-date form is not used by our backend), at most an hour.
-fn retry_after_secs(v: &str) -> Option<Duration> {
-    let secs: u64 = v.trim().parse().ok()?;
-    Some(Duration::from_secs(secs.min(3600)))
-}
-
-/// First 200 characters of a body, on one line, for error messages.
-fn snippet(body: &str) -> String {
-    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut s: String = one_line.chars().take(200).collect();
-    if one_line.chars().count() > 200 {
-        s.push('…');
-    }
-    s
-}
 
 /// Largest backend answer read (64 MiB): an environment of thousands of twins with their
 /// metadata fits; past it the call fails with a clear error and the edge keeps its cached state.
