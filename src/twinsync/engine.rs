@@ -89,6 +89,18 @@ pub fn sync_twin(
     // it is read next time (a stamp taken afterwards hid such an edit; found by kill -9 runs).
     let seen_stamp = crate::fsutil::stamp(&path);
     let unchanged = rec.stamp.is_some() && rec.stamp == seen_stamp && !rec.pending;
+    // The idle tick: the file as confirmed and the backend's metadata too — nothing to do,
+    // nothing copied or merged.
+    let mut prefetched = None;
+    if unchanged && rec.confirmed.is_some() {
+        let fetched = remote.fetch(uuid);
+        if let Ok(Some(b)) = &fetched
+            && b.get("metadata") == Some(&rec.confirmed_metadata)
+        {
+            return Outcome::Unchanged;
+        }
+        prefetched = Some(fetched);
+    }
     let cached = unchanged
         .then(|| {
             rec.confirmed
@@ -133,7 +145,7 @@ pub fn sync_twin(
         rec.confirm(&local, &sha);
     }
     let local_changed = sha != rec.confirmed_sha256;
-    let backend = match remote.fetch(uuid) {
+    let backend = match prefetched.unwrap_or_else(|| remote.fetch(uuid)) {
         Ok(Some(t)) => t,
         Ok(None) => return Outcome::Skipped,
         Err(e) => {
