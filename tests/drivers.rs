@@ -607,10 +607,27 @@ fn remote_restart_recreates_our_containers_and_drives_the_alert() {
     let Some((twin, backend, broker, dir, _c)) = setup("remote_restart", "run") else {
         return;
     };
+    // A service with a restart floor: stopped and kept by the restart, not recreated.
+    let floored = dk::twin_uuid("remote_restart_floor");
+    let floored_name = format!("cyberwave-driver-{}-svc", &floored[..8]);
+    let _c2 = Cleanup(vec![floored_name.clone()]);
+    dk::rm(&floored_name);
+    let floored_asset = format!("a55e7{}", &floored[5..]);
+    backend.add_twin(
+        ENV_UUID,
+        json!({"uuid": floored, "name": "floored", "asset_uuid": floored_asset,
+               "environment_uuid": ENV_UUID, "metadata": {"edge_fingerprint": FINGERPRINT}}),
+    );
+    backend.add_asset(
+        json!({"uuid": floored_asset, "metadata": {"drivers": {"default": {"services": [
+        {"name": "svc", "image": IMAGE, "privileged": false, "min_restart_interval_s": 600,
+         "env": {"DRIVER_MODE": "run"}}]}}}}),
+    );
     let name = container(&twin);
     let d = Daemon::start(&dir);
     let (_, s) = dir.wait_status(30 * SEC, |_, s| {
         driver_state(s, &name).as_deref() == Some("running")
+            && driver_state(s, &floored_name).as_deref() == Some("running")
     });
     assert_eq!(
         driver_state(&s, &name).as_deref(),
@@ -619,6 +636,7 @@ fn remote_restart_recreates_our_containers_and_drives_the_alert() {
         d.log()
     );
     let old_id = dk::inspect(&name).unwrap()["Id"].clone();
+    let floored_id = dk::inspect(&floored_name).unwrap()["Id"].clone();
     let first = backend
         .add_alert(json!({"alert_type": "edge_core_restart", "metadata": {"phase": "requested"}}));
     let second = backend
@@ -657,6 +675,20 @@ fn remote_restart_recreates_our_containers_and_drives_the_alert() {
         |i| i["Id"] != old_id && i["State"]["Status"] == json!("running")
     )));
     assert!(dir.file(&format!("{twin}.json")).exists());
+    let kept = dk::inspect(&floored_name).unwrap();
+    assert_eq!(
+        kept["Id"], floored_id,
+        "the floored container was recreated"
+    );
+    assert!(
+        dir.file(&format!("{floored}.json")).exists(),
+        "a kept container's twin file is written again"
+    );
+    assert_ne!(
+        kept["State"]["Status"],
+        json!("running"),
+        "it rests for its floor"
+    );
     let s = dir.status().1;
     assert_eq!(s["restart"]["last"]["result"], json!("completed"), "{s}");
     // A third request right after is rate-limited, not another restart.

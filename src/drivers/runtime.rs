@@ -117,6 +117,19 @@ impl Drivers {
                 TwinOutcome::Containers(specs) => {
                     self.meta
                         .launched_with(&p.twin_uuid, &p.twin_file["metadata"]);
+                    // A kept container (adopted, or resting for its restart floor after a
+                    // remote restart removed the files) still reads its file: write it when
+                    // missing; launches write it anyway.
+                    let path = crate::twin_file::path_for(&self.ctx.config_dir, &p.twin_uuid);
+                    if !path.is_file()
+                        && let Err(e) = crate::twin_file::write(
+                            &self.ctx.config_dir,
+                            &p.twin_uuid,
+                            &p.twin_file,
+                        )
+                    {
+                        log::error!("twin file for {}: {e}", p.twin_uuid);
+                    }
                     for s in specs {
                         desired.insert(s.name.clone(), (s.clone(), p.twin_file.clone()));
                     }

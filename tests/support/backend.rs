@@ -126,6 +126,17 @@ impl FakeBackend {
             .insert(env_uuid.to_string(), twins);
     }
 
+    /// Adds one twin to an environment's list.
+    pub fn add_twin(&self, env_uuid: &str, twin: Value) {
+        self.inner
+            .lock()
+            .unwrap()
+            .environments
+            .entry(env_uuid.to_string())
+            .or_default()
+            .push(twin);
+    }
+
     /// Changes a twin as another client would (e.g. the web UI editing its metadata).
     pub fn edit_twin(&self, uuid: &str, f: impl FnOnce(&mut Value)) {
         let mut g = self.inner.lock().unwrap();
