@@ -7,6 +7,33 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Writes `data` to `path` atomically with the given mode.
+/// Files created under this root get this owner (set when the daemon runs as root for a user,
+/// reference §4.3); elsewhere, and when unset, files keep the creating process's owner.
+static OWNER: std::sync::Mutex<Option<(std::path::PathBuf, u32, u32)>> =
+    std::sync::Mutex::new(None);
+
+/// Hands files created under `root` to `owner` from now on (`None`: stop).
+pub fn set_owner(root: &Path, owner: Option<(u32, u32)>) {
+    if let Ok(mut o) = OWNER.lock() {
+        *o = owner.map(|(u, g)| (root.to_path_buf(), u, g));
+    }
+}
+
+/// Gives `path` to the configured owner when it lies under the configured root (best effort).
+fn adopt(path: &Path, under: &Path) {
+    let owner = OWNER.lock().ok().and_then(|o| o.clone());
+    if let Some((root, uid, gid)) = owner
+        && under.starts_with(&root)
+    {
+        let _ = std::os::unix::fs::lchown(path, Some(uid), Some(gid));
+    }
+}
+
+/// [`adopt`] for a file made some other way (a socket, a downloaded weight file).
+pub fn give_to_owner(path: &Path) {
+    adopt(path, path);
+}
+
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
@@ -26,6 +53,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         f.sync_all()?;
         // The umask may have narrowed the create mode; set it exactly.
         fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
+        adopt(&tmp, path);
         fs::rename(&tmp, path)?;
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
@@ -130,6 +158,7 @@ pub fn ensure_dir(path: &Path, mode: u32) -> io::Result<()> {
     if !path.is_dir() {
         fs::create_dir_all(path)?;
         fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+        adopt(path, path);
     }
     Ok(())
 }

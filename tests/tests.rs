@@ -9,6 +9,7 @@ mod cloud_node_hostile;
 mod containers;
 mod drivers;
 mod edge_core;
+mod edge_files;
 mod edge_hostile;
 mod models;
 mod twin_sync;

@@ -7,6 +7,7 @@ mod dir;
 mod env;
 mod files;
 pub mod fingerprint;
+pub mod ownership;
 mod settings;
 
 pub use dir::{LEGACY_CONFIG_DIR, migrate_legacy, resolve_config_dir};

@@ -80,6 +80,8 @@ pub fn serve(path: &Path, supervisor: Sender<ControlRequest>) -> Result<SocketGu
     let listener = UnixListener::bind(path).map_err(|e| ServeError::Io(path.to_path_buf(), e))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))
         .map_err(|e| ServeError::Io(path.to_path_buf(), e))?;
+    // The user we run for (sudo) may ask `status` too.
+    crate::fsutil::give_to_owner(path);
     thread::Builder::new()
         .name("control".into())
         .spawn(move || {

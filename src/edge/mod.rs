@@ -252,6 +252,31 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         log::warn!("{w}");
     }
     protect_from_oom();
+    // Running as root for a user (sudo, or a service on their ~/.cyberwave): what we create
+    // there is theirs, and what an earlier root run left goes back to them (§4.3).
+    let parent_owner = settings.config_dir.parent().and_then(|p| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).ok().map(|m| (m.uid(), m.gid()))
+    });
+    let owner = config::ownership::target(
+        unsafe { libc::geteuid() },
+        env.process("SUDO_UID").as_deref(),
+        env.process("SUDO_GID").as_deref(),
+        parent_owner,
+    );
+    if let Some(o) = owner {
+        let n = config::ownership::fix_tree(&settings.config_dir, o);
+        if n > 0 {
+            log::info!(
+                "{} entries under {} given back to uid {} gid {}",
+                n,
+                settings.config_dir.display(),
+                o.0,
+                o.1
+            );
+        }
+    }
+    crate::fsutil::set_owner(&settings.config_dir, owner);
     for sub in ["workers", "models", "run"] {
         let _ = crate::fsutil::ensure_dir(&settings.config_dir.join(sub), 0o700);
     }

@@ -300,6 +300,7 @@ fn attempt_once(
     }
     let path = req.dir.join(req.filename);
     std::fs::rename(part, &path).map_err(io_err)?;
+    crate::fsutil::give_to_owner(&path);
     Ok(Downloaded {
         path,
         sha256: got,
