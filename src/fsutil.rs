@@ -163,7 +163,8 @@ pub fn ensure_dir(path: &Path, mode: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Used % of the filesystem holding `path` (psutil's formula: used / (used + available)).
+/// Used % of the filesystem holding `path`, as the original (`shutil.disk_usage`: used / total),
+/// two decimals.
 pub fn disk_percent(path: &Path) -> Option<f64> {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
     // SAFETY: statvfs writes into the zeroed struct; c is a valid NUL-terminated path.
@@ -174,12 +175,11 @@ pub fn disk_percent(path: &Path) -> Option<f64> {
     let frsize = st.f_frsize as f64;
     let total = st.f_blocks as f64 * frsize;
     let free = st.f_bfree as f64 * frsize;
-    let avail = st.f_bavail as f64 * frsize;
     let used = total - free;
-    if used + avail <= 0.0 {
+    if total <= 0.0 {
         return None;
     }
-    Some((used / (used + avail) * 1000.0).round() / 10.0)
+    Some((used / total * 10000.0).round() / 100.0)
 }
 
 /// Bytes an unprivileged writer can still put on the filesystem holding `path`.

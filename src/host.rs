@@ -81,6 +81,64 @@ pub fn uname() -> (String, String, String) {
     (field(&u.sysname), field(&u.release), field(&u.machine))
 }
 
+/// Python's `platform._platform`: the parts joined with `-`, filename obstacles turned into `-`
+/// or `_`, `unknown` dropped, `--` folded, no trailing `-`.
+fn python_platform_join(parts: &[&str]) -> String {
+    let mut p = parts
+        .iter()
+        .map(|x| x.trim())
+        .filter(|x| !x.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+        .replace(' ', "_");
+    for c in ['/', '\\', ':', ';', '"', '(', ')'] {
+        p = p.replace(c, "-");
+    }
+    p = p.replace("unknown", "");
+    while p.contains("--") {
+        p = p.replace("--", "-");
+    }
+    p.trim_end_matches('-').to_string()
+}
+
+/// `platform.platform()` as CPython prints it on Linux, e.g.
+/// `Linux-6.1.0-18-arm64-aarch64-with-glibc2.36` (`libc`: the host's C library and version).
+pub fn python_platform(
+    sys: &str,
+    release: &str,
+    machine: &str,
+    libc: Option<(&str, &str)>,
+) -> String {
+    let with = libc.map(|(n, v)| format!("{n}{v}")).unwrap_or_default();
+    python_platform_join(&[sys, release, machine, "with", &with])
+}
+
+/// The host's glibc version (what CPython's `os.confstr('CS_GNU_LIBC_VERSION')` says), read from
+/// the C library itself: our static binary links none.
+pub fn host_glibc_version() -> Option<String> {
+    const PATHS: [&str; 6] = [
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib/aarch64-linux-gnu/libc.so.6",
+        "/lib/arm-linux-gnueabihf/libc.so.6",
+        "/lib64/libc.so.6",
+        "/usr/lib64/libc.so.6",
+        "/lib/libc.so.6",
+    ];
+    let marker = b"release version ";
+    PATHS.iter().find_map(|p| {
+        let bytes = crate::fsutil::read_regular(Path::new(p), 16 << 20).ok()?;
+        let at = bytes.windows(marker.len()).position(|w| w == marker)? + marker.len();
+        let v: String = bytes[at..]
+            .iter()
+            .take(16)
+            .take_while(|b| b.is_ascii_digit() || **b == b'.')
+            .map(|b| *b as char)
+            .collect();
+        let v = v.trim_end_matches('.').to_string();
+        (!v.is_empty()).then_some(v)
+    })
+}
+
 /// `Linux-aarch64`: Python's `f"{platform.system()}-{platform.machine()}"`.
 pub fn platform_short() -> String {
     let (sys, _, machine) = uname();
@@ -223,9 +281,15 @@ fn device_serial() -> Option<String> {
 pub fn host_facts(metrics: &crate::health::HostSnapshot, watchdog_layers: &[&str]) -> Value {
     let (sys, release, machine) = uname();
     let mut m = Map::new();
+    let glibc = host_glibc_version();
     m.insert(
         "platform".into(),
-        json!(format!("{sys}-{release}-{machine}")),
+        json!(python_platform(
+            &sys,
+            &release,
+            &machine,
+            glibc.as_deref().map(|v| ("glibc", v))
+        )),
     );
     m.insert(
         "has_hardware_watchdog".into(),
@@ -235,7 +299,11 @@ pub fn host_facts(metrics: &crate::health::HostSnapshot, watchdog_layers: &[&str
         m.insert("kernel".into(), json!(release));
     }
     if let Some(total) = metrics.memory_total_mb {
-        m.insert("memory_total_mb".into(), json!(total.round() as u64));
+        // The SDK's type: MB as a float with one decimal.
+        m.insert(
+            "memory_total_mb".into(),
+            json!((total * 10.0).round() / 10.0),
+        );
     }
     let (model, count) = cpu_model_and_count();
     if let Some(model) = model {
@@ -279,6 +347,48 @@ pub fn host_facts(metrics: &crate::health::HostSnapshot, watchdog_layers: &[&str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_is_cpythons() {
+        let rows = [
+            (
+                (
+                    "Linux",
+                    "6.1.0-18-arm64",
+                    "aarch64",
+                    Some(("glibc", "2.36")),
+                ),
+                "Linux-6.1.0-18-arm64-aarch64-with-glibc2.36",
+            ),
+            (
+                ("Linux", "5.15.0 (x)", "x86_64", None),
+                "Linux-5.15.0_-x-x86_64-with",
+            ),
+            (
+                ("Linux", "unknown", "x86_64", Some(("glibc", "2.31"))),
+                "Linux-x86_64-with-glibc2.31",
+            ),
+        ];
+        for ((s, r, m, l), want) in rows {
+            assert_eq!(python_platform(s, r, m, l), want);
+        }
+        // The real CPython on this machine, when there is one.
+        if let Ok(out) = std::process::Command::new("python3")
+            .args(["-c", "import platform; print(platform.platform())"])
+            .output()
+            && out.status.success()
+        {
+            let (sys, release, machine) = uname();
+            let glibc = host_glibc_version();
+            let ours = python_platform(
+                &sys,
+                &release,
+                &machine,
+                glibc.as_deref().map(|v| ("glibc", v)),
+            );
+            assert_eq!(ours, String::from_utf8_lossy(&out.stdout).trim());
+        }
+    }
 
     #[test]
     fn identity_is_usable() {

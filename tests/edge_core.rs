@@ -141,7 +141,18 @@ fn fresh_config_dir_registers_publishes_health_and_reports_healthy() {
             .starts_with("Linux-")
     );
     assert!(disc.body["host_facts"]["has_hardware_watchdog"].is_boolean());
-    assert!(disc.body["host_facts"]["memory_total_mb"].is_number());
+    assert!(disc.body["host_facts"]["memory_total_mb"].is_f64());
+    // `host_facts.platform` is what CPython's `platform.platform()` prints on this host.
+    if let Ok(out) = std::process::Command::new("python3")
+        .args(["-c", "import platform; print(platform.platform())"])
+        .output()
+        && out.status.success()
+    {
+        assert_eq!(
+            disc.body["host_facts"]["platform"],
+            json!(String::from_utf8_lossy(&out.stdout).trim())
+        );
+    }
 
     // The token never reaches the log.
     assert!(!d.log().contains(TOKEN), "token leaked into the log");
