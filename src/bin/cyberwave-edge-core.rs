@@ -7,6 +7,23 @@ use std::process::ExitCode;
 use cyberwave_edge::cli::{EdgeCoreArgs, EdgeCoreCommand};
 
 fn main() -> ExitCode {
+    // The installer's hidden commands (reference §10.1), outside the visible CLI.
+    let raw: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match raw.first().map(String::as_str) {
+        Some("__selfcheck_sdk") => {
+            // The REST client is built in: there is no SDK to be missing.
+            let _ = writeln!(std::io::stdout(), "sdk-rest-ok");
+            return ExitCode::SUCCESS;
+        }
+        Some("__ensure-systemd-unit") => {
+            let code = cyberwave_edge::control::unit::ensure_command(&raw[1..]);
+            return ExitCode::from(code as u8);
+        }
+        _ => {}
+    }
     let args: EdgeCoreArgs = argh::from_env();
     if args.version {
         let _ = writeln!(
