@@ -155,8 +155,9 @@ def config_dir(srv, mqtt_port, d=None):
 
 def daemon(binary, d, log_level="info", extra_env=None):
     """Starts `binary run` on config dir `d`, logging to `d/daemon.log` (appended)."""
+    # Never arm a real /dev/watchdog: the fault campaign kills the daemon with SIGKILL.
     env = dict(os.environ, CYBERWAVE_EDGE_CONFIG_DIR=d, CYBERWAVE_EDGE_UUID=FP, HOME=d,
-               CYBERWAVE_EDGE_LOG_LEVEL=log_level)
+               CYBERWAVE_EDGE_LOG_LEVEL=log_level, CYBERWAVE_HARDWARE_WATCHDOG="false")
     env.pop("RUST_LOG", None)
     env.update(extra_env or {})
     log = open(os.path.join(d, "daemon.log"), "a")

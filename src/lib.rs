@@ -28,6 +28,7 @@ pub mod twin_file;
 pub mod twins;
 pub mod twinsync;
 pub mod watch;
+pub mod watchdog;
 pub mod worker;
 pub mod yaml;
 

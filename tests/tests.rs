@@ -13,4 +13,5 @@ mod edge_files;
 mod edge_hostile;
 mod models;
 mod twin_sync;
+mod watchdog;
 mod worker;

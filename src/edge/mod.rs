@@ -75,13 +75,17 @@ enum Signal {
     Reload,
 }
 
-/// `["systemd"]` when systemd supervises us with a watchdog.
+/// `systemd` when systemd supervises us with a watchdog, `hardware` when `/dev/watchdog` is
+/// armed.
 fn watchdog_layers() -> Vec<&'static str> {
+    let mut layers = Vec::new();
     if std::env::var_os("WATCHDOG_USEC").is_some() && std::env::var_os("NOTIFY_SOCKET").is_some() {
-        vec!["systemd"]
-    } else {
-        Vec::new()
+        layers.push("systemd");
     }
+    if crate::watchdog::armed() {
+        layers.push("hardware");
+    }
+    layers
 }
 
 /// Temp files of interrupted atomic writes, and env files of interrupted launches.
@@ -472,6 +476,17 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         state.track_twins();
     }
 
+    // Start-up is done: arm the hardware watchdog (not for a local-mode demo).
+    let mut hardware = if !local
+        && crate::watchdog::enabled(env.process("CYBERWAVE_HARDWARE_WATCHDOG").as_deref())
+    {
+        let device = env
+            .process("CYBERWAVE_HARDWARE_WATCHDOG_DEVICE")
+            .unwrap_or_else(|| crate::watchdog::DEVICE.into());
+        crate::watchdog::Hardware::open(std::path::Path::new(&device))
+    } else {
+        None
+    };
     let (job_tx, mut job_rx) = unbounded::<BackendEvent>();
     let (jobctl_tx, jobctl_rx) = unbounded::<JobCtl>();
     if !local {
@@ -591,6 +606,9 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             },
             recv(ticker) -> _ => {
                 notifier.watchdog();
+                if let Some(h) = hardware.as_mut() {
+                    h.feed();
+                }
                 state.runtime.tick();
                 state.worker.tick(&mut state.runtime);
                 state.drivers.check_meta_restarts(&mut state.runtime);
@@ -601,6 +619,9 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     };
 
     notifier.stopping();
+    if let Some(h) = hardware.take() {
+        h.disarm();
+    }
     state.publish_node_offline("stopped");
     state.runtime.shutdown();
     if let Some(h) = state.health.take() {

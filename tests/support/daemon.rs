@@ -24,7 +24,11 @@ impl EdgeDir {
         EdgeDir {
             tmp,
             path,
-            env: vec![("CYBERWAVE_EDGE_UUID".into(), super::FINGERPRINT.into())],
+            // Never arm a real /dev/watchdog from a test: kill -9 tests would reset the machine.
+            env: vec![
+                ("CYBERWAVE_EDGE_UUID".into(), super::FINGERPRINT.into()),
+                ("CYBERWAVE_HARDWARE_WATCHDOG".into(), "false".into()),
+            ],
         }
     }
 
