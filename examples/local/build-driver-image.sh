@@ -41,5 +41,9 @@ while true; do
 done
 DRIVER
 chmod 0755 "$root/driver.sh"
+old="$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 tar -C "$root" -c . | docker import --change 'CMD ["/bin/sh", "/driver.sh"]' --change 'LABEL io.cyberwave.example=1' - "$IMAGE" >/dev/null
+# The image this one replaces would be left dangling: remove it unless a container uses it.
+new="$(docker image inspect -f '{{.Id}}' "$IMAGE")"
+if [ -n "$old" ] && [ "$old" != "$new" ]; then docker rmi "$old" >/dev/null 2>&1 || true; fi
 echo "built $IMAGE"

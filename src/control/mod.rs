@@ -164,7 +164,7 @@ pub enum QueryError {
 impl std::fmt::Display for QueryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            QueryError::NotRunning(e) => write!(f, "daemon not running ({e})"),
+            QueryError::NotRunning(e) => write!(f, "nothing answers on {e}"),
             QueryError::NoAnswer(e) => write!(f, "daemon did not answer: {e}"),
         }
     }

@@ -284,8 +284,8 @@ fn duration_text(secs: f64) -> String {
     }
 }
 
-/// The human report of [`collect`]'s object.
-pub fn render(r: &Value) -> String {
+/// The lines about the account: credentials, environment, identity, backend, broker.
+fn cloud_lines(r: &Value) -> String {
     let s = |p: &str| {
         r.pointer(p)
             .and_then(Value::as_str)
@@ -293,8 +293,7 @@ pub fn render(r: &Value) -> String {
             .to_string()
     };
     let ok = |b: bool| if b { "✓" } else { "✗" };
-    let mut out = String::from("\nCyberwave Edge Core — Status\n\n");
-    out += &format!("  Config dir:    {}\n", s("/config_dir"));
+    let mut out = String::new();
     if r.pointer("/credentials/ok") == Some(&json!(true)) {
         out += &format!(
             "  {} Credentials  token {}\n",
@@ -349,6 +348,24 @@ pub fn render(r: &Value) -> String {
             .or(m["last_error"].as_str())
             .unwrap_or("not connected");
         out += &format!("  ✗ MQTT broker  {broker}: {why}\n");
+    }
+    out
+}
+
+/// The human report of [`collect`]'s object.
+pub fn render(r: &Value) -> String {
+    let s = |p: &str| {
+        r.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("-")
+            .to_string()
+    };
+    let mut out = String::from("\nCyberwave Edge Core — Status\n\n");
+    out += &format!("  Config dir:    {}\n", s("/config_dir"));
+    if r["mode"] == json!("local") {
+        out += "  Mode:          local (`run --local`: a manifest's drivers; no account, backend or broker)\n";
+    } else {
+        out += &cloud_lines(r);
     }
     let d = &r["daemon"];
     if d["running"].as_bool() == Some(true) {
@@ -466,6 +483,22 @@ pub fn run(as_json: bool) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_mode_says_so_and_shows_no_account_checks() {
+        let r = json!({"mode": "local", "config_dir": "/d", "state": "healthy", "exit_code": 0,
+                       "credentials": {"ok": false, "problem": "missing"},
+                       "environment": {"ok": false, "problem": "missing"},
+                       "mqtt": {"connected": false}, "daemon": {"running": true, "pid": 1}});
+        let text = render(&r);
+        assert!(text.contains("Mode:          local"), "{text}");
+        assert!(
+            !text.contains("Credentials") && !text.contains("MQTT broker") && !text.contains('✗'),
+            "{text}"
+        );
+        let down = json!({"daemon": {"running": false, "problem": "nothing answers on /d/edge-core.sock: No such file"}});
+        assert!(render(&down).contains("not running (nothing answers on /d/edge-core.sock"));
+    }
 
     #[test]
     fn exit_code_rules() {

@@ -107,18 +107,24 @@ impl State {
     pub(super) fn apply_desired(&mut self, state: DesiredState) {
         let broad = linked_twins_broad(&state.twins, &self.fingerprint);
         let strict = linked_twins_strict(&state.twins, &self.fingerprint);
-        log::info!(
-            "environment {}: {} twin(s), {} linked to this edge ({} by the driver rule) [{}]",
-            state.environment_uuid,
-            state.twins.len(),
-            broad.len(),
-            strict.len(),
-            match state.source {
-                Source::Backend => "backend",
-                Source::Cache if self.local => "local manifest",
-                Source::Cache => "cache",
-            }
-        );
+        if self.local {
+            log::info!(
+                "local manifest: {} twin(s), every one runs here (no fingerprint rule in local mode)",
+                state.twins.len()
+            );
+        } else {
+            log::info!(
+                "environment {}: {} twin(s), {} linked to this edge ({} by the driver rule) [{}]",
+                state.environment_uuid,
+                state.twins.len(),
+                broad.len(),
+                strict.len(),
+                match state.source {
+                    Source::Backend => "backend",
+                    Source::Cache => "cache",
+                }
+            );
+        }
         let linked = if self.local {
             state
                 .twins
