@@ -378,7 +378,8 @@ pub fn render(r: &Value) -> String {
     } else {
         out += &format!("  ✗ Daemon       not running ({})\n", s("/daemon/problem"));
     }
-    if let Some(a) = r["alerts"].as_object() {
+    let local = r["mode"] == json!("local");
+    if let Some(a) = r["alerts"].as_object().filter(|_| !local) {
         let n = |k: &str| a.get(k).and_then(Value::as_u64).unwrap_or(0);
         out += &format!(
             "    Alerts       {} pending, {} delivered, {} refused by the backend\n",
@@ -387,7 +388,7 @@ pub fn render(r: &Value) -> String {
             n("dropped")
         );
     }
-    if let Some(t) = r["twins"].as_object() {
+    if let Some(t) = r["twins"].as_object().filter(|_| !local) {
         let linked = t
             .get("linked")
             .and_then(Value::as_array)
@@ -430,7 +431,11 @@ pub fn render(r: &Value) -> String {
                 .unwrap_or("-")
         );
     }
-    if let Some(w) = r.get("worker").filter(|w| w["configured"] == json!(true)) {
+    // A worker that was never wanted (no worker files) is not news.
+    if let Some(w) = r.get("worker").filter(|w| {
+        w["configured"] == json!(true)
+            && (w["wanted"] == json!(true) || w["state"] != json!("not created"))
+    }) {
         out += &format!(
             "    Worker       {}  {}{}  files {}  models {}{}\n",
             w["name"].as_str().unwrap_or("-"),
@@ -498,6 +503,15 @@ mod tests {
         );
         let down = json!({"daemon": {"running": false, "problem": "nothing answers on /d/edge-core.sock: No such file"}});
         assert!(render(&down).contains("not running (nothing answers on /d/edge-core.sock"));
+        let mut quiet = r.clone();
+        quiet["alerts"] = json!({"pending": 0});
+        quiet["twins"] = json!({"linked": []});
+        quiet["worker"] = json!({"configured": true, "wanted": false, "state": "not created"});
+        let text = render(&quiet);
+        assert!(
+            !text.contains("Alerts") && !text.contains("Linked twins") && !text.contains("Worker"),
+            "{text}"
+        );
     }
 
     #[test]
