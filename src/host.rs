@@ -145,9 +145,70 @@ pub fn platform_short() -> String {
     format!("{sys}-{machine}")
 }
 
-/// The interface whose MAC identifies the host: Ethernet-type, non-zero, ordered by ifindex,
-/// universally administered preferred (as CPython's `uuid.getnode()` on Linux).
+/// The interface whose MAC identifies the host, as CPython's `uuid.getnode()` finds it on
+/// Linux through libuuid (so our fingerprint is the SDK's): the first interface in the
+/// kernel's `SIOCGIFCONF` list (interfaces holding an IPv4 address, in kernel order; the first
+/// 1,024 bytes of it, as libuuid reads) whose hardware address is not all zeros. When none
+/// has one — where libuuid would make up a random node — the lowest-ifindex Ethernet
+/// interface, a universally administered address preferred.
 pub fn primary_interface() -> Option<(String, String)> {
+    libuuid_interface().or_else(ethernet_interface)
+}
+
+/// libuuid's `get_node_id`: `SIOCGIFCONF` into a 1,024-byte buffer, then `SIOCGIFHWADDR` per
+/// name; the first non-zero address.
+fn libuuid_interface() -> Option<(String, String)> {
+    // SAFETY: a plain datagram socket, closed below; the ioctls write only into the buffers
+    // we pass with their sizes.
+    let sd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_IP) };
+    if sd < 0 {
+        return None;
+    }
+    let found = (|| {
+        let mut buf = [0u8; 1024];
+        let mut ifc: libc::ifconf = unsafe { std::mem::zeroed() };
+        ifc.ifc_len = buf.len() as libc::c_int;
+        ifc.ifc_ifcu.ifcu_buf = buf.as_mut_ptr().cast();
+        if unsafe { libc::ioctl(sd, libc::SIOCGIFCONF as _, &mut ifc) } < 0 {
+            return None;
+        }
+        let size = std::mem::size_of::<libc::ifreq>();
+        let len = (ifc.ifc_len.max(0) as usize).min(buf.len());
+        let mut at = 0;
+        while at + size <= len {
+            // SAFETY: `at + size <= len <= buf.len()`; read_unaligned copes with the byte buffer.
+            let listed: libc::ifreq =
+                unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
+            at += size;
+            let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+            req.ifr_name = listed.ifr_name;
+            if unsafe { libc::ioctl(sd, libc::SIOCGIFHWADDR as _, &mut req) } < 0 {
+                continue;
+            }
+            // SAFETY: SIOCGIFHWADDR filled the hwaddr member of the union.
+            let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
+            let mac: Vec<u8> = data[..6].iter().map(|b| *b as u8).collect();
+            if mac.iter().all(|b| *b == 0) {
+                continue;
+            }
+            let name: Vec<u8> = listed
+                .ifr_name
+                .iter()
+                .take_while(|c| **c != 0)
+                .map(|c| *c as u8)
+                .collect();
+            let text: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+            return Some((String::from_utf8_lossy(&name).into_owned(), text.join(":")));
+        }
+        None
+    })();
+    // SAFETY: sd is our open socket.
+    unsafe { libc::close(sd) };
+    found
+}
+
+/// The fallback: Ethernet-type, non-zero, ordered by ifindex, universally administered first.
+fn ethernet_interface() -> Option<(String, String)> {
     let mut candidates: Vec<(u32, String, String)> = Vec::new();
     for entry in fs::read_dir("/sys/class/net").ok()?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();

@@ -11,6 +11,7 @@ mod drivers;
 mod edge_core;
 mod edge_files;
 mod edge_hostile;
+mod identity;
 mod models;
 mod twin_sync;
 mod watchdog;
