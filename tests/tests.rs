@@ -7,6 +7,7 @@ mod support;
 mod cloud_node;
 mod cloud_node_hostile;
 mod containers;
+mod driver_alerts;
 mod drivers;
 mod edge_core;
 mod edge_files;

@@ -7,7 +7,8 @@
 # behaves as DRIVER_MODE says: run (default, logs a heartbeat), crash (exits 1),
 # exit0 (exits 0), chatty (logs as fast as it can), lines (a few lines, blank ones and a
 # 200 KB one, then exits 1), edit (after 3 s changes its twin file's fps 15 → 31, in place, as a
-# driver saving a setting does, then runs).
+# driver saving a setting does, then runs), runtimeerror (prints a Python RuntimeError twice,
+# then runs).
 set -euo pipefail
 IMAGE="${1:-cyberwave-example-driver:local}"
 . "$(dirname "$0")/busybox-rootfs.sh"
@@ -27,6 +28,8 @@ case "${DRIVER_MODE:-run}" in
   chatty) i=0; while true; do i=$((i+1)); echo "driver: chatty line $i"; done ;;
   lines) echo "driver: line one"; echo ""; echo "   "; echo "driver: line two"
          head -c 200000 /dev/zero | tr '\0' x; echo; echo "driver: line three"; sleep 1; exit 1 ;;
+  runtimeerror) echo "Traceback (most recent call last):"; echo "RuntimeError: camera not found"
+                sleep 1; echo "RuntimeError: camera not found again" ;;
   edit) sleep 3
         c=$(cat "${CYBERWAVE_TWIN_JSON_FILE}")
         printf '%s\n' "${c/\"fps\": 15/\"fps\": 31}" > "${CYBERWAVE_TWIN_JSON_FILE}"

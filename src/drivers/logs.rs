@@ -5,6 +5,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
+/// What a `RuntimeError: <detail>` line reports (the original's `RuntimeError:\s*(.+)`):
+/// the detail, cut to 1,500 characters; `None` when the line has none.
+pub fn runtime_error(line: &str) -> Option<String> {
+    let at = line.find("RuntimeError:")? + "RuntimeError:".len();
+    let detail = line[at..].trim_start();
+    (!detail.is_empty()).then(|| detail.chars().take(1500).collect())
+}
+
 /// First of ERROR, CRITICAL, WARNING, WARN, DEBUG, INFO in the first 80 characters
 /// (upper-cased); INFO when none.
 pub fn detect_level(line: &str) -> &'static str {
@@ -92,6 +100,30 @@ pub const DROP_REPORT_EVERY: Duration = Duration::from_secs(10);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runtime_errors_as_the_original_matches_them() {
+        let rows = [
+            ("RuntimeError: camera not found", Some("camera not found")),
+            (
+                "Traceback ... RuntimeError:   no device /dev/video0",
+                Some("no device /dev/video0"),
+            ),
+            ("RuntimeError:", None),
+            ("RuntimeError:   ", None),
+            ("runtimeerror: lower case", None),
+            ("ValueError: nope", None),
+        ];
+        for (line, want) in rows {
+            assert_eq!(runtime_error(line).as_deref(), want, "{line}");
+        }
+        assert_eq!(
+            runtime_error(&format!("RuntimeError: {}", "x".repeat(5000)))
+                .unwrap()
+                .len(),
+            1500
+        );
+    }
 
     #[test]
     fn levels() {

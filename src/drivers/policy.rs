@@ -153,6 +153,7 @@ impl Policy for DriverPolicy {
             &spec.image,
             self.mqtt.clone(),
             self.log_lines_per_second,
+            self.alerts.clone(),
         )
     }
 }
@@ -234,9 +235,19 @@ fn raise_health(alerts: &AlertSink, spec: &DriverSpec, name: &str, status: &str)
 /// Where a driver's log lines go: `driverlog` on MQTT (when linked) and the daemon's own log
 /// (so `journalctl -u cyberwave-edge-core` shows them), rate-limited with a report of what
 /// was dropped; blank lines are skipped.
-fn driver_log_sink(name: &str, twin: &str, image: &str, mqtt: SharedHandle, rate: f64) -> Sink {
+fn driver_log_sink(
+    name: &str,
+    twin: &str,
+    image: &str,
+    mqtt: SharedHandle,
+    rate: f64,
+    alerts: Arc<Mutex<AlertSink>>,
+) -> Sink {
     let (name, twin, image) = (name.to_string(), twin.to_string(), image.to_string());
     let mut limit = RateLimit::new(rate, rate * 5.0, Instant::now());
+    // `driver_runtime_error` once per log-follow session, as the original.
+    let session = crate::epoch_seconds();
+    let mut runtime_error_seen = false;
     let mut last_report = Instant::now();
     Box::new(move |ev| {
         let link = mqtt.get();
@@ -252,6 +263,22 @@ fn driver_log_sink(name: &str, twin: &str, image: &str, mqtt: SharedHandle, rate
         match ev {
             LogEvent::Line(line) if line.trim().is_empty() => {}
             LogEvent::Line(line) => {
+                if !runtime_error_seen && let Some(detail) = logs::runtime_error(line) {
+                    runtime_error_seen = true;
+                    if let Ok(a) = alerts.lock() {
+                        a.raise(
+                            &format!("driver_runtime_error:{name}:{session}"),
+                            Alert {
+                                alert_type: "driver_runtime_error",
+                                name: "Driver runtime error",
+                                description: "Your robot's driver ran into a problem and may not work correctly.",
+                                severity: "error",
+                                twin_uuid: &twin,
+                                metadata: Some(json!({"error_code": "RuntimeError", "technical_detail": detail})),
+                            },
+                        );
+                    }
+                }
                 if limit.allow(now) {
                     log::info!(target: "driver", "[{name}] {line}");
                     publish(line, logs::detect_level(line));
