@@ -118,18 +118,9 @@ impl Drivers {
                     self.meta
                         .launched_with(&p.twin_uuid, &p.twin_file["metadata"]);
                     // A kept container (adopted, or resting for its restart floor after a
-                    // remote restart removed the files) still reads its file: write it when
-                    // missing; launches write it anyway.
-                    let path = crate::twin_file::path_for(&self.ctx.config_dir, &p.twin_uuid);
-                    if !path.is_file()
-                        && let Err(e) = crate::twin_file::write(
-                            &self.ctx.config_dir,
-                            &p.twin_uuid,
-                            &p.twin_file,
-                        )
-                    {
-                        log::error!("twin file for {}: {e}", p.twin_uuid);
-                    }
+                    // remote restart removed the files) still reads its file; launches write
+                    // it anyway.
+                    self.write_twin_file_if_missing(p);
                     for s in specs {
                         desired.insert(s.name.clone(), (s.clone(), p.twin_file.clone()));
                     }
@@ -170,23 +161,24 @@ impl Drivers {
                     // Its settings are read by its parent's driver (§8.3 restarts that).
                     self.meta
                         .launched_with(&p.twin_uuid, &p.twin_file["metadata"]);
-                    // An existing file is the twin sync's: it merges backend changes with
-                    // local edits not yet pushed (a plain rewrite here lost such an edit made
-                    // just before a kill -9, found by the fault campaign).
-                    let path = crate::twin_file::path_for(&self.ctx.config_dir, &p.twin_uuid);
-                    if !path.is_file()
-                        && let Err(e) = crate::twin_file::write(
-                            &self.ctx.config_dir,
-                            &p.twin_uuid,
-                            &p.twin_file,
-                        )
-                    {
-                        log::error!("twin file for {}: {e}", p.twin_uuid);
-                    }
+                    self.write_twin_file_if_missing(p);
                 }
             }
         }
         runtime.set_desired(Role::Driver, desired);
+    }
+
+    /// Writes a twin's file from its plan when there is none. An existing file is the twin
+    /// sync's: it merges backend changes with local edits not yet pushed (a plain rewrite here
+    /// lost such an edit made just before a kill -9; found by the fault campaign).
+    fn write_twin_file_if_missing(&self, p: &TwinPlan) {
+        let path = crate::twin_file::path_for(&self.ctx.config_dir, &p.twin_uuid);
+        if !path.is_file()
+            && let Err(e) =
+                crate::twin_file::write(&self.ctx.config_dir, &p.twin_uuid, &p.twin_file)
+        {
+            log::error!("twin file for {}: {e}", p.twin_uuid);
+        }
     }
 
     /// Backend metadata reached a twin's file: its drivers may need a restart (§8.3).
