@@ -374,30 +374,29 @@ mod tests {
                 snippet: String::new(),
             },
         };
-        let b = Duration::from_secs(2);
         let rows = [
             (400, Retry::Drop),
             (404, Retry::Drop),
             (422, Retry::Drop),
             (401, Retry::Token),
             (403, Retry::Token),
-            (408, Retry::After(b)),
-            (425, Retry::After(b)),
-            (429, Retry::After(Duration::from_secs(30))), // Retry-After honoured
-            (409, Retry::After(b)),
-            (413, Retry::After(b)),
-            (500, Retry::After(b)),
-            (503, Retry::After(b)),
+            (408, Retry::After(None)),
+            (425, Retry::After(None)),
+            (429, Retry::After(Some(Duration::from_secs(30)))), // Retry-After honoured
+            (409, Retry::After(None)),
+            (413, Retry::After(None)),
+            (500, Retry::After(None)),
+            (503, Retry::After(None)),
             (201, Retry::Accepted), // taken, odd answer: never sent twice
         ];
         for (status, want) in rows {
-            assert_eq!(on_failure(&e(status), b), want, "HTTP {status}");
+            assert_eq!(on_failure(&e(status)), want, "HTTP {status}");
         }
         let offline = BackendError::Unreachable {
             endpoint: "e".into(),
             detail: "refused".into(),
         };
-        assert_eq!(on_failure(&offline, b), Retry::After(b));
+        assert_eq!(on_failure(&offline), Retry::After(None));
     }
 
     #[test]

@@ -97,8 +97,9 @@ pub struct AlertStats {
 /// How the outbox treats a failed delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
-    /// Keep it and try again after this long (offline, 5xx, 408/425/429, another 4xx).
-    After(Duration),
+    /// Keep it and try again after the outbox's backoff, or longer when the backend asked for
+    /// longer (`Retry-After`) (offline, 5xx, 408/425/429, another 4xx).
+    After(Option<Duration>),
     /// Keep it until the token is reloaded (401/403; retried slowly in case it was transient).
     Token,
     /// Drop it: the backend refuses it for good (400, 404, 422).
@@ -107,8 +108,8 @@ pub enum Retry {
     Accepted,
 }
 
-/// The decision for a failed delivery; `backoff` is the next delay of the outbox's backoff.
-pub fn on_failure(e: &BackendError, backoff: Duration) -> Retry {
+/// The decision for a failed delivery.
+pub fn on_failure(e: &BackendError) -> Retry {
     if let BackendError::BadResponse {
         status: 200..=299, ..
     } = e
@@ -119,7 +120,7 @@ pub fn on_failure(e: &BackendError, backoff: Duration) -> Retry {
     } else if e.is_unauthorized() {
         Retry::Token
     } else {
-        Retry::After(e.retry_after().map_or(backoff, |r| r.max(backoff)))
+        Retry::After(e.retry_after())
     }
 }
 
@@ -157,7 +158,8 @@ pub fn run(config_dir: PathBuf, mut backend: Backend, rx: Receiver<AlertMsg>, st
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        let mut asked: Option<Duration> = None;
+        // How long the alert at the head waits, when it is kept.
+        let mut next: Option<Duration> = None;
         while let Some(op) = outbox.pending().first().cloned() {
             match deliver(&backend, &op) {
                 Ok(()) => {
@@ -165,7 +167,7 @@ pub fn run(config_dir: PathBuf, mut backend: Backend, rx: Receiver<AlertMsg>, st
                     stats.delivered.fetch_add(1, Relaxed);
                     backoff.reset();
                 }
-                Err(e) => match on_failure(&e, Duration::ZERO) {
+                Err(e) => match on_failure(&e) {
                     Retry::Accepted => {
                         log::warn!("alert delivered, odd answer: {e}");
                         outbox.pop_front();
@@ -179,11 +181,13 @@ pub fn run(config_dir: PathBuf, mut backend: Backend, rx: Receiver<AlertMsg>, st
                     // A rejected token is fixed by `cyberwave login` and SIGHUP: keep it.
                     Retry::Token => {
                         log::warn!("alert kept until the token is renewed: {e}");
+                        next = Some(backoff.next_delay());
                         break;
                     }
-                    Retry::After(d) => {
+                    Retry::After(asked) => {
                         log::debug!("alert delivery deferred: {e}");
-                        asked = (!d.is_zero()).then_some(d);
+                        let d = backoff.next_delay();
+                        next = Some(asked.map_or(d, |a| a.max(d)));
                         break;
                     }
                 },
@@ -193,8 +197,7 @@ pub fn run(config_dir: PathBuf, mut backend: Backend, rx: Receiver<AlertMsg>, st
         wait = if outbox.pending().is_empty() {
             None
         } else {
-            let d = backoff.next_delay();
-            Some(asked.map_or(d, |a| a.max(d)))
+            next.or_else(|| Some(backoff.next_delay()))
         };
     }
 }
