@@ -113,6 +113,22 @@ pub fn python_platform(
     python_platform_join(&[sys, release, machine, "with", &with])
 }
 
+/// This host's `platform.platform()`, worked out once per process (reading the C library takes
+/// megabytes; CPython also asks once, at start, what it links).
+pub fn platform_string() -> &'static str {
+    static PLATFORM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PLATFORM.get_or_init(|| {
+        let (sys, release, machine) = uname();
+        let glibc = host_glibc_version();
+        python_platform(
+            &sys,
+            &release,
+            &machine,
+            glibc.as_deref().map(|v| ("glibc", v)),
+        )
+    })
+}
+
 /// The host's glibc version (what CPython's `os.confstr('CS_GNU_LIBC_VERSION')` says), read from
 /// the C library itself: our static binary links none.
 pub fn host_glibc_version() -> Option<String> {
@@ -340,18 +356,9 @@ fn device_serial() -> Option<String> {
 
 /// The `host_facts` object of `POST /api/v1/edges/discover`. Keys are omitted when unknown.
 pub fn host_facts(metrics: &crate::health::HostSnapshot, watchdog_layers: &[&str]) -> Value {
-    let (sys, release, machine) = uname();
+    let (_, release, _) = uname();
     let mut m = Map::new();
-    let glibc = host_glibc_version();
-    m.insert(
-        "platform".into(),
-        json!(python_platform(
-            &sys,
-            &release,
-            &machine,
-            glibc.as_deref().map(|v| ("glibc", v))
-        )),
-    );
+    m.insert("platform".into(), json!(platform_string()));
     m.insert(
         "has_hardware_watchdog".into(),
         json!(Path::new("/dev/watchdog").exists()),
@@ -439,15 +446,10 @@ mod tests {
             .output()
             && out.status.success()
         {
-            let (sys, release, machine) = uname();
-            let glibc = host_glibc_version();
-            let ours = python_platform(
-                &sys,
-                &release,
-                &machine,
-                glibc.as_deref().map(|v| ("glibc", v)),
+            assert_eq!(
+                platform_string(),
+                String::from_utf8_lossy(&out.stdout).trim()
             );
-            assert_eq!(ours, String::from_utf8_lossy(&out.stdout).trim());
         }
     }
 
