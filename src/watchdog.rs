@@ -38,6 +38,15 @@ pub struct Hardware {
 }
 
 impl Hardware {
+    /// Arms the watchdog unless `CYBERWAVE_HARDWARE_WATCHDOG` (`setting`) turns it off; at
+    /// `device`, else [`DEVICE`].
+    pub fn from_settings(setting: Option<&str>, device: Option<&str>) -> Option<Hardware> {
+        if !enabled(setting) {
+            return None;
+        }
+        Hardware::open(Path::new(device.unwrap_or(DEVICE)))
+    }
+
     /// Arms the watchdog at `path` when it exists; `None` (logged) when it cannot. Opened
     /// non-blocking, so a FIFO in its place cannot hang the daemon.
     pub fn open(path: &Path) -> Option<Hardware> {
@@ -78,9 +87,6 @@ impl Hardware {
             log::warn!("hardware watchdog feed failed: {e}");
         }
     }
-
-    /// The magic close: the driver disarms instead of resetting the board.
-    pub fn disarm(self) {}
 }
 
 /// Every orderly exit — a clean stop or an error return — disarms; only a process that dies
@@ -117,7 +123,7 @@ mod tests {
         std::fs::write(&dev, b"").unwrap();
         let mut w = Hardware::open(&dev).unwrap();
         w.feed();
-        w.disarm();
+        drop(w); // the magic close
         assert_eq!(std::fs::read(&dev).unwrap(), b"11V");
         // a FIFO without a reader: refused at once, not a hang
         let fifo = d.path().join("fifo");

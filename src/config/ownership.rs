@@ -25,6 +25,35 @@ pub fn target(
     }
 }
 
+/// At start: works out the owner for `config_dir` (we run as root; `SUDO_UID`/`SUDO_GID`, else
+/// the parent's owner), gives back what an earlier root run left, and has every file we create
+/// there from now on made theirs. Returns the owner, if any.
+pub fn take_over(
+    config_dir: &Path,
+    sudo_uid: Option<&str>,
+    sudo_gid: Option<&str>,
+) -> Option<(u32, u32)> {
+    let parent_owner = config_dir
+        .parent()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| (m.uid(), m.gid()));
+    // SAFETY: geteuid has no preconditions.
+    let owner = target(unsafe { libc::geteuid() }, sudo_uid, sudo_gid, parent_owner);
+    if let Some(o) = owner {
+        let n = fix_tree(config_dir, o);
+        if n > 0 {
+            log::info!(
+                "{n} entries under {} given back to uid {} gid {}",
+                config_dir.display(),
+                o.0,
+                o.1
+            );
+        }
+    }
+    crate::fsutil::set_owner(config_dir, owner);
+    owner
+}
+
 /// Most entries the startup walk visits (a config dir holds tens; a model cache hundreds).
 const MAX_ENTRIES: usize = 100_000;
 const MAX_DEPTH: usize = 8;

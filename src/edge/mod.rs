@@ -2,6 +2,7 @@
 //! MQTT link, backend jobs, health publisher, control socket) send it events; it decides.
 
 mod backend_job;
+mod boot;
 pub mod commands;
 pub mod desired;
 mod handlers;
@@ -10,6 +11,10 @@ pub mod node;
 mod restart;
 mod state;
 
+use self::boot::{
+    Signal, edge_json_every, load_environment, protect_from_oom, remove_crash_leftovers,
+    spawn_signals, watchdog_layers, worker_context, worker_tuning,
+};
 use self::handlers::{on_backend, on_link, reload};
 use self::state::{State, TokenState};
 
@@ -19,9 +24,7 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, Sender, after, bounded, never, select, tick, unbounded};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
+use crossbeam_channel::{Sender, after, never, select, tick, unbounded};
 
 use self::backend_job::{BackendEvent, JobConfig, JobCtl};
 use self::commands::Dedupe;
@@ -70,52 +73,11 @@ impl DaemonError {
     }
 }
 
-enum Signal {
-    Shutdown(i32),
-    Reload,
-}
-
-/// `systemd` when systemd supervises us with a watchdog, `hardware` when `/dev/watchdog` is
-/// armed.
-fn watchdog_layers() -> Vec<&'static str> {
-    let mut layers = Vec::new();
-    if std::env::var_os("WATCHDOG_USEC").is_some() && std::env::var_os("NOTIFY_SOCKET").is_some() {
-        layers.push("systemd");
-    }
-    if crate::watchdog::armed() {
-        layers.push("hardware");
-    }
-    layers
-}
-
-/// Temp files of interrupted atomic writes, and env files of interrupted launches.
-fn remove_crash_leftovers(config_dir: &std::path::Path) {
-    let old = Duration::from_secs(60);
-    let run = config_dir.join("run");
-    let mut n = crate::fsutil::remove_stale_temps(config_dir, old)
-        + crate::fsutil::remove_stale_temps(&run, old);
-    for e in std::fs::read_dir(&run).into_iter().flatten().flatten() {
-        if e.path().extension().is_some_and(|x| x == "env")
-            && std::fs::remove_file(e.path()).is_ok()
-        {
-            n += 1;
-        }
-    }
-    if n > 0 {
-        log::info!("removed {n} file(s) left by an interrupted run");
-    }
-}
-
 /// Reads configuration the way the daemon and `status` both need it.
 pub fn load_settings() -> Result<(Settings, Vec<String>), SettingsError> {
     let env = EnvLayer::from_process();
     let (dir, overridden) = config::resolve_config_dir(&|k| env.process(k));
     Settings::load(dir, overridden, &env)
-}
-
-fn load_environment(settings: &Settings) -> Result<EnvironmentFile, String> {
-    EnvironmentFile::load(&settings.config_dir.join(config::ENVIRONMENT_FILE))
-        .map_err(|e| e.to_string())
 }
 
 /// The link, with a last will that marks this edge OFFLINE when it knows its edge uuid.
@@ -142,76 +104,6 @@ fn will_for(settings: &Settings, edge_uuid: &str, fingerprint: &str) -> (String,
             .to_string()
             .into_bytes(),
     )
-}
-
-fn spawn_signals() -> Result<Receiver<Signal>, DaemonError> {
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
-        .map_err(|e| DaemonError::Startup(format!("cannot install signal handlers: {e}")))?;
-    let (tx, rx) = bounded(8);
-    thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                let msg = if sig == SIGHUP {
-                    Signal::Reload
-                } else {
-                    Signal::Shutdown(sig)
-                };
-                if tx.send(msg).is_err() {
-                    break;
-                }
-            }
-        })
-        .map_err(|e| DaemonError::Startup(format!("cannot start the signal thread: {e}")))?;
-    Ok(rx)
-}
-
-/// Best effort: make the kernel's OOM killer pick anything before us (as the original).
-fn protect_from_oom() {
-    if let Err(e) = std::fs::write("/proc/self/oom_score_adj", "-800") {
-        log::debug!("oom_score_adj not set: {e}");
-    }
-}
-
-/// The worker's container context, once this edge has an environment (warnings logged).
-pub(super) fn worker_context(
-    settings: &Settings,
-    environment_uuid: Option<&str>,
-    fingerprint: &str,
-) -> Option<crate::worker::spec::WorkerContext> {
-    let env = environment_uuid?;
-    let mut warnings = Vec::new();
-    let ctx = crate::worker::settings::context(settings, env, fingerprint, &mut warnings);
-    for w in warnings {
-        log::warn!("{w}");
-    }
-    Some(ctx)
-}
-
-pub(super) fn worker_tuning(settings: &Settings) -> crate::worker::settings::WorkerTuning {
-    let mut warnings = Vec::new();
-    let t = crate::worker::settings::tuning(settings, &mut warnings);
-    for w in warnings {
-        log::warn!("{w}");
-    }
-    t
-}
-
-/// `CYBERWAVE_EDGE_JSON_SYNC_INTERVAL_LOOPS` (20) ticks between `edge.json` refreshes.
-fn edge_json_every(settings: &Settings) -> Duration {
-    let mut warnings = Vec::new();
-    let loops = config::parse_or_warn(
-        &settings.env,
-        "CYBERWAVE_EDGE_JSON_SYNC_INTERVAL_LOOPS",
-        20.0,
-        0.05,
-        &mut warnings,
-    )
-    .min(1e5);
-    for w in warnings {
-        log::warn!("{w}");
-    }
-    TICK.mul_f64(loops)
 }
 
 /// How the daemon gets its desired state.
@@ -258,29 +150,11 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     protect_from_oom();
     // Running as root for a user (sudo, or a service on their ~/.cyberwave): what we create
     // there is theirs, and what an earlier root run left goes back to them (§4.3).
-    let parent_owner = settings.config_dir.parent().and_then(|p| {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(p).ok().map(|m| (m.uid(), m.gid()))
-    });
-    let owner = config::ownership::target(
-        unsafe { libc::geteuid() },
+    config::ownership::take_over(
+        &settings.config_dir,
         env.process("SUDO_UID").as_deref(),
         env.process("SUDO_GID").as_deref(),
-        parent_owner,
     );
-    if let Some(o) = owner {
-        let n = config::ownership::fix_tree(&settings.config_dir, o);
-        if n > 0 {
-            log::info!(
-                "{} entries under {} given back to uid {} gid {}",
-                n,
-                settings.config_dir.display(),
-                o.0,
-                o.1
-            );
-        }
-    }
-    crate::fsutil::set_owner(&settings.config_dir, owner);
     for sub in ["workers", "models", "run"] {
         let _ = crate::fsutil::ensure_dir(&settings.config_dir.join(sub), 0o700);
     }
@@ -477,15 +351,13 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     }
 
     // Start-up is done: arm the hardware watchdog (not for a local-mode demo).
-    let mut hardware = if !local
-        && crate::watchdog::enabled(env.process("CYBERWAVE_HARDWARE_WATCHDOG").as_deref())
-    {
-        let device = env
-            .process("CYBERWAVE_HARDWARE_WATCHDOG_DEVICE")
-            .unwrap_or_else(|| crate::watchdog::DEVICE.into());
-        crate::watchdog::Hardware::open(std::path::Path::new(&device))
-    } else {
+    let mut hardware = if local {
         None
+    } else {
+        crate::watchdog::Hardware::from_settings(
+            env.process("CYBERWAVE_HARDWARE_WATCHDOG").as_deref(),
+            env.process("CYBERWAVE_HARDWARE_WATCHDOG_DEVICE").as_deref(),
+        )
     };
     let (job_tx, mut job_rx) = unbounded::<BackendEvent>();
     let (jobctl_tx, jobctl_rx) = unbounded::<JobCtl>();
@@ -619,9 +491,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     };
 
     notifier.stopping();
-    if let Some(h) = hardware.take() {
-        h.disarm();
-    }
+    drop(hardware.take()); // the magic close, before we say OFFLINE
     state.publish_node_offline("stopped");
     state.runtime.shutdown();
     if let Some(h) = state.health.take() {
