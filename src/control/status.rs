@@ -284,14 +284,17 @@ fn duration_text(secs: f64) -> String {
     }
 }
 
+/// The string at JSON pointer `p` of the report, `-` when absent.
+fn text_at(r: &Value, p: &str) -> String {
+    r.pointer(p)
+        .and_then(Value::as_str)
+        .unwrap_or("-")
+        .to_string()
+}
+
 /// The lines about the account: credentials, environment, identity, backend, broker.
 fn cloud_lines(r: &Value) -> String {
-    let s = |p: &str| {
-        r.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("-")
-            .to_string()
-    };
+    let s = |p: &str| text_at(r, p);
     let ok = |b: bool| if b { "✓" } else { "✗" };
     let mut out = String::new();
     if r.pointer("/credentials/ok") == Some(&json!(true)) {
@@ -354,12 +357,7 @@ fn cloud_lines(r: &Value) -> String {
 
 /// The human report of [`collect`]'s object.
 pub fn render(r: &Value) -> String {
-    let s = |p: &str| {
-        r.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("-")
-            .to_string()
-    };
+    let s = |p: &str| text_at(r, p);
     let mut out = String::from("\nCyberwave Edge Core — Status\n\n");
     out += &format!("  Config dir:    {}\n", s("/config_dir"));
     if r["mode"] == json!("local") {
