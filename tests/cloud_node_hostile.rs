@@ -453,8 +453,7 @@ fn bad_values_fifos_and_deep_yaml_exit_2_naming_the_key() {
     let node = Node::new(&backend, base);
     let yml = node.dir.path().join("cyberwave.yml");
     std::fs::remove_file(&yml).unwrap();
-    let c = std::ffi::CString::new(yml.to_str().unwrap()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    mkfifo(&yml);
     let (code, err, took) = exit_of(&node, &["start"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(

@@ -120,9 +120,11 @@ fn devices_and_fifos_as_config_files_never_block_or_exhaust() {
     not_aborted(&out.status, "status", "");
     assert!(started.elapsed() < 3 * SEC, "{:?}", started.elapsed());
     std::fs::remove_file(dir.file("edge.json")).unwrap();
-    for f in ["edge.json", "desired-state-cache.json"] {
-        let c = std::ffi::CString::new(dir.file(f).as_os_str().as_bytes()).unwrap();
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for f in [
+        "edge.json",
+        cyberwave_edge::config::DESIRED_STATE_CACHE_FILE,
+    ] {
+        mkfifo(&dir.file(f));
     }
     let started = std::time::Instant::now();
     let out = dir.command(&["status", "--json"]).output().unwrap();
@@ -131,8 +133,7 @@ fn devices_and_fifos_as_config_files_never_block_or_exhaust() {
     let mut d = Daemon::start(&dir);
     d.wait_ready(&dir);
     std::fs::remove_file(dir.file("environment.json")).unwrap();
-    let c = std::ffi::CString::new(dir.file("environment.json").as_os_str().as_bytes()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    mkfifo(&dir.file("environment.json"));
     d.signal(libc::SIGHUP);
     std::thread::sleep(SEC);
     let started = std::time::Instant::now();

@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         "environment.json",
         "fingerprint.json",
         "edge.json",
-        "desired-state-cache.json",
+        config::DESIRED_STATE_CACHE_FILE,
     ] {
         let _ = std::fs::write(d.join(f), data);
     }
