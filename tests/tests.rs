@@ -4,6 +4,7 @@
 
 mod support;
 
+mod cameras;
 mod cloud_node;
 mod cloud_node_hostile;
 mod containers;

@@ -3,9 +3,11 @@
 //! `crate::containers`.
 
 pub mod bridge;
+pub mod camera;
 pub mod card;
 pub mod logs;
 pub mod meta_restart;
+pub mod params;
 pub mod policy;
 pub mod profile;
 pub mod runtime;

@@ -31,6 +31,12 @@ pub struct Drivers {
     /// Attached twin → the twin it is attached to (whose containers a settings change of a
     /// container-less attached twin restarts).
     parents: BTreeMap<String, String>,
+    /// Twins with driver containers (the ones alerted about their devices and the host).
+    managed: std::collections::BTreeSet<String>,
+    /// Pinned camera devices that went missing (§5.13) and when they are next looked at.
+    presence: super::camera::Presence,
+    next_device_check: std::time::Instant,
+    device_check_every: std::time::Duration,
 }
 
 impl Drivers {
@@ -70,6 +76,10 @@ impl Drivers {
             problems: BTreeMap::new(),
             meta: Default::default(),
             parents: BTreeMap::new(),
+            managed: Default::default(),
+            presence: Default::default(),
+            next_device_check: std::time::Instant::now() + tuning.device_check_every,
+            device_check_every: tuning.device_check_every,
         };
         (drivers, role)
     }
@@ -105,6 +115,11 @@ impl Drivers {
     /// answers; an asset missing from the cache is not alerted (the answer brings it).
     pub fn set_plans(&mut self, runtime: &mut Runtime, plans: Vec<TwinPlan>, provisional: bool) {
         let mut desired = BTreeMap::new();
+        self.managed = plans
+            .iter()
+            .filter(|p| matches!(p.outcome, TwinOutcome::Containers(_)))
+            .map(|p| p.twin_uuid.clone())
+            .collect();
         self.parents = plans
             .iter()
             .filter_map(|p| {
@@ -186,9 +201,73 @@ impl Drivers {
         self.meta.pulled(twin, metadata, std::time::Instant::now());
     }
 
-    /// When a metadata change next settles.
+    /// When a metadata change next settles, or the pinned devices are next looked at.
     pub fn next_deadline(&self) -> Option<std::time::Instant> {
-        self.meta.next_due()
+        Some(match self.meta.next_due() {
+            Some(m) => m.min(self.next_device_check),
+            None => self.next_device_check,
+        })
+    }
+
+    /// Twins with driver containers.
+    pub fn managed_twins(&self) -> &std::collections::BTreeSet<String> {
+        &self.managed
+    }
+
+    /// Re-reads the camera pins (a camera file changed); true when what drivers are told
+    /// changed, so the plans are redone and exactly the drifted drivers recreated (§5.12).
+    pub fn refresh_cameras(&mut self) -> bool {
+        let cameras = super::camera::read(&self.ctx.config_dir);
+        let v4l = std::path::Path::new("/dev/v4l").is_dir();
+        if cameras == self.ctx.cameras && v4l == self.ctx.host_has_v4l {
+            return false;
+        }
+        log::info!("camera pins changed; drivers whose device changed are recreated");
+        self.ctx.cameras = cameras;
+        self.ctx.host_has_v4l = v4l;
+        true
+    }
+
+    /// §5.13: a pinned `/dev` device of a driver's twin missing for two checks in a row raises
+    /// `sensor_device_missing`; back again (or no longer pinned) resolves it. Stat calls only.
+    pub fn check_devices(&mut self) {
+        let now = std::time::Instant::now();
+        if now < self.next_device_check {
+            return;
+        }
+        self.next_device_check = now + self.device_check_every;
+        let pinned = match &self.ctx.cameras {
+            Some(c) => super::camera::pinned_devices(c, &self.managed),
+            None => Vec::new(),
+        };
+        let observed: Vec<(String, String, bool)> = pinned
+            .into_iter()
+            .map(|(t, d)| {
+                let exists = std::path::Path::new(&d).exists();
+                (t, d, exists)
+            })
+            .collect();
+        let Ok(a) = self.alerts.lock() else { return };
+        for ev in self.presence.check(&observed) {
+            match ev {
+                super::camera::PresenceEvent::Missing { twin, device } => a.raise(
+                    &format!("sensor_device_missing:{twin}:{device}"),
+                    Alert {
+                        alert_type: "sensor_device_missing",
+                        name: "Sensor device missing",
+                        description: &format!(
+                            "The pinned device {device} is not present on the edge host."
+                        ),
+                        severity: "error",
+                        twin_uuid: &twin,
+                        metadata: Some(json!({ "device": device })),
+                    },
+                ),
+                super::camera::PresenceEvent::Resolve { twin } => {
+                    a.resolve(&twin, "sensor_device_missing")
+                }
+            }
+        }
     }
 
     /// Acts on settled metadata changes: sensor drivers are recreated (rate-limited), others

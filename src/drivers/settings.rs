@@ -16,6 +16,8 @@ pub struct DriverTuning {
     pub troubleshooting_url: String,
     /// At most one pull-progress update of a `driver_starting` card per this period.
     pub card_update_interval: Duration,
+    /// How often pinned camera devices are looked for (§5.13; the original's loop interval).
+    pub device_check_every: Duration,
 }
 
 /// Driver-shaping facts from the settings (reference §5.8, §9.1, §11.3).
@@ -48,6 +50,8 @@ pub fn launch_context(s: &Settings, owner: &str) -> LaunchContext {
         driver_overrides: s.driver_overrides.clone(),
         token: s.token.clone(),
         owner: owner.to_string(),
+        cameras: super::camera::read(&s.config_dir),
+        host_has_v4l: std::path::Path::new("/dev/v4l").is_dir(),
     }
 }
 
@@ -73,6 +77,7 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
         2.0,
         0.5,
     );
+    let device_check = secs("CYBERWAVE_SENSOR_DEVICE_CHECK_SECONDS", 15.0, 1.0);
     let container_interval = secs("CYBERWAVE_CONTAINER_PRUNE_INTERVAL_SECONDS", 1800.0, 1.0);
     let image_interval = secs("CYBERWAVE_IMAGE_PRUNE_INTERVAL_SECONDS", 10800.0, 1.0);
     let removed_revival = crate::config::optional_seconds_or_warn(
@@ -106,6 +111,7 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
         },
         log_lines_per_second: rate,
         card_update_interval: card_every,
+        device_check_every: device_check,
         troubleshooting_url: env
             .get("CYBERWAVE_DRIVER_TROUBLESHOOTING_URL")
             .unwrap_or_else(|| "https://docs.cyberwave.com".into()),

@@ -1,12 +1,14 @@
 //! From a linked twin to the exact `docker create` of each of its containers (reference §5.1,
 //! §5.3, §5.4, §5.7, §5.8). Pure: every input is in [`LaunchContext`] and the desired state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
+use super::camera;
 use super::image;
+use super::params::{has_flag, log_opt_keys, split_env_params, valid_env_key};
 use super::profile::{HostPlatform, ServiceProfile, select_profile_key, services_of};
 use crate::config::Secret;
 
@@ -52,6 +54,10 @@ pub struct LaunchContext {
     pub token: Secret,
     /// This edge's fingerprint (the owner label).
     pub owner: String,
+    /// Camera pins (`edge.json` / `cameras.json`, reference §4.7).
+    pub cameras: Option<super::camera::CameraConfig>,
+    /// Whether the host has `/dev/v4l` (camera drivers then get it read-only).
+    pub host_has_v4l: bool,
 }
 
 /// A driver container is a [`ContainerSpec`] of role [`Role::Driver`] whose owner is its twin.
@@ -140,38 +146,6 @@ fn registry_id(asset: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
-/// `-e K=V`, `--env K=V`, `--env=K=V` pairs of `params`, and the params without them.
-pub fn split_env_params(params: &[String]) -> (Vec<(String, String)>, Vec<String>) {
-    let mut env = Vec::new();
-    let mut rest = Vec::new();
-    let mut i = 0;
-    while i < params.len() {
-        let p = &params[i];
-        let pair = if (p == "-e" || p == "--env") && i + 1 < params.len() {
-            i += 1;
-            Some(params[i].clone())
-        } else {
-            p.strip_prefix("--env=").map(str::to_string)
-        };
-        match pair {
-            Some(kv) => {
-                if let Some((k, v)) = kv.split_once('=') {
-                    env.push((k.to_string(), v.to_string()));
-                }
-            }
-            None => rest.push(p.clone()),
-        }
-        i += 1;
-    }
-    (env, rest)
-}
-
-/// A name the env file can carry: `[A-Za-z_][A-Za-z0-9_]*`. Anything else (a newline above
-/// all) would add lines to the env file or copy the daemon's own variables into the container.
-pub fn valid_env_key(k: &str) -> bool {
-    crate::containers::spec::valid_env_name(k)
-}
-
 /// The first environment name of a service (its `env`, `shared_env` or `-e` params) that
 /// [`valid_env_key`] refuses.
 fn bad_env_key(svc: &ServiceProfile) -> Option<String> {
@@ -183,37 +157,11 @@ fn bad_env_key(svc: &ServiceProfile) -> Option<String> {
         .find(|k| !valid_env_key(k))
 }
 
-fn has_flag(params: &[String], flags: &[&str]) -> bool {
-    params.iter().any(|p| {
-        flags
-            .iter()
-            .any(|f| p == f || p.starts_with(&format!("{f}=")))
-    })
-}
-
-/// `--log-opt` keys already set by params.
-fn log_opt_keys(params: &[String]) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    let mut it = params.iter().peekable();
-    while let Some(p) = it.next() {
-        let value = if p == "--log-opt" {
-            it.peek().map(|v| v.to_string())
-        } else {
-            p.strip_prefix("--log-opt=").map(str::to_string)
-        };
-        if let Some(v) = value
-            && let Some((k, _)) = v.split_once('=')
-        {
-            keys.insert(k.to_string());
-        }
-    }
-    keys
-}
-
 /// The edge-injected environment of §5.8, before params' `-e` pairs are merged in.
 fn injected_env(
     ctx: &LaunchContext,
     twin_uuid: &str,
+    image: &str,
     children: &[String],
     param_env: &BTreeMap<String, String>,
     service_env: &BTreeMap<String, String>,
@@ -226,6 +174,15 @@ fn injected_env(
     env.insert("CYBERWAVE_EDGE_HOST_PLATFORM".into(), "linux".into());
     if !children.is_empty() {
         env.insert("CYBERWAVE_CHILD_TWIN_UUIDS".into(), children.join(","));
+    }
+    if !param_env.contains_key(camera::VIDEO_DEVICE)
+        && !camera::is_alsa_image(image)
+        && let Some(d) = ctx
+            .cameras
+            .as_ref()
+            .and_then(|c| c.device_for(Some(twin_uuid)))
+    {
+        env.insert(camera::VIDEO_DEVICE.into(), d);
     }
     let local_base = crate::mqtt::url_host(&ctx.base_url).filter(|h| crate::mqtt::is_local_host(h));
     // A local backend has its broker on the same host. The original injected that host only
@@ -310,9 +267,12 @@ fn build_spec(
     children: &[String],
 ) -> DriverSpec {
     let name = container_name(twin_uuid, svc.name.as_deref());
-    let (param_pairs, params) = split_env_params(&svc.params);
+    let (param_pairs, mut params) = split_env_params(&svc.params);
+    if camera::is_alsa_image(&svc.image) {
+        params = super::params::with_alsa_devices(&params);
+    }
     let param_env: BTreeMap<String, String> = param_pairs.into_iter().collect();
-    let injected = injected_env(ctx, twin_uuid, children, &param_env, &svc.env);
+    let injected = injected_env(ctx, twin_uuid, &svc.image, children, &param_env, &svc.env);
     // One value per key: params' -e first, then the edge's (edge wins, except DRIVER_WINS).
     let mut env = param_env.clone();
     for (k, v) in injected {
@@ -365,7 +325,15 @@ fn build_spec(
         o.extend(["--label".into(), format!("{LABEL_RESTART_FLOOR}={n}")]);
     }
     o.extend(["--name".into(), name.clone()]);
+    let v4l = camera::wants_v4l(
+        &svc.image,
+        env.get(camera::VIDEO_DEVICE).map(String::as_str),
+        ctx.host_has_v4l,
+    ) && !super::params::mounts(&params, "/dev/v4l");
     o.extend(params);
+    if v4l {
+        o.extend(["-v".into(), "/dev/v4l:/dev/v4l:ro".into()]);
+    }
     let dir = ctx.config_dir.display().to_string();
     o.extend([
         "-v".into(),

@@ -36,6 +36,11 @@ use crate::drivers::runtime::Drivers;
 use crate::mqtt::{Link, LinkEvent, MqttHandle};
 use crate::systemd::Notifier;
 
+/// The files camera pins come from (reference §4.7).
+fn camera_file(name: &str) -> bool {
+    name == "cameras.json" || name == config::EDGE_FILE
+}
+
 /// Supervisor tick: watchdog ping and housekeeping (the original's runtime loop interval).
 pub const TICK: Duration = Duration::from_secs(15);
 /// How long shutdown waits for the MQTT DISCONNECT to go out.
@@ -350,6 +355,18 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         state.track_twins();
     }
 
+    // Camera pins (cameras.json, edge.json) re-read when they change (reference §5.12).
+    let (camera_tx, mut camera_rx) = unbounded::<crate::watch::Changed>();
+    {
+        let dir = state.settings.config_dir.clone();
+        thread::Builder::new()
+            .name("camera-watch".into())
+            .spawn(move || {
+                crate::watch::run(dir, Duration::from_millis(300), camera_file, camera_tx)
+            })
+            .map_err(|e| DaemonError::Startup(format!("cannot start the camera watch: {e}")))?;
+    }
+
     // Start-up is done: arm the hardware watchdog (not for a local-mode demo).
     let mut hardware = if local {
         None
@@ -404,6 +421,11 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 state.runtime.on_deadline();
                 state.worker.on_deadline(&mut state.runtime);
                 state.drivers.check_meta_restarts(&mut state.runtime);
+                state.drivers.check_devices();
+            },
+            recv(camera_rx) -> ev => match ev {
+                Ok(_) => state.on_cameras_changed(),
+                Err(_) => camera_rx = never(),
             },
             recv(pulled_rx) -> p => match p {
                 Ok(p) => state.on_pulled(p),

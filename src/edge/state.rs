@@ -149,6 +149,15 @@ impl State {
         self.ensure_health();
     }
 
+    /// A camera file changed: drivers whose device changed are recreated (their spec changed).
+    pub(super) fn on_cameras_changed(&mut self) {
+        if self.drivers.refresh_cameras()
+            && let Some(d) = self.desired.clone()
+        {
+            self.apply_desired(d);
+        }
+    }
+
     /// The worker's twins: `environment.json` `twin_uuids` when it is a list (even empty), else
     /// the twins linked by the broad rule (§2.3); their command topics are subscribed.
     pub(super) fn update_worker_scope(&mut self) {

@@ -36,6 +36,8 @@ fn ctx() -> LaunchContext {
         driver_overrides: BTreeMap::new(),
         token: Secret::new("cw_secret_token_abcdef"),
         owner: "fp".into(),
+        cameras: None,
+        host_has_v4l: false,
     }
 }
 
@@ -334,4 +336,95 @@ fn local_base_url_points_drivers_at_the_local_broker() {
     assert_eq!(s[0].env["CYBERWAVE_MQTT_HOST"], "192.168.1.10");
     assert_eq!(s[0].env["CYBERWAVE_MQTT_PORT"], "1883");
     assert!(!s[0].env.contains_key("CYBERWAVE_MQTT_USE_TLS"));
+}
+
+/// One linked twin per image, each pinned to its own camera (seed 004's multi-camera rig).
+fn camera_rig(images: &[(&str, &str, Value)]) -> (Vec<Value>, BTreeMap<String, Value>) {
+    let mut twins = Vec::new();
+    let mut assets = BTreeMap::new();
+    for (twin, image, params) in images {
+        let asset = format!("a{}", &twin[1..]);
+        twins.push(json!({"uuid": twin, "name": twin, "asset_uuid": asset, "metadata": {}}));
+        assets.insert(
+            asset.clone(),
+            json!({"uuid": asset, "metadata": {"drivers": {"default": {"docker_image": image, "params": params}}}}),
+        );
+    }
+    (twins, assets)
+}
+
+#[test]
+fn each_driver_is_told_its_own_camera_and_gets_v4l_read_only() {
+    const C1: &str = "c1c1c1c1-0000-4000-8000-000000000001";
+    const C2: &str = "c2c2c2c2-0000-4000-8000-000000000002";
+    const MIC: &str = "d3d3d3d3-0000-4000-8000-000000000003";
+    const OWN: &str = "e4e4e4e4-0000-4000-8000-000000000004";
+    let (t, a) = camera_rig(&[
+        (C1, "cyberwaveos/camera-driver", json!([])),
+        (C2, "acme/usb-cam", json!([])),
+        (
+            MIC,
+            "cyberwaveos/generic-microphone",
+            json!(["--device", "/dev/snd/pcmC0D0c"]),
+        ),
+        (
+            OWN,
+            "acme/usb-cam",
+            json!([
+                "-e",
+                "CYBERWAVE_METADATA_VIDEO_DEVICE=/dev/video9",
+                "-v",
+                "/dev/v4l:/dev/v4l"
+            ]),
+        ),
+    ]);
+    let mut c = ctx();
+    c.host_has_v4l = true;
+    c.cameras = camera::CameraConfig::merge(
+        None,
+        Some(&json!({"selected_device": 0, "twin_to_device": {
+            C1: 1, C2: "/dev/v4l/by-id/usb-cam-2", MIC: 5, OWN: 6}})),
+    );
+    let linked: Vec<String> = [C1, C2, MIC, OWN].iter().map(|s| s.to_string()).collect();
+    let plans = plan_twins(&t, &a, &linked, &c);
+    let spec = |i: usize| match &plans[i].outcome {
+        TwinOutcome::Containers(s) => s[0].clone(),
+        o => panic!("{o:?}"),
+    };
+    let v4l = |s: &DriverSpec| {
+        s.options
+            .windows(2)
+            .filter(|w| w[0] == "-v" && w[1].starts_with("/dev/v4l"))
+            .count()
+    };
+    let (c1, c2, mic, own) = (spec(0), spec(1), spec(2), spec(3));
+    assert_eq!(c1.env[camera::VIDEO_DEVICE], "/dev/video1");
+    assert_eq!(v4l(&c1), 1, "camera image: {:?}", c1.options);
+    assert_eq!(c2.env[camera::VIDEO_DEVICE], "/dev/v4l/by-id/usb-cam-2");
+    assert_eq!(v4l(&c2), 1, "by-id device: {:?}", c2.options);
+    assert!(
+        !mic.env.contains_key(camera::VIDEO_DEVICE),
+        "audio images get no camera"
+    );
+    assert!(
+        mic.options
+            .windows(2)
+            .any(|w| w == ["-v", "/dev/snd:/dev/snd"])
+    );
+    assert!(!mic.options.contains(&"/dev/snd/pcmC0D0c".to_string()));
+    assert_eq!(
+        own.env[camera::VIDEO_DEVICE],
+        "/dev/video9",
+        "the driver's own -e wins"
+    );
+    assert_eq!(v4l(&own), 1, "its own mount, not a second one");
+    // No /dev/v4l on the host: no mount; another pin: another spec (the drift recreates it).
+    c.host_has_v4l = false;
+    let before = c1.spec_hash.clone();
+    let plans = plan_twins(&t, &a, &linked, &c);
+    let TwinOutcome::Containers(s) = &plans[0].outcome else {
+        panic!()
+    };
+    assert_eq!(v4l(&s[0]), 0);
+    assert_ne!(s[0].spec_hash, before);
 }
