@@ -4,6 +4,7 @@
 
 mod support;
 
+mod alert_words;
 mod cameras;
 mod cloud_node;
 mod cloud_node_hostile;

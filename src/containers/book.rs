@@ -79,6 +79,9 @@ pub struct Record {
     pub down_since: Option<Instant>,
     /// We stopped it on purpose (a restart, a stop): its next death is not a crash.
     pub expect_die: bool,
+    /// A restart loop being stopped: told to the role once the engine says how many times
+    /// Docker restarted it.
+    pub stopping_loop: Option<super::role::Loop>,
 }
 
 impl Record {

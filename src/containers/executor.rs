@@ -28,6 +28,12 @@ pub enum ExecEvent {
         what: &'static str,
         result: Result<(), DockerError>,
     },
+    /// A restart loop was stopped; `restart_count` is Docker's own, read before the stop.
+    LoopStopped {
+        name: String,
+        restart_count: Option<u64>,
+        result: Result<(), DockerError>,
+    },
 }
 
 /// Work for the executor thread.
@@ -124,11 +130,16 @@ pub fn run_ops(
                 }
             }
             Op::StopLooping { name } => {
+                let restart_count = engine
+                    .inspect(&name)
+                    .ok()
+                    .flatten()
+                    .map(|i| i.restart_count);
                 let _ = engine.set_restart_policy(&name, "no");
-                ExecEvent::OpDone {
+                ExecEvent::LoopStopped {
                     result: engine.stop(&name, 10),
                     name,
-                    what: "stop",
+                    restart_count,
                 }
             }
             Op::Restart { name, timeout_s } => {

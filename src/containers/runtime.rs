@@ -26,8 +26,9 @@ pub use super::role::{CleanupTuning, Loop, Policy, RoleHooks, RoleSetup, Setup, 
 use super::spec::{ContainerSpec, Role};
 
 /// Direct operations a role asks for (restart, stop, recreate) and periodic cleanup.
+mod deaths;
 mod ops;
-use crate::docker::{ContainerEvent, PsEntry};
+use crate::docker::PsEntry;
 use crate::process::OwnedChild;
 
 /// How long an exited container is left to Docker's restart policy before we start it.
@@ -283,6 +284,17 @@ impl Runtime {
                 }
             }
             RuntimeEvent::Exec(ExecEvent::Container(ev)) => self.on_container_event(ev),
+            RuntimeEvent::Exec(ExecEvent::LoopStopped {
+                name,
+                restart_count,
+                result,
+            }) => {
+                self.on_loop_stopped(&name, restart_count);
+                if let Err(e) = result {
+                    log::warn!("stop {name}: {e}");
+                }
+                self.request_observe();
+            }
             RuntimeEvent::Exec(ExecEvent::OpDone { name, what, result }) => {
                 if what == "remove" && self.recreating.remove(&name) {
                     // Forget it: the next observation finds it missing and never seen, so the
@@ -343,64 +355,6 @@ impl Runtime {
                     p.launch_failed(spec, &f, delay);
                 }
             }
-        }
-    }
-
-    fn on_container_event(&mut self, ev: ContainerEvent) {
-        if ev.action == "die"
-            && let Some(info) = self.info.get_mut(&ev.name)
-            && std::mem::take(&mut info.expect_die)
-        {
-            self.request_observe();
-            return;
-        }
-        if !self.desired.contains_key(&ev.name) {
-            return;
-        }
-        match ev.action.as_str() {
-            "die" => {
-                let info = self.info.entry(ev.name.clone()).or_default();
-                info.deaths += 1;
-                info.last_exit = ev.exit_code;
-                if info.stopped_for_loop {
-                    return;
-                }
-                if let Some(n) = self.flap.record_death(&ev.name, Instant::now()) {
-                    self.trip(&ev.name, n);
-                }
-                self.request_observe();
-            }
-            "oom" => log::warn!("{} was killed for running out of memory", ev.name),
-            "destroy" | "start" if self.inflight.is_empty() => self.request_observe(),
-            _ => {}
-        }
-    }
-
-    /// Restart loop: stop the container, tell the role, schedule a retry with backoff.
-    fn trip(&mut self, name: &str, deaths: usize) {
-        let Some((spec, _)) = self.desired.get(name) else {
-            return;
-        };
-        let info = self.info.entry(name.to_string()).or_default();
-        let delay = info.breaker.trip(
-            Instant::now(),
-            self.tuning.retry_base,
-            self.tuning.retry_cap,
-        );
-        info.stopped_for_loop = true;
-        let l = Loop {
-            deaths_in_window: deaths,
-            deaths_total: info.deaths,
-            window: self.tuning.restart_loop_window,
-            retry_in: delay,
-        };
-        self.flap.clear(name);
-        self.followers.stop(name);
-        let _ = self.ops.send(Op::StopLooping {
-            name: name.to_string(),
-        });
-        if let Some(p) = self.policies.get_mut(&spec.role) {
-            p.restart_loop(spec, &l);
         }
     }
 

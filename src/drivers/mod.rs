@@ -13,6 +13,7 @@ pub mod profile;
 pub mod runtime;
 pub mod settings;
 pub mod spec;
+pub mod words;
 
 pub use profile::HostPlatform;
 pub use spec::{

@@ -121,7 +121,7 @@ impl Policy for DriverPolicy {
             return;
         }
         if let Ok(a) = self.alerts.lock() {
-            launch_failed(&a, &spec.name, &spec.owner, failure);
+            launch_failed(&a, spec, failure, &self.troubleshooting_url);
         }
     }
 
@@ -140,7 +140,13 @@ impl Policy for DriverPolicy {
         }
     }
 
-    fn went_down(&mut self, spec: &ContainerSpec, status: &str) {
+    fn went_down(&mut self, spec: &ContainerSpec, state: &str) {
+        // The original's two words: gone from the engine, or there and not running.
+        let status = if state == "removed" {
+            "removed"
+        } else {
+            "down"
+        };
         if let Ok(a) = self.alerts.lock() {
             raise_health(&a, spec, &spec.name, status);
         }
@@ -158,15 +164,22 @@ impl Policy for DriverPolicy {
     }
 }
 
-/// `driver_start_failure` for a failed launch, naming its phase.
-fn launch_failed(alerts: &AlertSink, name: &str, twin: &str, f: &LaunchFailure) {
-    let description = format!("{}: {}", phase_text(f.phase), f.message);
+/// `driver_start_failure` for a failed launch: "Driver image not available" when the image
+/// could not be had, else "Driver failed to start"; the phase and the engine's words go in
+/// the metadata.
+fn launch_failed(alerts: &AlertSink, spec: &ContainerSpec, f: &LaunchFailure, url: &str) {
+    let w = if f.phase.starts_with("pull_") {
+        super::words::image_not_available(&spec.image, &spec.title, url)
+    } else {
+        super::words::failed_to_start(&spec.image, &spec.title, url)
+    };
+    let name = &spec.name;
     let alert = Alert {
         alert_type: "driver_start_failure",
-        name: "Driver failed to start",
-        description: &description,
+        name: w.title,
+        description: &w.description,
         severity: "error",
-        twin_uuid: twin,
+        twin_uuid: &spec.owner,
         metadata: Some(
             json!({"phase": f.phase, "container_name": name, "technical_detail": f.message}),
         ),
@@ -189,15 +202,19 @@ struct Loop<'a> {
 fn restart_loop(alerts: &AlertSink, l: &Loop) {
     let window = l.window.as_secs();
     let short: String = l.twin.chars().take(8).collect();
-    let text = format!(
-        "Driver container '{}' for twin 'twin-{short}' restarted {} times in the last {window} seconds (total restarts reported by Docker: {}). The container was stopped automatically to prevent continuous rebooting. Troubleshooting: {}",
-        l.name, l.deaths, l.deaths_total, l.troubleshooting_url
+    let w = super::words::restart_loop(
+        l.name,
+        &format!("twin-{short}"),
+        l.deaths,
+        window,
+        l.deaths_total,
+        l.troubleshooting_url,
     );
-    log::error!("{text} Next try in {} s.", l.retry_in.as_secs());
+    log::error!("{} Next try in {} s.", w.description, l.retry_in.as_secs());
     let alert = Alert {
         alert_type: "driver_restart_loop",
-        name: "Driver restart loop detected",
-        description: &text,
+        name: w.title,
+        description: &w.description,
         severity: "error",
         twin_uuid: l.twin,
         metadata: Some(
@@ -215,13 +232,11 @@ fn restart_loop(alerts: &AlertSink, l: &Loop) {
 }
 
 fn raise_health(alerts: &AlertSink, spec: &DriverSpec, name: &str, status: &str) {
-    let description = format!(
-        "Driver container '{name}' is no longer running ({status}). Frames from this camera will not be available to the worker."
-    );
+    let w = super::words::container_stopped(name, status);
     let alert = Alert {
         alert_type: "driver_health",
-        name: "Driver container stopped",
-        description: &description,
+        name: w.title,
+        description: &w.description,
         severity: "warning",
         twin_uuid: &spec.owner,
         metadata: Some(json!({"container_name": name, "status": status})),
@@ -266,12 +281,13 @@ fn driver_log_sink(
                 if !runtime_error_seen && let Some(detail) = logs::runtime_error(line) {
                     runtime_error_seen = true;
                     if let Ok(a) = alerts.lock() {
+                        let w = super::words::runtime_error();
                         a.raise(
                             &format!("driver_runtime_error:{name}:{session}"),
                             Alert {
                                 alert_type: "driver_runtime_error",
-                                name: "Driver runtime error",
-                                description: "Your robot's driver ran into a problem and may not work correctly.",
+                                name: w.title,
+                                description: &w.description,
                                 severity: "error",
                                 twin_uuid: &twin,
                                 metadata: Some(json!({"error_code": "RuntimeError", "technical_detail": detail})),

@@ -146,24 +146,31 @@ impl Drivers {
                     }
                 }
                 TwinOutcome::Problem { title, .. }
-                    if provisional && title == super::spec::ASSET_UNAVAILABLE =>
+                    if provisional && title == super::words::ASSET_UNAVAILABLE =>
                 {
                     log::info!(
                         "twin {}: its asset is not in the offline cache; waiting for the backend",
                         p.twin_uuid
                     );
                 }
-                TwinOutcome::Problem { title, detail } => {
+                TwinOutcome::Problem {
+                    title,
+                    detail,
+                    technical,
+                } => {
                     if self.problems.get(&p.twin_uuid) != Some(title)
                         && let Ok(a) = self.alerts.lock()
                     {
+                        if let Some(t) = technical {
+                            log::warn!("twin {}: {title}: {t}", p.twin_uuid);
+                        }
                         let alert = Alert {
                             alert_type: "driver_start_failure",
                             name: title,
                             description: detail,
                             severity: "error",
                             twin_uuid: &p.twin_uuid,
-                            metadata: None,
+                            metadata: technical.as_ref().map(|t| json!({ "technical_detail": t })),
                         };
                         a.raise(
                             &format!("driver_start_failure:{}:{title}", p.twin_uuid),
@@ -250,19 +257,20 @@ impl Drivers {
         let Ok(a) = self.alerts.lock() else { return };
         for ev in self.presence.check(&observed) {
             match ev {
-                super::camera::PresenceEvent::Missing { twin, device } => a.raise(
-                    &format!("sensor_device_missing:{twin}:{device}"),
-                    Alert {
-                        alert_type: "sensor_device_missing",
-                        name: "Sensor device missing",
-                        description: &format!(
-                            "The pinned device {device} is not present on the edge host."
-                        ),
-                        severity: "error",
-                        twin_uuid: &twin,
-                        metadata: Some(json!({ "device": device })),
-                    },
-                ),
+                super::camera::PresenceEvent::Missing { twin, device } => {
+                    let w = super::words::sensor_device_missing(&device);
+                    a.raise(
+                        &format!("sensor_device_missing:{twin}:{device}"),
+                        Alert {
+                            alert_type: "sensor_device_missing",
+                            name: w.title,
+                            description: &w.description,
+                            severity: "error",
+                            twin_uuid: &twin,
+                            metadata: Some(json!({ "device": device })),
+                        },
+                    )
+                }
                 super::camera::PresenceEvent::Resolve { twin } => {
                     a.resolve(&twin, "sensor_device_missing")
                 }
@@ -314,14 +322,14 @@ impl Drivers {
                 })
                 .collect();
             let keys = self.meta.changed_keys(&twin);
-            let alert = |t: &'static str, name: &str, description: &str| {
+            let alert = |t: &'static str, w: super::words::Words| {
                 if let Ok(a) = self.alerts.lock() {
                     a.raise(
                         &format!("{t}:{twin}:{keys:?}"),
                         Alert {
                             alert_type: t,
-                            name,
-                            description,
+                            name: w.title,
+                            description: &w.description,
                             severity: "warning",
                             twin_uuid: &twin,
                             metadata: Some(json!({"keys": keys})),
@@ -335,15 +343,12 @@ impl Drivers {
                     log::info!("twin {twin}: settings {keys:?} changed; restarting {names:?}");
                     runtime.recreate_names(&names);
                 }
-                Decision::NeedsManualRestart => alert(
-                    "driver_restart_needed",
-                    "Driver restart needed",
-                    "Settings changed; restart the driver to apply them.",
-                ),
+                Decision::NeedsManualRestart => {
+                    alert("driver_restart_needed", super::words::restart_needed())
+                }
                 Decision::Suppressed => alert(
                     "driver_metadata_restart_suppressed",
-                    "Driver restarts suppressed",
-                    "Settings changed too often to restart the driver each time; restart it to apply them.",
+                    super::words::restarts_suppressed(),
                 ),
             }
         }

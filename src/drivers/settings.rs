@@ -52,6 +52,7 @@ pub fn launch_context(s: &Settings, owner: &str) -> LaunchContext {
         owner: owner.to_string(),
         cameras: super::camera::read(&s.config_dir),
         host_has_v4l: std::path::Path::new("/dev/v4l").is_dir(),
+        troubleshooting_url: troubleshooting_url(s),
     }
 }
 
@@ -112,8 +113,13 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
         log_lines_per_second: rate,
         card_update_interval: card_every,
         device_check_every: device_check,
-        troubleshooting_url: env
-            .get("CYBERWAVE_DRIVER_TROUBLESHOOTING_URL")
-            .unwrap_or_else(|| "https://docs.cyberwave.com".into()),
+        troubleshooting_url: troubleshooting_url(s),
     }
+}
+
+/// Where driver alerts send people.
+fn troubleshooting_url(s: &Settings) -> String {
+    s.env
+        .get("CYBERWAVE_DRIVER_TROUBLESHOOTING_URL")
+        .unwrap_or_else(|| "https://docs.cyberwave.com".into())
 }

@@ -10,6 +10,7 @@ use super::camera;
 use super::image;
 use super::params::{has_flag, log_opt_keys, split_env_params, valid_env_key};
 use super::profile::{HostPlatform, ServiceProfile, select_profile_key, services_of};
+use super::words;
 use crate::config::Secret;
 
 pub const LABEL_TWIN: &str = "io.cyberwave.edge.twin";
@@ -58,6 +59,8 @@ pub struct LaunchContext {
     pub cameras: Option<super::camera::CameraConfig>,
     /// Whether the host has `/dev/v4l` (camera drivers then get it read-only).
     pub host_has_v4l: bool,
+    /// Where alerts send people (`CYBERWAVE_DRIVER_TROUBLESHOOTING_URL`).
+    pub troubleshooting_url: String,
 }
 
 /// A driver container is a [`ContainerSpec`] of role [`Role::Driver`] whose owner is its twin.
@@ -66,9 +69,6 @@ pub type DriverSpec = ContainerSpec;
 /// The problem title of a twin whose containers would take names another twin's already have
 /// (names use the first 8 hex digits of the uuid). It degrades `status`.
 pub const NAME_COLLISION: &str = "Container name collision";
-
-/// The problem title of a linked twin whose asset could not be fetched.
-pub const ASSET_UNAVAILABLE: &str = "Driver could not start: asset unavailable";
 
 /// What a linked twin needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +83,10 @@ pub enum TwinOutcome {
     /// Cannot run: `title` is the `driver_start_failure` alert name.
     Problem {
         title: String,
+        /// The alert's description (the original's words where it has the condition).
         detail: String,
+        /// What exactly was wrong, for the alert's metadata and the log.
+        technical: Option<String>,
     },
 }
 
@@ -438,20 +441,16 @@ pub fn plan_twins(
         if let (Some(obj), Some(a)) = (file.as_object_mut(), asset) {
             obj.insert("asset".into(), a.clone());
         }
-        let problem = |title: &str, detail: String| TwinOutcome::Problem {
-            title: title.into(),
-            detail,
+        let url = ctx.troubleshooting_url.as_str();
+        let problem = |w: words::Words, technical: Option<String>| TwinOutcome::Problem {
+            title: w.title.into(),
+            detail: w.description,
+            technical,
         };
         let outcome = if typed.asset_uuid.is_none() {
-            problem(
-                "Twin has no asset",
-                format!("twin {uuid} has no asset_uuid"),
-            )
+            problem(words::twin_has_no_asset(&name), None)
         } else if asset.is_none() {
-            problem(
-                ASSET_UNAVAILABLE,
-                format!("the asset of twin {uuid} could not be fetched"),
-            )
+            problem(words::asset_unavailable(&name, url), None)
         } else if let Some(parent) = camera_child_of.get(uuid) {
             TwinOutcome::CameraChild {
                 parent: parent.clone(),
@@ -464,22 +463,30 @@ pub fn plan_twins(
                 .and_then(Value::as_object);
             match drivers {
                 None if typed.attach_parent.is_some() => TwinOutcome::FileOnly,
-                None => problem(
-                    "No drivers specified",
-                    format!("neither twin {uuid} nor its asset declares metadata.drivers"),
-                ),
+                None => problem(words::no_drivers(&name), None),
                 Some(drivers) => {
                     let children = child_registry.get(uuid).cloned().unwrap_or_default();
                     match select_profile_key(drivers, &ctx.host, &children) {
                         None => problem(
-                            "No driver_docker_image in asset metadata",
-                            format!(
+                            words::no_driver_image(&name),
+                            Some(format!(
                                 "no driver profile for {:?} or \"default\"",
                                 ctx.host.driver_keys()
-                            ),
+                            )),
                         ),
                         Some(key) => match services_of(&key, &drivers[&key]) {
-                            Err(e) => problem("No driver_docker_image in asset metadata", e.0),
+                            // Invalid inline `services` are an unusable topology (as in the
+                            // original); an unusable single profile, which stopped the
+                            // original's whole pass, is this twin's missing image.
+                            Err(e)
+                                if drivers[&key]
+                                    .get("services")
+                                    .and_then(Value::as_array)
+                                    .is_some_and(|a| !a.is_empty()) =>
+                            {
+                                problem(words::unusable_topology(&name, &e.0, url), Some(e.0))
+                            }
+                            Err(e) => problem(words::no_driver_image(&name), Some(e.0)),
                             Ok(mut services) => {
                                 if services.len() == 1
                                     && services[0].name.is_none()
@@ -490,12 +497,14 @@ pub fn plan_twins(
                                 }
                                 let cams = camera_children.get(uuid).cloned().unwrap_or_default();
                                 match services.iter().find_map(bad_env_key) {
-                                    Some(key) => problem(
-                                        "Invalid environment variable in driver metadata",
-                                        format!(
-                                            "twin {uuid}: environment variable name {key:?} is not [A-Za-z_][A-Za-z0-9_]*"
+                                    Some(key) => TwinOutcome::Problem {
+                                        title: "Invalid environment variable in driver metadata"
+                                            .into(),
+                                        detail: format!(
+                                            "twin '{name}': environment variable name {key:?} is not [A-Za-z_][A-Za-z0-9_]*"
                                         ),
-                                    ),
+                                        technical: None,
+                                    },
                                     None => TwinOutcome::Containers(
                                         services
                                             .iter()
@@ -534,6 +543,7 @@ fn refuse_name_collisions(plans: &mut [TwinPlan]) {
         match clash {
             Some((name, other)) => {
                 p.outcome = TwinOutcome::Problem {
+                    technical: None,
                     title: NAME_COLLISION.into(),
                     detail: format!(
                         "twins {other} and {} share their first 8 hex digits, so both would run as {name}; only {other} runs",

@@ -38,6 +38,7 @@ fn ctx() -> LaunchContext {
         owner: "fp".into(),
         cameras: None,
         host_has_v4l: false,
+        troubleshooting_url: "https://docs.cyberwave.com".into(),
     }
 }
 
@@ -268,7 +269,7 @@ fn twins_sharing_the_first_8_hex_digits_are_a_problem_not_a_silent_skip() {
     let plans = plan_twins(&twins, &assets, &[T.to_string(), twin2.clone()], &ctx());
     assert!(matches!(plans[0].outcome, TwinOutcome::Containers(_)));
     match &plans[1].outcome {
-        TwinOutcome::Problem { title, detail } => {
+        TwinOutcome::Problem { title, detail, .. } => {
             assert_eq!(title, NAME_COLLISION);
             assert!(detail.contains(T) && detail.contains(&twin2), "{detail}");
         }
@@ -295,7 +296,7 @@ fn env_keys_that_would_inject_lines_are_refused() {
         "params": ["-e", "EVIL\nCYBERWAVE_API_KEY=x"]}});
     let plans = plan_twins(&twins, &assets, &[T.to_string()], &ctx());
     match &plans[0].outcome {
-        TwinOutcome::Problem { title, detail } => {
+        TwinOutcome::Problem { title, detail, .. } => {
             assert!(title.contains("Invalid environment variable"), "{title}");
             assert!(detail.contains("EVIL\\nCYBERWAVE_API_KEY"), "{detail}");
         }
