@@ -207,6 +207,12 @@ impl Launcher {
             message: e.to_string(),
         };
         self.hooks.prepare(spec, &job.payload)?;
+        if let Some(missing) = missing_env_file(&spec.options) {
+            return Err(fail(
+                "host_env_file_missing",
+                &format!("{missing} is not a regular file"),
+            ));
+        }
         let env_file = env_file_path(&self.config_dir, &spec.name);
         if let Some(dir) = env_file.parent() {
             crate::fsutil::ensure_dir(dir, 0o700).map_err(|e| fail("env_file_failed", &e))?;
@@ -301,6 +307,25 @@ impl Launcher {
             ),
         })
     }
+}
+
+/// The first `--env-file` the options name that is not a regular file (missing, a directory,
+/// or a FIFO the `docker` CLI would block on), as the original refuses `host_env_file_missing`.
+fn missing_env_file(options: &[String]) -> Option<String> {
+    let mut it = options.iter();
+    while let Some(o) = it.next() {
+        let path = if o == "--env-file" {
+            it.next().cloned()
+        } else {
+            o.strip_prefix("--env-file=").map(str::to_string)
+        };
+        if let Some(p) = path
+            && !std::fs::metadata(&p).is_ok_and(|m| m.is_file())
+        {
+            return Some(p);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

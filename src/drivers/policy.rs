@@ -22,6 +22,9 @@ pub struct DriverHooks {
     pub mqtt: SharedHandle,
     pub alerts: Arc<Mutex<AlertSink>>,
     pub cards: super::card::Cards,
+    /// The engine and the robots claimed by launches under way (the conflict guard).
+    pub docker: crate::docker::Docker,
+    pub robots: super::conflict::Claims,
 }
 
 impl LaunchHooks for DriverHooks {
@@ -31,6 +34,7 @@ impl LaunchHooks for DriverHooks {
         payload: &serde_json::Value,
     ) -> Result<(), LaunchFailure> {
         self.cards.phase(&self.alerts, spec, "starting_container");
+        super::conflict::check(&self.docker, &self.robots, spec, super::spec::LABEL_TWIN)?;
         crate::twin_file::write(&self.config_dir, &spec.owner, payload)
             .map(|_| ())
             .map_err(|e| LaunchFailure {

@@ -53,6 +53,24 @@ pub struct ServiceProfile {
     pub privileged: bool,
     /// `min_restart_interval_s` (0 or absent: none).
     pub min_restart_interval_s: Option<u64>,
+    /// `host_env_file`: a file under the config dir handed to Docker as `--env-file`.
+    pub host_env_file: Option<String>,
+}
+
+/// `host_env_file` as the original accepts it: a relative path inside the config dir, no `..`
+/// (it must not name `/etc/shadow` or the daemon's own credentials' neighbours above it).
+pub fn valid_host_env_file(p: &str) -> bool {
+    let path = std::path::Path::new(p);
+    !p.is_empty()
+        && p.len() <= 255
+        && !p.chars().any(char::is_control)
+        && path.is_relative()
+        && path.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
 }
 
 /// Why a twin's driver metadata cannot be used; becomes a `driver_start_failure` alert.
@@ -201,6 +219,15 @@ pub fn services_of(key: &str, profile: &Value) -> Result<Vec<ServiceProfile>, Pr
                     }
                 },
             };
+            let host_env_file = match s.get("host_env_file") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(p)) if valid_host_env_file(p) => Some(p.clone()),
+                Some(v) => {
+                    return Err(ProfileError(format!(
+                        "service '{name}': host_env_file {v} is not a relative path inside the config directory"
+                    )));
+                }
+            };
             out.push(ServiceProfile {
                 name: Some(name.to_string()),
                 image: image.trim().to_string(),
@@ -216,6 +243,7 @@ pub fn services_of(key: &str, profile: &Value) -> Result<Vec<ServiceProfile>, Pr
                 stop_timeout_s: s.get("stop_timeout_s").and_then(Value::as_u64).unwrap_or(5),
                 privileged: s.get("privileged").and_then(Value::as_bool).unwrap_or(true),
                 min_restart_interval_s: floor,
+                host_env_file,
             });
         }
         return Ok(out);
@@ -245,6 +273,7 @@ pub fn services_of(key: &str, profile: &Value) -> Result<Vec<ServiceProfile>, Pr
         // (`"privileged": false`) for hosts or drivers that need no device access.
         privileged: p.get("privileged").and_then(Value::as_bool).unwrap_or(true),
         min_restart_interval_s: None,
+        host_env_file: None,
     }])
 }
 

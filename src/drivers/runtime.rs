@@ -20,6 +20,9 @@ use crate::mqtt::{MqttHandle, SharedHandle};
 
 use super::settings::DriverTuning;
 
+/// A saturation alert as raised: title, description, metadata.
+type Saturated = (String, String, Value);
+
 pub struct Drivers {
     pub ctx: LaunchContext,
     alerts: Arc<Mutex<AlertSink>>,
@@ -37,12 +40,16 @@ pub struct Drivers {
     presence: super::camera::Presence,
     next_device_check: std::time::Instant,
     device_check_every: std::time::Duration,
+    /// Per saturated host resource: its alert and the twins alerted (resolved on the same
+    /// twins; a twin whose driver appears meanwhile is alerted too).
+    saturation: BTreeMap<String, (Saturated, std::collections::BTreeSet<String>)>,
 }
 
 impl Drivers {
     /// The driver role, and what it registers on the runtime (its hooks and policy).
     pub fn new(
         ctx: LaunchContext,
+        docker: crate::docker::Docker,
         tuning: &DriverTuning,
         mqtt: Option<MqttHandle>,
         alerts: AlertSink,
@@ -63,6 +70,8 @@ impl Drivers {
             mqtt: mqtt.clone(),
             alerts: alerts.clone(),
             cards: cards.clone(),
+            docker,
+            robots: Default::default(),
         };
         let role = RoleSetup {
             role: Role::Driver,
@@ -80,6 +89,7 @@ impl Drivers {
             presence: Default::default(),
             next_device_check: std::time::Instant::now() + tuning.device_check_every,
             device_check_every: tuning.device_check_every,
+            saturation: BTreeMap::new(),
         };
         (drivers, role)
     }
@@ -120,6 +130,7 @@ impl Drivers {
             .filter(|p| matches!(p.outcome, TwinOutcome::Containers(_)))
             .map(|p| p.twin_uuid.clone())
             .collect();
+        self.raise_saturation();
         self.parents = plans
             .iter()
             .filter_map(|p| {
@@ -350,6 +361,65 @@ impl Drivers {
                     "driver_metadata_restart_suppressed",
                     super::words::restarts_suppressed(),
                 ),
+            }
+        }
+    }
+
+    /// The host saturated or cleared (§11.2): every twin with a driver hears of it.
+    pub fn on_saturation(&mut self, ev: crate::health::saturation::SaturationEvent) {
+        use crate::health::saturation::SaturationEvent as E;
+        match ev {
+            E::Raise {
+                resource,
+                title,
+                description,
+                metadata,
+            } => {
+                let kind = resource.alert_type();
+                self.saturation
+                    .insert(kind, ((title, description, metadata), Default::default()));
+                self.raise_saturation();
+            }
+            E::Resolve { resource } => {
+                let kind = resource.alert_type();
+                let mut twins = self
+                    .saturation
+                    .remove(&kind)
+                    .map(|(_, t)| t)
+                    .unwrap_or_default();
+                twins.extend(self.managed.iter().cloned());
+                if let Ok(a) = self.alerts.lock() {
+                    for twin in &twins {
+                        a.resolve(twin, &kind);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Raises each open saturation on the twins with drivers that do not have it yet.
+    fn raise_saturation(&mut self) {
+        let Ok(a) = self.alerts.lock() else { return };
+        for (kind, ((title, description, metadata), alerted)) in &mut self.saturation {
+            let new: Vec<String> = self
+                .managed
+                .iter()
+                .filter(|t| !alerted.contains(*t))
+                .cloned()
+                .collect();
+            for twin in &new {
+                a.raise(
+                    &format!("{kind}:{twin}:{}", crate::epoch_seconds() as u64),
+                    Alert {
+                        alert_type: kind,
+                        name: title,
+                        description,
+                        severity: "warning",
+                        twin_uuid: twin,
+                        metadata: Some(metadata.clone()),
+                    },
+                );
+                alerted.insert(twin.clone());
             }
         }
     }

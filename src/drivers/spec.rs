@@ -327,6 +327,13 @@ fn build_spec(
     if let Some(n) = svc.min_restart_interval_s {
         o.extend(["--label".into(), format!("{LABEL_RESTART_FLOOR}={n}")]);
     }
+    // Before ours (added at create): what the edge injects wins over the file.
+    if let Some(f) = &svc.host_env_file {
+        o.extend([
+            "--env-file".into(),
+            ctx.config_dir.join(f).display().to_string(),
+        ]);
+    }
     o.extend(["--name".into(), name.clone()]);
     let v4l = camera::wants_v4l(
         &svc.image,

@@ -122,3 +122,30 @@ pub(super) fn edge_json_every(settings: &Settings) -> Duration {
     }
     TICK.mul_f64(loops)
 }
+
+/// The saturation monitor's settings (reference §11.2): `CYBERWAVE_RESOURCE_SATURATION_PERCENT`
+/// and how often the host is sampled (`CYBERWAVE_RESOURCE_MONITOR_INTERVAL_SECONDS`, 30).
+pub(super) fn saturation_config(settings: &Settings) -> crate::health::saturation::MonitorConfig {
+    let (threshold, warning) = crate::health::saturation::threshold(
+        settings
+            .env
+            .get("CYBERWAVE_RESOURCE_SATURATION_PERCENT")
+            .as_deref(),
+    );
+    let mut warnings: Vec<String> = warning.into_iter().collect();
+    let every = config::seconds_or_warn(
+        &settings.env,
+        "CYBERWAVE_RESOURCE_MONITOR_INTERVAL_SECONDS",
+        30.0,
+        1.0,
+        &mut warnings,
+    );
+    for w in warnings {
+        log::warn!("{w}");
+    }
+    crate::health::saturation::MonitorConfig {
+        threshold,
+        every,
+        docker_bin: settings.docker_bin.clone(),
+    }
+}

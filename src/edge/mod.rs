@@ -13,7 +13,7 @@ mod state;
 
 use self::boot::{
     Signal, edge_json_every, load_environment, protect_from_oom, remove_crash_leftovers,
-    spawn_signals, watchdog_layers, worker_context, worker_tuning,
+    saturation_config, spawn_signals, watchdog_layers, worker_context, worker_tuning,
 };
 use self::handlers::{on_backend, on_link, reload};
 use self::state::{State, TokenState};
@@ -258,6 +258,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     });
     let (drivers, driver_role) = Drivers::new(
         crate::drivers::settings::launch_context(&settings, &fingerprint),
+        crate::docker::Docker::new(&settings.docker_bin),
         &tuning,
         (!local).then(|| mqtt.clone()),
         alerts,
@@ -367,6 +368,22 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             .map_err(|e| DaemonError::Startup(format!("cannot start the camera watch: {e}")))?;
     }
 
+    // Host saturation (reference §11.2), sampled on its own thread.
+    let (saturation_tx, mut saturation_rx) =
+        unbounded::<crate::health::saturation::SaturationEvent>();
+    let (_saturation_stop, saturation_stop_rx) = crossbeam_channel::bounded::<()>(0);
+    if !local {
+        let cfg = saturation_config(&state.settings);
+        thread::Builder::new()
+            .name("saturation".into())
+            .spawn(move || crate::health::saturation::run(cfg, saturation_tx, saturation_stop_rx))
+            .map_err(|e| {
+                DaemonError::Startup(format!("cannot start the saturation monitor: {e}"))
+            })?;
+    } else {
+        drop(saturation_tx);
+    }
+
     // Start-up is done: arm the hardware watchdog (not for a local-mode demo).
     let mut hardware = if local {
         None
@@ -422,6 +439,10 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 state.worker.on_deadline(&mut state.runtime);
                 state.drivers.check_meta_restarts(&mut state.runtime);
                 state.drivers.check_devices();
+            },
+            recv(saturation_rx) -> ev => match ev {
+                Ok(ev) => state.drivers.on_saturation(ev),
+                Err(_) => saturation_rx = never(),
             },
             recv(camera_rx) -> ev => match ev {
                 Ok(_) => state.on_cameras_changed(),

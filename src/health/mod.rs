@@ -2,6 +2,7 @@
 //! interval until drivers run, so the backend sees the edge alive from the first seconds.
 
 mod metrics;
+pub mod saturation;
 
 pub use metrics::{HostSnapshot, Sampler, cpu_percent, disk_percent, parse_meminfo, parse_stat};
 

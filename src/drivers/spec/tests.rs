@@ -175,6 +175,7 @@ fn gpu_network_and_log_overrides() {
         stop_timeout_s: 20,
         privileged: false,
         min_restart_interval_s: Some(45),
+        host_env_file: None,
     };
     let s = build_spec(&c, T, "arm", &svc, &[]);
     let j = s.create_argv(Path::new("/e")).join(" ");
