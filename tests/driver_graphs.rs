@@ -84,7 +84,7 @@ fn host_env_files_and_the_robot_conflict_guard() {
     std::fs::create_dir_all(dir.file("robots")).unwrap();
     std::fs::write(
         dir.file("robots/arm.env"),
-        format!("ROBOT_MODEL=so101\nCYBERWAVE_TWIN_UUID=spoofed\n"),
+        "ROBOT_MODEL=so101\nCYBERWAVE_TWIN_UUID=spoofed\n",
     )
     .unwrap();
     let mut d = Daemon::start(&dir);
