@@ -82,11 +82,44 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
 }
 
+/// A duration as people read it in `status`: `42s`, `3m 5s`, `2h 0m 7s`, `4d 1h 30m`.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let (days, h, m, s) = (s / 86400, (s / 3600) % 24, (s / 60) % 60, s % 60);
+    if days > 0 {
+        format!("{days}d {h}h {m}m")
+    } else if h > 0 {
+        format!("{h}h {m}m {s}s")
+    } else if m > 0 {
+        format!("{m}m {s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
 /// Untrusted text cut to at most `max` characters for logs, `status` and alerts (a hostile
 /// 30 MB command name must not become a 30 MB log line); a cut says how long the text was.
 pub fn clip(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         None => text.to_string(),
         Some((at, _)) => format!("{}…({} bytes)", &text[..at], text.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn human_durations() {
+        use std::time::Duration;
+        let rows = [
+            (0, "0s"),
+            (59, "59s"),
+            (61, "1m 1s"),
+            (3725, "1h 2m 5s"),
+            (90061, "1d 1h 1m"),
+        ];
+        for (s, want) in rows {
+            assert_eq!(super::human_duration(Duration::from_secs(s)), want);
+        }
     }
 }

@@ -42,6 +42,20 @@ fn driver_starts_with_env_labels_mounts_and_reads_its_twin_file() {
         "{s}\n{}",
         d.log()
     );
+    // The status text is worked out when asked, not kept from the last container list.
+    std::thread::sleep(3 * SEC);
+    let (_, later) = dir.status();
+    let text = later
+        .pointer("/drivers/containers/0/status")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let secs: u64 = text
+        .strip_prefix("running for ")
+        .and_then(|t| t.strip_suffix('s'))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{later}"));
+    assert!(secs >= 3, "{text}");
 
     let i = dk::inspect(&name).expect("container exists");
     let env: Vec<String> = i["Config"]["Env"]

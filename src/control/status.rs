@@ -270,20 +270,6 @@ fn when(epoch: Option<f64>) -> String {
     }
 }
 
-fn duration_text(secs: f64) -> String {
-    let s = secs as u64;
-    let (d, h, m, s) = (s / 86400, (s / 3600) % 24, (s / 60) % 60, s % 60);
-    if d > 0 {
-        format!("{d}d {h}h {m}m")
-    } else if h > 0 {
-        format!("{h}h {m}m {s}s")
-    } else if m > 0 {
-        format!("{m}m {s}s")
-    } else {
-        format!("{s}s")
-    }
-}
-
 /// The string at JSON pointer `p` of the report, `-` when absent.
 fn text_at(r: &Value, p: &str) -> String {
     r.pointer(p)
@@ -371,7 +357,9 @@ pub fn render(r: &Value) -> String {
             "  ✓ Daemon       running (pid {}, version {}, up {})\n",
             d["pid"],
             d["version"].as_str().unwrap_or("-"),
-            duration_text(d["uptime_seconds"].as_f64().unwrap_or(0.0))
+            crate::human_duration(std::time::Duration::from_secs_f64(
+                d["uptime_seconds"].as_f64().unwrap_or(0.0).clamp(0.0, 1e12),
+            ))
         );
     } else {
         out += &format!("  ✗ Daemon       not running ({})\n", s("/daemon/problem"));
@@ -413,7 +401,10 @@ pub fn render(r: &Value) -> String {
             out += &format!(
                 "      {}  {}  {}  twin {}  restarts {}{}\n",
                 c["name"].as_str().unwrap_or("-"),
-                c["state"].as_str().unwrap_or("-"),
+                c["status"]
+                    .as_str()
+                    .or_else(|| c["state"].as_str())
+                    .unwrap_or("-"),
                 c["image"].as_str().unwrap_or("-"),
                 c["twin_uuid"].as_str().unwrap_or("-"),
                 c["restarts"],
