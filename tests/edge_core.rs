@@ -41,6 +41,20 @@ fn fresh_config_dir_registers_publishes_health_and_reports_healthy() {
         "{:?}",
         reg.headers
     );
+    // The SDK version header names the SDK whose contract we keep: the one the tests install.
+    let sdk = std::env::var("CYBERWAVE_TEST_CLI")
+        .ok()
+        .and_then(|cli| {
+            let python = std::path::Path::new(&cli).with_file_name("python");
+            std::process::Command::new(python)
+                .args(["-c", "import cyberwave; print(cyberwave.__version__)"])
+                .output()
+                .ok()
+        })
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "0.7.4".into());
+    assert_eq!(reg.headers["x-cyberwave-sdk-version"], sdk);
 
     // fingerprint.json: content and mode 0644.
     assert_eq!(

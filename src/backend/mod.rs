@@ -29,6 +29,11 @@ pub struct Backend {
     attempts: u32,
 }
 
+/// `X-Cyberwave-SDK-Version` on every call: the Python SDK release whose REST contract we
+/// implement and test against (the tests install `cyberwave==0.7.4`; the original 0.1.30
+/// requires `cyberwave>=0.7.3`), so a backend gating on SDK versions treats us like it.
+pub const SDK_CONTRACT_VERSION: &str = "0.7.4";
+
 impl Backend {
     pub fn new(settings: &Settings) -> Self {
         Self::build(
@@ -137,12 +142,14 @@ impl Backend {
                 .agent
                 .post(&url)
                 .header("Authorization", &auth)
+                .header("X-Cyberwave-SDK-Version", SDK_CONTRACT_VERSION)
                 .header("Accept", "application/json")
                 .send_empty(),
             None => self
                 .agent
                 .get(&url)
                 .header("Authorization", &auth)
+                .header("X-Cyberwave-SDK-Version", SDK_CONTRACT_VERSION)
                 .header("Accept", "application/json")
                 .call(),
             Some(b) => {
@@ -152,6 +159,7 @@ impl Backend {
                     self.agent.post(&url)
                 };
                 req.header("Authorization", &auth)
+                    .header("X-Cyberwave-SDK-Version", SDK_CONTRACT_VERSION)
                     .header("Accept", "application/json")
                     .send_json(b)
             }
