@@ -1,5 +1,5 @@
 //! Every config and state file reader of the edge core (credentials.json, environment.json,
-//! fingerprint.json, edge.json, the desired-state cache) and the settings built over
+//! fingerprint.json, edge.json, cameras.json, the desired-state cache) and the settings built over
 //! credentials.json `envs` (every duration and number setting): any bytes, no panic.
 #![no_main]
 use std::path::PathBuf;
@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         "environment.json",
         "fingerprint.json",
         "edge.json",
+        "cameras.json",
         config::DESIRED_STATE_CACHE_FILE,
     ] {
         let _ = std::fs::write(d.join(f), data);
@@ -39,6 +40,12 @@ fuzz_target!(|data: &[u8]| {
     let _ = config::edge_uuid(d);
     let _ = config::fingerprint::load_or_create(d, None, || "fuzz-host".into());
     let _ = cyberwave_edge::edge::desired::load(d, "6ba7b810-9dad-11d1-80b4-00c04fd430c8");
+    if let Some(c) = cyberwave_edge::drivers::camera::read(d) {
+        for t in c.twin_to_device.keys() {
+            let _ = c.device_for(Some(t));
+        }
+        let _ = c.device_for(None);
+    }
     if let Ok((s, _)) = Settings::load(d.clone(), true, &EnvLayer::default()) {
         let _ = cyberwave_edge::drivers::settings::driver_tuning(&s);
         let _ = cyberwave_edge::drivers::settings::launch_context(&s, "fuzz");

@@ -312,20 +312,10 @@ impl Launcher {
 /// The first `--env-file` the options name that is not a regular file (missing, a directory,
 /// or a FIFO the `docker` CLI would block on), as the original refuses `host_env_file_missing`.
 fn missing_env_file(options: &[String]) -> Option<String> {
-    let mut it = options.iter();
-    while let Some(o) = it.next() {
-        let path = if o == "--env-file" {
-            it.next().cloned()
-        } else {
-            o.strip_prefix("--env-file=").map(str::to_string)
-        };
-        if let Some(p) = path
-            && !std::fs::metadata(&p).is_ok_and(|m| m.is_file())
-        {
-            return Some(p);
-        }
-    }
-    None
+    crate::docker::args::flag_values(options, &["--env-file"])
+        .into_iter()
+        .find(|p| !std::fs::metadata(p).is_ok_and(|m| m.is_file()))
+        .map(str::to_string)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! `ps`, `inspect`, `info` and `events` output; pull progress in `pull.rs`.
 
 pub mod api;
+pub mod args;
 pub mod pull;
 
 use std::collections::BTreeMap;

@@ -10,15 +10,9 @@ use serde_json::Value;
 
 /// `(host, container)` of every `--device host[:container[:perms]]` in params.
 pub fn device_mappings(params: &[String]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut it = params.iter();
-    while let Some(p) = it.next() {
-        let spec = if p == "--device" {
-            it.next().cloned()
-        } else {
-            p.strip_prefix("--device=").map(str::to_string)
-        };
-        if let Some(spec) = spec {
+    crate::docker::args::flag_values(params, &["--device"])
+        .into_iter()
+        .filter_map(|spec| {
             let mut parts = spec.split(':');
             let host = parts.next().unwrap_or("").to_string();
             let container = parts
@@ -26,12 +20,9 @@ pub fn device_mappings(params: &[String]) -> Vec<(String, String)> {
                 .filter(|c| c.starts_with('/'))
                 .unwrap_or(&host)
                 .to_string();
-            if !host.is_empty() {
-                out.push((host, container));
-            }
-        }
-    }
-    out
+            (!host.is_empty()).then_some((host, container))
+        })
+        .collect()
 }
 
 /// Fills `{host_device}`, `{container_device}`, `{twin_uuid}`, `{container_name}`, `{config_dir}`.
@@ -98,22 +89,7 @@ pub fn apply(
     if !strip || video.is_empty() {
         return params.to_vec();
     }
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < params.len() {
-        let p = &params[i];
-        if p == "--device" && params.get(i + 1).is_some_and(|d| is_video_device(d)) {
-            i += 2;
-            continue;
-        }
-        if p.strip_prefix("--device=").is_some_and(is_video_device) {
-            i += 1;
-            continue;
-        }
-        out.push(p.clone());
-        i += 1;
-    }
-    out
+    crate::docker::args::without_flag_values(params, "--device", is_video_device)
 }
 
 #[cfg(test)]

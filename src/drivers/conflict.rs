@@ -81,33 +81,38 @@ pub fn find_conflict<'a>(
     })
 }
 
+/// What a driver's image declares: its `Config.Env` and `Config.Labels` (empty when the
+/// engine cannot say within the deadline).
+pub fn image_config(docker: &Docker, image: &str) -> (Vec<String>, BTreeMap<String, String>) {
+    let v: serde_json::Value = docker
+        .run(
+            &["image", "inspect", "--format", "{{json .Config}}", image],
+            DEADLINE,
+        )
+        .ok()
+        .and_then(|out| serde_json::from_str(out.trim()).ok())
+        .unwrap_or_default();
+    let env = v["Env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    (env, crate::docker::labels_of(v.get("Labels")))
+}
+
 /// Refuses the launch (`driver_conflict`) when another twin's live container drives the same
 /// robot; a failed listing refuses it too (`docker_error`), as the original does.
 pub fn check(
     docker: &Docker,
     claims: &Claims,
     spec: &ContainerSpec,
+    image_env: &[String],
     twin_label: &str,
 ) -> Result<(), LaunchFailure> {
-    let image_env: Vec<String> = if spec.env.contains_key(KEY) {
-        Vec::new()
-    } else {
-        docker
-            .run(
-                &[
-                    "image",
-                    "inspect",
-                    "--format",
-                    "{{json .Config.Env}}",
-                    &spec.image,
-                ],
-                DEADLINE,
-            )
-            .ok()
-            .and_then(|out| serde_json::from_str(out.trim()).ok())
-            .unwrap_or_default()
-    };
-    let Some(ip) = robot_ip(spec, &image_env) else {
+    let Some(ip) = robot_ip(spec, image_env) else {
         return Ok(());
     };
     let fail = |phase: &'static str, message: String| LaunchFailure { phase, message };

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::docker::args::{flag_values, without_flag_values};
+
 /// `-e K=V`, `--env K=V`, `--env=K=V` pairs of `params`, and the params without them.
 pub fn split_env_params(params: &[String]) -> (Vec<(String, String)>, Vec<String>) {
     let mut env = Vec::new();
@@ -62,27 +64,6 @@ pub fn log_opt_keys(params: &[String]) -> BTreeSet<String> {
     keys
 }
 
-/// The values of a flag in `params`, both as `--flag value` and `--flag=value`.
-fn flag_values<'a>(params: &'a [String], flags: &[&str]) -> Vec<&'a str> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < params.len() {
-        let p = params[i].as_str();
-        for f in flags {
-            if p == *f {
-                if let Some(v) = params.get(i + 1) {
-                    out.push(v.as_str());
-                    i += 1;
-                }
-            } else if let Some(v) = p.strip_prefix(f).and_then(|r| r.strip_prefix('=')) {
-                out.push(v);
-            }
-        }
-        i += 1;
-    }
-    out
-}
-
 /// Whether params already mount `path` (as the source or the target of a `-v`, `--volume` or
 /// `--mount`): the edge then adds no mount of its own there.
 pub fn mounts(params: &[String], path: &str) -> bool {
@@ -103,23 +84,7 @@ pub fn mounts(params: &[String], path: &str) -> bool {
 /// `/dev/snd` is mounted instead, so a re-plugged card keeps working), and the mount, the
 /// sound-device cgroup rule and the `audio` group are added unless params have them.
 pub fn with_alsa_devices(params: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < params.len() {
-        let p = &params[i];
-        if p == "--device" && params.get(i + 1).is_some_and(|d| d.starts_with("/dev/snd")) {
-            i += 2;
-            continue;
-        }
-        if p.strip_prefix("--device=")
-            .is_some_and(|d| d.starts_with("/dev/snd"))
-        {
-            i += 1;
-            continue;
-        }
-        out.push(p.clone());
-        i += 1;
-    }
+    let mut out = without_flag_values(params, "--device", |d| d.starts_with("/dev/snd"));
     if !mounts(&out, "/dev/snd") {
         out.extend(["-v".into(), "/dev/snd:/dev/snd".into()]);
     }

@@ -15,6 +15,9 @@ use crate::containers::runtime::{self, Policy};
 use crate::containers::spec::ContainerSpec;
 use crate::mqtt::{SharedHandle, topics};
 
+/// The label of an image that declares its own Compose topology (reference §5.5).
+const COMPOSE_SCHEMA_LABEL: &str = "io.cyberwave.driver.compose.schema";
+
 /// What a driver launch adds: the twin file before create, pull progress on `driverlog`.
 pub struct DriverHooks {
     pub config_dir: std::path::PathBuf,
@@ -34,7 +37,22 @@ impl LaunchHooks for DriverHooks {
         payload: &serde_json::Value,
     ) -> Result<(), LaunchFailure> {
         self.cards.phase(&self.alerts, spec, "starting_container");
-        super::conflict::check(&self.docker, &self.robots, spec, super::spec::LABEL_TWIN)?;
+        let (image_env, labels) = super::conflict::image_config(&self.docker, &spec.image);
+        if labels.contains_key(COMPOSE_SCHEMA_LABEL) {
+            let text = format!(
+                "{} declares a Compose topology ({COMPOSE_SCHEMA_LABEL}); this edge does not run image-declared topologies yet, so it starts the profile's image as one container",
+                spec.image
+            );
+            log::warn!("{}: {text}", spec.name);
+            self.progress(spec, &spec.image, &text);
+        }
+        super::conflict::check(
+            &self.docker,
+            &self.robots,
+            spec,
+            &image_env,
+            super::spec::LABEL_TWIN,
+        )?;
         crate::twin_file::write(&self.config_dir, &spec.owner, payload)
             .map(|_| ())
             .map_err(|e| LaunchFailure {

@@ -53,6 +53,7 @@ pub fn launch_context(s: &Settings, owner: &str) -> LaunchContext {
         cameras: super::camera::read(&s.config_dir),
         host_has_v4l: std::path::Path::new("/dev/v4l").is_dir(),
         troubleshooting_url: troubleshooting_url(s),
+        has_so101_lib: s.config_dir.join("so101_lib").is_dir(),
     }
 }
 

@@ -61,6 +61,8 @@ pub struct LaunchContext {
     pub host_has_v4l: bool,
     /// Where alerts send people (`CYBERWAVE_DRIVER_TROUBLESHOOTING_URL`).
     pub troubleshooting_url: String,
+    /// `<config dir>/so101_lib` exists: every driver gets it (§5.8), not only SO101 images.
+    pub has_so101_lib: bool,
 }
 
 /// A driver container is a [`ContainerSpec`] of role [`Role::Driver`] whose owner is its twin.
@@ -350,7 +352,7 @@ fn build_spec(
         format!("{dir}/{twin_uuid}.json:/app/{twin_uuid}.json"),
     ]);
     o.extend(["-v".into(), format!("{dir}:/app/.cyberwave:ro")]);
-    if svc.image.contains("so101") {
+    if svc.image.contains("so101") || ctx.has_so101_lib {
         o.extend([
             "-v".into(),
             format!("{dir}/so101_lib:/app/.cyberwave/so101_lib"),

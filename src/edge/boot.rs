@@ -147,5 +147,6 @@ pub(super) fn saturation_config(settings: &Settings) -> crate::health::saturatio
         threshold,
         every,
         docker_bin: settings.docker_bin.clone(),
+        host: crate::host::hostname(),
     }
 }

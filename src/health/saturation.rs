@@ -230,6 +230,8 @@ pub struct MonitorConfig {
     pub threshold: f64,
     pub every: Duration,
     pub docker_bin: String,
+    /// This edge's host name (in the alert text).
+    pub host: String,
 }
 
 /// Samples the host every `every` until `stop` closes, sending what changes.
@@ -238,7 +240,7 @@ pub fn run(cfg: MonitorConfig, tx: Sender<SaturationEvent>, stop: Receiver<()>) 
     // The disk that fills is the one Docker keeps its images and logs on.
     let mut sampler = Sampler::new(crate::docker::data_root(&cfg.docker_bin), None);
     let mut state = Saturation::new(cfg.threshold);
-    let host = crate::host::hostname();
+    let host = cfg.host.clone();
     loop {
         let s = sampler.sample();
         let readings = [

@@ -39,6 +39,7 @@ fn ctx() -> LaunchContext {
         cameras: None,
         host_has_v4l: false,
         troubleshooting_url: "https://docs.cyberwave.com".into(),
+        has_so101_lib: false,
     }
 }
 
@@ -429,4 +430,21 @@ fn each_driver_is_told_its_own_camera_and_gets_v4l_read_only() {
     };
     assert_eq!(v4l(&s[0]), 0);
     assert_ne!(s[0].spec_hash, before);
+}
+
+#[test]
+fn so101_lib_is_mounted_for_so101_images_or_when_it_exists() {
+    const X: &str = "f5f5f5f5-0000-4000-8000-000000000005";
+    let (t, a) = camera_rig(&[(X, "acme/arm-driver", json!([]))]);
+    let mounts = |c: &LaunchContext| match &plan_twins(&t, &a, &[X.to_string()], c)[0].outcome {
+        TwinOutcome::Containers(s) => s[0]
+            .options
+            .iter()
+            .any(|o| o.ends_with(":/app/.cyberwave/so101_lib")),
+        o => panic!("{o:?}"),
+    };
+    let mut c = ctx();
+    assert!(!mounts(&c));
+    c.has_so101_lib = true;
+    assert!(mounts(&c));
 }
