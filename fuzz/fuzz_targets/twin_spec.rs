@@ -1,5 +1,6 @@
 //! Twin metadata → container specs: driver profiles, services, `-e` params, env keys, restart
-//! floors, attached twins; the input is a JSON object `{"twins": [...], "assets": [...]}`
+//! floors, attached twins, camera pins; the input is a JSON object `{"twins": [...],
+//! "assets": [...], "edge": {...}, "cameras": {...}}`
 //! (or anything else, which must be refused without a panic).
 #![no_main]
 use std::collections::BTreeMap;
@@ -41,7 +42,11 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .filter_map(|t| t.get("uuid")?.as_str().map(str::to_string))
         .collect();
-    for plan in cyberwave_edge::drivers::spec::plan_twins(&twins, &assets, &linked, ctx()) {
+    // Camera pins as edge.json and cameras.json could hold them.
+    let mut c = ctx().clone();
+    c.cameras = cyberwave_edge::drivers::camera::CameraConfig::merge(v.get("edge"), v.get("cameras"));
+    c.host_has_v4l = true;
+    for plan in cyberwave_edge::drivers::spec::plan_twins(&twins, &assets, &linked, &c) {
         if let cyberwave_edge::drivers::spec::TwinOutcome::Containers(specs) = plan.outcome {
             for s in specs {
                 let _ = s.create_argv(std::path::Path::new("/run/x.env"));
