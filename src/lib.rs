@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod backend;
 pub mod backoff;
+pub mod bus;
 pub mod cli;
 pub mod cloud_node;
 pub mod config;

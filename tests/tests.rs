@@ -5,6 +5,7 @@
 mod support;
 
 mod alert_words;
+mod bus;
 mod cameras;
 mod cloud_node;
 mod cloud_node_hostile;

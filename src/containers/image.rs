@@ -47,6 +47,24 @@ pub fn valid_reference(image: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | ':' | '@' | '-'))
 }
 
+/// Reference §6.2 step 4 (every role's images): no tag, a registry port only, or a moving tag name → pull every time.
+pub fn is_mutable(image: &str) -> bool {
+    let (_, tag, digest) = split(image);
+    if digest.is_some() {
+        return false;
+    }
+    match tag {
+        None => true,
+        Some(t) => {
+            let head = t.split('-').next().unwrap_or("").to_lowercase();
+            matches!(
+                head.as_str(),
+                "latest" | "dev" | "staging" | "nightly" | "edge" | "main" | "master"
+            )
+        }
+    }
+}
+
 /// Local builds (`:local`, `:local-*`, `:*-local`) are never pulled when present.
 pub fn is_local_build(image: &str) -> bool {
     match split(image) {

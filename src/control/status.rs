@@ -251,6 +251,7 @@ pub fn collect() -> Value {
         "alerts": daemon_view.and_then(|d| d.get("alerts").cloned()).unwrap_or(Value::Null),
         "mode": daemon_view.and_then(|d| d.get("mode").cloned()).unwrap_or(Value::Null),
         "drivers": daemon_view.and_then(|d| d.get("drivers").cloned()).unwrap_or(Value::Null),
+        "bus": daemon_view.and_then(|d| d.get("bus").cloned()).unwrap_or(Value::Null),
         "worker": daemon_view.and_then(|d| d.get("worker").cloned()).unwrap_or(Value::Null),
         "twin_sync": daemon_view.and_then(|d| d.get("twin_sync").cloned()).unwrap_or(Value::Null),
         "restart": daemon_view.and_then(|d| d.get("restart").cloned()).unwrap_or(Value::Null),
@@ -394,10 +395,16 @@ pub fn render(r: &Value) -> String {
         let running = list.iter().filter(|c| c["state"] == "running").count();
         out += &format!("    Drivers      {} ({} running)\n", list.len(), running);
         for c in list {
-            let exit = c["last_exit"]
+            let mut exit = c["last_exit"]
                 .as_i64()
                 .map(|e| format!(", last exit {e}"))
                 .unwrap_or_default();
+            if let Some(age) = c.pointer("/data/last_sample_age_s").and_then(Value::as_f64) {
+                exit += &format!(
+                    ", data {} Hz, last {age} s ago",
+                    c.pointer("/data/rate_hz").unwrap_or(&json!(0))
+                );
+            }
             out += &format!(
                 "      {}  {}  {}  twin {}  restarts {}{}\n",
                 c["name"].as_str().unwrap_or("-"),
@@ -410,6 +417,20 @@ pub fn render(r: &Value) -> String {
                 c["restarts"],
                 exit
             );
+        }
+    }
+    if let Some(mode) = r.pointer("/bus/mode").and_then(Value::as_str) {
+        out += &format!(
+            "    Zenoh        {mode}; session {}\n",
+            text_at(r, "/bus/session/state")
+        );
+        for w in r
+            .pointer("/bus/warnings")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            out += &format!("      ! {}\n", w.as_str().unwrap_or("-"));
         }
     }
     if r.pointer("/restart/in_progress") == Some(&json!(true)) {

@@ -17,9 +17,7 @@ pub mod spec;
 pub mod words;
 
 pub use profile::HostPlatform;
-pub use spec::{
-    DriverSpec, LaunchContext, TwinOutcome, TwinPlan, ZenohEnv, container_name, plan_twins,
-};
+pub use spec::{DriverSpec, LaunchContext, TwinOutcome, TwinPlan, container_name, plan_twins};
 
 // Image tag rules are the runtime's (every role's images follow them).
 pub use crate::containers::image;

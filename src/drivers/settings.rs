@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{HostPlatform, LaunchContext, ZenohEnv};
+use super::{HostPlatform, LaunchContext};
 use crate::config::Settings;
 
 pub use crate::containers::runtime::{CleanupTuning, Tuning};
@@ -23,7 +23,6 @@ pub struct DriverTuning {
 /// Driver-shaping facts from the settings (reference §5.8, §9.1, §11.3).
 pub fn launch_context(s: &Settings, owner: &str) -> LaunchContext {
     let env = &s.env;
-    let truthy = |k: &str| env.get(k).is_some_and(|v| crate::config::truthy(&v));
     let (log_max_size, log_max_file) = s.docker_log_caps();
     let forwarded = s.forwarded_env();
     LaunchContext {
@@ -36,14 +35,7 @@ pub fn launch_context(s: &Settings, owner: &str) -> LaunchContext {
         mqtt_port: s.mqtt.port,
         log_level: env.get("CYBERWAVE_EDGE_LOG_LEVEL"),
         forwarded,
-        zenoh: ZenohEnv {
-            backend: env
-                .get("CYBERWAVE_DATA_BACKEND")
-                .unwrap_or_else(|| "zenoh".into()),
-            shared_memory: truthy("ZENOH_SHARED_MEMORY"),
-            mode: env.get("ZENOH_MODE").map(|m| m.to_lowercase()),
-            connect: env.get("ZENOH_CONNECT"),
-        },
+        bus_env: crate::bus::BusSettings::from_env(env).driver_env(),
         log_max_size,
         log_max_file,
         nvidia_default_runtime: false,

@@ -21,15 +21,6 @@ pub use crate::containers::spec::{ContainerSpec, Role};
 pub use crate::containers::{LABEL_CREATED_BY, LABEL_OWNER, LABEL_SPEC_HASH};
 use crate::twins::Twin;
 
-/// Zenoh settings forwarded to drivers (reference §9.1).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ZenohEnv {
-    pub backend: String,
-    pub shared_memory: bool,
-    pub mode: Option<String>,
-    pub connect: Option<String>,
-}
-
 /// Everything about this edge that shapes a driver container.
 #[derive(Debug, Clone)]
 pub struct LaunchContext {
@@ -45,7 +36,8 @@ pub struct LaunchContext {
     pub log_level: Option<String>,
     /// Non-empty `CYBERWAVE_*` of the process env and credentials `envs` (process first).
     pub forwarded: BTreeMap<String, String>,
-    pub zenoh: ZenohEnv,
+    /// The data bus variables drivers get (reference §9.2, validated by `crate::bus`).
+    pub bus_env: Vec<(&'static str, String)>,
     /// `None` = `CYBERWAVE_DOCKER_LOG_MAX_SIZE=off`.
     pub log_max_size: Option<String>,
     pub log_max_file: String,
@@ -224,20 +216,9 @@ fn injected_env(
         env.insert("CYBERWAVE_MQTT_USE_TLS".into(), "true".into());
     }
     env.insert("CYBERWAVE_EDGE_CONFIG_DIR".into(), "/app/.cyberwave".into());
-    let z = &ctx.zenoh;
-    let mut zenoh = vec![("CYBERWAVE_DATA_BACKEND", z.backend.clone())];
-    if z.backend == "zenoh" {
-        zenoh.push(("ZENOH_SHARED_MEMORY", z.shared_memory.to_string()));
-        if let Some(m) = &z.mode {
-            zenoh.push(("ZENOH_MODE", m.clone()));
-        }
-        if let Some(c) = &z.connect {
-            zenoh.push(("ZENOH_CONNECT", c.clone()));
-        }
-    }
-    for (k, v) in zenoh {
-        if !param_env.contains_key(k) {
-            setdefault(&mut env, k, v);
+    for (k, v) in &ctx.bus_env {
+        if !param_env.contains_key(*k) {
+            setdefault(&mut env, k, v.clone());
         }
     }
     for (k, v) in service_env {

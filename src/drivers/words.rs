@@ -131,5 +131,15 @@ pub fn restarts_suppressed() -> Words {
     }
 }
 
+/// Ours (no original has it): a running driver that publishes nothing on the data bus.
+pub fn data_stalled(container: &str, twin: &str, idle_s: u64) -> Words {
+    Words {
+        title: "Driver data stalled",
+        description: format!(
+            "Driver container '{container}' for twin '{twin}' is running but has published no data on the data bus for {idle_s} seconds. The worker and anything else reading this twin's data receive nothing."
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests;

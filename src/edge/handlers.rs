@@ -186,17 +186,24 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
     let nvidia = state.drivers.ctx.nvidia_default_runtime;
     state.drivers.ctx = crate::drivers::settings::launch_context(&settings, &state.fingerprint);
     state.drivers.ctx.nvidia_default_runtime = nvidia;
+    // The bus is wired once per process (its session and router run on): containers keep
+    // being told what it is.
+    state.drivers.ctx.bus_env = state.bus.settings.driver_env();
     let (env_uuid, workspace) = (state.environment_uuid(), settings.workspace_id.clone());
     state
         .drivers
         .reconfigure_alerts(Backend::new(&settings), env_uuid, workspace);
     let worker_alerts = state.drivers.alerts();
+    let mut worker_ctx = super::worker_context(
+        &settings,
+        state.environment_uuid().as_deref(),
+        &state.fingerprint,
+    );
+    if let Some(c) = worker_ctx.as_mut() {
+        c.bus_env = state.bus.settings.worker_env();
+    }
     state.worker.reconfigure(
-        super::worker_context(
-            &settings,
-            state.environment_uuid().as_deref(),
-            &state.fingerprint,
-        ),
+        worker_ctx,
         super::worker_tuning(&settings),
         Some(Backend::new(&settings)),
         worker_alerts,
@@ -210,6 +217,7 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
         ));
     }
     state.settings = settings;
+    state.update_router();
     if let Some(d) = state.desired.clone() {
         state.apply_desired(d);
     } else {

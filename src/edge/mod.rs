@@ -4,6 +4,7 @@
 mod backend_job;
 mod boot;
 pub mod commands;
+mod data;
 pub mod desired;
 mod handlers;
 pub mod manifest;
@@ -276,6 +277,9 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         worker_alerts,
     );
     runtime.add_role(worker_parts.role);
+    // The data bus: the daemon's session (and embedded router), the router container role.
+    let bus = crate::bus::Bus::start(crate::bus::BusSettings::from_env(&settings.env));
+    runtime.add_role(crate::bus::router::role());
     let (mut prep_rx, mut watch_rx) = (worker_parts.prep, worker_parts.watch);
 
     let (restart_tx, mut restart_rx) = unbounded::<usize>();
@@ -302,6 +306,9 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         health: None,
         errors: VecDeque::new(),
         drivers,
+        data_stall_after: data::stall_after(&settings.env),
+        bus,
+        stalls: Default::default(),
         worker: worker_parts.worker,
         worker_mqtt,
         twin_topics: std::collections::BTreeMap::new(),
@@ -319,6 +326,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         local,
         settings,
     };
+    state.update_router();
     if let Some(m) = manifest {
         state.apply_desired(m.into_desired());
     } else if let Some(env_uuid) = state.environment_uuid() {
@@ -420,6 +428,11 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     log::info!("edge core running (pid {})", std::process::id());
 
     let ticker = tick(TICK);
+    // Data stalls are looked for every second when their alert is on.
+    let data_ticker = match state.data_stall_after {
+        Some(_) => tick(Duration::from_secs(1)),
+        None => never(),
+    };
     let outcome = loop {
         let due = [
             state.runtime.next_deadline(),
@@ -440,6 +453,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 state.drivers.check_meta_restarts(&mut state.runtime);
                 state.drivers.check_devices();
             },
+            recv(data_ticker) -> _ => state.check_data_stalls(),
             recv(saturation_rx) -> ev => match ev {
                 Ok(ev) => state.drivers.on_saturation(ev),
                 Err(_) => saturation_rx = never(),

@@ -60,6 +60,10 @@ pub(super) struct State {
     pub(super) health: Option<HealthPublisher>,
     pub(super) errors: VecDeque<(SystemTime, String)>,
     pub(super) drivers: Drivers,
+    /// The data bus: the daemon's session, what it counts, the stall rule.
+    pub(super) bus: crate::bus::Bus,
+    pub(super) stalls: crate::bus::Stalls,
+    pub(super) data_stall_after: Option<std::time::Duration>,
     /// The ML worker role.
     pub(super) worker: crate::worker::runtime::Worker,
     pub(super) worker_mqtt: crate::mqtt::SharedHandle,
@@ -144,6 +148,7 @@ impl State {
             .set_plans(&mut self.runtime, plans, provisional);
         self.linked_broad = broad;
         self.desired = Some(state);
+        self.watch_data();
         self.update_worker_scope();
         self.track_twins();
         self.ensure_health();
@@ -416,6 +421,7 @@ impl State {
             .ok()
             .and_then(|t| *t)
             .map(crate::epoch_of);
+        let (drivers, bus) = self.with_data(self.drivers.snapshot(&self.runtime));
         json!({
             "daemon": {
                 "pid": std::process::id(),
@@ -466,7 +472,8 @@ impl State {
                 "fetched_at": self.desired.as_ref().map(|d| d.fetched_at),
             },
             "mode": if self.local { "local" } else { "cloud" },
-            "drivers": self.drivers.snapshot(&self.runtime),
+            "drivers": drivers,
+            "bus": bus,
             "worker": self.worker.snapshot(&self.runtime),
             "twin_sync": self.twin_sync_snapshot(),
             "restart": restart_snapshot(self),

@@ -231,10 +231,7 @@ pub fn context(
         mqtt_username_var: env.get("CYBERWAVE_MQTT_USERNAME"),
         mqtt_use_tls_var: env.get("CYBERWAVE_MQTT_USE_TLS"),
         mqtt_port: s.mqtt.port,
-        zenoh_mode: env.get("ZENOH_MODE"),
-        zenoh_connect: env.get("ZENOH_CONNECT"),
-        zenoh_listen: env.get("ZENOH_LISTEN"),
-        zenoh_shared_memory: env.get("ZENOH_SHARED_MEMORY"),
+        bus_env: crate::bus::BusSettings::from_env(env).worker_env(),
         forwarded,
         image_override: env.get("CYBERWAVE_WORKER_IMAGE").filter(|i| {
             let ok = crate::containers::image::valid_reference(i.trim());

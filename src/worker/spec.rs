@@ -67,10 +67,8 @@ pub struct WorkerContext {
     pub mqtt_use_tls_var: Option<String>,
     /// The broker port the edge itself uses (TLS flag rule).
     pub mqtt_port: u16,
-    pub zenoh_mode: Option<String>,
-    pub zenoh_connect: Option<String>,
-    pub zenoh_listen: Option<String>,
-    pub zenoh_shared_memory: Option<String>,
+    /// The data bus variables the worker gets (reference §9.2, validated by `crate::bus`).
+    pub bus_env: Vec<(&'static str, String)>,
     /// Non-empty `CYBERWAVE_*` of the process env and credentials `envs` (process first).
     pub forwarded: BTreeMap<String, String>,
     pub image_override: Option<String>,
@@ -201,23 +199,7 @@ pub fn choose_image(base: &str, acc: &Accelerators) -> ImageChoice {
     c
 }
 
-/// §6.2 step 4: no tag, a registry port only, or a moving tag name → pull every time.
-pub fn is_mutable(image: &str) -> bool {
-    let (_, tag, digest) = split(image);
-    if digest.is_some() {
-        return false;
-    }
-    match tag {
-        None => true,
-        Some(t) => {
-            let head = t.split('-').next().unwrap_or("").to_lowercase();
-            matches!(
-                head.as_str(),
-                "latest" | "dev" | "staging" | "nightly" | "edge" | "main" | "master"
-            )
-        }
-    }
-}
+pub use crate::containers::image::is_mutable;
 
 /// §6.4: `--cpu-period/--cpu-quota`, `--memory` (given, or automatic on hosts ≤ 4 GB).
 pub fn resource_args(l: &Limits) -> Vec<String> {
@@ -257,7 +239,6 @@ pub fn worker_spec(ctx: &WorkerContext, twins: &[String]) -> (ContainerSpec, Ima
     let key = ctx.mqtt_password.as_ref().unwrap_or(&ctx.token);
     set("CYBERWAVE_API_KEY", key.expose().to_string());
     set("CYBERWAVE_EDGE_CONFIG_DIR", "/app/.cyberwave".into());
-    set("CYBERWAVE_DATA_BACKEND", "zenoh".into());
     set(
         "CYBERWAVE_WORKER_STATUS_PATH",
         format!("{status_dir}/{STATUS_FILE}"),
@@ -273,9 +254,6 @@ pub fn worker_spec(ctx: &WorkerContext, twins: &[String]) -> (ContainerSpec, Ima
         ("CYBERWAVE_MQTT_PORT", &ctx.mqtt_port_var),
         ("CYBERWAVE_MQTT_USERNAME", &ctx.mqtt_username_var),
         ("CYBERWAVE_MQTT_USE_TLS", &ctx.mqtt_use_tls_var),
-        ("ZENOH_CONNECT", &ctx.zenoh_connect),
-        ("ZENOH_MODE", &ctx.zenoh_mode),
-        ("ZENOH_SHARED_MEMORY", &ctx.zenoh_shared_memory),
     ] {
         if let Some(v) = v {
             set(k, v.clone());
@@ -285,12 +263,9 @@ pub fn worker_spec(ctx: &WorkerContext, twins: &[String]) -> (ContainerSpec, Ima
     if !env_name.is_empty() && env_name != "production" {
         set("CYBERWAVE_ENVIRONMENT", ctx.environment.clone());
     }
-    set(
-        "ZENOH_LISTEN",
-        ctx.zenoh_listen
-            .clone()
-            .unwrap_or_else(|| "tcp/0.0.0.0:7447".into()),
-    );
+    for (k, v) in &ctx.bus_env {
+        set(k, v.clone());
+    }
     for (k, v) in &ctx.forwarded {
         env.entry(k.clone()).or_insert_with(|| v.clone());
     }

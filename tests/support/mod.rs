@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod docker;
 pub mod drivers;
 pub mod worker;
+pub mod zenoh;
 
 pub use backend::FakeBackend;
 pub use backend::Mode;

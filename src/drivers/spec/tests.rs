@@ -24,12 +24,11 @@ fn ctx() -> LaunchContext {
             ("CYBERWAVE_CUSTOM".to_string(), "x".to_string()),
             ("CYBERWAVE_TWIN_UUID".to_string(), "spoof".to_string()),
         ]),
-        zenoh: ZenohEnv {
-            backend: "zenoh".into(),
-            shared_memory: false,
-            mode: None,
-            connect: Some("tcp/10.0.0.1:7447".into()),
-        },
+        bus_env: vec![
+            ("CYBERWAVE_DATA_BACKEND", "zenoh".into()),
+            ("ZENOH_SHARED_MEMORY", "false".into()),
+            ("ZENOH_CONNECT", "tcp/10.0.0.1:7447".into()),
+        ],
         log_max_size: Some("10m".into()),
         log_max_file: "3".into(),
         nvidia_default_runtime: false,

@@ -13,10 +13,8 @@ fn ctx() -> WorkerContext {
         mqtt_username_var: None,
         mqtt_use_tls_var: None,
         mqtt_port: 8883,
-        zenoh_mode: None,
-        zenoh_connect: None,
-        zenoh_listen: None,
-        zenoh_shared_memory: None,
+        bus_env: crate::bus::BusSettings::from_env(&crate::config::EnvLayer::default())
+            .worker_env(),
         forwarded: [
             (
                 "CYBERWAVE_WORKER_LOG_LEVEL".to_string(),
@@ -290,7 +288,7 @@ fn environment_password_and_gpu_fraction() {
     c.mqtt_port = 1883;
     c.limits.gpu_mem_fraction = Some(0.5);
     c.image_override = Some("me/w:1.0".into());
-    c.zenoh_mode = Some("client".into());
+    c.bus_env.push(("ZENOH_MODE", "client".into()));
     let (s, _) = worker_spec(&c, &[]);
     assert_eq!(s.env["CYBERWAVE_API_KEY"], "pw");
     assert_eq!(s.env["CYBERWAVE_ENVIRONMENT"], "dev");

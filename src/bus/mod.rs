@@ -1,0 +1,181 @@
+//! The zenoh data bus (reference §9, seed 000): the settings drivers and the worker get, the
+//! router this edge runs for them (a container role, or embedded in the daemon), and whether
+//! each running driver actually publishes data. zenoh itself (its blocking API and its own
+//! runtime) stays inside `session.rs`; the build without the `zenoh` feature keeps
+//! everything else and says that liveness and the embedded router are not in it.
+
+pub mod liveness;
+pub mod router;
+#[cfg(feature = "zenoh")]
+mod session;
+pub mod settings;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::Sender;
+use serde_json::{Value, json};
+
+pub use liveness::{Running, StallEvent, Stalls, Traffic};
+pub use settings::{BusSettings, Router};
+
+/// What the bus thread says of the daemon's session, for `status`.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(not(feature = "zenoh"), allow(dead_code))] // only the zenoh build opens one
+enum SessionState {
+    /// Not zenoh, or not this build.
+    Off(String),
+    Opening,
+    Open {
+        id: String,
+        since: f64,
+    },
+    Failed(String),
+}
+
+/// The daemon's side of the bus: its session (on its own thread) and what it counted.
+pub struct Bus {
+    pub settings: BusSettings,
+    traffic: Arc<Mutex<Traffic>>,
+    state: Arc<Mutex<SessionState>>,
+    /// Dropped to close the session (and the embedded router with it).
+    _stop: Option<Sender<()>>,
+}
+
+fn epoch_second() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Bus {
+    /// Opens the daemon's session on the `bus` thread (a router takes about half a second to
+    /// open; a port in use is retried every 30 s), unless the backend is not zenoh.
+    pub fn start(settings: BusSettings) -> Self {
+        for w in &settings.warnings {
+            log::warn!("{w}");
+        }
+        let traffic = Arc::new(Mutex::new(Traffic::default()));
+        let off = |why: &str| Bus {
+            settings: settings.clone(),
+            traffic: traffic.clone(),
+            state: Arc::new(Mutex::new(SessionState::Off(why.into()))),
+            _stop: None,
+        };
+        if !settings.is_zenoh() {
+            return off("the data backend is not zenoh");
+        }
+        if !cfg!(feature = "zenoh") {
+            return off("this build has no zenoh: no data liveness, no embedded router");
+        }
+        Self::spawn(settings.clone(), traffic.clone()).unwrap_or_else(|e| {
+            log::error!("cannot start the bus thread: {e}");
+            off("the bus thread could not start")
+        })
+    }
+
+    #[cfg(feature = "zenoh")]
+    fn spawn(settings: BusSettings, traffic: Arc<Mutex<Traffic>>) -> std::io::Result<Self> {
+        let state = Arc::new(Mutex::new(SessionState::Opening));
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let (s, t, st) = (settings.clone(), traffic.clone(), state.clone());
+        std::thread::Builder::new()
+            .name("bus".into())
+            .spawn(move || {
+                let set = |v: SessionState| {
+                    if let Ok(mut g) = st.lock() {
+                        *g = v;
+                    }
+                };
+                loop {
+                    match session::open(&s, t.clone()) {
+                        Ok(session) => {
+                            log::info!(
+                                "zenoh session {} open ({})",
+                                session.id(),
+                                s.diagnostics()["mode"].as_str().unwrap_or("-")
+                            );
+                            set(SessionState::Open {
+                                id: session.id(),
+                                since: crate::epoch_seconds(),
+                            });
+                            let _ = stop_rx.recv(); // until the daemon stops
+                            drop(session);
+                            return;
+                        }
+                        Err(e) => {
+                            log::warn!("{e}; trying again in 30 s");
+                            set(SessionState::Failed(e));
+                            if !matches!(
+                                stop_rx.recv_timeout(std::time::Duration::from_secs(30)),
+                                Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                            ) {
+                                return;
+                            }
+                        }
+                    }
+                }
+            })?;
+        Ok(Bus {
+            settings,
+            traffic,
+            state,
+            _stop: Some(stop_tx),
+        })
+    }
+
+    #[cfg(not(feature = "zenoh"))]
+    fn spawn(_: BusSettings, _: Arc<Mutex<Traffic>>) -> std::io::Result<Self> {
+        Err(std::io::Error::other("no zenoh in this build"))
+    }
+
+    /// The twins whose data is counted (the linked ones).
+    pub fn watch(&self, twins: impl IntoIterator<Item = String>) {
+        if let Ok(mut t) = self.traffic.lock() {
+            t.watch(twins);
+        }
+    }
+
+    /// When a twin's last sample arrived.
+    pub fn last_sample(&self, twin: &str) -> Option<Instant> {
+        self.traffic.lock().ok().and_then(|t| t.last(twin))
+    }
+
+    /// Whether liveness is measured at all (a session is or will be open).
+    pub fn measures(&self) -> bool {
+        self.state
+            .lock()
+            .map(|s| !matches!(*s, SessionState::Off(_)))
+            .unwrap_or(false)
+    }
+
+    /// A twin's data flow for `status`.
+    pub fn twin_view(&self, twin: &str) -> Value {
+        self.traffic
+            .lock()
+            .map(|t| t.view(twin, Instant::now(), epoch_second()))
+            .unwrap_or(Value::Null)
+    }
+
+    /// §9.4 and the session, for `status`.
+    pub fn status(&self) -> Value {
+        let mut v = self.settings.diagnostics();
+        let session = match self.state.lock().map(|s| s.clone()) {
+            Ok(SessionState::Off(why)) => json!({"state": "off", "reason": why}),
+            Ok(SessionState::Opening) => json!({"state": "opening"}),
+            Ok(SessionState::Open { id, since }) => {
+                json!({"state": "open", "id": id, "since": since})
+            }
+            Ok(SessionState::Failed(e)) => json!({"state": "failed", "error": e}),
+            Err(_) => json!({"state": "unknown"}),
+        };
+        v["session"] = session;
+        v["worker_stats"] = self
+            .traffic
+            .lock()
+            .map(|t| t.worker_view(Instant::now()))
+            .unwrap_or(Value::Null);
+        v
+    }
+}

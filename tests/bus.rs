@@ -1,0 +1,165 @@
+//! The data bus on the real binary (issue 14) with third-party peers (the SDK's
+//! `eclipse-zenoh`): the embedded router carries samples between two Python clients; a driver
+//! that publishes nothing raises `driver_data_stalled` and data resolves it, with its rate in
+//! `status`; the router container role; a `ZENOH_MODE` the SDK refuses is reported, not
+//! injected.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::daemon::{Daemon, EdgeDir};
+use crate::support::docker::{self as dk, Cleanup, IMAGE};
+use crate::support::drivers::*;
+use crate::support::zenoh as zp;
+use crate::support::*;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn env_of(name: &str) -> Vec<String> {
+    dk::inspect(name)
+        .and_then(|i| i.pointer("/Config/Env").cloned())
+        .and_then(|e| serde_json::from_value(e).ok())
+        .unwrap_or_default()
+}
+
+fn session_open(dir: &EdgeDir) -> bool {
+    dir.status().1.pointer("/bus/session/state") == Some(&json!("open"))
+}
+
+#[test]
+fn the_embedded_router_carries_samples_and_a_silent_driver_is_alerted() {
+    let Some(py) = zp::python() else {
+        eprintln!("skipped: no eclipse-zenoh in the test venv (run scripts/test)");
+        return;
+    };
+    let Some((twin, backend, _broker, mut dir, _c)) = setup("bus_stall", "run") else {
+        return;
+    };
+    let port = crate::support::broker::free_port();
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    dir.set_env("ZENOH_ROUTER_MODE", "embedded");
+    dir.set_env("ZENOH_ROUTER_PORT", &port.to_string());
+    dir.set_env("CYBERWAVE_DRIVER_DATA_STALL_SECONDS", "3");
+    let mut d = Daemon::start(&dir);
+    assert!(wait_until(30 * SEC, || session_open(&dir)), "{}", d.log());
+    let name = container(&twin);
+    assert!(
+        wait_until(60 * SEC, || driver_state(&dir.status().1, &name).as_deref()
+            == Some("running")),
+        "{}",
+        d.log()
+    );
+    // Drivers are pointed at the router.
+    assert!(
+        env_of(&name).contains(&format!("ZENOH_CONNECT={endpoint}")),
+        "{:?}",
+        env_of(&name)
+    );
+
+    // Two third-party clients exchange samples through it.
+    let sub = zp::spawn(&py, &["sub", &endpoint, "demo/**", "20", "20"]);
+    let published = zp::run(&py, &["pub", &endpoint, "demo/x", "50", "64", "1"]);
+    assert_eq!(published["published"], json!(50));
+    let got = zp::result_of(&sub, 25 * SEC).unwrap_or(Value::Null);
+    assert!(got["received"].as_u64().unwrap_or(0) >= 20, "{got}");
+
+    // The example driver publishes nothing: three seconds later it is alerted.
+    let stalled = || backend.alerts_of_type("driver_data_stalled");
+    assert!(
+        wait_until(20 * SEC, || !stalled().is_empty()),
+        "{}",
+        d.log()
+    );
+    let a = &stalled()[0];
+    assert_eq!(a["twin_uuid"], json!(twin));
+    assert_eq!(a["severity"], json!("warning"));
+    assert_eq!(a["name"], json!("Driver data stalled"));
+    assert_eq!(a["metadata"]["container_name"], json!(name));
+    // A stand-in for the driver publishes frames: status shows the flow, the alert resolves.
+    let key = format!("cw/{twin}/data/frames");
+    let _frames = zp::spawn(&py, &["pub", &endpoint, &key, "20", "1024", "30"]);
+    assert!(
+        wait_until(20 * SEC, || stalled()[0]["status"] == json!("resolved")),
+        "{}",
+        d.log()
+    );
+    std::thread::sleep(3 * SEC);
+    let (_, s) = dir.status();
+    let c = s["drivers"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == json!(name))
+        .cloned()
+        .unwrap();
+    let rate = c["data"]["rate_hz"].as_f64().unwrap_or(0.0);
+    assert!((14.0..=26.0).contains(&rate), "{c}");
+    assert!(
+        c["data"]["last_sample_age_s"].as_f64().unwrap() < 1.0,
+        "{c}"
+    );
+    assert_eq!(c["data"]["channels"], json!(["frames"]));
+    assert!(
+        s["bus"]["mode"]
+            .as_str()
+            .unwrap()
+            .starts_with("router-managed"),
+        "{}",
+        s["bus"]
+    );
+    assert_eq!(s["bus"]["router"]["kind"], json!("embedded"));
+    d.terminate();
+}
+
+#[test]
+fn the_router_container_is_a_role_and_a_bad_mode_is_not_injected() {
+    let Some((twin, _backend, _broker, mut dir, _c)) = setup("bus_router", "run") else {
+        return;
+    };
+    let router = format!("cyberwave-zenoh-router-{}", &ENV_UUID[..8]);
+    let _r = Cleanup(vec![router.clone()]);
+    dk::rm(&router);
+    dir.set_env("ZENOH_ROUTER_ENABLED", "true");
+    // No registry here: a local image stands in for eclipse/zenoh.
+    dir.set_env("ZENOH_ROUTER_IMAGE", IMAGE);
+    dir.set_env("ZENOH_MODE", "router");
+    let mut d = Daemon::start(&dir);
+    let running =
+        |n: &str| dk::inspect(n).is_some_and(|i| i.pointer("/State/Running") == Some(&json!(true)));
+    assert!(wait_until(60 * SEC, || running(&router)), "{}", d.log());
+    let i = dk::inspect(&router).unwrap();
+    assert_eq!(i["HostConfig"]["NetworkMode"], json!("host"));
+    assert_eq!(
+        i["HostConfig"]["RestartPolicy"]["Name"],
+        json!("unless-stopped")
+    );
+    assert_eq!(
+        i["Config"]["Labels"]["io.cyberwave.edge.owner"],
+        json!(FINGERPRINT)
+    );
+    let id = i["Id"].clone();
+    let name = container(&twin);
+    assert!(wait_until(60 * SEC, || running(&name)), "{}", d.log());
+    let env = env_of(&name);
+    assert!(!env.iter().any(|e| e.starts_with("ZENOH_MODE=")), "{env:?}");
+    assert!(
+        env.contains(&"ZENOH_CONNECT=tcp/127.0.0.1:7447".to_string()),
+        "{env:?}"
+    );
+    let (_, s) = dir.status();
+    assert!(
+        s["bus"]["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("ZENOH_MODE=\"router\" is not peer or client")),
+        "{}",
+        s["bus"]
+    );
+    // A restarted daemon adopts the router as it is.
+    d.terminate();
+    let mut d = Daemon::start(&dir);
+    std::thread::sleep(5 * SEC);
+    assert_eq!(dk::inspect(&router).unwrap()["Id"], id, "{}", d.log());
+    d.terminate();
+}

@@ -1,0 +1,89 @@
+//! Third-party zenoh peers for the bus tests: `py/zenoh_peer.py` run by the Python of the test
+//! venv, whose `eclipse-zenoh` is the one the Cyberwave SDK installs.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// The venv's Python when the test script installed it (next to the Cyberwave CLI).
+pub fn python() -> Option<PathBuf> {
+    let cli = std::env::var_os("CYBERWAVE_TEST_CLI")?;
+    let py = PathBuf::from(cli).with_file_name("python");
+    let ok = Command::new(&py)
+        .args(["-c", "import zenoh"])
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(py)
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/py/zenoh_peer.py")
+}
+
+/// A running peer process, killed when dropped.
+pub struct Peer(pub Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `zenoh_peer.py <args>`; for `sub`/`pong`, waits until it says `ready`.
+pub fn spawn(py: &PathBuf, args: &[&str]) -> Peer {
+    let mut child = Command::new(py)
+        .arg(script())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python");
+    if matches!(args.first(), Some(&"sub") | Some(&"pong")) {
+        let out = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(out).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        assert_eq!(first, "ready", "peer {args:?} did not start");
+        // Keep reading the rest in the background so the pipe never fills.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        RESULTS.with(|r| r.borrow_mut().push((child.id(), rx)));
+    }
+    Peer(child)
+}
+
+thread_local! {
+    static RESULTS: std::cell::RefCell<Vec<(u32, std::sync::mpsc::Receiver<String>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The JSON line a started `sub` peer printed when it finished (waits up to `timeout`).
+pub fn result_of(peer: &Peer, timeout: std::time::Duration) -> Option<serde_json::Value> {
+    let id = peer.0.id();
+    RESULTS.with(|r| {
+        let r = r.borrow();
+        let (_, rx) = r.iter().find(|(p, _)| *p == id)?;
+        rx.recv_timeout(timeout)
+            .ok()
+            .and_then(|l| serde_json::from_str(&l).ok())
+    })
+}
+
+/// Runs a peer to its end and returns the JSON it printed.
+pub fn run(py: &PathBuf, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(py)
+        .arg(script())
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("python");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
