@@ -114,7 +114,7 @@ fn the_embedded_router_carries_samples_and_a_silent_driver_is_alerted() {
 
 #[test]
 fn the_router_container_is_a_role_and_a_bad_mode_is_not_injected() {
-    let Some((twin, _backend, _broker, mut dir, _c)) = setup("bus_router", "run") else {
+    let Some((twin, backend, broker, mut dir, _c)) = setup("bus_router", "run") else {
         return;
     };
     let router = format!("cyberwave-zenoh-router-{}", &ENV_UUID[..8]);
@@ -161,5 +161,21 @@ fn the_router_container_is_a_role_and_a_bad_mode_is_not_injected() {
     let mut d = Daemon::start(&dir);
     std::thread::sleep(5 * SEC);
     assert_eq!(dk::inspect(&router).unwrap()["Id"], id, "{}", d.log());
+    // A remote restart recreates it, as it does the drivers.
+    assert!(wait_until(30 * SEC, || dir.status().1["mqtt"]["connected"] == json!(true)));
+    let alert = backend
+        .add_alert(json!({"alert_type": "edge_core_restart", "metadata": {"phase": "requested"}}));
+    let topic = format!("devedges/{}/command", FakeBackend::edge_uuid_for(FINGERPRINT));
+    broker.publish(
+        &topic,
+        &json!({"command": "restart_edge_core", "request_id": "bus1", "alert_uuid": alert})
+            .to_string(),
+    );
+    assert!(
+        wait_until(60 * SEC, || dk::inspect(&router)
+            .is_some_and(|i| i["Id"] != id && i["State"]["Running"] == json!(true))),
+        "{}",
+        d.log()
+    );
     d.terminate();
 }

@@ -43,13 +43,6 @@ impl State {
             .set_desired(Role::Router, crate::bus::router::desired(spec));
     }
 
-    /// The twins whose data the bus counts: every linked one.
-    pub(super) fn watch_data(&self) {
-        let mut twins = self.linked_broad.clone();
-        twins.extend(self.drivers.managed_twins().iter().cloned());
-        self.bus.watch(twins);
-    }
-
     /// Running drivers per twin (the earliest start among its running containers) with the
     /// container names and the twin's title.
     fn running_drivers(&self) -> Vec<(Running, String, String)> {

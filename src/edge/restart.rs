@@ -93,6 +93,9 @@ pub(super) fn flushed(state: &mut State, removed: usize, jobctl: &Sender<JobCtl>
     if let Err(e) = &state.environment {
         log::error!("remote restart: {e}");
     }
+    // The router first, as the original (§9.3), named for the environment read again.
+    state.update_router();
+    state.runtime.recreate(Role::Router);
     state.runtime.recreate(Role::Driver);
     state.runtime.recreate(Role::Worker);
     let _ = jobctl.send(JobCtl::Resync);

@@ -143,12 +143,13 @@ impl State {
             strict
         };
         let plans = plan_twins(&state.twins, &state.assets, &linked, &self.drivers.ctx);
+        self.bus
+            .watch(linked.iter().chain(broad.iter()).cloned().collect::<Vec<_>>());
         let provisional = !self.local && state.source == Source::Cache;
         self.drivers
             .set_plans(&mut self.runtime, plans, provisional);
         self.linked_broad = broad;
         self.desired = Some(state);
-        self.watch_data();
         self.update_worker_scope();
         self.track_twins();
         self.ensure_health();
