@@ -16,13 +16,6 @@ use crate::support::*;
 
 const SEC: Duration = Duration::from_secs(1);
 
-fn env_of(name: &str) -> Vec<String> {
-    dk::inspect(name)
-        .and_then(|i| i.pointer("/Config/Env").cloned())
-        .and_then(|e| serde_json::from_value(e).ok())
-        .unwrap_or_default()
-}
-
 fn session_open(dir: &EdgeDir) -> bool {
     dir.status().1.pointer("/bus/session/state") == Some(&json!("open"))
 }
@@ -52,9 +45,9 @@ fn the_embedded_router_carries_samples_and_a_silent_driver_is_alerted() {
     );
     // Drivers are pointed at the router.
     assert!(
-        env_of(&name).contains(&format!("ZENOH_CONNECT={endpoint}")),
+        dk::env_of(&name).contains(&format!("ZENOH_CONNECT={endpoint}")),
         "{:?}",
-        env_of(&name)
+        dk::env_of(&name)
     );
 
     // Two third-party clients exchange samples through it.
@@ -141,7 +134,7 @@ fn the_router_container_is_a_role_and_a_bad_mode_is_not_injected() {
     let id = i["Id"].clone();
     let name = container(&twin);
     assert!(wait_until(60 * SEC, || running(&name)), "{}", d.log());
-    let env = env_of(&name);
+    let env = dk::env_of(&name);
     assert!(!env.iter().any(|e| e.starts_with("ZENOH_MODE=")), "{env:?}");
     assert!(
         env.contains(&"ZENOH_CONNECT=tcp/127.0.0.1:7447".to_string()),
@@ -162,18 +155,23 @@ fn the_router_container_is_a_role_and_a_bad_mode_is_not_injected() {
     std::thread::sleep(5 * SEC);
     assert_eq!(dk::inspect(&router).unwrap()["Id"], id, "{}", d.log());
     // A remote restart recreates it, as it does the drivers.
-    assert!(wait_until(30 * SEC, || dir.status().1["mqtt"]["connected"] == json!(true)));
+    assert!(wait_until(30 * SEC, || dir.status().1["mqtt"]["connected"]
+        == json!(true)));
     let alert = backend
         .add_alert(json!({"alert_type": "edge_core_restart", "metadata": {"phase": "requested"}}));
-    let topic = format!("devedges/{}/command", FakeBackend::edge_uuid_for(FINGERPRINT));
+    let topic = format!(
+        "devedges/{}/command",
+        FakeBackend::edge_uuid_for(FINGERPRINT)
+    );
     broker.publish(
         &topic,
         &json!({"command": "restart_edge_core", "request_id": "bus1", "alert_uuid": alert})
             .to_string(),
     );
     assert!(
-        wait_until(60 * SEC, || dk::inspect(&router)
-            .is_some_and(|i| i["Id"] != id && i["State"]["Running"] == json!(true))),
+        wait_until(60 * SEC, || dk::inspect(&router).is_some_and(|i| i["Id"]
+            != id
+            && i["State"]["Running"] == json!(true))),
         "{}",
         d.log()
     );

@@ -15,19 +15,12 @@ use crate::support::*;
 
 const SEC: Duration = Duration::from_secs(1);
 
-fn env_of(name: &str) -> Vec<String> {
-    dk::inspect(name)
-        .and_then(|i| i.pointer("/Config/Env").cloned())
-        .and_then(|e| serde_json::from_value(e).ok())
-        .unwrap_or_default()
-}
-
 fn id_of(name: &str) -> Option<String> {
     dk::inspect(name).and_then(|i| i["Id"].as_str().map(str::to_string))
 }
 
 fn video_device(name: &str) -> Option<String> {
-    env_of(name).into_iter().find_map(|e| {
+    dk::env_of(name).into_iter().find_map(|e| {
         e.strip_prefix("CYBERWAVE_METADATA_VIDEO_DEVICE=")
             .map(str::to_string)
     })

@@ -22,13 +22,6 @@ fn service_twin(backend: &FakeBackend, uuid: &str, name: &str, service: Value) -
            "metadata": {"edge_fingerprint": FINGERPRINT}})
 }
 
-fn env_of(name: &str) -> Vec<String> {
-    dk::inspect(name)
-        .and_then(|i| i.pointer("/Config/Env").cloned())
-        .and_then(|e| serde_json::from_value(e).ok())
-        .unwrap_or_default()
-}
-
 #[test]
 fn host_env_files_and_the_robot_conflict_guard() {
     if !dk::available() {
@@ -95,7 +88,7 @@ fn host_env_files_and_the_robot_conflict_guard() {
         "{}",
         d.log()
     );
-    let env = env_of(&name(&first));
+    let env = dk::env_of(&name(&first));
     assert!(env.contains(&"ROBOT_MODEL=so101".to_string()), "{env:?}");
     assert!(
         env.contains(&format!("CYBERWAVE_TWIN_UUID={first}")),

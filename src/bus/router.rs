@@ -14,7 +14,6 @@ use crate::containers::follow::{LogEvent, Sink};
 use crate::containers::launch::{LaunchFailure, LaunchHooks};
 use crate::containers::runtime::{Loop, Policy, RoleSetup};
 use crate::containers::spec::{ContainerSpec, Pull, Role};
-use crate::containers::{LABEL_CREATED_BY, LABEL_OWNER, LABEL_SPEC_HASH};
 
 /// What shapes the router container besides the bus settings.
 pub struct RouterContext<'a> {
@@ -46,12 +45,7 @@ pub fn spec(s: &BusSettings, c: &RouterContext) -> Option<ContainerSpec> {
     o.extend(["--name".into(), name.clone()]);
     let canonical = json!({"schema": 1, "image": image, "options": o});
     let spec_hash = crate::sha256_hex(canonical.to_string().as_bytes());
-    o.extend(["--label".into(), format!("{LABEL_SPEC_HASH}={spec_hash}")]);
-    o.extend([
-        "--label".into(),
-        format!("{LABEL_CREATED_BY}=cyberwave-edge-core/{}", crate::VERSION),
-    ]);
-    o.extend(["--label".into(), format!("{LABEL_OWNER}={}", c.owner)]);
+    crate::containers::push_managed_labels(&mut o, &spec_hash, c.owner);
     let pull = if crate::containers::image::is_mutable(image) {
         Pull::Always
     } else {

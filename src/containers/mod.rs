@@ -21,3 +21,15 @@ pub const LABEL_SPEC_HASH: &str = "io.cyberwave.edge.spec-hash";
 pub const LABEL_CREATED_BY: &str = "io.cyberwave.edge.created-by";
 /// The fingerprint of the edge that created the container: cleanup touches only its own.
 pub const LABEL_OWNER: &str = "io.cyberwave.edge.owner";
+
+/// Appends the labels every managed container ends with: its spec hash, who created it and
+/// which edge owns it (after the hash: which edge runs a container does not change what it
+/// runs).
+pub fn push_managed_labels(options: &mut Vec<String>, spec_hash: &str, owner: &str) {
+    options.extend(["--label".into(), format!("{LABEL_SPEC_HASH}={spec_hash}")]);
+    options.extend([
+        "--label".into(),
+        format!("{LABEL_CREATED_BY}=cyberwave-edge-core/{}", crate::VERSION),
+    ]);
+    options.extend(["--label".into(), format!("{LABEL_OWNER}={owner}")]);
+}

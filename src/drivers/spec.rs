@@ -353,13 +353,7 @@ fn build_spec(
     }
     let canonical = json!({"schema": 2, "image": image, "options": o, "env": hashed_env, "command": svc.command});
     let spec_hash = crate::sha256_hex(canonical.to_string().as_bytes());
-    o.extend(["--label".into(), format!("{LABEL_SPEC_HASH}={spec_hash}")]);
-    o.extend([
-        "--label".into(),
-        format!("{LABEL_CREATED_BY}=cyberwave-edge-core/{}", crate::VERSION),
-    ]);
-    // After the hash: which edge runs a container does not change what it runs.
-    o.extend(["--label".into(), format!("{LABEL_OWNER}={}", ctx.owner)]);
+    crate::containers::push_managed_labels(&mut o, &spec_hash, &ctx.owner);
 
     DriverSpec {
         name,

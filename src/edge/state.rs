@@ -143,8 +143,13 @@ impl State {
             strict
         };
         let plans = plan_twins(&state.twins, &state.assets, &linked, &self.drivers.ctx);
-        self.bus
-            .watch(linked.iter().chain(broad.iter()).cloned().collect::<Vec<_>>());
+        self.bus.watch(
+            linked
+                .iter()
+                .chain(broad.iter())
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         let provisional = !self.local && state.source == Source::Cache;
         self.drivers
             .set_plans(&mut self.runtime, plans, provisional);

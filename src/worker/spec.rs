@@ -10,7 +10,6 @@ use serde_json::json;
 use crate::config::Secret;
 use crate::containers::image::split;
 use crate::containers::spec::{ContainerSpec, Pull, Role};
-use crate::containers::{LABEL_CREATED_BY, LABEL_OWNER, LABEL_SPEC_HASH};
 
 /// The label every role sets to say what a container serves (`worker` here).
 pub const LABEL_SERVICE: &str = "io.cyberwave.edge.service";
@@ -307,12 +306,7 @@ pub fn worker_spec(ctx: &WorkerContext, twins: &[String]) -> (ContainerSpec, Ima
     }
     let canonical = json!({"schema": 1, "image": choice.image, "options": o, "env": hashed_env});
     let spec_hash = crate::sha256_hex(canonical.to_string().as_bytes());
-    o.extend(["--label".into(), format!("{LABEL_SPEC_HASH}={spec_hash}")]);
-    o.extend([
-        "--label".into(),
-        format!("{LABEL_CREATED_BY}=cyberwave-edge-core/{}", crate::VERSION),
-    ]);
-    o.extend(["--label".into(), format!("{LABEL_OWNER}={}", ctx.owner)]);
+    crate::containers::push_managed_labels(&mut o, &spec_hash, &ctx.owner);
 
     let pull = if is_mutable(&choice.image) {
         Pull::Always

@@ -59,6 +59,14 @@ pub fn inspect(name: &str) -> Option<Value> {
         .cloned()
 }
 
+/// The container's environment (`KEY=value` lines), empty when it does not exist.
+pub fn env_of(name: &str) -> Vec<String> {
+    inspect(name)
+        .and_then(|i| i.pointer("/Config/Env").cloned())
+        .and_then(|e| serde_json::from_value(e).ok())
+        .unwrap_or_default()
+}
+
 pub fn logs(name: &str) -> String {
     let out = Command::new("docker")
         .args(["logs", name])
