@@ -2,6 +2,7 @@
 //! answering one JSON request per connection. `status` and, later, `worker …` use it.
 
 pub mod status;
+pub mod status_text;
 pub mod unit;
 pub mod worker;
 mod worker_text;
