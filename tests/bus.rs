@@ -177,3 +177,64 @@ fn the_router_container_is_a_role_and_a_bad_mode_is_not_injected() {
     );
     d.terminate();
 }
+
+#[test]
+fn without_a_router_the_daemon_finds_driver_peers_and_listens_on_no_port() {
+    let Some(py) = zp::python() else {
+        return;
+    };
+    if !dk::available() {
+        return;
+    }
+    let twin = dk::twin_uuid("bus_p2p");
+    let mut dir = EdgeDir::empty();
+    dir.write_raw(
+        "manifest.json",
+        &json!({"twins": [{"uuid": twin, "name": "p2p", "metadata": {}}], "assets": []})
+            .to_string(),
+    );
+    dir.set_env("CYBERWAVE_HARDWARE_WATCHDOG", "false");
+    let manifest = dir.file("manifest.json");
+    let mut d = Daemon::start_with(&dir, &["run", "--local", manifest.to_str().unwrap()]);
+    assert!(wait_until(30 * SEC, || session_open(&dir)), "{}", d.log());
+    let key = format!("cw/{twin}/data/imu");
+    let published = zp::run(&py, &["pub", "multicast", &key, "50", "16", "3"]);
+    assert!(
+        published["published"].as_u64().unwrap_or(0) >= 100,
+        "{published}"
+    );
+    let (_, s) = dir.status();
+    let seen = s
+        .pointer(&format!("/bus/twins/{twin}/samples"))
+        .and_then(Value::as_u64);
+    assert!(seen.unwrap_or(0) >= 50, "{}", s["bus"]);
+    assert_eq!(
+        s["bus"]["mode"],
+        json!("peer-to-peer (multicast discovery, no router)")
+    );
+    // The daemon's session opened no listening socket.
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            l.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_string)
+        })
+        .collect();
+    let listening: Vec<String> = std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .chain(
+            std::fs::read_to_string("/proc/net/tcp6")
+                .unwrap_or_default()
+                .lines(),
+        )
+        .filter(|l| l.split_whitespace().nth(3) == Some("0A"))
+        .filter_map(|l| l.split_whitespace().nth(9).map(str::to_string))
+        .filter(|inode| inodes.contains(inode))
+        .collect();
+    assert!(listening.is_empty(), "listening sockets: {listening:?}");
+    d.terminate();
+}

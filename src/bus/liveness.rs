@@ -128,6 +128,17 @@ impl Traffic {
         })
     }
 
+    /// Every counted twin's [`Traffic::view`].
+    pub fn views(&self, now: Instant, sec: u64) -> Value {
+        let mut twins: Vec<&String> = self.flows.keys().collect();
+        twins.sort();
+        twins
+            .into_iter()
+            .map(|t| (t.clone(), self.view(t, now, sec)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
     /// The workers' stats: host → `{age_s, zenoh_connected}`.
     pub fn worker_view(&self, now: Instant) -> Value {
         self.worker_stats

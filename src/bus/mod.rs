@@ -171,11 +171,10 @@ impl Bus {
             Err(_) => json!({"state": "unknown"}),
         };
         v["session"] = session;
-        v["worker_stats"] = self
-            .traffic
-            .lock()
-            .map(|t| t.worker_view(Instant::now()))
-            .unwrap_or(Value::Null);
+        if let Ok(t) = self.traffic.lock() {
+            v["twins"] = t.views(Instant::now(), epoch_second());
+            v["worker_stats"] = t.worker_view(Instant::now());
+        }
         v
     }
 }

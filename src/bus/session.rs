@@ -46,6 +46,11 @@ fn config(s: &BusSettings) -> Result<zenoh::Config, String> {
             // With no router to connect to, find the drivers the way they find each other.
             set("scouting/multicast/enabled", connect.is_empty().to_string())?;
             set("connect/endpoints", json_list(&connect))?;
+            // We only listen to the bus: no TCP listener of ours on the network (a peer would
+            // open one on every interface), and we do not answer other peers' scouts; we
+            // connect out to the drivers we find.
+            set("listen/endpoints", "[]".into())?;
+            set("scouting/multicast/listen", "false".into())?;
         }
     }
     Ok(c)

@@ -5,7 +5,8 @@ installs (what drivers and the worker run).
   zenoh_peer.py sub  ENDPOINT KEY COUNT TIMEOUT     print how many samples arrived (stop at COUNT)
   zenoh_peer.py ping ENDPOINT N SIZE                round trips over a pong peer: p50/p99 in ms
   zenoh_peer.py pong ENDPOINT SECONDS               answer ping/** on pong/**
-Every session is a client of ENDPOINT (or a peer listening on it, with "listen:" in front).
+Every session is a client of ENDPOINT (or a peer listening on it, with "listen:" in front; a
+peer connecting to it with "peer:"; a peer discovering others by multicast with "multicast").
 """
 import json
 import sys
@@ -17,6 +18,10 @@ import zenoh
 
 def session(endpoint):
     c = zenoh.Config()
+    if endpoint == "multicast":
+        # A peer as drivers run by default: multicast discovery, no router.
+        c.insert_json5("mode", '"peer"')
+        return zenoh.open(c)
     c.insert_json5("scouting/multicast/enabled", "false")
     if endpoint.startswith("listen:"):
         c.insert_json5("mode", '"peer"')
