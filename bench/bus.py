@@ -5,7 +5,8 @@
 
 With the daemon in local mode (no backend, no broker, no drivers) and its embedded zenoh router
 on a free port, measured on this machine:
-  1. resident memory of the idle daemon (and of --floor-binary, a build without zenoh, idle);
+  1. resident memory of the idle daemon: with its default peer session, with the embedded
+     router (and of --floor-binary, a build without zenoh);
   2. resident memory and CPU while two client peers exchange 1 KiB samples at 1 kHz through it
      (the daemon also counts them: the publisher uses a cw/<twin>/data/ key of a linked twin);
   3. round-trip latency p50/p99 of 1 KiB samples between two peers through the router, against
@@ -96,6 +97,12 @@ def main():
         print(f"idle daemon without zenoh: RSS {rss_kib(p.pid) / 1024:.1f} MiB")
         p.terminate()
         p.wait()
+
+    p, _, _ = start_daemon(a.binary, 0, embedded=False)
+    time.sleep(5)
+    print(f"idle daemon with zenoh, its default peer session: RSS {rss_kib(p.pid) / 1024:.1f} MiB")
+    p.terminate()
+    p.wait()
 
     port = free_port()
     p, d, _ = start_daemon(a.binary, port)
