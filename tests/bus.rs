@@ -69,9 +69,14 @@ fn the_embedded_router_carries_samples_and_a_silent_driver_is_alerted() {
     assert_eq!(a["severity"], json!("warning"));
     assert_eq!(a["name"], json!("Driver data stalled"));
     assert_eq!(a["metadata"]["container_name"], json!(name));
-    // A stand-in for the driver publishes frames: status shows the flow, the alert resolves.
-    let key = format!("cw/{twin}/data/frames");
-    let _frames = zp::spawn(&py, &["pub", &endpoint, &key, "20", "1024", "30"]);
+    // The driver's side, through the SDK's own data API with exactly the container's ZENOH_*
+    // variables (cw.data: get_backend() from the environment, DataBus.publish): status shows
+    // the flow and the alert resolves.
+    let zenv = zp::zenoh_env_of(&dk::env_of(&name));
+    let sdk_py = py.clone();
+    let sdk_twin = twin.clone();
+    let publisher =
+        std::thread::spawn(move || zp::run_with(&sdk_py, &["sdk", &sdk_twin, "20", "12"], &zenv));
     assert!(
         wait_until(20 * SEC, || stalled()[0]["status"] == json!("resolved")),
         "{}",
@@ -86,13 +91,16 @@ fn the_embedded_router_carries_samples_and_a_silent_driver_is_alerted() {
         .find(|c| c["name"] == json!(name))
         .cloned()
         .unwrap();
+    // Two channels at 20 Hz each.
     let rate = c["data"]["rate_hz"].as_f64().unwrap_or(0.0);
-    assert!((14.0..=26.0).contains(&rate), "{c}");
+    assert!((28.0..=52.0).contains(&rate), "{c}");
     assert!(
         c["data"]["last_sample_age_s"].as_f64().unwrap() < 1.0,
         "{c}"
     );
-    assert_eq!(c["data"]["channels"], json!(["frames"]));
+    assert_eq!(c["data"]["channels"], json!(["frames", "joint_states"]));
+    let (ok, out, err) = publisher.join().unwrap();
+    assert!(ok, "the SDK publisher failed: {out} {err}");
     assert!(
         s["bus"]["mode"]
             .as_str()
@@ -140,6 +148,21 @@ fn the_router_container_is_a_role_and_a_bad_mode_is_not_injected() {
         env.contains(&"ZENOH_CONNECT=tcp/127.0.0.1:7447".to_string()),
         "{env:?}"
     );
+    // What the SDK in the driver makes of that environment: accepted. The same with the mode we
+    // refused is the BackendConfigError that would have stopped every driver.
+    if let Some(py) = zp::python() {
+        let zenv = zp::zenoh_env_of(&env);
+        let (ok, cfg, err) = zp::run_with(&py, &["sdkconfig"], &zenv);
+        assert!(ok, "{err}");
+        assert_eq!(cfg["connect"], json!(["tcp/127.0.0.1:7447"]));
+        let mut bad = zenv.clone();
+        bad.push(("ZENOH_MODE".into(), "router".into()));
+        let (ok, _, err) = zp::run_with(&py, &["sdkconfig"], &bad);
+        assert!(
+            !ok && err.contains("ZENOH_MODE must be peer or client"),
+            "{err}"
+        );
+    }
     let (_, s) = dir.status();
     assert!(
         s["bus"]["warnings"].as_array().unwrap().iter().any(|w| w

@@ -36,12 +36,14 @@ pub struct Traffic {
     worker_stats: BTreeMap<String, (Instant, Value)>,
 }
 
-/// `cw/{twin}/data/{channel}[/…]` → (twin, channel).
+/// `cw/{twin}/data/{channel}[/…]` → (twin, channel), for what a driver publishes: the
+/// SDK's `commands/…` channels are written *to* the driver (by workers and policies), so they
+/// say nothing about whether the driver produces data.
 pub fn parse_data_key(key: &str) -> Option<(&str, &str)> {
     let mut parts = key.split('/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some("cw"), Some(twin), Some("data"), Some(channel))
-            if !twin.is_empty() && !channel.is_empty() =>
+            if !twin.is_empty() && !channel.is_empty() && channel != "commands" =>
         {
             Some((twin, channel))
         }

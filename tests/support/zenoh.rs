@@ -75,15 +75,40 @@ pub fn result_of(peer: &Peer, timeout: std::time::Duration) -> Option<serde_json
 
 /// Runs a peer to its end and returns the JSON it printed.
 pub fn run(py: &PathBuf, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(py)
-        .arg(script())
-        .args(args)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("python");
-    String::from_utf8_lossy(&out.stdout)
+    run_with(py, args, &[]).1
+}
+
+/// Runs a peer to its end with only these `ZENOH_*` variables (as a driver container has
+/// them); returns whether it succeeded, the JSON it printed and its error output.
+pub fn run_with(
+    py: &PathBuf,
+    args: &[&str],
+    zenoh_env: &[(String, String)],
+) -> (bool, serde_json::Value, String) {
+    let mut cmd = Command::new(py);
+    cmd.arg(script()).args(args);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("ZENOH_")) {
+        cmd.env_remove(k);
+    }
+    cmd.envs(zenoh_env.iter().map(|(k, v)| (k, v)));
+    let out = cmd.output().expect("python");
+    let json = String::from_utf8_lossy(&out.stdout)
         .lines()
         .rev()
         .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(serde_json::Value::Null)
+        .unwrap_or(serde_json::Value::Null);
+    (
+        out.status.success(),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The `ZENOH_*` variables of a container's environment.
+pub fn zenoh_env_of(env: &[String]) -> Vec<(String, String)> {
+    env.iter()
+        .filter(|e| e.starts_with("ZENOH_"))
+        .filter_map(|e| e.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }

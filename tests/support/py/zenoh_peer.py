@@ -5,6 +5,10 @@ installs (what drivers and the worker run).
   zenoh_peer.py sub  ENDPOINT KEY COUNT TIMEOUT     print how many samples arrived (stop at COUNT)
   zenoh_peer.py ping ENDPOINT N SIZE                round trips over a pong peer: p50/p99 in ms
   zenoh_peer.py pong ENDPOINT SECONDS               answer ping/** on pong/**
+  zenoh_peer.py sdkconfig                           the SDK's BackendConfig() of this environment
+  zenoh_peer.py sdk  TWIN HZ SECONDS                 publish as a driver does, through the SDK's
+                                                    own data API (cw.data: get_backend() from the
+                                                    ZENOH_* environment, DataBus.publish)
 Every session is a client of ENDPOINT (or a peer listening on it, with "listen:" in front; a
 peer connecting to it with "peer:"; a peer discovering others by multicast with "multicast").
 """
@@ -112,6 +116,31 @@ def ping(endpoint, n, size):
     s.close()
 
 
+def sdkconfig():
+    """What a driver's SDK makes of its ZENOH_* environment (raises as the driver would)."""
+    from cyberwave.data.config import BackendConfig
+
+    c = BackendConfig()
+    print(json.dumps({"mode": c.zenoh_mode, "connect": c.zenoh_connect}), flush=True)
+
+
+def sdk(twin, hz, seconds):
+    from cyberwave.data.api import DataBus
+    from cyberwave.data.config import get_backend
+
+    bus = DataBus(get_backend(), twin, sensor_name="wrist")
+    period = 1.0 / float(hz)
+    end = time.monotonic() + float(seconds)
+    n = 0
+    while time.monotonic() < end:
+        bus.publish("frames", b"\x00" * 256)
+        bus.publish("joint_states", {"positions": [0.0, 1.0], "seq": n})
+        n += 1
+        time.sleep(period)
+    print(json.dumps({"published": 2 * n}), flush=True)
+    bus.close()
+
+
 if __name__ == "__main__":
     verb, args = sys.argv[1], sys.argv[2:]
-    {"pub": pub, "sub": sub, "pong": pong, "ping": ping}[verb](*args)
+    {"pub": pub, "sub": sub, "pong": pong, "ping": ping, "sdk": sdk, "sdkconfig": sdkconfig}[verb](*args)
