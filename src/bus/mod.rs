@@ -29,6 +29,7 @@ enum SessionState {
     Open {
         id: String,
         since: f64,
+        at: Instant,
     },
     Failed(String),
 }
@@ -99,6 +100,7 @@ impl Bus {
                             set(SessionState::Open {
                                 id: session.id(),
                                 since: crate::epoch_seconds(),
+                                at: Instant::now(),
                             });
                             let _ = stop_rx.recv(); // until the daemon stops
                             drop(session);
@@ -142,12 +144,13 @@ impl Bus {
         self.traffic.lock().ok().and_then(|t| t.last(twin))
     }
 
-    /// Whether liveness is measured at all (a session is or will be open).
-    pub fn measures(&self) -> bool {
-        self.state
-            .lock()
-            .map(|s| !matches!(*s, SessionState::Off(_)))
-            .unwrap_or(false)
+    /// Since when the session listens to the bus (`None`: it does not, so nothing can be
+    /// said about any driver's data).
+    pub fn listening_since(&self) -> Option<Instant> {
+        match self.state.lock().ok()?.clone() {
+            SessionState::Open { at, .. } => Some(at),
+            _ => None,
+        }
     }
 
     /// A twin's data flow for `status`.
@@ -164,7 +167,7 @@ impl Bus {
         let session = match self.state.lock().map(|s| s.clone()) {
             Ok(SessionState::Off(why)) => json!({"state": "off", "reason": why}),
             Ok(SessionState::Opening) => json!({"state": "opening"}),
-            Ok(SessionState::Open { id, since }) => {
+            Ok(SessionState::Open { id, since, .. }) => {
                 json!({"state": "open", "id": id, "since": since})
             }
             Ok(SessionState::Failed(e)) => json!({"state": "failed", "error": e}),

@@ -82,10 +82,15 @@ impl State {
         let Some(after) = self.data_stall_after else {
             return;
         };
-        if !self.bus.measures() {
+        // Silence is only news while we listen: a driver is judged from when the session
+        // opened at the earliest.
+        let Some(listening) = self.bus.listening_since() else {
             return;
+        };
+        let mut running = self.running_drivers();
+        for r in &mut running {
+            r.0.since = r.0.since.max(listening);
         }
-        let running = self.running_drivers();
         let list: Vec<Running> = running.iter().map(|r| r.0.clone()).collect();
         let events = self.stalls.check(after, &list, Instant::now());
         if events.is_empty() {
