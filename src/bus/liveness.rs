@@ -14,7 +14,7 @@ const WINDOW: usize = 10;
 /// Channel names remembered per twin (hostile peers can publish any key).
 const MAX_CHANNELS: usize = 16;
 /// Bytes of a worker-stats payload worth reading.
-const MAX_STATS_BYTES: usize = 64 * 1024;
+pub const MAX_STATS_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Default, Clone)]
 struct Flow {

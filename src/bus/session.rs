@@ -85,7 +85,12 @@ pub fn open(s: &BusSettings, traffic: Arc<Mutex<Traffic>>) -> Result<Session, St
     session
         .declare_subscriber("cw/_monitor/*/worker_stats")
         .callback(move |sample| {
-            let payload = sample.payload().to_bytes();
+            // Copied only when small enough to be read (a peer may publish anything there).
+            let payload = if sample.payload().len() <= super::liveness::MAX_STATS_BYTES {
+                sample.payload().to_bytes().into_owned()
+            } else {
+                Vec::new()
+            };
             if let Ok(mut t) = traffic.lock() {
                 t.record_worker_stats(sample.key_expr().as_str(), &payload, Instant::now());
             }
