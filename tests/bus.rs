@@ -65,6 +65,13 @@ fn the_embedded_router_carries_samples_and_a_silent_driver_is_alerted() {
         d.log()
     );
     let a = &stalled()[0];
+    let (code, s) = dir.status();
+    assert_eq!(
+        (code, &s["bus"]["stalled"]),
+        (1, &json!([twin])),
+        "{}",
+        s["bus"]
+    );
     assert_eq!(a["twin_uuid"], json!(twin));
     assert_eq!(a["severity"], json!("warning"));
     assert_eq!(a["name"], json!("Driver data stalled"));

@@ -180,6 +180,11 @@ pub struct Stalls {
 }
 
 impl Stalls {
+    /// The twins alerted as stalled now.
+    pub fn stalled(&self) -> Vec<String> {
+        self.stalled.iter().cloned().collect()
+    }
+
     /// `after`: how long a running driver may publish nothing.
     pub fn check(&mut self, after: Duration, running: &[Running], now: Instant) -> Vec<StallEvent> {
         let mut out = Vec::new();

@@ -53,7 +53,12 @@ pub fn assess(
         || daemon.and_then(|d| d.get("worker")).is_some_and(|w| {
             (w["wanted"] == json!(true) && w["state"] != json!("running"))
                 || w["models_state"] == json!("failed")
-        });
+        })
+        // So does a running driver alerted for publishing no data (when that alert is on).
+        || daemon
+            .and_then(|d| d.pointer("/bus/stalled"))
+            .and_then(Value::as_array)
+            .is_some_and(|l| !l.is_empty());
     if daemon.and_then(|d| d.get("mode")).and_then(Value::as_str) == Some("local") {
         // Local mode: no backend or broker to check; the drivers are the whole story.
         return if drivers_down {
@@ -299,6 +304,11 @@ mod tests {
         assert_eq!(assess(true, true, Some(&worker), &ok), ("healthy", 0));
         worker["worker"]["models_state"] = json!("failed");
         assert_eq!(assess(true, true, Some(&worker), &ok), ("degraded", 1));
+        let mut quiet = up.clone();
+        quiet["bus"] = json!({"stalled": []});
+        assert_eq!(assess(true, true, Some(&quiet), &ok), ("healthy", 0));
+        quiet["bus"]["stalled"] = json!(["t"]);
+        assert_eq!(assess(true, true, Some(&quiet), &ok), ("degraded", 1));
         assert_eq!(
             assess(
                 true,

@@ -141,6 +141,7 @@ impl State {
         }
         let mut bus = self.bus.status();
         bus["stall_alert_seconds"] = json!(self.data_stall_after.map(|d| d.as_secs_f64()));
+        bus["stalled"] = json!(self.stalls.stalled());
         (drivers, bus)
     }
 }
