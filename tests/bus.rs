@@ -209,7 +209,7 @@ fn the_router_container_is_a_role_and_a_bad_mode_is_not_injected() {
 }
 
 #[test]
-fn without_a_router_the_daemon_finds_driver_peers_and_listens_on_no_port() {
+fn without_a_router_the_daemon_finds_driver_peers_and_listens_on_the_loopback_only() {
     let Some(py) = zp::python() else {
         return;
     };
@@ -242,7 +242,29 @@ fn without_a_router_the_daemon_finds_driver_peers_and_listens_on_no_port() {
         s["bus"]["mode"],
         json!("peer-to-peer (multicast discovery, no router)")
     );
-    // The daemon's session opened no listening socket.
+    // This host's worker stats are listened to, another host's are not.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let ours = format!("cw/_monitor/{}/worker_stats", host.trim());
+    zp::run(&py, &["pub", "multicast", &ours, "10", "8", "2"]);
+    zp::run(
+        &py,
+        &[
+            "pub",
+            "multicast",
+            "cw/_monitor/another-edge/worker_stats",
+            "10",
+            "8",
+            "2",
+        ],
+    );
+    let (_, s) = dir.status();
+    let stats = s["bus"]["worker_stats"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert!(stats.contains_key(host.trim()), "{}", s["bus"]);
+    assert!(!stats.contains_key("another-edge"), "{}", s["bus"]);
+    // The daemon's session listens on the loopback only, never on the network.
     let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
         .unwrap()
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
@@ -262,9 +284,16 @@ fn without_a_router_the_daemon_finds_driver_peers_and_listens_on_no_port() {
                 .lines(),
         )
         .filter(|l| l.split_whitespace().nth(3) == Some("0A"))
-        .filter_map(|l| l.split_whitespace().nth(9).map(str::to_string))
-        .filter(|inode| inodes.contains(inode))
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(9)
+                .is_some_and(|i| inodes.iter().any(|x| x == i))
+        })
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
         .collect();
-    assert!(listening.is_empty(), "listening sockets: {listening:?}");
+    assert!(
+        listening.iter().all(|a| a.starts_with("0100007F:")),
+        "listening beyond the loopback: {listening:?}"
+    );
     d.terminate();
 }

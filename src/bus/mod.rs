@@ -39,8 +39,9 @@ pub struct Bus {
     pub settings: BusSettings,
     traffic: Arc<Mutex<Traffic>>,
     state: Arc<Mutex<SessionState>>,
-    /// Dropped to close the session (and the embedded router with it).
-    _stop: Option<Sender<()>>,
+    /// The twins to subscribe, to the bus thread; dropped to close the session (and the
+    /// embedded router with it).
+    ctl: Option<Sender<Vec<String>>>,
 }
 
 fn epoch_second() -> u64 {
@@ -52,8 +53,9 @@ fn epoch_second() -> u64 {
 
 impl Bus {
     /// Opens the daemon's session on the `bus` thread (a router takes about half a second to
-    /// open; a port in use is retried every 30 s), unless the backend is not zenoh.
-    pub fn start(settings: BusSettings) -> Self {
+    /// open; a port in use is retried every 30 s), unless the backend is not zenoh. `host` is
+    /// this machine's name (the worker publishes its stats under it).
+    pub fn start(settings: BusSettings, host: &str) -> Self {
         for w in &settings.warnings {
             log::warn!("{w}");
         }
@@ -62,7 +64,7 @@ impl Bus {
             settings: settings.clone(),
             traffic: traffic.clone(),
             state: Arc::new(Mutex::new(SessionState::Off(why.into()))),
-            _stop: None,
+            ctl: None,
         };
         if !settings.is_zenoh() {
             return off("the data backend is not zenoh");
@@ -70,16 +72,31 @@ impl Bus {
         if !cfg!(feature = "zenoh") {
             return off("this build has no zenoh: no data liveness, no embedded router");
         }
-        Self::spawn(settings.clone(), traffic.clone()).unwrap_or_else(|e| {
+        // A host name zenoh could not take in a key expression: any host's stats.
+        let host = if !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            host.to_string()
+        } else {
+            "*".to_string()
+        };
+        Self::spawn(settings.clone(), host, traffic.clone()).unwrap_or_else(|e| {
             log::error!("cannot start the bus thread: {e}");
             off("the bus thread could not start")
         })
     }
 
     #[cfg(feature = "zenoh")]
-    fn spawn(settings: BusSettings, traffic: Arc<Mutex<Traffic>>) -> std::io::Result<Self> {
+    fn spawn(
+        settings: BusSettings,
+        host: String,
+        traffic: Arc<Mutex<Traffic>>,
+    ) -> std::io::Result<Self> {
+        use crossbeam_channel::RecvTimeoutError;
         let state = Arc::new(Mutex::new(SessionState::Opening));
-        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<Vec<String>>();
         let (s, t, st) = (settings.clone(), traffic.clone(), state.clone());
         std::thread::Builder::new()
             .name("bus".into())
@@ -89,9 +106,10 @@ impl Bus {
                         *g = v;
                     }
                 };
+                let mut twins: Vec<String> = Vec::new();
                 loop {
-                    match session::open(&s, t.clone()) {
-                        Ok(session) => {
+                    match session::open(&s, &host, t.clone()) {
+                        Ok(mut session) => {
                             log::info!(
                                 "zenoh session {} open ({})",
                                 session.id(),
@@ -102,18 +120,23 @@ impl Bus {
                                 since: crate::epoch_seconds(),
                                 at: Instant::now(),
                             });
-                            let _ = stop_rx.recv(); // until the daemon stops
-                            drop(session);
+                            session.watch(&twins);
+                            // Until the daemon stops (the sender is dropped).
+                            for list in ctl_rx.iter() {
+                                session.watch(&list);
+                            }
                             return;
                         }
                         Err(e) => {
                             log::warn!("{e}; trying again in 30 s");
                             set(SessionState::Failed(e));
-                            if !matches!(
-                                stop_rx.recv_timeout(std::time::Duration::from_secs(30)),
-                                Err(crossbeam_channel::RecvTimeoutError::Timeout)
-                            ) {
-                                return;
+                            let retry_at = Instant::now() + std::time::Duration::from_secs(30);
+                            loop {
+                                match ctl_rx.recv_deadline(retry_at) {
+                                    Ok(list) => twins = list,
+                                    Err(RecvTimeoutError::Timeout) => break,
+                                    Err(RecvTimeoutError::Disconnected) => return,
+                                }
                             }
                         }
                     }
@@ -123,19 +146,25 @@ impl Bus {
             settings,
             traffic,
             state,
-            _stop: Some(stop_tx),
+            ctl: Some(ctl_tx),
         })
     }
 
     #[cfg(not(feature = "zenoh"))]
-    fn spawn(_: BusSettings, _: Arc<Mutex<Traffic>>) -> std::io::Result<Self> {
+    fn spawn(_: BusSettings, _: String, _: Arc<Mutex<Traffic>>) -> std::io::Result<Self> {
         Err(std::io::Error::other("no zenoh in this build"))
     }
 
-    /// The twins whose data is counted (the linked ones).
+    /// The twins whose data is subscribed and counted (the linked ones).
     pub fn watch(&self, twins: impl IntoIterator<Item = String>) {
+        let mut list: Vec<String> = twins.into_iter().collect();
+        list.sort();
+        list.dedup();
         if let Ok(mut t) = self.traffic.lock() {
-            t.watch(twins);
+            t.watch(list.iter().cloned());
+        }
+        if let Some(ctl) = &self.ctl {
+            let _ = ctl.send(list);
         }
     }
 

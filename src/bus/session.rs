@@ -2,6 +2,7 @@
 //! embedded router when configured, else a peer on the drivers' bus, and the two subscriptions
 //! that count what drivers and the worker publish.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,10 +14,14 @@ use super::settings::{BusSettings, Router};
 /// The open session; dropping it closes it (and the router with it).
 pub struct Session {
     inner: zenoh::Session,
+    traffic: Arc<Mutex<Traffic>>,
+    /// One subscriber per watched twin (dropping one undeclares it).
+    data: HashMap<String, zenoh::pubsub::Subscriber<()>>,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
+        self.data.clear();
         let _ = self.inner.close().wait();
     }
 }
@@ -46,11 +51,10 @@ fn config(s: &BusSettings) -> Result<zenoh::Config, String> {
             // With no router to connect to, find the drivers the way they find each other.
             set("scouting/multicast/enabled", connect.is_empty().to_string())?;
             set("connect/endpoints", json_list(&connect))?;
-            // We only listen to the bus: no TCP listener of ours on the network (a peer would
-            // open one on every interface), and we do not answer other peers' scouts; we
-            // connect out to the drivers we find.
-            set("listen/endpoints", "[]".into())?;
-            set("scouting/multicast/listen", "false".into())?;
+            // Our listener is on the loopback only (a peer would open one on every
+            // interface): drivers on this host that discover us connect to it at once, and
+            // nothing on the network can.
+            set("listen/endpoints", "[\"tcp/127.0.0.1:0\"]".into())?;
         }
     }
     Ok(c)
@@ -63,27 +67,16 @@ fn epoch_second() -> u64 {
         .unwrap_or(0)
 }
 
-/// Opens the session and subscribes `cw/*/data/**` and `cw/_monitor/*/worker_stats`; each
-/// sample costs the callback one short lock of `traffic`.
-pub fn open(s: &BusSettings, traffic: Arc<Mutex<Traffic>>) -> Result<Session, String> {
+/// Opens the session and subscribes this host's worker stats
+/// (`cw/_monitor/{host}/worker_stats`); driver data is subscribed per watched twin
+/// ([`Session::watch`]), so another robot's frames on the same network never reach us.
+pub fn open(s: &BusSettings, host: &str, traffic: Arc<Mutex<Traffic>>) -> Result<Session, String> {
     let session = zenoh::open(config(s)?)
         .wait()
         .map_err(|e| format!("cannot open the zenoh session: {e}"))?;
-    let data = traffic.clone();
+    let stats = traffic.clone();
     session
-        .declare_subscriber("cw/*/data/**")
-        .callback(move |sample| {
-            let key = sample.key_expr().as_str();
-            let bytes = sample.payload().len();
-            if let Ok(mut t) = data.lock() {
-                t.record(key, bytes, Instant::now(), epoch_second());
-            }
-        })
-        .background()
-        .wait()
-        .map_err(|e| format!("cannot subscribe to driver data: {e}"))?;
-    session
-        .declare_subscriber("cw/_monitor/*/worker_stats")
+        .declare_subscriber(format!("cw/_monitor/{host}/worker_stats"))
         .callback(move |sample| {
             // Copied only when small enough to be read (a peer may publish anything there).
             let payload = if sample.payload().len() <= super::liveness::MAX_STATS_BYTES {
@@ -91,19 +84,53 @@ pub fn open(s: &BusSettings, traffic: Arc<Mutex<Traffic>>) -> Result<Session, St
             } else {
                 Vec::new()
             };
-            if let Ok(mut t) = traffic.lock() {
+            if let Ok(mut t) = stats.lock() {
                 t.record_worker_stats(sample.key_expr().as_str(), &payload, Instant::now());
             }
         })
         .background()
         .wait()
         .map_err(|e| format!("cannot subscribe to worker stats: {e}"))?;
-    Ok(Session { inner: session })
+    Ok(Session {
+        inner: session,
+        traffic,
+        data: HashMap::new(),
+    })
 }
 
 impl Session {
     /// This session's zenoh id (for `status`).
     pub fn id(&self) -> String {
         self.inner.zid().to_string()
+    }
+
+    /// Subscribes `cw/{twin}/data/**` of exactly these twins (each sample costs the callback
+    /// one short lock of the counters); subscriptions of twins no longer watched are dropped.
+    pub fn watch(&mut self, twins: &[String]) {
+        let wanted: BTreeSet<&String> = twins.iter().collect();
+        self.data.retain(|t, _| wanted.contains(t));
+        for twin in wanted {
+            if self.data.contains_key(twin) {
+                continue;
+            }
+            let counters = self.traffic.clone();
+            let declared = self
+                .inner
+                .declare_subscriber(format!("cw/{twin}/data/**"))
+                .callback(move |sample| {
+                    let key = sample.key_expr().as_str();
+                    let bytes = sample.payload().len();
+                    if let Ok(mut t) = counters.lock() {
+                        t.record(key, bytes, Instant::now(), epoch_second());
+                    }
+                })
+                .wait();
+            match declared {
+                Ok(sub) => {
+                    self.data.insert(twin.clone(), sub);
+                }
+                Err(e) => log::warn!("cannot subscribe to the data of twin {twin}: {e}"),
+            }
+        }
     }
 }

@@ -278,7 +278,10 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     );
     runtime.add_role(worker_parts.role);
     // The data bus: the daemon's session (and embedded router), the router container role.
-    let bus = crate::bus::Bus::start(crate::bus::BusSettings::from_env(&settings.env));
+    let bus = crate::bus::Bus::start(
+        crate::bus::BusSettings::from_env(&settings.env),
+        &crate::host::hostname(),
+    );
     runtime.add_role(crate::bus::router::role());
     let (mut prep_rx, mut watch_rx) = (worker_parts.prep, worker_parts.watch);
 
