@@ -44,6 +44,7 @@ pub struct Bus {
     ctl: Option<Sender<Vec<String>>>,
 }
 
+/// The wall-clock second (the rate's buckets are per second).
 fn epoch_second() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

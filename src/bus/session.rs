@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use zenoh::Wait;
 
@@ -58,13 +58,6 @@ fn config(s: &BusSettings) -> Result<zenoh::Config, String> {
         }
     }
     Ok(c)
-}
-
-fn epoch_second() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Opens the session and subscribes this host's worker stats
@@ -121,7 +114,7 @@ impl Session {
                     let key = sample.key_expr().as_str();
                     let bytes = sample.payload().len();
                     if let Ok(mut t) = counters.lock() {
-                        t.record(key, bytes, Instant::now(), epoch_second());
+                        t.record(key, bytes, Instant::now(), super::epoch_second());
                     }
                 })
                 .wait();
