@@ -49,7 +49,7 @@ const MAX_NAME: usize = 128;
 /// duplicate check still tells two long ids apart.
 const MAX_ID: usize = 128;
 
-fn bounded_id(id: &str) -> String {
+pub(super) fn bounded_id(id: &str) -> String {
     if id.len() <= MAX_ID {
         return id.to_string();
     }

@@ -137,7 +137,7 @@ fn on_twin_command(state: &mut State, twin: &str, payload: &[u8]) {
     if let Some(id) = cmd.get("request_id").and_then(Value::as_str)
         && !state
             .twin_dedupe
-            .first_time(&id.chars().take(256).collect::<String>())
+            .first_time(&super::commands::bounded_id(id))
     {
         log::info!("twin {twin}: duplicate {name} request dropped");
         return;
