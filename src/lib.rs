@@ -41,6 +41,14 @@ pub fn epoch_seconds() -> f64 {
     epoch_of(std::time::SystemTime::now())
 }
 
+/// The monotonic moment of an epoch timestamp taken on this host (records such as a
+/// container's `since` are stored as epoch seconds); `now` for one in the future, `None` when
+/// it lies before the monotonic clock's origin.
+pub fn instant_of_epoch(epoch: f64) -> Option<std::time::Instant> {
+    let ago = (epoch_seconds() - epoch).max(0.0);
+    std::time::Instant::now().checked_sub(std::time::Duration::try_from_secs_f64(ago).ok()?)
+}
+
 /// [`epoch_seconds`] of any moment (0 before 1970, which a sane clock never reports).
 pub fn epoch_of(t: std::time::SystemTime) -> f64 {
     t.duration_since(std::time::UNIX_EPOCH)
@@ -109,6 +117,18 @@ pub fn clip(text: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn epoch_timestamps_become_instants() {
+        let now = std::time::Instant::now();
+        let ten_ago = super::instant_of_epoch(super::epoch_seconds() - 10.0).unwrap();
+        let age = now.saturating_duration_since(ten_ago).as_secs_f64();
+        assert!((9.5..10.5).contains(&age), "{age}");
+        // The future is now; absurd values are no panic.
+        assert!(super::instant_of_epoch(super::epoch_seconds() + 100.0).is_some());
+        assert_eq!(super::instant_of_epoch(f64::NEG_INFINITY), None);
+        let _ = super::instant_of_epoch(f64::NAN);
+    }
+
     #[test]
     fn human_durations() {
         use std::time::Duration;

@@ -298,7 +298,6 @@ impl Drivers {
             return;
         }
         let now = std::time::Instant::now();
-        let now_epoch = crate::epoch_seconds();
         let all: Vec<(crate::containers::spec::ContainerSpec, Value)> = runtime
             .snapshot()
             .into_iter()
@@ -318,11 +317,10 @@ impl Drivers {
                 .filter(|(s, _)| s.owner == *target_twin)
                 .map(|(s, v)| {
                     let running = v["state"] == "running";
-                    let started = v["since"].as_f64().filter(|_| running).and_then(|t| {
-                        now.checked_sub(std::time::Duration::from_secs_f64(
-                            (now_epoch - t).max(0.0),
-                        ))
-                    });
+                    let started = v["since"]
+                        .as_f64()
+                        .filter(|_| running)
+                        .and_then(crate::instant_of_epoch);
                     Target {
                         name: s.name.clone(),
                         image: s.image.clone(),

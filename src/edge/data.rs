@@ -47,7 +47,6 @@ impl State {
     /// container names and the twin's title.
     fn running_drivers(&self) -> Vec<(Running, String, String)> {
         let now = Instant::now();
-        let now_epoch = crate::epoch_seconds();
         let mut by_twin: std::collections::BTreeMap<String, (Running, String, String)> =
             Default::default();
         for (spec, v) in self.runtime.snapshot() {
@@ -56,7 +55,7 @@ impl State {
             }
             let since = v["since"]
                 .as_f64()
-                .and_then(|t| now.checked_sub(Duration::from_secs_f64((now_epoch - t).max(0.0))))
+                .and_then(crate::instant_of_epoch)
                 .unwrap_or(now);
             let e = by_twin.entry(spec.owner.clone()).or_insert_with(|| {
                 (
