@@ -11,7 +11,7 @@ mod session;
 pub mod settings;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use crossbeam_channel::Sender;
 use serde_json::{Value, json};
@@ -46,10 +46,7 @@ pub struct Bus {
 
 /// The wall-clock second (the rate's buckets are per second).
 fn epoch_second() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::epoch_seconds() as u64
 }
 
 impl Bus {

@@ -157,6 +157,11 @@ pub fn read(config_dir: &Path) -> Option<CameraConfig> {
     )
 }
 
+/// Whether this host has the udev camera tree (`/dev/v4l`): camera drivers then get it.
+pub fn host_has_v4l() -> bool {
+    Path::new("/dev/v4l").is_dir()
+}
+
 /// Camera driver images by the original's name rule.
 pub fn is_camera_image(image: &str) -> bool {
     image.contains("camera-driver") || image.contains("camera_driver")

@@ -236,7 +236,7 @@ impl Drivers {
     /// changed, so the plans are redone and exactly the drifted drivers recreated (§5.12).
     pub fn refresh_cameras(&mut self) -> bool {
         let cameras = super::camera::read(&self.ctx.config_dir);
-        let v4l = std::path::Path::new("/dev/v4l").is_dir();
+        let v4l = super::camera::host_has_v4l();
         if cameras == self.ctx.cameras && v4l == self.ctx.host_has_v4l {
             return false;
         }

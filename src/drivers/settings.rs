@@ -43,7 +43,7 @@ pub fn launch_context(s: &Settings, owner: &str) -> LaunchContext {
         token: s.token.clone(),
         owner: owner.to_string(),
         cameras: super::camera::read(&s.config_dir),
-        host_has_v4l: std::path::Path::new("/dev/v4l").is_dir(),
+        host_has_v4l: super::camera::host_has_v4l(),
         troubleshooting_url: troubleshooting_url(s),
         has_so101_lib: s.config_dir.join("so101_lib").is_dir(),
     }
