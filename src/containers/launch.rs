@@ -206,13 +206,11 @@ impl Launcher {
             phase,
             message: e.to_string(),
         };
-        self.hooks.prepare(spec, &job.payload)?;
-        if let Some(missing) = missing_env_file(&spec.options) {
-            return Err(fail(
-                "host_env_file_missing",
-                &format!("{missing} is not a regular file"),
-            ));
+        // Before the role's hooks: a refused env file takes no robot claim, writes no file.
+        if let Some(problem) = env_file_problem(&self.config_dir, &spec.options) {
+            return Err(fail("host_env_file_missing", &problem));
         }
+        self.hooks.prepare(spec, &job.payload)?;
         let env_file = env_file_path(&self.config_dir, &spec.name);
         if let Some(dir) = env_file.parent() {
             crate::fsutil::ensure_dir(dir, 0o700).map_err(|e| fail("env_file_failed", &e))?;
@@ -309,13 +307,25 @@ impl Launcher {
     }
 }
 
-/// The first `--env-file` the options name that is not a regular file (missing, a directory,
-/// or a FIFO the `docker` CLI would block on), as the original refuses `host_env_file_missing`.
-fn missing_env_file(options: &[String]) -> Option<String> {
+/// What is wrong with the first bad `--env-file` the options name, as the original refuses
+/// `host_env_file_missing`: not a regular file (missing, a directory, or a FIFO the `docker`
+/// CLI would block on), or one named inside the config dir that resolves outside it once its
+/// symlinks are followed (the daemon runs as root and Docker reads the file for it, so a link
+/// to `/etc/shadow` would hand that file's lines to a container as variables). An env file
+/// elsewhere is a driver's own param, passed through as the original does.
+fn env_file_problem(config_dir: &std::path::Path, options: &[String]) -> Option<String> {
+    let root = config_dir.canonicalize().ok();
     crate::docker::args::flag_values(options, &["--env-file"])
         .into_iter()
-        .find(|p| !std::fs::metadata(p).is_ok_and(|m| m.is_file()))
-        .map(str::to_string)
+        .find_map(|f| {
+            let path = std::path::Path::new(f);
+            if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+                return Some(format!("{f} is not a regular file"));
+            }
+            let root = root.as_ref().filter(|_| path.starts_with(config_dir))?;
+            let inside = path.canonicalize().is_ok_and(|p| p.starts_with(root));
+            (!inside).then(|| format!("{f} does not resolve to a file inside {}", root.display()))
+        })
 }
 
 #[cfg(test)]

@@ -15,32 +15,6 @@ use crate::containers::runtime::{self, Policy};
 use crate::containers::spec::ContainerSpec;
 use crate::mqtt::{SharedHandle, topics};
 
-/// A `host_env_file` (an `--env-file` under the config dir) must still be inside it once its
-/// symlinks are followed: the daemon runs as root and Docker reads the file for it, so a link
-/// to `/etc/shadow` would hand that file's lines to a container as variables.
-fn host_env_files_inside(
-    config_dir: &std::path::Path,
-    options: &[String],
-) -> Result<(), LaunchFailure> {
-    let Ok(root) = config_dir.canonicalize() else {
-        return Ok(());
-    };
-    for f in crate::docker::args::flag_values(options, &["--env-file"]) {
-        let path = std::path::Path::new(f);
-        if !path.starts_with(config_dir) {
-            continue; // a driver's own --env-file param, passed through as the original does
-        }
-        let inside = path.canonicalize().is_ok_and(|p| p.starts_with(&root));
-        if !inside {
-            return Err(LaunchFailure {
-                phase: "host_env_file_missing",
-                message: format!("{f} does not resolve to a file inside {}", root.display()),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// The label of an image that declares its own Compose topology (reference §5.5).
 const COMPOSE_SCHEMA_LABEL: &str = "io.cyberwave.driver.compose.schema";
 
@@ -63,7 +37,6 @@ impl LaunchHooks for DriverHooks {
         payload: &serde_json::Value,
     ) -> Result<(), LaunchFailure> {
         self.cards.phase(&self.alerts, spec, "starting_container");
-        host_env_files_inside(&self.config_dir, &spec.options)?;
         let (image_env, labels) = super::conflict::image_config(&self.docker, &spec.image);
         if labels.contains_key(COMPOSE_SCHEMA_LABEL) {
             let text = format!(
@@ -370,31 +343,4 @@ fn driver_log_sink(
             }
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_env_files_must_stay_inside_the_config_dir() {
-        let d = tempfile::tempdir().unwrap();
-        let dir = d.path();
-        std::fs::create_dir(dir.join("robots")).unwrap();
-        std::fs::write(dir.join("robots/arm.env"), "A=1\n").unwrap();
-        std::os::unix::fs::symlink("/etc/hostname", dir.join("robots/evil.env")).unwrap();
-        std::os::unix::fs::symlink(dir.join("robots/arm.env"), dir.join("alias.env")).unwrap();
-        let opts = |f: &str| vec!["--env-file".to_string(), dir.join(f).display().to_string()];
-        assert!(host_env_files_inside(dir, &opts("robots/arm.env")).is_ok());
-        assert!(
-            host_env_files_inside(dir, &opts("alias.env")).is_ok(),
-            "a link inside is fine"
-        );
-        let e = host_env_files_inside(dir, &opts("robots/evil.env")).unwrap_err();
-        assert_eq!(e.phase, "host_env_file_missing");
-        assert!(host_env_files_inside(dir, &opts("robots/../../x.env")).is_err());
-        // A driver's own --env-file elsewhere is the driver's business (passed through).
-        let own = vec!["--env-file".to_string(), "/opt/robot.env".to_string()];
-        assert!(host_env_files_inside(dir, &own).is_ok());
-    }
 }

@@ -235,3 +235,32 @@ fn a_name_already_in_use_is_replaced_and_batches_launch_everything() {
         .count();
     assert_eq!(checks, 1);
 }
+
+#[test]
+fn env_files_must_be_regular_files_that_stay_inside_the_config_dir() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    std::fs::create_dir(dir.join("robots")).unwrap();
+    std::fs::write(dir.join("robots/arm.env"), "A=1\n").unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", dir.join("robots/evil.env")).unwrap();
+    std::os::unix::fs::symlink(dir.join("robots/arm.env"), dir.join("alias.env")).unwrap();
+    let opts = |f: &str| vec!["--env-file".to_string(), dir.join(f).display().to_string()];
+    assert_eq!(env_file_problem(dir, &opts("robots/arm.env")), None);
+    assert_eq!(
+        env_file_problem(dir, &opts("alias.env")),
+        None,
+        "a link inside is fine"
+    );
+    let evil = env_file_problem(dir, &opts("robots/evil.env")).unwrap();
+    assert!(evil.contains("does not resolve to a file inside"), "{evil}");
+    let missing = env_file_problem(dir, &opts("nope.env")).unwrap();
+    assert!(missing.ends_with("is not a regular file"), "{missing}");
+    assert!(env_file_problem(dir, &opts("robots/../../x.env")).is_some());
+    assert!(
+        env_file_problem(dir, &opts("robots")).is_some(),
+        "a directory"
+    );
+    // A driver's own --env-file elsewhere is the driver's business (passed through).
+    let own = vec!["--env-file".to_string(), "/etc/hostname".to_string()];
+    assert_eq!(env_file_problem(dir, &own), None);
+}
