@@ -187,17 +187,7 @@ fn the_router_container_is_a_role_and_a_bad_mode_is_not_injected() {
     // A remote restart recreates it, as it does the drivers.
     assert!(wait_until(30 * SEC, || dir.status().1["mqtt"]["connected"]
         == json!(true)));
-    let alert = backend
-        .add_alert(json!({"alert_type": "edge_core_restart", "metadata": {"phase": "requested"}}));
-    let topic = format!(
-        "devedges/{}/command",
-        FakeBackend::edge_uuid_for(FINGERPRINT)
-    );
-    broker.publish(
-        &topic,
-        &json!({"command": "restart_edge_core", "request_id": "bus1", "alert_uuid": alert})
-            .to_string(),
-    );
+    request_restart(&backend, &broker, "bus1");
     assert!(
         wait_until(60 * SEC, || dk::inspect(&router).is_some_and(|i| i["Id"]
             != id

@@ -661,24 +661,8 @@ fn remote_restart_recreates_our_containers_and_drives_the_alert() {
     );
     let old_id = dk::inspect(&name).unwrap()["Id"].clone();
     let floored_id = dk::inspect(&floored_name).unwrap()["Id"].clone();
-    let first = backend
-        .add_alert(json!({"alert_type": "edge_core_restart", "metadata": {"phase": "requested"}}));
-    let second = backend
-        .add_alert(json!({"alert_type": "edge_core_restart", "metadata": {"phase": "requested"}}));
-    let topic = format!(
-        "devedges/{}/command",
-        FakeBackend::edge_uuid_for(FINGERPRINT)
-    );
-    broker.publish(
-        &topic,
-        &json!({"command": "restart_edge_core", "request_id": "r1", "alert_uuid": first})
-            .to_string(),
-    );
-    broker.publish(
-        &topic,
-        &json!({"command": "restart_edge_core", "request_id": "r2", "alert_uuid": second})
-            .to_string(),
-    );
+    let first = request_restart(&backend, &broker, "r1");
+    let second = request_restart(&backend, &broker, "r2");
     assert!(
         wait_until(60 * SEC, || backend
             .alert(&first)
@@ -716,12 +700,7 @@ fn remote_restart_recreates_our_containers_and_drives_the_alert() {
     let s = dir.status().1;
     assert_eq!(s["restart"]["last"]["result"], json!("completed"), "{s}");
     // A third request right after is rate-limited, not another restart.
-    let third = backend.add_alert(json!({"alert_type": "edge_core_restart", "metadata": {}}));
-    broker.publish(
-        &topic,
-        &json!({"command": "restart_edge_core", "request_id": "r3", "alert_uuid": third})
-            .to_string(),
-    );
+    let third = request_restart(&backend, &broker, "r3");
     assert!(wait_until(10 * SEC, || backend.alert(&third).is_some_and(
         |a| a["metadata"]["reason"] == json!("rate_limited")
     )));

@@ -65,3 +65,20 @@ pub fn backend_with_unpullable(twin: &str, image: &str) -> FakeBackend {
         "docker_image": image, "privileged": false}}}}));
     b
 }
+
+/// Asks this edge for a remote restart as the backend does: it creates the card alert, then
+/// sends `restart_edge_core` with its uuid on the edge's command topic. Returns the card's uuid.
+pub fn request_restart(backend: &FakeBackend, broker: &Broker, request_id: &str) -> String {
+    let alert = backend
+        .add_alert(json!({"alert_type": "edge_core_restart", "metadata": {"phase": "requested"}}));
+    let topic = format!(
+        "devedges/{}/command",
+        FakeBackend::edge_uuid_for(FINGERPRINT)
+    );
+    broker.publish(
+        &topic,
+        &json!({"command": "restart_edge_core", "request_id": request_id, "alert_uuid": alert})
+            .to_string(),
+    );
+    alert
+}
