@@ -227,11 +227,6 @@ impl Drivers {
         })
     }
 
-    /// Twins with driver containers.
-    pub fn managed_twins(&self) -> &std::collections::BTreeSet<String> {
-        &self.managed
-    }
-
     /// Re-reads the camera pins (a camera file changed); true when what drivers are told
     /// changed, so the plans are redone and exactly the drifted drivers recreated (§5.12).
     pub fn refresh_cameras(&mut self) -> bool {

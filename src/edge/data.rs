@@ -1,6 +1,7 @@
-//! The supervisor's side of the data bus: which twins it watches, the stall alert
+//! The supervisor's side of the data bus: the router container it wants, the stall alert
 //! (`driver_data_stalled`, `CYBERWAVE_DRIVER_DATA_STALL_SECONDS`, off by default) and what
-//! `status` shows per driver. The counting happens on the bus's own threads.
+//! `status` shows per driver. The counting happens on the bus's own threads; which twins are
+//! counted is set with the plans (`State::apply_desired`).
 
 use std::time::{Duration, Instant};
 
@@ -76,7 +77,7 @@ impl State {
         by_twin.into_values().collect()
     }
 
-    /// Raises or resolves `driver_data_stalled` (when enabled and the bus measures).
+    /// Raises or resolves `driver_data_stalled` (when enabled and the session listens).
     pub(super) fn check_data_stalls(&mut self) {
         let Some(after) = self.data_stall_after else {
             return;
