@@ -368,6 +368,28 @@ impl Docker {
         }
     }
 
+    /// What an image declares: its `Config.Env` and `Config.Labels` (both empty when the
+    /// engine cannot say within the deadline: callers treat that as "declares nothing").
+    pub fn image_config(&self, image: &str) -> (Vec<String>, BTreeMap<String, String>) {
+        let v: Value = self
+            .run(
+                &["image", "inspect", "--format", "{{json .Config}}", image],
+                INSPECT_TIMEOUT,
+            )
+            .ok()
+            .and_then(|out| serde_json::from_str(out.trim()).ok())
+            .unwrap_or_default();
+        let env = v["Env"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        (env, labels_of(v.get("Labels")))
+    }
+
     /// Runtimes known to the engine (`nvidia` for GPUs) and the default one.
     pub fn runtimes(&self) -> Result<(Vec<String>, String), DockerError> {
         let out = self.run(

@@ -51,7 +51,7 @@ impl Claims {
 fn value_in(env: &[String]) -> Option<&str> {
     env.iter()
         .rev()
-        .find_map(|e| e.strip_prefix("ROBOT_IP="))
+        .find_map(|e| e.strip_prefix(KEY)?.strip_prefix('='))
         .map(str::trim)
         .filter(|v| !v.is_empty())
 }
@@ -79,28 +79,6 @@ pub fn find_conflict<'a>(
             && o.labels.get(twin_label) != Some(&spec.owner)
             && value_in(&o.env) == Some(ip)
     })
-}
-
-/// What a driver's image declares: its `Config.Env` and `Config.Labels` (empty when the
-/// engine cannot say within the deadline).
-pub fn image_config(docker: &Docker, image: &str) -> (Vec<String>, BTreeMap<String, String>) {
-    let v: serde_json::Value = docker
-        .run(
-            &["image", "inspect", "--format", "{{json .Config}}", image],
-            DEADLINE,
-        )
-        .ok()
-        .and_then(|out| serde_json::from_str(out.trim()).ok())
-        .unwrap_or_default();
-    let env = v["Env"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|e| e.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    (env, crate::docker::labels_of(v.get("Labels")))
 }
 
 /// Refuses the launch (`driver_conflict`) when another twin's live container drives the same

@@ -37,7 +37,7 @@ impl LaunchHooks for DriverHooks {
         payload: &serde_json::Value,
     ) -> Result<(), LaunchFailure> {
         self.cards.phase(&self.alerts, spec, "starting_container");
-        let (image_env, labels) = super::conflict::image_config(&self.docker, &spec.image);
+        let (image_env, labels) = self.docker.image_config(&spec.image);
         if labels.contains_key(COMPOSE_SCHEMA_LABEL) {
             let text = format!(
                 "{} declares a Compose topology ({COMPOSE_SCHEMA_LABEL}); this edge does not run image-declared topologies yet, so it starts the profile's image as one container",
