@@ -41,14 +41,101 @@ pub fn init(level: &str) {
         }
     }
     b.format(|buf, record| {
+        let stamp = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         writeln!(
             buf,
             "{} [{}] [{}] {}",
-            buf.timestamp_millis(),
-            record.level(),
-            record.target(),
+            python_time(&stamp),
+            python_level(record.level()),
+            logger_name(record.target()),
             record.args()
         )
     });
     let _ = b.try_init();
+}
+
+/// The original's `%(asctime)s.%(msecs)03d` with `datefmt="%Y-%m-%d %H:%M:%S UTC"` in UTC:
+/// `2026-12-03 08:36:26 UTC.075` (the milliseconds after `UTC`, exactly as Python renders
+/// it), from an RFC 3339 UTC timestamp with milliseconds.
+fn python_time(rfc3339_millis: &str) -> String {
+    match (
+        rfc3339_millis.get(..10),
+        rfc3339_millis.get(11..19),
+        rfc3339_millis.get(20..23),
+    ) {
+        (Some(date), Some(time), Some(ms)) => format!("{date} {time} UTC.{ms}"),
+        _ => rfc3339_millis.to_string(),
+    }
+}
+
+/// Python's level names, so `journalctl | grep WARNING` keeps working (`TRACE` has none
+/// there and keeps its own).
+fn python_level(level: log::Level) -> &'static str {
+    match level {
+        log::Level::Error => "ERROR",
+        log::Level::Warn => "WARNING",
+        log::Level::Info => "INFO",
+        log::Level::Debug => "DEBUG",
+        log::Level::Trace => "TRACE",
+    }
+}
+
+/// A short dotted logger name in the original's style for a `log` target: our MQTT link
+/// speaks for the SDK's `cyberwave.mqtt`; other modules of the edge core are
+/// `cyberwave_edge_core.<module>`, the cloud node's `cyberwave_cloud_node.<module>`; other
+/// crates keep their first two path segments (`zenoh.net`).
+pub fn logger_name(target: &str) -> String {
+    let mut parts = target.split("::");
+    let first = parts.next().unwrap_or("");
+    let second = parts.next();
+    match (first, second) {
+        ("cyberwave_edge", Some("mqtt")) => "cyberwave.mqtt".into(),
+        ("cyberwave_edge", Some("cloud_node")) => match parts.next() {
+            Some(m) => format!("cyberwave_cloud_node.{m}"),
+            None => "cyberwave_cloud_node".into(),
+        },
+        ("cyberwave_edge", Some(m)) => format!("cyberwave_edge_core.{m}"),
+        ("cyberwave_edge", None) => "cyberwave_edge_core".into(),
+        (bin, None) => bin.to_string(),
+        (krate, Some(m)) => format!("{krate}.{m}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_as_python_renders_it() {
+        assert_eq!(
+            python_time("2026-12-03T08:36:26.075Z"),
+            "2026-12-03 08:36:26 UTC.075"
+        );
+        assert_eq!(python_time("garbage"), "garbage");
+    }
+
+    #[test]
+    fn levels_and_names() {
+        assert_eq!(python_level(log::Level::Warn), "WARNING");
+        assert_eq!(python_level(log::Level::Error), "ERROR");
+        let rows = [
+            ("cyberwave_edge::mqtt::link", "cyberwave.mqtt"),
+            (
+                "cyberwave_edge::drivers::policy",
+                "cyberwave_edge_core.drivers",
+            ),
+            ("cyberwave_edge::edge", "cyberwave_edge_core.edge"),
+            ("cyberwave_edge", "cyberwave_edge_core"),
+            (
+                "cyberwave_edge::cloud_node::runner",
+                "cyberwave_cloud_node.runner",
+            ),
+            ("cyberwave_edge_core", "cyberwave_edge_core"),
+            ("zenoh::net::runtime", "zenoh.net"),
+            ("install", "install"),
+        ];
+        for (target, want) in rows {
+            assert_eq!(logger_name(target), want, "{target}");
+        }
+    }
 }

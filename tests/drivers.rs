@@ -754,14 +754,16 @@ fn backend_setting_changes_restart_sensor_drivers_and_alert_for_others() {
          "env": {"DRIVER_MODE": "run"}}]}}}}),
     );
     backend.add_asset(json!({"uuid": asset(&gripper), "metadata": {}}));
-    for (t, image) in [(&cam, camera_image), (&arm, IMAGE)] {
+    // The camera parks on SIGTERM: its metadata restart must give it the chance.
+    for (t, image, mode) in [(&cam, camera_image, "park"), (&arm, IMAGE, "run")] {
         backend.add_asset(
             json!({"uuid": asset(t), "metadata": {"drivers": {"default": {
-            "docker_image": image, "privileged": false, "params": ["-e", "DRIVER_MODE=run"]}}}}),
+            "docker_image": image, "privileged": false, "params": ["-e", format!("DRIVER_MODE={mode}")]}}}}),
         );
     }
     let broker = broker_for_token();
     let dir = EdgeDir::standard(&backend.url(), broker.port);
+    let events = dk::Events::watch(&[&container(&cam)]);
     let d = Daemon::start(&dir);
     let (_, s) = dir.wait_status(30 * SEC, |_, s| {
         driver_state(s, &container(&cam)).as_deref() == Some("running")
@@ -801,6 +803,12 @@ fn backend_setting_changes_restart_sensor_drivers_and_alert_for_others() {
             |i| i["Id"] != cam_id && i["State"]["Status"] == json!("running")
         )),
         "camera driver not recreated\n{}",
+        d.log()
+    );
+    events.assert_graceful(cam_id.as_str().unwrap(), "metadata restart");
+    assert!(
+        d.log().lines().any(|l| l == "driver: INFO parked"),
+        "{}",
         d.log()
     );
     let file: serde_json::Value =

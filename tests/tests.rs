@@ -16,6 +16,7 @@ mod drivers;
 mod edge_core;
 mod edge_files;
 mod edge_hostile;
+mod graceful_stop;
 mod identity;
 mod models;
 mod saturation;

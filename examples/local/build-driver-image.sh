@@ -8,14 +8,21 @@
 # exit0 (exits 0), chatty (logs as fast as it can), lines (a few lines, blank ones and a
 # 200 KB one, then exits 1), edit (after 3 s changes its twin file's fps 15 → 31, in place, as a
 # driver saving a setting does, then runs), runtimeerror (prints a Python RuntimeError twice,
-# then runs).
+# then runs), park (on SIGTERM says it parks, takes a second, logs `parked`, exits 0),
+# stubborn (ignores SIGTERM).
 set -euo pipefail
 IMAGE="${1:-cyberwave-example-driver:local}"
 . "$(dirname "$0")/busybox-rootfs.sh"
 busybox_rootfs sh cat echo sleep date env head tr wc seq true kill
 cat > "$root/driver.sh" <<'DRIVER'
 #!/bin/sh
-trap 'echo "driver: SIGTERM, bye"; exit 0' TERM
+case "${DRIVER_MODE:-run}" in
+  # An arm that needs its second to park before it may stop (the graceful-stop tests).
+  park) trap 'echo "driver: WARNING SIGTERM received, parking"; sleep 1; echo "driver: INFO parked"; exit 0' TERM ;;
+  # A driver that ignores SIGTERM: only SIGKILL, after its stop timeout, ends it.
+  stubborn) trap 'echo "driver: ignoring SIGTERM"' TERM ;;
+  *) trap 'echo "driver: SIGTERM, bye"; exit 0' TERM ;;
+esac
 echo "driver: INFO starting for twin ${CYBERWAVE_TWIN_UUID} (mode ${DRIVER_MODE:-run})"
 if [ -n "${CYBERWAVE_TWIN_JSON_FILE}" ] && [ -r "${CYBERWAVE_TWIN_JSON_FILE}" ]; then
   echo "driver: TWINFILE $(tr -d '\n' < "${CYBERWAVE_TWIN_JSON_FILE}")"

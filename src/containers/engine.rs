@@ -18,7 +18,9 @@ pub trait Engine: Send + Sync {
     fn start(&self, name: &str) -> Result<(), DockerError>;
     fn stop(&self, name: &str, timeout_s: u64) -> Result<(), DockerError>;
     /// Force-removes a container with its anonymous volumes; a missing one is not an error.
-    fn remove(&self, name: &str) -> Result<(), DockerError>;
+    /// SIGKILLs whatever still runs in it: call it only through [`super::retire::retire`],
+    /// which stops the container gracefully first.
+    fn force_remove(&self, name: &str) -> Result<(), DockerError>;
     fn set_restart_policy(&self, name: &str, policy: &str) -> Result<(), DockerError>;
     fn remove_image(&self, image: &str) -> Result<(), DockerError>;
     /// Runtimes the engine knows and its default one (`nvidia` for GPUs).
@@ -47,7 +49,7 @@ impl Engine for Docker {
     fn stop(&self, name: &str, timeout_s: u64) -> Result<(), DockerError> {
         Docker::stop(self, name, timeout_s)
     }
-    fn remove(&self, name: &str) -> Result<(), DockerError> {
+    fn force_remove(&self, name: &str) -> Result<(), DockerError> {
         Docker::remove(self, name)
     }
     fn set_restart_policy(&self, name: &str, policy: &str) -> Result<(), DockerError> {
@@ -84,6 +86,8 @@ pub mod fake {
         pub failures: Mutex<BTreeMap<String, String>>,
         /// Env files as `docker create` saw them (path → text), read at create time.
         pub env_files: Mutex<Vec<String>>,
+        /// name → `--stop-timeout` given at create (inspect's `StopTimeout`).
+        pub stop_timeouts: Mutex<BTreeMap<String, u64>>,
     }
 
     impl FakeEngine {
@@ -173,6 +177,11 @@ pub mod fake {
                 env: Vec::new(),
                 mounts: Vec::new(),
                 restart_policy: policy.clone(),
+                stop_timeout_s: self
+                    .stop_timeouts
+                    .lock()
+                    .ok()
+                    .and_then(|t| t.get(name).copied()),
             }))
         }
         fn image_exists(&self, image: &str) -> Result<bool, DockerError> {
@@ -232,6 +241,15 @@ pub mod fake {
                 .and_then(|i| argv.get(i + 1))
                 .cloned()
                 .unwrap_or_else(|| "no".into());
+            if let Some(t) = argv
+                .iter()
+                .position(|a| a == "--stop-timeout")
+                .and_then(|i| argv.get(i + 1))
+                .and_then(|t| t.parse().ok())
+                && let Ok(mut timeouts) = self.stop_timeouts.lock()
+            {
+                timeouts.insert(name.clone(), t);
+            }
             if let Ok(mut c) = self.containers.lock() {
                 c.insert(name.clone(), ("created".into(), labels, policy));
             }
@@ -242,12 +260,12 @@ pub mod fake {
             self.set_state(name, "running");
             Ok(())
         }
-        fn stop(&self, name: &str, _timeout_s: u64) -> Result<(), DockerError> {
-            self.record(format!("stop {name}"))?;
+        fn stop(&self, name: &str, timeout_s: u64) -> Result<(), DockerError> {
+            self.record(format!("stop {name} {timeout_s}"))?;
             self.set_state(name, "exited");
             Ok(())
         }
-        fn remove(&self, name: &str) -> Result<(), DockerError> {
+        fn force_remove(&self, name: &str) -> Result<(), DockerError> {
             self.record(format!("remove {name}"))?;
             if let Ok(mut c) = self.containers.lock() {
                 c.remove(name);

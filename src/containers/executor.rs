@@ -55,7 +55,8 @@ pub enum Op {
         name: String,
         timeout_s: u64,
     },
-    /// `docker rm -f -v`: recreated from its spec afterwards (a remote restart).
+    /// Graceful stop then `docker rm -f -v` ([`super::retire`]): recreated from its spec
+    /// afterwards (a remote restart).
     Remove {
         name: String,
     },
@@ -112,7 +113,7 @@ pub fn run_ops(
                 let mut result = Ok(());
                 for c in &containers {
                     log::info!("cleanup: removing stopped container {c} (no twin wants it)");
-                    if let Err(e) = engine.remove(c) {
+                    if let Err(e) = super::retire::retire(engine, c) {
                         result = Err(e);
                     }
                 }
@@ -130,14 +131,18 @@ pub fn run_ops(
                 }
             }
             Op::StopLooping { name } => {
-                let restart_count = engine
-                    .inspect(&name)
-                    .ok()
-                    .flatten()
-                    .map(|i| i.restart_count);
+                let info = engine.inspect(&name).ok().flatten();
+                let restart_count = info.as_ref().map(|i| i.restart_count);
+                // Its own grace period, as any stop of ours (the original's 30 s was the CLI's
+                // deadline, not the container's).
+                let timeout_s = info
+                    .as_ref()
+                    .and_then(|i| i.stop_timeout_s)
+                    .unwrap_or(super::retire::DEFAULT_STOP_TIMEOUT_S)
+                    .min(super::retire::MAX_STOP_TIMEOUT_S);
                 let _ = engine.set_restart_policy(&name, "no");
                 ExecEvent::LoopStopped {
-                    result: engine.stop(&name, 10),
+                    result: engine.stop(&name, timeout_s),
                     name,
                     restart_count,
                 }
@@ -153,7 +158,7 @@ pub fn run_ops(
                 }
             }
             Op::Remove { name } => ExecEvent::OpDone {
-                result: engine.remove(&name),
+                result: super::retire::retire(engine, &name).map(|_| ()),
                 name,
                 what: "remove",
             },

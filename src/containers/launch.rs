@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::engine::Engine;
 use super::image::is_local_build;
+use super::retire::retire;
 use super::spec::ContainerSpec;
 use crate::docker::DockerError;
 use crate::docker::pull::PullProgress;
@@ -220,8 +221,7 @@ impl Launcher {
         // Usually nothing to remove: skip the CLI call unless the last observation saw one
         // (a stale `created` leftover still fails `docker create` and is removed below).
         if job.exists {
-            self.engine
-                .remove(&spec.name)
+            retire(self.engine.as_ref(), &spec.name)
                 .map_err(|e| fail("container_remove_failed", &e))?;
         }
         let mut run_spec = spec.clone();
@@ -232,7 +232,7 @@ impl Launcher {
             && message.contains("already in use")
         {
             // Someone (or a previous run) left a container with this name: replace it.
-            if let Err(e) = self.engine.remove(&spec.name) {
+            if let Err(e) = retire(self.engine.as_ref(), &spec.name) {
                 let _ = std::fs::remove_file(&env_file);
                 return Err(fail("container_remove_failed", &e));
             }
@@ -255,7 +255,7 @@ impl Launcher {
             Err(e) => return Err(fail("docker_create_failed", &e)),
         }
         if let Err(e) = self.engine.start(&spec.name) {
-            let _ = self.engine.remove(&spec.name);
+            let _ = retire(self.engine.as_ref(), &spec.name);
             return Err(fail("docker_start_failed", &e));
         }
         self.probe(&spec.name)

@@ -11,6 +11,7 @@ pub mod follow;
 pub mod image;
 pub mod launch;
 pub mod plan;
+pub mod retire;
 pub mod role;
 pub mod runtime;
 pub mod spec;

@@ -149,6 +149,8 @@ pub struct Inspect {
     pub env: Vec<String>,
     pub mounts: Vec<Value>,
     pub restart_policy: String,
+    /// `Config.StopTimeout`: the container's own grace period (`--stop-timeout`), if set.
+    pub stop_timeout_s: Option<u64>,
 }
 
 pub fn parse_inspect(v: &Value) -> Result<Inspect, String> {
@@ -193,6 +195,7 @@ pub fn parse_inspect(v: &Value) -> Result<Inspect, String> {
             .cloned()
             .unwrap_or_default(),
         restart_policy: s("/HostConfig/RestartPolicy/Name"),
+        stop_timeout_s: v.pointer("/Config/StopTimeout").and_then(Value::as_u64),
     })
 }
 
@@ -424,7 +427,8 @@ impl Docker {
         .map(|_| ())
     }
 
-    /// `docker rm -f -v`; a missing container is not an error.
+    /// `docker rm -f -v`; a missing container is not an error. Only the runtime's graceful
+    /// retire (`containers::retire`) calls it, after the container has stopped.
     pub fn remove(&self, name: &str) -> Result<(), DockerError> {
         match self.run(&["rm", "-f", "-v", name], RM_TIMEOUT) {
             Err(DockerError::Failed { message, .. })

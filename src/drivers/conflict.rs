@@ -203,6 +203,7 @@ mod tests {
             env: env.iter().map(|e| e.to_string()).collect(),
             mounts: Vec::new(),
             restart_policy: String::new(),
+            stop_timeout_s: None,
         }
     }
 

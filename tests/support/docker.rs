@@ -100,3 +100,97 @@ impl Drop for Cleanup {
 pub fn twin_uuid(test: &str) -> String {
     super::uuid_from(test)
 }
+
+/// The engine's own record of what happened to some containers (`docker events`), kept
+/// while the test runs: how a container was stopped is read from it, not from our logs.
+pub struct Events {
+    child: std::process::Child,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Events {
+    /// Starts recording events of the containers with these names (any id they get).
+    pub fn watch(names: &[&str]) -> Events {
+        use std::io::BufRead;
+        let mut cmd = Command::new("docker");
+        cmd.args(["events", "--format", "{{json .}}"]);
+        for n in names {
+            cmd.args(["--filter", &format!("container={n}")]);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker events");
+        let out = child.stdout.take().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        // `docker events` subscribes asynchronously: give it a moment before anything happens.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        Events { child, seen }
+    }
+
+    /// (action, signal, epoch nanoseconds) of every event of the container with this id.
+    pub fn of(&self, id: &str) -> Vec<(String, Option<u32>, u128)> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e["Actor"]["ID"].as_str() == Some(id))
+            .map(|e| {
+                (
+                    e["Action"].as_str().unwrap_or("").to_string(),
+                    e["Actor"]["Attributes"]["signal"]
+                        .as_str()
+                        .and_then(|s| s.parse().ok()),
+                    e["timeNano"].as_u64().unwrap_or(0) as u128,
+                )
+            })
+            .collect()
+    }
+
+    /// Waits for the container `id` to be destroyed, then checks it was stopped as a robot's
+    /// driver must be: a SIGTERM (`kill` with signal 15) before its destroy, and no SIGKILL
+    /// before that SIGTERM. Returns its events.
+    pub fn assert_graceful(&self, id: &str, what: &str) -> Vec<(String, Option<u32>, u128)> {
+        let destroyed = super::wait_until(std::time::Duration::from_secs(60), || {
+            self.of(id).iter().any(|(a, _, _)| a == "destroy")
+        });
+        let ev = self.of(id);
+        assert!(destroyed, "{what}: {id} never destroyed: {ev:?}");
+        let term = ev
+            .iter()
+            .position(|(a, s, _)| a == "kill" && *s == Some(15));
+        let destroy = ev.iter().position(|(a, _, _)| a == "destroy");
+        let first_kill9 = ev.iter().position(|(a, s, _)| a == "kill" && *s == Some(9));
+        assert!(
+            term.is_some_and(|t| Some(t) < destroy),
+            "{what}: no SIGTERM before destroy: {ev:?}"
+        );
+        assert!(
+            first_kill9.is_none_or(|k| Some(k) > term),
+            "{what}: SIGKILL before SIGTERM: {ev:?}"
+        );
+        ev
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The id of a container, or "" when it does not exist.
+pub fn id_of(name: &str) -> String {
+    inspect(name)
+        .and_then(|i| i["Id"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}

@@ -196,14 +196,15 @@ fn a_name_already_in_use_is_replaced_and_batches_launch_everything() {
     let engine = Arc::new(FakeEngine::with_images(&["drv:local"]));
     let l = launcher(engine.clone(), d.path());
     assert!(launch(&l, vec![spec("c1", "drv:local")])[0].1.is_ok());
-    // someone left a container of that name: it is removed and the create repeated
+    // someone left a running container of that name: it is stopped with its grace period
+    // (Docker's 10 s: it set none), removed, and the create repeated
     let got = launch(&l, vec![spec("c1", "drv:local")]);
     assert!(got[0].1.is_ok(), "{got:?}");
     let calls = engine.calls();
     let tail: Vec<&str> = calls
         .iter()
         .rev()
-        .take(5)
+        .take(7)
         .rev()
         .map(String::as_str)
         .collect();
@@ -211,6 +212,8 @@ fn a_name_already_in_use_is_replaced_and_batches_launch_everything() {
         tail,
         [
             "create c1",
+            "inspect c1",
+            "stop c1 10",
             "remove c1",
             "create c1",
             "start c1",
@@ -263,4 +266,34 @@ fn env_files_must_be_regular_files_that_stay_inside_the_config_dir() {
     // A driver's own --env-file elsewhere is the driver's business (passed through).
     let own = vec!["--env-file".to_string(), "/etc/hostname".to_string()];
     assert_eq!(env_file_problem(dir, &own), None);
+}
+
+#[test]
+fn a_recreate_stops_the_running_container_with_its_own_grace_period_first() {
+    let d = tempfile::tempdir().unwrap();
+    let engine = Arc::new(FakeEngine::with_images(&["drv:local"]));
+    let l = launcher(engine.clone(), d.path());
+    let mut s = spec("arm", "drv:local");
+    s.options.extend(["--stop-timeout".into(), "3".into()]);
+    assert!(launch(&l, vec![s.clone()])[0].1.is_ok());
+    let before = engine.calls().len();
+    let job = LaunchJob {
+        spec: s,
+        payload: json!({"uuid": "11111111-2222-4333-8444-555555555555"}),
+        exists: true,
+    };
+    let mut got = Vec::new();
+    l.launch_batch(vec![job], |spec, r| got.push((spec.name.clone(), r)));
+    assert!(got[0].1.is_ok(), "{got:?}");
+    let calls = engine.calls();
+    let after: Vec<&str> = calls[before..]
+        .iter()
+        .map(String::as_str)
+        .filter(|c| !c.starts_with("image_exists") && !c.starts_with("prepare"))
+        .collect();
+    assert_eq!(
+        after[..4],
+        ["inspect arm", "stop arm 3", "remove arm", "create arm"],
+        "{calls:?}"
+    );
 }

@@ -23,8 +23,9 @@ impl Runtime {
     /// Stops a container no role wants running any more (it stays, stopped; cleanup removes
     /// it later).
     pub fn stop(&mut self, name: &str, timeout: Duration) {
+        // Its follower stays until the stream ends with the container: what it says while it
+        // stops (a driver parking its arm) still reaches its sink.
         self.info.entry(name.to_string()).or_default().expect_die = true;
-        self.followers.stop(name);
         let _ = self.ops.send(Op::Stop {
             name: name.to_string(),
             timeout_s: timeout.as_secs().max(1),
@@ -56,7 +57,7 @@ impl Runtime {
             if let Some((spec, _)) = self.desired.get(&name)
                 && spec.floor.is_some()
             {
-                let timeout = Duration::from_secs(spec.stop_timeout_s() + 30);
+                let timeout = Duration::from_secs(spec.stop_timeout_s());
                 self.stop(&name, timeout);
                 continue;
             }
@@ -64,7 +65,6 @@ impl Runtime {
                 continue; // a launch is under way: it makes a fresh container anyway
             }
             self.recreating.insert(name.clone());
-            self.followers.stop(&name);
             if let Some(i) = self.info.get_mut(&name) {
                 i.expect_die = true;
             }
