@@ -106,10 +106,27 @@ pub fn remove_stale_temps(dir: &Path, older_than: std::time::Duration) -> usize 
 /// without blocking (opened with `O_NONBLOCK`, checked with `fstat`), and a file over `max`
 /// bytes is refused before it is read, so no config path can hang or flood the process.
 pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    read_regular_with(path, max, 0)
+}
+
+/// [`read_regular`] of a file that must not be a symlink (`O_NOFOLLOW`): files a container
+/// would see through its own mounts (a link in `workers/` to a root-only file of the host
+/// resolves elsewhere there), read by a daemon running as root.
+pub fn read_regular_nofollow(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    read_regular_with(path, max, libc::O_NOFOLLOW).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            io::Error::new(io::ErrorKind::InvalidInput, "a symlink (not followed)")
+        } else {
+            e
+        }
+    })
+}
+
+fn read_regular_with(path: &Path, max: u64, extra_flags: i32) -> io::Result<Vec<u8>> {
     use std::io::Read;
     let f = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | extra_flags)
         .open(path)?;
     let meta = f.metadata()?;
     if !meta.is_file() {

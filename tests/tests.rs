@@ -17,6 +17,7 @@ mod edge_core;
 mod edge_files;
 mod edge_hostile;
 mod graceful_stop;
+mod hostile_paths;
 mod identity;
 mod models;
 mod saturation;

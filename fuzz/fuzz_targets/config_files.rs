@@ -40,7 +40,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = config::edge_uuid(d);
     let _ = config::fingerprint::load_or_create(d, None, || "fuzz-host".into());
     let _ = cyberwave_edge::edge::desired::load(d, "6ba7b810-9dad-11d1-80b4-00c04fd430c8");
-    if let Some(c) = cyberwave_edge::drivers::camera::read(d) {
+    let files = cyberwave_edge::drivers::camera::read(d, &Default::default());
+    if let Some(c) = cyberwave_edge::drivers::camera::read(d, &files).config() {
         for t in c.twin_to_device.keys() {
             let _ = c.device_for(Some(t));
         }

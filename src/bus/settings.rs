@@ -62,6 +62,55 @@ pub fn valid_endpoint(e: &str) -> bool {
             .is_some_and(|(scheme, addr)| SCHEMES.contains(&scheme) && !addr.is_empty())
 }
 
+/// The longest `ZENOH_CONNECT` read, and the most endpoints passed on: a value past either is
+/// a mistake (or an attack through `credentials.json`), not a bus.
+pub const MAX_CONNECT_BYTES: usize = 4096;
+pub const MAX_CONNECT_ENDPOINTS: usize = 32;
+/// Malformed endpoints named one by one; the rest are counted in one line.
+const NAMED_BAD_ENDPOINTS: usize = 3;
+
+/// The valid endpoints of a `ZENOH_CONNECT` value, with at most a handful of warnings about
+/// the rest however long the value is.
+pub fn connect_endpoints(value: &str, warnings: &mut Vec<String>) -> Vec<String> {
+    if value.len() > MAX_CONNECT_BYTES {
+        warnings.push(format!(
+            "ZENOH_CONNECT is {} bytes, more than {MAX_CONNECT_BYTES}: it is not passed on",
+            value.len()
+        ));
+        return Vec::new();
+    }
+    let mut connect = Vec::new();
+    let (mut bad, mut extra) = (0usize, 0usize);
+    for e in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        if !valid_endpoint(e) {
+            bad += 1;
+            if bad <= NAMED_BAD_ENDPOINTS {
+                warnings.push(format!(
+                    "ZENOH_CONNECT endpoint {:?} is not <scheme>/<address>; it is not passed on",
+                    crate::clip(e, 128)
+                ));
+            }
+        } else if connect.len() < MAX_CONNECT_ENDPOINTS {
+            connect.push(e.to_string());
+        } else {
+            extra += 1;
+        }
+    }
+    if bad > NAMED_BAD_ENDPOINTS {
+        warnings.push(format!(
+            "ZENOH_CONNECT has {} more malformed endpoints; none of them is passed on",
+            bad - NAMED_BAD_ENDPOINTS
+        ));
+    }
+    if extra > 0 {
+        warnings.push(format!(
+            "ZENOH_CONNECT names {} endpoints; only the first {MAX_CONNECT_ENDPOINTS} are passed on",
+            MAX_CONNECT_ENDPOINTS + extra
+        ));
+    }
+    connect
+}
+
 impl BusSettings {
     pub fn from_env(env: &EnvLayer) -> Self {
         let mut warnings = Vec::new();
@@ -75,28 +124,14 @@ impl BusSettings {
                 "peer" | "client" => Some(m),
                 _ => {
                     warnings.push(format!(
-                        "ZENOH_MODE={m:?} is not peer or client: the SDK refuses it and every driver would stop at start; it is not passed on"
+                        "ZENOH_MODE={:?} is not peer or client: the SDK refuses it and every driver would stop at start; it is not passed on",
+                        crate::clip(&m, 32)
                     ));
                     None
                 }
             });
-        let mut connect = Vec::new();
-        for e in env
-            .get("ZENOH_CONNECT")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        {
-            if valid_endpoint(e) {
-                connect.push(e.to_string());
-            } else {
-                warnings.push(format!(
-                    "ZENOH_CONNECT endpoint {:?} is not <scheme>/<address>; it is not passed on",
-                    crate::clip(e, 128)
-                ));
-            }
-        }
+        let connect =
+            connect_endpoints(&env.get("ZENOH_CONNECT").unwrap_or_default(), &mut warnings);
         let listen = env.get("ZENOH_LISTEN").filter(|l| {
             let ok = l.split(',').map(str::trim).all(valid_endpoint);
             if !ok {

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod args;
+mod error;
 pub mod pull;
 
 use std::collections::BTreeMap;
@@ -22,56 +23,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub const RM_TIMEOUT: Duration = Duration::from_secs(60);
 pub const PULL_TIMEOUT: Duration = Duration::from_secs(600);
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum DockerError {
-    /// The binary could not be started (not installed, wrong `CYBERWAVE_DOCKER_BIN`).
-    Spawn {
-        command: String,
-        detail: String,
-    },
-    TimedOut {
-        command: String,
-        after: Duration,
-    },
-    Failed {
-        command: String,
-        code: Option<i32>,
-        message: String,
-    },
-    /// Docker answered, but not in the shape we expect.
-    Parse {
-        command: String,
-        detail: String,
-    },
-}
-
-impl std::fmt::Display for DockerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DockerError::Spawn { command, detail } => {
-                write!(f, "{command}: cannot run docker: {detail}")
-            }
-            DockerError::TimedOut { command, after } => write!(
-                f,
-                "{command}: no answer within {} s (killed)",
-                after.as_secs()
-            ),
-            DockerError::Failed {
-                command,
-                code,
-                message,
-            } => match code {
-                Some(c) => write!(f, "{command}: exit {c}: {message}"),
-                None => write!(f, "{command}: killed by a signal: {message}"),
-            },
-            DockerError::Parse { command, detail } => {
-                write!(f, "{command}: unexpected output: {detail}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for DockerError {}
+pub use error::{DockerError, error_summary};
 
 /// A container as `docker ps --format '{{json .}}'` shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -292,7 +244,7 @@ impl Docker {
             Ok(out) => Err(DockerError::Failed {
                 command,
                 code: out.status,
-                message: last_line(&out.stderr),
+                message: error_summary(&out.stderr),
             }),
             Err(RunError::Spawn(detail)) => Err(DockerError::Spawn { command, detail }),
             Err(RunError::TimedOut(after)) => Err(DockerError::TimedOut { command, after }),
@@ -515,7 +467,10 @@ impl Docker {
             Ok(())
         } else {
             std::thread::sleep(Duration::from_millis(20));
-            let message = err_buf.lock().map(|b| last_line(&b)).unwrap_or_default();
+            let message = err_buf
+                .lock()
+                .map(|b| error_summary(&b))
+                .unwrap_or_default();
             Err(DockerError::Failed {
                 command,
                 code: status.code(),
@@ -584,16 +539,5 @@ fn describe(args: &[&str]) -> String {
 }
 
 /// Docker's message: the last non-empty stderr line (the useful one).
-fn last_line(s: &str) -> String {
-    s.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
-        .chars()
-        .take(400)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests;

@@ -49,3 +49,36 @@ fn errors_name_the_command() {
         Err(DockerError::Failed { code: Some(1), .. })
     ));
 }
+
+#[test]
+fn error_summary_keeps_the_reason_not_the_hint() {
+    let rows = [
+        (
+            "docker: Error response from daemon: invalid mount config for type \"bind\": bind source path does not exist: /dev/ttyACM0.\nSee 'docker create --help'.\n",
+            "docker: Error response from daemon: invalid mount config for type \"bind\": bind source path does not exist: /dev/ttyACM0.",
+        ),
+        (
+            "unknown flag: --gpus-all\nRun 'docker create --help' for more information\n",
+            "unknown flag: --gpus-all",
+        ),
+        (
+            "\"docker create\" requires at least 1 argument.\nSee 'docker create --help'.\n\nUsage:  docker create [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nCreate a new container\n",
+            "\"docker create\" requires at least 1 argument.",
+        ),
+        (
+            "Warning: the nvidia runtime is not default\nError response from daemon: No such image: x:1\n",
+            "Warning: the nvidia runtime is not default … Error response from daemon: No such image: x:1",
+        ),
+        (
+            "\n\n  Error: No such container: c  \n",
+            "Error: No such container: c",
+        ),
+        ("See 'docker --help'.\n", "See 'docker --help'."),
+        ("", ""),
+    ];
+    for (stderr, want) in rows {
+        assert_eq!(error_summary(stderr), want, "{stderr:?}");
+    }
+    let long = format!("{}\n{}\n", "a".repeat(5000), "b".repeat(5000));
+    assert_eq!(error_summary(&long).chars().count(), 400 + 3 + 400);
+}

@@ -132,29 +132,74 @@ fn python_int(s: &str) -> Option<i64> {
     Some(if neg { -n } else { n })
 }
 
-/// Reads both camera files of `config_dir` (regular files up to 1 MiB; an unreadable or
-/// malformed one counts as absent, with a warning naming it).
-pub fn read(config_dir: &Path) -> Option<CameraConfig> {
-    let load = |name: &str| -> Option<Value> {
+/// What each camera file last gave: `edge.json`'s `metadata.cameras` part and `cameras.json`.
+/// Kept so that a file that turns unusable on a running edge (too big, malformed, not a
+/// regular file) keeps its last good pins instead of counting as absent: otherwise a camera
+/// driver would be recreated without its device.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CameraFiles {
+    edge: Option<Value>,
+    local: Option<Value>,
+}
+
+impl CameraFiles {
+    /// The pins in force (§4.7 precedence).
+    pub fn config(&self) -> Option<CameraConfig> {
+        CameraConfig::merge(self.edge.as_ref(), self.local.as_ref())
+    }
+}
+
+/// One camera file: absent, usable, or present but unusable (why).
+enum FileRead {
+    Absent,
+    Good(Value),
+    Unusable(String),
+}
+
+fn load(path: &Path) -> FileRead {
+    if std::fs::symlink_metadata(path).is_err() {
+        return FileRead::Absent;
+    }
+    let parsed = crate::fsutil::read_regular(path, MAX_FILE_BYTES)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(v) => FileRead::Good(v),
+        Err(e) => FileRead::Unusable(e),
+    }
+}
+
+/// Reads both camera files of `config_dir` (regular files up to 1 MiB). A missing file counts
+/// as absent; one that exists but cannot be used keeps what `last` had from it, with a warning
+/// naming it and saying so.
+pub fn read(config_dir: &Path, last: &CameraFiles) -> CameraFiles {
+    let pick = |name: &str, kept: &Option<Value>, part: fn(Value) -> Value| {
         let path = config_dir.join(name);
-        if !path.exists() {
-            return None;
-        }
-        let parsed = crate::fsutil::read_regular(&path, MAX_FILE_BYTES)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()));
-        match parsed {
-            Ok(v) => Some(v),
-            Err(e) => {
-                log::warn!("{}: {e}; camera pins from it ignored", path.display());
-                None
+        match load(&path) {
+            FileRead::Absent => None,
+            FileRead::Good(v) => Some(part(v)),
+            FileRead::Unusable(e) => {
+                let keeps = if kept.is_some() {
+                    "the last good camera pins from it are kept"
+                } else {
+                    "camera pins from it ignored"
+                };
+                log::warn!("{}: {e}; {keeps}", path.display());
+                kept.clone()
             }
         }
     };
-    CameraConfig::merge(
-        load(crate::config::EDGE_FILE).as_ref(),
-        load("cameras.json").as_ref(),
-    )
+    let edge_part = |v: Value| {
+        let cameras = v
+            .pointer("/metadata/cameras")
+            .cloned()
+            .unwrap_or(Value::Null);
+        serde_json::json!({"metadata": {"cameras": cameras}})
+    };
+    CameraFiles {
+        edge: pick(crate::config::EDGE_FILE, &last.edge, edge_part),
+        local: pick("cameras.json", &last.local, |v| v),
+    }
 }
 
 /// Whether this host has the udev camera tree (`/dev/v4l`): camera drivers then get it.

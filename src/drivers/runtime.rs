@@ -230,7 +230,9 @@ impl Drivers {
     /// Re-reads the camera pins (a camera file changed); true when what drivers are told
     /// changed, so the plans are redone and exactly the drifted drivers recreated (§5.12).
     pub fn refresh_cameras(&mut self) -> bool {
-        let cameras = super::camera::read(&self.ctx.config_dir);
+        let files = super::camera::read(&self.ctx.config_dir, &self.ctx.camera_files);
+        let cameras = files.config();
+        self.ctx.camera_files = files;
         let v4l = super::camera::host_has_v4l();
         if cameras == self.ctx.cameras && v4l == self.ctx.host_has_v4l {
             return false;

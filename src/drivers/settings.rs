@@ -22,7 +22,18 @@ pub struct DriverTuning {
 
 /// Driver-shaping facts from the settings (reference §5.8, §9.1, §11.3).
 pub fn launch_context(s: &Settings, owner: &str) -> LaunchContext {
+    launch_context_keeping(s, owner, &Default::default())
+}
+
+/// [`launch_context`] on a running edge (SIGHUP): a camera file gone bad keeps the pins it
+/// last gave.
+pub fn launch_context_keeping(
+    s: &Settings,
+    owner: &str,
+    last_camera_files: &super::camera::CameraFiles,
+) -> LaunchContext {
     let env = &s.env;
+    let camera_files = super::camera::read(&s.config_dir, last_camera_files);
     let (log_max_size, log_max_file) = s.docker_log_caps();
     let forwarded = s.forwarded_env();
     LaunchContext {
@@ -42,7 +53,8 @@ pub fn launch_context(s: &Settings, owner: &str) -> LaunchContext {
         driver_overrides: s.driver_overrides.clone(),
         token: s.token.clone(),
         owner: owner.to_string(),
-        cameras: super::camera::read(&s.config_dir),
+        cameras: camera_files.config(),
+        camera_files,
         host_has_v4l: super::camera::host_has_v4l(),
         troubleshooting_url: troubleshooting_url(s),
         has_so101_lib: s.config_dir.join("so101_lib").is_dir(),

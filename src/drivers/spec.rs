@@ -49,6 +49,8 @@ pub struct LaunchContext {
     pub owner: String,
     /// Camera pins (`edge.json` / `cameras.json`, reference §4.7).
     pub cameras: Option<super::camera::CameraConfig>,
+    /// What each camera file last gave (a file gone bad keeps its last good pins).
+    pub camera_files: super::camera::CameraFiles,
     /// Whether the host has `/dev/v4l` (camera drivers then get it read-only).
     pub host_has_v4l: bool,
     /// Where alerts send people (`CYBERWAVE_DRIVER_TROUBLESHOOTING_URL`).

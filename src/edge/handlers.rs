@@ -184,7 +184,11 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
         log::error!("{e}");
     }
     let nvidia = state.drivers.ctx.nvidia_default_runtime;
-    state.drivers.ctx = crate::drivers::settings::launch_context(&settings, &state.fingerprint);
+    state.drivers.ctx = crate::drivers::settings::launch_context_keeping(
+        &settings,
+        &state.fingerprint,
+        &state.drivers.ctx.camera_files,
+    );
     state.drivers.ctx.nvidia_default_runtime = nvidia;
     // The bus is wired once per process (its session and router run on): containers keep
     // being told what it is.

@@ -1,7 +1,8 @@
 //! Which models the workers need: every `cw.models.load("<id>")` in `workers/*.py` (sorted,
 //! as the original's regex `cw\.models\.load\s*\(\s*['"]([^'"]+)['"]\s*` finds them) and the
 //! `models:` list of `workers/cyberwave.yml` (seed 000 documents it; ⚠ the original never reads
-//! it). Ids are deduplicated in first-seen order. Files are read only when regular and bounded.
+//! it). Ids are deduplicated in first-seen order. Files are read only when regular, bounded
+//! and not symlinks.
 
 use std::path::Path;
 
@@ -74,14 +75,27 @@ pub fn discover(workers_dir: &Path) -> (Vec<String>, Vec<String>) {
         .filter(|p| p.extension().is_some_and(|x| x == "py"))
         .collect();
     sources.sort();
+    // Regular files only, never through a symlink: the daemon runs as root, and a link to a
+    // root-only file would carry its contents (as "model ids") to the backend, the log and
+    // an alert; the worker container would not even see that file.
+    let read = |p: &Path, max: u64| {
+        crate::fsutil::read_regular_nofollow(p, max).and_then(|b| {
+            String::from_utf8(b).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("not UTF-8 text: {e}"),
+                )
+            })
+        })
+    };
     for p in sources {
-        match crate::fsutil::read_regular_text(&p, MAX_SOURCE_BYTES) {
+        match read(&p, MAX_SOURCE_BYTES) {
             Ok(text) => push(ids_in_source(&text)),
             Err(e) => warnings.push(format!("{}: {e}", p.display())),
         }
     }
     let yml = workers_dir.join("cyberwave.yml");
-    match crate::fsutil::read_regular_text(&yml, 1 << 20) {
+    match read(&yml, 1 << 20) {
         Ok(text) => match ids_in_manifest(&text) {
             Ok(found) => push(found),
             Err(e) => warnings.push(format!("{}: {e}", yml.display())),
@@ -138,5 +152,30 @@ f = cw.models.loader("x")             # another function
         let (ids, warnings) = discover(d.path());
         assert_eq!(ids, ["m1", "m2"]);
         assert!(warnings[0].contains("cyberwave.yml"), "{warnings:?}");
+    }
+
+    #[test]
+    fn symlinks_in_workers_are_never_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let secret = d.path().join("root-only.txt");
+        std::fs::write(
+            &secret,
+            "cw.models.load('root-secret-id')\nmodels:\n  - root-secret-yml\n",
+        )
+        .unwrap();
+        let workers = d.path().join("workers");
+        std::fs::create_dir(&workers).unwrap();
+        std::os::unix::fs::symlink(&secret, workers.join("wf_link.py")).unwrap();
+        std::os::unix::fs::symlink(&secret, workers.join("cyberwave.yml")).unwrap();
+        std::fs::write(workers.join("wf_ok.py"), "cw.models.load('fine')").unwrap();
+        let (ids, warnings) = discover(&workers);
+        assert_eq!(ids, ["fine"]);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings
+                .iter()
+                .all(|w| w.contains("symlink") && !w.contains("root-secret")),
+            "{warnings:?}"
+        );
     }
 }

@@ -222,3 +222,50 @@ impl Prep {
         }
     }
 }
+
+/// At most one workflow sync in flight and one waiting, however many are asked for: a burst
+/// of `sync_workflows` commands (each with its own request id, so deduplication lets them
+/// through) costs the backend two fetches, not one per command. The waiting one syncs the
+/// scope as it is when it goes.
+#[derive(Debug, Default)]
+pub struct SyncGate {
+    inflight: bool,
+    pending: bool,
+}
+
+impl SyncGate {
+    /// A sync is wanted: true when it should be sent now (else it waits, merged).
+    pub fn request(&mut self) -> bool {
+        if self.inflight {
+            self.pending = true;
+            false
+        } else {
+            self.inflight = true;
+            true
+        }
+    }
+
+    /// The sync in flight finished: true when the waiting one should be sent now.
+    pub fn done(&mut self) -> bool {
+        self.inflight = std::mem::take(&mut self.pending);
+        self.inflight
+    }
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::SyncGate;
+
+    #[test]
+    fn a_burst_merges_into_one_in_flight_and_one_waiting() {
+        let mut g = SyncGate::default();
+        assert!(g.request());
+        let sent_during = (0..1000).filter(|_| g.request()).count();
+        assert_eq!(sent_during, 0);
+        assert!(g.done(), "the merged request goes once the first is done");
+        assert!(!g.request(), "one in flight again: waits");
+        assert!(g.done());
+        assert!(!g.done(), "nothing waits any more");
+        assert!(g.request());
+    }
+}

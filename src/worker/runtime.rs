@@ -76,6 +76,7 @@ pub struct Worker {
     pub(super) last_error: Option<String>,
     pub(super) accelerator: &'static str,
     pub(super) breaker_logged: bool,
+    pub(super) sync_gate: super::prep::SyncGate,
 }
 
 /// What the worker role hands the supervisor: itself, its runtime role, and the receivers of
@@ -154,6 +155,7 @@ impl Worker {
             sync_alerted: BTreeSet::new(),
             last_error: None,
             breaker_logged: false,
+            sync_gate: Default::default(),
         };
         WorkerParts {
             worker,
@@ -219,12 +221,18 @@ impl Worker {
         &self.scope
     }
 
-    pub fn sync_now(&self) {
-        if !self.scope.is_empty() {
-            let _ = self.jobs.send(PrepJob::Sync {
-                twins: self.scope.clone(),
-            });
+    /// Asks for a workflow sync of the scope; merged with one already asked for (at most one
+    /// in flight and one waiting).
+    pub fn sync_now(&mut self) {
+        if !self.scope.is_empty() && self.sync_gate.request() {
+            self.send_sync();
         }
+    }
+
+    fn send_sync(&self) {
+        let _ = self.jobs.send(PrepJob::Sync {
+            twins: self.scope.clone(),
+        });
     }
 
     pub fn remove_files(&self, filenames: Value) {
@@ -368,6 +376,9 @@ impl Worker {
                 answered,
                 changed,
             } => {
+                if self.sync_gate.done() {
+                    self.send_sync();
+                }
                 for (t, e) in &failed {
                     if self.sync_alerted.insert(t.clone()) {
                         let alert = Alert {

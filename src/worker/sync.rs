@@ -122,8 +122,10 @@ pub fn existing(dir: &Path) -> BTreeMap<String, String> {
             if !valid_filename(&name) {
                 return None;
             }
-            let text = crate::fsutil::read_regular_text(&e.path(), MAX_SOURCE_BYTES as u64).ok()?;
-            Some((name, text))
+            // Never through a symlink (root reads it; a link is replaced by the next write).
+            let bytes =
+                crate::fsutil::read_regular_nofollow(&e.path(), MAX_SOURCE_BYTES as u64).ok()?;
+            Some((name, String::from_utf8(bytes).ok()?))
         })
         .collect()
 }

@@ -222,6 +222,28 @@ impl Broker {
         let st = c.status().expect("mosquitto_pub");
         assert!(st.success(), "mosquitto_pub to {topic} failed");
     }
+
+    /// Publishes each line as its own message from one connection (`mosquitto_pub -l`): a
+    /// burst as fast as the broker takes it.
+    pub fn publish_lines(&self, topic: &str, lines: &[String]) {
+        use std::io::Write;
+        let mut child = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-u", OBSERVER_USER, "-P", OBSERVER_PASS])
+            .args(["-t", topic, "-q", "1", "-l"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("mosquitto_pub");
+        let mut stdin = child.stdin.take().unwrap();
+        for l in lines {
+            writeln!(stdin, "{l}").unwrap();
+        }
+        drop(stdin);
+        assert!(
+            child.wait().unwrap().success(),
+            "mosquitto_pub -l to {topic}"
+        );
+    }
 }
 
 impl Drop for Broker {

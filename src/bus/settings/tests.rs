@@ -166,3 +166,37 @@ fn another_backend_gets_only_its_name() {
         "cyberwave-zenoh-router-6ba7b810"
     );
 }
+
+#[test]
+fn huge_or_malformed_connect_values_give_a_few_bounded_warnings() {
+    let mut w = Vec::new();
+    let ok = connect_endpoints("tcp/10.0.0.1:7447, bogus ,udp/x:1", &mut w);
+    assert_eq!(ok, ["tcp/10.0.0.1:7447", "udp/x:1"]);
+    assert_eq!(w.len(), 1, "{w:?}");
+
+    // 100 KB of malformed endpoints: one line, not 50,000.
+    let mut w = Vec::new();
+    let huge = "x,".repeat(50_000);
+    assert!(connect_endpoints(&huge, &mut w).is_empty());
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("100000 bytes"), "{w:?}");
+
+    // Under the size cap, many bad ones: three named, the rest counted.
+    let mut w = Vec::new();
+    let many = "x,".repeat(1000);
+    assert!(connect_endpoints(&many, &mut w).is_empty());
+    assert_eq!(w.len(), 4, "{w:?}");
+    assert!(w[3].contains("997 more malformed"), "{w:?}");
+
+    // Too many valid ones: the first 32 go on.
+    let mut w = Vec::new();
+    let valid: Vec<String> = (0..40).map(|i| format!("tcp/10.0.0.{i}:7447")).collect();
+    let ok = connect_endpoints(&valid.join(","), &mut w);
+    assert_eq!(ok.len(), MAX_CONNECT_ENDPOINTS);
+    assert!(w[0].contains("names 40 endpoints"), "{w:?}");
+
+    // Through the settings, a huge ZENOH_MODE is clipped in its warning too.
+    let s = BusSettings::from_env(&env(&[("ZENOH_MODE", &"r".repeat(1 << 20))]));
+    let total: usize = s.warnings.iter().map(String::len).sum();
+    assert!(total < 1000, "{total}");
+}

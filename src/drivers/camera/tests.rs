@@ -159,17 +159,62 @@ fn only_managed_twins_with_dev_paths_are_checked() {
 #[test]
 fn camera_files_are_read_bounded_and_hostile_ones_ignored() {
     let d = tempfile::tempdir().unwrap();
-    assert_eq!(read(d.path()), None);
+    assert_eq!(read(d.path(), &CameraFiles::default()).config(), None);
     std::fs::write(d.path().join("cameras.json"), r#"{"selected_device": 3}"#).unwrap();
     assert_eq!(
-        read(d.path()).unwrap().device_for(None).as_deref(),
+        read(d.path(), &CameraFiles::default())
+            .config()
+            .unwrap()
+            .device_for(None)
+            .as_deref(),
         Some("/dev/video3")
     );
     std::fs::write(d.path().join("edge.json"), "{not json").unwrap();
     assert_eq!(
-        read(d.path()).unwrap().device_for(None).as_deref(),
+        read(d.path(), &CameraFiles::default())
+            .config()
+            .unwrap()
+            .device_for(None)
+            .as_deref(),
         Some("/dev/video3")
     );
     std::fs::write(d.path().join("cameras.json"), vec![b' '; 2 << 20]).unwrap();
-    assert_eq!(read(d.path()), None);
+    assert_eq!(read(d.path(), &CameraFiles::default()).config(), None);
+}
+
+#[test]
+fn a_camera_file_gone_bad_keeps_its_last_good_pins() {
+    let d = tempfile::tempdir().unwrap();
+    let cameras = d.path().join("cameras.json");
+    std::fs::write(&cameras, r#"{"twin_to_device": {"t1": 4}}"#).unwrap();
+    let good = read(d.path(), &CameraFiles::default());
+    assert_eq!(
+        good.config().unwrap().device_for(Some("t1")).as_deref(),
+        Some("/dev/video4")
+    );
+    // Too big to read (over 1 MiB): the pins stay.
+    std::fs::write(&cameras, vec![b' '; (1 << 20) + 1]).unwrap();
+    let kept = read(d.path(), &good);
+    assert_eq!(kept, good);
+    // Malformed: the pins stay.
+    std::fs::write(&cameras, "{not json").unwrap();
+    assert_eq!(read(d.path(), &good), good);
+    // At boot there is nothing to keep: ignored.
+    assert_eq!(read(d.path(), &CameraFiles::default()).config(), None);
+    // Removed on purpose: the pins go.
+    std::fs::remove_file(&cameras).unwrap();
+    assert_eq!(read(d.path(), &good).config(), None);
+    // edge.json: only its metadata.cameras part is kept.
+    std::fs::write(
+        d.path().join("edge.json"),
+        r#"{"uuid": "e", "metadata": {"cameras": {"selected_device": 2}, "other": "x"}}"#,
+    )
+    .unwrap();
+    let e = read(d.path(), &CameraFiles::default());
+    assert_eq!(
+        e.config().unwrap().device_for(None).as_deref(),
+        Some("/dev/video2")
+    );
+    std::fs::write(d.path().join("edge.json"), "[").unwrap();
+    assert_eq!(read(d.path(), &e), e);
 }

@@ -36,6 +36,7 @@ fn ctx() -> LaunchContext {
         token: Secret::new("cw_secret_token_abcdef"),
         owner: "fp".into(),
         cameras: None,
+        camera_files: Default::default(),
         host_has_v4l: false,
         troubleshooting_url: "https://docs.cyberwave.com".into(),
         has_so101_lib: false,
