@@ -337,6 +337,66 @@ fn the_breaker_stops_automatic_restarts_after_five_in_five_minutes() {
         "{text}"
     );
     assert!(text.contains("worker-files-changed"), "{text}");
+    // An operator's explicit stop then start: the start re-arms the breaker and starts at once
+    // (it used to wait silently for 180 s and never start).
+    let stop = w.dir.command(&["worker", "stop"]).output().unwrap();
+    assert_eq!(stop.status.code(), Some(0), "{stop:?}\n{}", d.log());
+    assert!(!w.running());
+    let t = std::time::Instant::now();
+    let start = w.dir.command(&["worker", "start"]).output().unwrap();
+    let out = String::from_utf8_lossy(&start.stdout);
+    assert_eq!(start.status.code(), Some(0), "{start:?}\n{}", d.log());
+    assert!(t.elapsed() < 30 * SEC, "start took {:?}", t.elapsed());
+    assert!(out.contains("✓ Worker container"), "{out}");
+    assert!(w.running());
+    let h = w.worker_json("health");
+    assert_eq!(h["health"]["circuit_breaker_tripped"], json!(false), "{h}");
+    // `worker logs`: blank lines skipped; on a terminal `[LEVEL] [name]` coloured.
+    assert!(wait_until(20 * SEC, || w
+        .dir
+        .command(&["worker", "logs", "--no-follow"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout)
+            .contains("[INFO] [cyberwave.worker] workers loaded"))));
+    let plain = w
+        .dir
+        .command(&["worker", "logs", "--no-follow"])
+        .output()
+        .unwrap();
+    assert_eq!(plain.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&plain.stdout);
+    assert!(!text.lines().any(|l| l.trim().is_empty()), "{text:?}");
+    assert!(!text.contains('\x1b'), "no colour off a terminal: {text:?}");
+    let probe = w.dir.command(&["worker", "logs", "--no-follow"]);
+    let mut tty = std::process::Command::new("script");
+    tty.env_clear().args([
+        "-qec",
+        &format!(
+            "{} worker logs --no-follow",
+            probe.get_program().to_string_lossy()
+        ),
+        "/dev/null",
+    ]);
+    for (k, v) in probe.get_envs() {
+        if let Some(v) = v {
+            tty.env(k, v);
+        }
+    }
+    let coloured = String::from_utf8_lossy(&tty.output().unwrap().stdout).into_owned();
+    assert!(
+        coloured.contains("\x1b[32m[INFO]\x1b[0m\x1b[2m [cyberwave.worker]\x1b[0m workers loaded"),
+        "{coloured:?}"
+    );
+    // Re-armed: the next edit reloads it again.
+    let (_, before) = w.started_at().unwrap();
+    save(&file, "n = 7\n");
+    assert!(
+        wait_until(8 * SEC, || w
+            .started_at()
+            .is_some_and(|(s, at)| s == "running" && at != before)),
+        "{}",
+        d.log()
+    );
 }
 
 /// The Cyberwave CLI (pip `cyberwave-cli`, installed by scripts/test) delegates `worker

@@ -36,6 +36,9 @@ if grep -q NEVER_READY /app/workers/*.py 2>/dev/null; then
 fi
 phase ready
 echo "worker: INFO ready"
+# A line as Python's logging writes it (what `worker logs` colours on a terminal), and a blank one.
+echo "$(date -u '+%Y-%m-%d %H:%M:%S') UTC.000 [INFO] [cyberwave.worker] workers loaded"
+echo ""
 n=0
 while true; do
   n=$((n+1))

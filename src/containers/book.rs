@@ -82,6 +82,8 @@ pub struct Record {
     /// A restart loop being stopped: told to the role once the engine says how many times
     /// Docker restarted it.
     pub stopping_loop: Option<super::role::Loop>,
+    /// An operator asked for it to run now: the next plan launches or revives it at once.
+    pub asked: bool,
 }
 
 impl Record {
@@ -95,6 +97,7 @@ impl Record {
             removed_at: self.removed_at,
             down_since: self.down_since,
             last_revival: self.last_revival,
+            asked: self.asked,
         }
     }
 

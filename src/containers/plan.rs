@@ -8,7 +8,8 @@
 //! * running, restarting, paused, removing → leave alone (adoption: same hash, same container);
 //! * exited or dead → revive: at once after a clean exit, else once Docker's own restart
 //!   policy has had `revive_after` to act, and at most once per `revive_every`;
-//! * stopped for a restart loop → nothing until the breaker's pause is over, then revive.
+//! * stopped for a restart loop → nothing until the breaker's pause is over, then revive;
+//! * asked for by an operator (`worker start`) → now: no pause, backoff or rate applies.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -46,6 +47,8 @@ pub struct Book {
     /// When we first saw it exited or dead.
     pub down_since: Option<Instant>,
     pub last_revival: Option<Instant>,
+    /// An operator asked for it to run now (`worker start|restart`).
+    pub asked: bool,
 }
 
 /// The runtime's timing rules.
@@ -68,6 +71,8 @@ pub enum Why {
     LeftCreated,
     Exited,
     LoopPauseOver,
+    /// An operator asked for it.
+    Asked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +111,18 @@ pub fn plan(
             name: name.clone(),
             why,
         };
+        if b.asked {
+            match observed.get(name) {
+                None => out.push(launch(false, Why::Asked)),
+                Some(s) if s.spec_hash.as_deref() != Some(want.spec_hash.as_str()) => {
+                    out.push(launch(true, Why::Asked))
+                }
+                Some(s) if live(&s.state) => {}
+                Some(s) if s.state == "created" => out.push(launch(true, Why::Asked)),
+                Some(_) => out.push(revive(Why::Asked)),
+            }
+            continue;
+        }
         if b.stopped_for_loop {
             if b.retry_at.is_some_and(|t| now >= t) {
                 out.push(revive(Why::LoopPauseOver));

@@ -448,6 +448,9 @@ impl Runtime {
                     let Some((spec, payload)) = self.desired.get(&name) else {
                         continue;
                     };
+                    if let Some(i) = self.info.get_mut(&name) {
+                        i.asked = false;
+                    }
                     match why {
                         Why::RemovedGraceOver => log::info!("reviving removed {name}"),
                         Why::SpecChanged => log::info!("{name} differs from its spec: recreating"),
@@ -465,6 +468,7 @@ impl Runtime {
                         continue;
                     };
                     let info = self.info.entry(name.clone()).or_default();
+                    info.asked = false;
                     if why == Why::LoopPauseOver {
                         log::info!("retrying {name} after its restart-loop pause");
                         info.breaker.retried(now);

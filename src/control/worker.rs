@@ -55,8 +55,14 @@ struct Ctx {
 fn load() -> Result<Ctx, String> {
     let env = EnvLayer::from_process();
     let (dir, overridden) = config::resolve_config_dir(&|k| env.process(k));
-    let (settings, _) = Settings::load(dir, overridden, &env)
-        .map_err(|e| format!("No credentials found. Run 'cyberwave login' first. ({e})"))?;
+    let (settings, _) = Settings::load(dir, overridden, &env).map_err(|e| match e {
+        // The original's words, exactly, when there is no token to use.
+        config::SettingsError::NotConfigured { .. } => {
+            "No credentials found. Run 'cyberwave login' first.".to_string()
+        }
+        // What the original never checked (a bad setting, an unreadable file): said as is.
+        other => other.to_string(),
+    })?;
     let environment =
         EnvironmentFile::load(&settings.config_dir.join(config::ENVIRONMENT_FILE)).ok();
     let environment_uuid = environment.and_then(|e| e.uuid).ok_or(
@@ -144,6 +150,10 @@ fn via_daemon(ctx: &Ctx, socket: &Path, verb: Verb) -> i32 {
             return done(&verb, &ctx.name, false);
         }
     };
+    if let Some(e) = answer["error"].as_str() {
+        err(e);
+        return done(&verb, &ctx.name, false);
+    }
     if verb != Verb::Stop && answer["files"].as_array().is_some_and(Vec::is_empty) {
         say("No worker files in the workers directory: nothing to run.");
         return done(&verb, &ctx.name, true);
@@ -155,6 +165,8 @@ fn via_daemon(ctx: &Ctx, socket: &Path, verb: Verb) -> i32 {
             FOLLOW_START
         };
     let last_error = answer["last_error"].clone();
+    let started = Instant::now();
+    let mut told: Option<(Instant, String)> = None;
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(300));
         let now = inspect(ctx);
@@ -167,8 +179,31 @@ fn via_daemon(ctx: &Ctx, socket: &Path, verb: Verb) -> i32 {
         if ok {
             return done(&verb, &ctx.name, true);
         }
+        let view = super::query(socket, "worker_status", SOCKET_TIMEOUT).ok();
+        // Never wait silently: say what for after a moment, again when it changes, and every
+        // 15 s while it does not.
+        if let Some(v) = &view
+            && started.elapsed() >= Duration::from_secs(2)
+        {
+            let why = if verb == Verb::Stop {
+                format!(
+                    "the container to stop (it is {})",
+                    v["state"].as_str().unwrap_or("?")
+                )
+            } else {
+                super::worker_text::waiting_for(v)
+            };
+            let stale = told
+                .as_ref()
+                .is_none_or(|(at, said)| *said != why || at.elapsed() >= Duration::from_secs(15));
+            if stale {
+                let left = deadline.saturating_duration_since(Instant::now()).as_secs();
+                say(&format!("Waiting for {why} (up to {left} s more)…"));
+                told = Some((Instant::now(), why));
+            }
+        }
         if verb != Verb::Stop
-            && let Ok(v) = super::query(socket, "worker_status", SOCKET_TIMEOUT)
+            && let Some(v) = view
             && (v["models_state"] == "failed"
                 || (v["last_error"] != last_error && !v["last_error"].is_null()))
         {
@@ -333,16 +368,50 @@ fn direct_view(ctx: &Ctx) -> Value {
     })
 }
 
-/// `docker logs --tail 100 [-f] <worker>`, handing the terminal to Docker.
+/// `docker logs --tail 100 [-f] <worker>`, its stdout and stderr merged, blank lines skipped
+/// and, on a terminal, `[LEVEL] [name]` coloured (the original's `worker logs`).
 fn logs(ctx: &Ctx, follow: bool) -> i32 {
-    use std::os::unix::process::CommandExt;
+    use std::io::{BufRead, IsTerminal, Write};
     let mut cmd = std::process::Command::new(ctx.docker.bin());
     cmd.args(["logs", "--tail", "100"]);
     if follow {
         cmd.arg("-f");
     }
     cmd.arg(&ctx.name);
-    let e = cmd.exec();
-    err(&format!("cannot run {} logs: {e}", ctx.docker.bin()));
-    1
+    let spawned = std::io::pipe().and_then(|(reader, writer)| {
+        cmd.stdout(writer.try_clone()?).stderr(writer);
+        let child = cmd.spawn()?;
+        drop(cmd); // our copies of the write end: EOF when docker exits
+        Ok((child, reader))
+    });
+    let (mut child, reader) = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            err(&format!("cannot run {} logs: {e}", ctx.docker.bin()));
+            return 1;
+        }
+    };
+    let colour = std::io::stdout().is_terminal();
+    let mut out = std::io::stdout().lock();
+    for line in std::io::BufReader::new(reader)
+        .split(b'\n')
+        .map_while(Result::ok)
+    {
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        if text.is_empty() {
+            continue;
+        }
+        let shown = if colour {
+            super::worker_text::colorize_log_line(text)
+        } else {
+            text.to_string()
+        };
+        if writeln!(out, "{shown}").is_err() {
+            break; // the reader went away (a closed pipe): stop following
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    0
 }

@@ -139,6 +139,69 @@ pub fn render_health(v: &Value) -> String {
     out
 }
 
+/// What a `worker start|restart` is waiting for, from the daemon's worker view: said to the
+/// operator rather than waiting silently.
+pub fn waiting_for(v: &Value) -> String {
+    let state = s(v, "/state");
+    if s(v, "/models_state") == "checking" {
+        return "the models the workers need are being checked (downloaded when missing)".into();
+    }
+    if v["wanted"] == Value::Bool(false) && v["held"] != Value::Bool(true) {
+        return "the drivers to be started first (the worker starts after them)".into();
+    }
+    match state {
+        "starting" => {
+            "the container to be created and started (an image pull can take minutes)".into()
+        }
+        "" | "not created" => "the daemon to launch the container".into(),
+        other => format!("the container to run (it is {other})"),
+    }
+}
+
+/// `worker logs` on a terminal: the `[LEVEL] [name]` of a log line in the original's colours
+/// (level by severity, name dim); other lines unchanged.
+pub fn colorize_log_line(line: &str) -> String {
+    const LEVELS: [(&str, &str); 5] = [
+        ("DEBUG", "\x1b[36m"),
+        ("INFO", "\x1b[32m"),
+        ("WARNING", "\x1b[33m"),
+        ("ERROR", "\x1b[31m"),
+        ("CRITICAL", "\x1b[1;31m"),
+    ];
+    const RESET: &str = "\x1b[0m";
+    const DIM: &str = "\x1b[2m";
+    for (start, _) in line.match_indices('[') {
+        let rest = &line[start + 1..];
+        let Some((level, colour)) = LEVELS
+            .iter()
+            .find(|(l, _)| rest.starts_with(l) && rest[l.len()..].starts_with(']'))
+        else {
+            continue;
+        };
+        let after_level = start + 1 + level.len() + 1;
+        let tail = &line[after_level..];
+        let spaces = tail.len() - tail.trim_start().len();
+        if spaces == 0 || !tail[spaces..].starts_with('[') {
+            continue;
+        }
+        let Some(close) = tail[spaces + 1..].find(']') else {
+            continue;
+        };
+        if close == 0 {
+            continue;
+        }
+        let name_end = after_level + spaces + 1 + close + 1;
+        return format!(
+            "{}{colour}{}{RESET}{DIM}{}{RESET}{}",
+            &line[..start],
+            &line[start..after_level],
+            &line[after_level..name_end],
+            &line[name_end..]
+        );
+    }
+    line.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +248,47 @@ mod tests {
         assert!(render_status(&empty).contains("No cached models"));
         assert!(render_health(&empty).contains("No restarts recorded in this session"));
         assert!(render_health(&empty).contains("Health: unhealthy"));
+    }
+
+    #[test]
+    fn log_lines_coloured_as_the_original() {
+        let rows = [
+            (
+                "2026-12-03 08:36:26 UTC.075 [WARNING] [worker.main] low memory",
+                "2026-12-03 08:36:26 UTC.075 \x1b[33m[WARNING]\x1b[0m\x1b[2m [worker.main]\x1b[0m low memory",
+            ),
+            (
+                "[INFO]  [a] x",
+                "\x1b[32m[INFO]\x1b[0m\x1b[2m  [a]\x1b[0m x",
+            ),
+            (
+                "[CRITICAL] [n]",
+                "\x1b[1;31m[CRITICAL]\x1b[0m\x1b[2m [n]\x1b[0m",
+            ),
+            (
+                "[WARN] [x] not a Python level",
+                "[WARN] [x] not a Python level",
+            ),
+            ("[INFO][x] no space", "[INFO][x] no space"),
+            ("[INFO] [] empty name", "[INFO] [] empty name"),
+            ("[INFO] [unclosed", "[INFO] [unclosed"),
+            ("plain line", "plain line"),
+            (
+                "[x] [ERROR] [later] found",
+                "[x] \x1b[31m[ERROR]\x1b[0m\x1b[2m [later]\x1b[0m found",
+            ),
+        ];
+        for (line, want) in rows {
+            assert_eq!(colorize_log_line(line), want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn waiting_says_why() {
+        let w = |v: Value| waiting_for(&v);
+        assert!(w(json!({"models_state": "checking", "state": "exited"})).contains("models"));
+        assert!(w(json!({"wanted": false, "held": false, "state": "exited"})).contains("drivers"));
+        assert!(w(json!({"wanted": true, "state": "starting"})).contains("pull"));
+        assert!(w(json!({"wanted": true, "state": "exited"})).contains("it is exited"));
     }
 }

@@ -29,6 +29,8 @@ pub struct RestartEvent {
 pub struct RestartHistory {
     events: VecDeque<RestartEvent>,
     total: u64,
+    /// Re-armed by an operator then: restarts before it no longer count for the breaker.
+    rearmed_at: Option<Instant>,
 }
 
 impl RestartHistory {
@@ -49,12 +51,22 @@ impl RestartHistory {
         self.total
     }
 
-    /// Restarts in the last [`BREAKER_WINDOW`].
+    /// Restarts in the last [`BREAKER_WINDOW`] (since the last re-arm).
     pub fn recent(&self, now: Instant) -> usize {
-        self.events
-            .iter()
-            .filter(|e| now.saturating_duration_since(e.at) < BREAKER_WINDOW)
-            .count()
+        self.in_window(now).count()
+    }
+
+    fn in_window(&self, now: Instant) -> impl Iterator<Item = &RestartEvent> {
+        self.events.iter().filter(move |e| {
+            now.saturating_duration_since(e.at) < BREAKER_WINDOW
+                && self.rearmed_at.is_none_or(|r| e.at >= r)
+        })
+    }
+
+    /// An operator's explicit `worker start|restart`: the breaker closes at once (the history
+    /// and total stay for `worker health`).
+    pub fn rearm(&mut self, now: Instant) {
+        self.rearmed_at = Some(now);
     }
 
     pub fn tripped(&self, now: Instant) -> bool {
@@ -66,11 +78,7 @@ impl RestartHistory {
         if !self.tripped(now) {
             return None;
         }
-        let recent: Vec<&RestartEvent> = self
-            .events
-            .iter()
-            .filter(|e| now.saturating_duration_since(e.at) < BREAKER_WINDOW)
-            .collect();
+        let recent: Vec<&RestartEvent> = self.in_window(now).collect();
         // The count drops below the threshold when the (n - threshold + 1)-th oldest leaves.
         let idx = recent.len() + 1 - BREAKER_THRESHOLD - 1;
         recent.get(idx).map(|e| e.at + BREAKER_WINDOW)
@@ -240,6 +248,13 @@ mod tests {
         // The first restart leaves the window at t0 + 300 s: four remain, re-armed.
         assert_eq!(h.rearms_at(now), Some(t0 + BREAKER_WINDOW));
         assert!(h.tripped(t0 + Duration::from_secs(299)));
+        // An operator re-arms it at once; the history and the total stay.
+        let mut op = h.clone();
+        op.rearm(now);
+        assert!(!op.tripped(now));
+        assert_eq!((op.recent(now), op.total()), (1, 5));
+        op.record("cli-restart", true, now + Duration::from_secs(1));
+        assert_eq!(op.recent(now + Duration::from_secs(1)), 2);
         assert!(!h.tripped(t0 + Duration::from_secs(300)));
         assert_eq!(h.total(), 5);
         let p = health_payload(

@@ -70,11 +70,25 @@ impl Worker {
         })
     }
 
+    /// An operator's explicit start re-arms the hot-reload breaker (it only guards automatic
+    /// restarts).
+    fn operator_rearm(&mut self) {
+        let now = std::time::Instant::now();
+        if self.history.tripped(now) {
+            log::info!("worker circuit breaker re-armed by an operator's worker start/restart");
+        }
+        self.history.rearm(now);
+        self.breaker_logged = false;
+    }
+
     /// `worker start|stop|restart` from the CLI. The answer comes at once; the CLI follows
     /// the container's state through `worker_status`.
     pub fn control(&mut self, verb: &str, runtime: &mut Runtime) -> Value {
         if self.ctx.is_none() {
             return json!({"error": "this edge has no linked environment"});
+        }
+        if matches!(verb, "start" | "restart") {
+            self.operator_rearm();
         }
         match verb {
             "start" => {
@@ -83,6 +97,9 @@ impl Worker {
                     self.models = Models::Unknown;
                 }
                 self.reconcile(runtime);
+                if let Some(name) = self.name() {
+                    runtime.start_now(&name);
+                }
             }
             "stop" => {
                 self.held = true;
@@ -94,6 +111,9 @@ impl Worker {
                 }
                 self.held = false;
                 self.restart(runtime, "cli-restart");
+                if let Some(name) = self.name() {
+                    runtime.start_now(&name);
+                }
             }
             _ => {}
         }

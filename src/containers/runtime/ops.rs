@@ -20,6 +20,21 @@ impl Runtime {
         });
     }
 
+    /// An operator asked for `name` to run now (`worker start|restart`): its restart-loop
+    /// breaker, launch backoff and revival pacing are forgotten and the next plan launches or
+    /// revives it at once (when it is desired).
+    pub fn start_now(&mut self, name: &str) {
+        let info = self.info.entry(name.to_string()).or_default();
+        info.asked = true;
+        info.stopped_for_loop = false;
+        info.breaker = Default::default();
+        info.launch_failures = 0;
+        info.next_launch = None;
+        info.last_revival = None;
+        self.flap.clear(name);
+        self.reconcile();
+    }
+
     /// Stops a container no role wants running any more (it stays, stopped; cleanup removes
     /// it later).
     pub fn stop(&mut self, name: &str, timeout: Duration) {
