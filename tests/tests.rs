@@ -20,6 +20,7 @@ mod graceful_stop;
 mod hostile_paths;
 mod identity;
 mod models;
+mod pulls;
 mod saturation;
 mod twin_sync;
 mod watchdog;

@@ -11,8 +11,14 @@ pub trait Engine: Send + Sync {
     fn ps(&self) -> Result<Vec<PsEntry>, DockerError>;
     fn inspect(&self, name: &str) -> Result<Option<Inspect>, DockerError>;
     fn image_exists(&self, image: &str) -> Result<bool, DockerError>;
-    /// Pulls `image`, handing each progress line to `on_line`.
-    fn pull(&self, image: &str, on_line: &mut dyn FnMut(&str)) -> Result<(), DockerError>;
+    /// Pulls `image`, handing each progress line to `on_line`; `anonymous`: without the
+    /// stored registry credentials (the retry after an `unauthorized`).
+    fn pull(
+        &self,
+        image: &str,
+        anonymous: bool,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<(), DockerError>;
     /// `docker create` with a full argv (after `create`); returns the id.
     fn create(&self, argv: &[String]) -> Result<String, DockerError>;
     fn start(&self, name: &str) -> Result<(), DockerError>;
@@ -37,8 +43,13 @@ impl Engine for Docker {
     fn image_exists(&self, image: &str) -> Result<bool, DockerError> {
         Docker::image_exists(self, image)
     }
-    fn pull(&self, image: &str, on_line: &mut dyn FnMut(&str)) -> Result<(), DockerError> {
-        Docker::pull(self, image, on_line)
+    fn pull(
+        &self,
+        image: &str,
+        anonymous: bool,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<(), DockerError> {
+        Docker::pull(self, image, anonymous, on_line)
     }
     fn create(&self, argv: &[String]) -> Result<String, DockerError> {
         Docker::create(self, argv)
@@ -188,8 +199,14 @@ pub mod fake {
             self.record(format!("image_exists {image}"))?;
             Ok(self.images.lock().is_ok_and(|i| i.contains(image)))
         }
-        fn pull(&self, image: &str, on_line: &mut dyn FnMut(&str)) -> Result<(), DockerError> {
-            self.record(format!("pull {image}"))?;
+        fn pull(
+            &self,
+            image: &str,
+            anonymous: bool,
+            on_line: &mut dyn FnMut(&str),
+        ) -> Result<(), DockerError> {
+            let verb = if anonymous { "pull-anon" } else { "pull" };
+            self.record(format!("{verb} {image}"))?;
             // What `docker pull` prints for a two-layer image, one layer already present.
             for line in [
                 "1.0: Pulling from repo/drv",

@@ -2,18 +2,16 @@
 //! image (local build, pull with progress, fallback), env file, `docker create`, `docker
 //! start`, readiness probe. Runs on the launcher thread, never on the supervisor.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::engine::Engine;
-use super::image::is_local_build;
 use super::retire::retire;
 use super::spec::ContainerSpec;
 use crate::docker::DockerError;
-use crate::docker::pull::PullProgress;
 
 /// Containers created, started and probed at once.
 const PARALLEL_LAUNCHES: usize = 4;
@@ -28,6 +26,9 @@ pub trait LaunchHooks: Send + Sync {
     /// The pull's detailed progress (reference §5.6 card metadata), on every change of its
     /// phase, layer counts or whole percent.
     fn pull_progress(&self, _spec: &ContainerSpec, _patch: &Value) {}
+    /// One line of the pull's own output, `docker pull: <line>`, rate-bounded: a driver's go
+    /// to its twin's `driverlog` only (not the journal, as the original).
+    fn pull_line(&self, _spec: &ContainerSpec, _image: &str, _line: &str) {}
 }
 
 #[derive(Debug, Clone)]
@@ -74,12 +75,13 @@ impl Launcher {
         jobs: Vec<LaunchJob>,
         mut report: impl FnMut(&ContainerSpec, Result<String, LaunchFailure>),
     ) {
-        // One pull per image; its progress is reported for the first container using it.
-        let mut images: Vec<&ContainerSpec> = Vec::new();
-        let mut seen = BTreeSet::new();
+        // One pull per image; its progress goes to every container using it (each twin's
+        // `driverlog` and card), in order of first use.
+        let mut images: Vec<Vec<&ContainerSpec>> = Vec::new();
         for j in &jobs {
-            if seen.insert(j.spec.image.clone()) {
-                images.push(&j.spec);
+            match images.iter_mut().find(|g| g[0].image == j.spec.image) {
+                Some(group) => group.push(&j.spec),
+                None => images.push(vec![&j.spec]),
             }
         }
         let mut resolved: BTreeMap<String, Result<String, LaunchFailure>> = BTreeMap::new();
@@ -87,7 +89,9 @@ impl Launcher {
             let results: Vec<(String, Result<String, LaunchFailure>)> = std::thread::scope(|s| {
                 let handles: Vec<_> = chunk
                     .iter()
-                    .map(|spec| s.spawn(move || (spec.image.clone(), self.ensure_image(spec))))
+                    .map(|specs| {
+                        s.spawn(move || (specs[0].image.clone(), self.ensure_image(specs)))
+                    })
                     .collect();
                 handles.into_iter().filter_map(|h| h.join().ok()).collect()
             });
@@ -121,84 +125,6 @@ impl Launcher {
                 report(&spec, result);
             }
         });
-    }
-
-    /// Makes `image` available locally: local builds are never pulled; others are pulled, and a
-    /// failed pull falls back to a local copy, then to the non-Jetson tag. Returns the image to run.
-    fn ensure_image(&self, spec: &ContainerSpec) -> Result<String, LaunchFailure> {
-        let (image, fallback) = (spec.image.as_str(), spec.fallback_image.as_deref());
-        if let Some(bad) = [Some(image), fallback]
-            .into_iter()
-            .flatten()
-            .find(|i| !super::image::valid_reference(i))
-        {
-            return Err(LaunchFailure {
-                phase: "pull_failed",
-                message: format!("refusing the image reference {bad:?}"),
-            });
-        }
-        let exists = |i: &str| self.engine.image_exists(i).unwrap_or(false);
-        if is_local_build(image) && exists(image) {
-            log::info!("Using the local build of {image}; local-only tags are not pulled");
-            return Ok(image.to_string());
-        }
-        if spec.pull == super::spec::Pull::IfMissing && exists(image) {
-            log::info!("{image} is present and its tag is immutable: not pulled");
-            return Ok(image.to_string());
-        }
-        match self.pull(image, spec) {
-            Ok(()) => Ok(image.to_string()),
-            Err(e) if exists(image) => {
-                log::warn!("Pull failed for {image}; using local copy ({e})");
-                Ok(image.to_string())
-            }
-            Err(e) => {
-                if let Some(fb) = fallback {
-                    log::warn!("pull of {image} failed ({e}); trying {fb}");
-                    if self.pull(fb, spec).is_ok() || exists(fb) {
-                        return Ok(fb.to_string());
-                    }
-                }
-                let phase = match e {
-                    DockerError::TimedOut { .. } => "pull_timeout",
-                    DockerError::Spawn { .. } => "pull_spawn_failed",
-                    _ => "pull_failed",
-                };
-                Err(LaunchFailure {
-                    phase,
-                    message: e.to_string(),
-                })
-            }
-        }
-    }
-
-    fn pull(&self, image: &str, spec: &ContainerSpec) -> Result<(), DockerError> {
-        let started = format!("docker pull started for image {image}");
-        log::info!("{started}");
-        self.hooks.progress(spec, image, &started);
-        let mut progress = PullProgress::default();
-        let mut shown = -1.0;
-        let result = self.engine.pull(image, &mut |line| {
-            let coarse = progress.feed(line);
-            if coarse {
-                let summary = progress.summary(image);
-                log::info!("{summary}");
-                self.hooks.progress(spec, image, &summary);
-            }
-            let pct = progress.percent().floor();
-            if coarse || pct != shown {
-                shown = pct;
-                self.hooks.pull_progress(spec, &progress.card_patch(image));
-            }
-        });
-        let end = match &result {
-            Ok(()) => format!("docker pull completed for image {image}"),
-            Err(DockerError::TimedOut { .. }) => format!("docker pull timed out for image {image}"),
-            Err(e) => format!("docker pull failed for image {image}: {e}"),
-        };
-        log::info!("{end}");
-        self.hooks.progress(spec, image, &end);
-        result
     }
 
     fn launch_one(&self, job: &LaunchJob, image: &str) -> Result<String, LaunchFailure> {
@@ -327,6 +253,9 @@ fn env_file_problem(config_dir: &std::path::Path, options: &[String]) -> Option<
             (!inside).then(|| format!("{f} does not resolve to a file inside {}", root.display()))
         })
 }
+
+/// The image step: local build, pull with progress (and the anonymous retry), fallbacks.
+mod image_step;
 
 #[cfg(test)]
 mod tests;

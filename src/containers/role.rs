@@ -109,6 +109,12 @@ impl LaunchHooks for RoleHooks {
             h.pull_progress(spec, patch);
         }
     }
+
+    fn pull_line(&self, spec: &ContainerSpec, image: &str, line: &str) {
+        if let Some(h) = self.of(spec.role) {
+            h.pull_line(spec, image, line);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -399,9 +399,40 @@ impl Docker {
 
     /// `docker pull`, calling `on_line` for each progress line (`\r` and `\n` split, repeats
     /// dropped). Bounded by [`PULL_TIMEOUT`].
-    pub fn pull(&self, image: &str, mut on_line: impl FnMut(&str)) -> Result<(), DockerError> {
+    /// `docker pull`, each output line to `on_line`; `anonymous`: with a private, empty
+    /// `DOCKER_CONFIG` for this one pull, so no stored credentials are sent.
+    pub fn pull(
+        &self,
+        image: &str,
+        anonymous: bool,
+        on_line: impl FnMut(&str),
+    ) -> Result<(), DockerError> {
         let command = format!("docker pull {image}");
-        let mut child = Command::new(&self.bin)
+        let mut cmd = Command::new(&self.bin);
+        let config = if anonymous {
+            let dir = empty_docker_config().map_err(|e| DockerError::Spawn {
+                command: command.clone(),
+                detail: format!("cannot make an empty DOCKER_CONFIG: {e}"),
+            })?;
+            cmd.env("DOCKER_CONFIG", dir.path());
+            Some(dir)
+        } else {
+            None
+        };
+        let result = self.pull_with(cmd, image, &command, on_line);
+        drop(config);
+        result
+    }
+
+    fn pull_with(
+        &self,
+        mut cmd: Command,
+        image: &str,
+        command: &str,
+        mut on_line: impl FnMut(&str),
+    ) -> Result<(), DockerError> {
+        let command = command.to_string();
+        let mut child = cmd
             .args(["pull", image])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -539,5 +570,34 @@ fn describe(args: &[&str]) -> String {
 }
 
 /// Docker's message: the last non-empty stderr line (the useful one).
+/// A private, empty directory (0700) removed when dropped: the `DOCKER_CONFIG` of an
+/// anonymous pull.
+struct TempConfig(std::path::PathBuf);
+
+impl TempConfig {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn empty_docker_config() -> std::io::Result<TempConfig> {
+    use std::os::unix::fs::DirBuilderExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "cyberwave-anonymous-pull-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+    Ok(TempConfig(path))
+}
+
 #[cfg(test)]
 mod tests;

@@ -71,7 +71,7 @@ impl LaunchHooks for DriverHooks {
             let p = logs::payload(
                 message,
                 logs::detect_level(message),
-                &spec.name,
+                base_name(spec),
                 Some(image),
                 crate::epoch_seconds(),
             );
@@ -81,6 +81,19 @@ impl LaunchHooks for DriverHooks {
 
     fn pull_progress(&self, spec: &ContainerSpec, patch: &serde_json::Value) {
         self.cards.pull(&self.alerts, spec, patch);
+    }
+
+    fn pull_line(&self, spec: &ContainerSpec, image: &str, line: &str) {
+        if let Some(m) = self.mqtt.get() {
+            let p = logs::payload(
+                line,
+                logs::detect_level(line),
+                base_name(spec),
+                Some(image),
+                crate::epoch_seconds(),
+            );
+            m.publish_json(&topics::driverlog(m.prefix(), &spec.owner), p);
+        }
     }
 }
 
@@ -184,6 +197,15 @@ impl Policy for DriverPolicy {
             self.alerts.clone(),
         )
     }
+}
+
+/// The twin's base driver container name (without a service suffix): pull lines name it, as
+/// the original's do.
+fn base_name(spec: &ContainerSpec) -> &str {
+    spec.service
+        .as_deref()
+        .and_then(|svc| spec.name.strip_suffix(svc)?.strip_suffix('-'))
+        .unwrap_or(&spec.name)
 }
 
 /// `driver_start_failure` for a failed launch: "Driver image not available" when the image

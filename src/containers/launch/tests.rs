@@ -27,6 +27,11 @@ impl LaunchHooks for Recording {
             c.push(format!("progress {} {image}: {message}", spec.name));
         }
     }
+    fn pull_line(&self, spec: &ContainerSpec, _image: &str, line: &str) {
+        if let Ok(mut c) = self.0.calls.lock() {
+            c.push(format!("line {} {line}", spec.name));
+        }
+    }
     fn pull_progress(&self, spec: &ContainerSpec, patch: &Value) {
         if let Ok(mut c) = self.0.calls.lock() {
             c.push(format!(
@@ -152,11 +157,25 @@ fn pulls_fallbacks_and_failures_name_their_phase() {
             "card c1 \"pull_complete\" 100.0% 10000000",
         ]
     );
-    assert!(
-        calls.contains(
-            &"progress c1 repo/drv:1.0: repo/drv:1.0 installing (1/2 layers)".to_string()
-        )
+    // The pull's own lines go to the role as `docker pull: <line>`, bounded (a line per
+    // 100 ms unless the layer picture changed): here every change, first to last.
+    let lines: Vec<&str> = calls
+        .iter()
+        .filter_map(|c| c.strip_prefix("line c1 "))
+        .collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"docker pull: 1.0: Pulling from repo/drv")
     );
+    assert!(
+        lines.contains(&"docker pull: a1b2: Pull complete"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.last(),
+        Some(&"docker pull: Status: Downloaded newer image for repo/drv:1.0")
+    );
+    assert!(lines.len() <= 8, "{lines:?}");
 
     // a failed pull with a local copy runs the local copy
     let engine = Arc::new(FakeEngine::with_images(&["repo/drv:1.0"]));
@@ -296,4 +315,61 @@ fn a_recreate_stops_the_running_container_with_its_own_grace_period_first() {
         ["inspect arm", "stop arm 3", "remove arm", "create arm"],
         "{calls:?}"
     );
+}
+
+#[test]
+fn one_pull_reports_to_every_container_using_the_image() {
+    let d = tempfile::tempdir().unwrap();
+    let engine = Arc::new(FakeEngine::default());
+    let l = launcher(engine.clone(), d.path());
+    let got = launch(
+        &l,
+        vec![spec("arm", "repo/drv:1.0"), spec("cam", "repo/drv:1.0")],
+    );
+    assert!(got.iter().all(|(_, r)| r.is_ok()), "{got:?}");
+    let calls = engine.calls();
+    assert_eq!(calls.iter().filter(|c| c.starts_with("pull ")).count(), 1);
+    for name in ["arm", "cam"] {
+        for want in [
+            format!("progress {name} repo/drv:1.0: docker pull started for image repo/drv:1.0"),
+            format!("line {name} docker pull: a1b2: Pull complete"),
+            format!("progress {name} repo/drv:1.0: docker pull completed for image repo/drv:1.0"),
+        ] {
+            assert!(calls.contains(&want), "{want} not in {calls:?}");
+        }
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.starts_with(&format!("card {name} \"pull_complete\"")))
+        );
+    }
+}
+
+#[test]
+fn a_registry_refusing_stored_credentials_gets_one_anonymous_retry() {
+    let d = tempfile::tempdir().unwrap();
+    let engine = Arc::new(FakeEngine::default());
+    engine.fail("pull repo", "unauthorized: authentication required");
+    let l = launcher(engine.clone(), d.path());
+    let got = launch(&l, vec![spec("c1", "repo/drv:1.0")]);
+    assert!(got[0].1.is_ok(), "{got:?}");
+    let calls = engine.calls();
+    let retry = "progress c1 repo/drv:1.0: docker pull: registry refused repo/drv:1.0 as unauthorized; retrying without stored credentials";
+    let at = |c: &str| calls.iter().position(|x| x == c);
+    assert!(at("pull repo/drv:1.0") < at(retry), "{calls:?}");
+    assert!(at(retry) < at("pull-anon repo/drv:1.0"), "{calls:?}");
+
+    // Another failure is not retried anonymously; "incorrect username or password" is.
+    let engine = Arc::new(FakeEngine::default());
+    engine.fail("pull repo", "manifest unknown");
+    let l = launcher(engine.clone(), d.path());
+    assert!(launch(&l, vec![spec("c2", "repo/drv:1.0")])[0].1.is_err());
+    assert!(!engine.calls().iter().any(|c| c.starts_with("pull-anon")));
+    let engine = Arc::new(FakeEngine::default());
+    engine.fail("pull repo", "Error: Incorrect Username or Password");
+    engine.fail("pull-anon", "pull access denied");
+    let l = launcher(engine.clone(), d.path());
+    let r = launch(&l, vec![spec("c3", "repo/drv:1.0")]);
+    assert_eq!(r[0].1.as_ref().unwrap_err().phase, "pull_failed");
+    assert!(engine.calls().iter().any(|c| c == "pull-anon repo/drv:1.0"));
 }
