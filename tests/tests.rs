@@ -22,6 +22,7 @@ mod identity;
 mod models;
 mod pulls;
 mod saturation;
+mod startup_report;
 mod twin_sync;
 mod watchdog;
 mod worker;

@@ -9,7 +9,9 @@ pub mod desired;
 mod handlers;
 pub mod manifest;
 pub mod node;
+mod report;
 mod restart;
+mod startup;
 mod state;
 
 use self::boot::{
@@ -430,6 +432,8 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     notifier.status("Running");
     log::info!("edge core running (pid {})", std::process::id());
 
+    // The original's startup report on stdout, filled in as the steps are known.
+    let mut report = (!local).then(|| startup::begin(&state));
     let ticker = tick(TICK);
     // Data stalls are looked for every second when their alert is on.
     let data_ticker = match state.data_stall_after {
@@ -437,6 +441,11 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         None => never(),
     };
     let outcome = loop {
+        if let Some(r) = report.as_mut()
+            && !startup::observe(r, &state)
+        {
+            report = None;
+        }
         let due = [
             state.runtime.next_deadline(),
             state.worker.next_deadline(),
@@ -494,6 +503,9 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             // always ready and would turn this loop into a busy one.
             recv(job_rx) -> ev => match ev {
                 Ok(ev) => {
+                    if let Some(r) = report.as_mut() {
+                        startup::on_backend(r, &ev, &state);
+                    }
                     if let Err(e) = on_backend(&mut state, ev) {
                         break Err(e);
                     }
@@ -501,7 +513,12 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 Err(_) => job_rx = never(),
             },
             recv(link_rx) -> ev => match ev {
-                Ok(ev) => on_link(&mut state, ev, &jobctl_tx),
+                Ok(ev) => {
+                    if let Some(r) = report.as_mut() {
+                        startup::on_link(r, &ev);
+                    }
+                    on_link(&mut state, ev, &jobctl_tx)
+                }
                 Err(_) => link_rx = never(),
             },
             recv(runtime_rx) -> ev => match ev {

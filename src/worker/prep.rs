@@ -40,6 +40,9 @@ pub enum PrepEvent {
         answered: Vec<String>,
         /// Files written or deleted.
         changed: bool,
+        /// How many were written and removed (the startup report's counts).
+        written: usize,
+        removed: usize,
     },
     Removed {
         removed: usize,
@@ -117,6 +120,8 @@ impl Prep {
                 failed: Vec::new(),
                 answered: Vec::new(),
                 changed: false,
+                written: 0,
+                removed: 0,
             };
         };
         let mut expected = sync::Expected::default();
@@ -175,6 +180,8 @@ impl Prep {
             failed,
             answered,
             changed,
+            written: plan.write.len(),
+            removed: plan.delete.len(),
         }
     }
 

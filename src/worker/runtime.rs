@@ -77,6 +77,8 @@ pub struct Worker {
     pub(super) accelerator: &'static str,
     pub(super) breaker_logged: bool,
     pub(super) sync_gate: super::prep::SyncGate,
+    /// The first sync's (written, removed, failed twins), for the startup report.
+    pub(super) first_sync: Option<(usize, usize, usize)>,
 }
 
 /// What the worker role hands the supervisor: itself, its runtime role, and the receivers of
@@ -156,6 +158,7 @@ impl Worker {
             last_error: None,
             breaker_logged: false,
             sync_gate: Default::default(),
+            first_sync: None,
         };
         WorkerParts {
             worker,
@@ -375,7 +378,11 @@ impl Worker {
                 failed,
                 answered,
                 changed,
+                written,
+                removed,
             } => {
+                self.first_sync
+                    .get_or_insert((written, removed, failed.len()));
                 if self.sync_gate.done() {
                     self.send_sync();
                 }

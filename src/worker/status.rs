@@ -70,6 +70,16 @@ impl Worker {
         })
     }
 
+    /// The first workflow sync's (written, removed, failed twins), once it ran.
+    pub fn first_sync(&self) -> Option<(usize, usize, usize)> {
+        self.first_sync
+    }
+
+    /// Any worker file in `workers/`.
+    pub fn has_files(&self) -> bool {
+        !self.files.is_empty()
+    }
+
     /// An operator's explicit start re-arms the hot-reload breaker (it only guards automatic
     /// restarts).
     fn operator_rearm(&mut self) {

@@ -134,6 +134,7 @@ impl EdgeDir {
 pub struct Daemon {
     child: Child,
     log: PathBuf,
+    out: PathBuf,
 }
 
 impl Daemon {
@@ -148,14 +149,21 @@ impl Daemon {
         ));
         let log = unique(log);
         let file = std::fs::File::create(&log).unwrap();
+        let out = log.with_extension("out");
+        let out_file = std::fs::File::create(&out).unwrap();
         let child = dir
             .command(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(out_file)
             .stderr(file)
             .spawn()
             .expect("start cyberwave-edge-core");
-        Daemon { child, log }
+        Daemon { child, log, out }
+    }
+
+    /// What the daemon printed on stdout (its startup report).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
     }
 
     pub fn pid(&self) -> i32 {
