@@ -34,6 +34,11 @@ pub struct Backend {
 /// requires `cyberwave>=0.7.3`), so a backend gating on SDK versions treats us like it.
 pub const SDK_CONTRACT_VERSION: &str = "0.7.4";
 
+/// The original's deadlines for edge-sync (30 s: a twin with many workflows answers slowly)
+/// and for model catalog lookups (5 s).
+pub const EDGE_SYNC_DEADLINE: Duration = Duration::from_secs(30);
+pub const CATALOG_DEADLINE: Duration = Duration::from_secs(5);
+
 impl Backend {
     pub fn new(settings: &Settings) -> Self {
         Self::build(
@@ -134,9 +139,30 @@ impl Backend {
 
     /// One request; `body` = None for GET. Returns the parsed JSON (Null for an empty body).
     fn once(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, BackendError> {
+        self.once_within(method, path, body, None)
+    }
+
+    /// [`Backend::once`] with this call's own deadline (a GET), when the original had one
+    /// for it: edge-sync 30 s, the model catalog 5 s.
+    fn once_within(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        deadline: Option<Duration>,
+    ) -> Result<Value, BackendError> {
         let endpoint = format!("{method} {}", path.split('?').next().unwrap_or(path));
         let url = self.url(path);
         let auth = format!("Bearer {}", self.token.expose());
+        let get = || match deadline {
+            Some(d) => self
+                .agent
+                .get(&url)
+                .config()
+                .timeout_global(Some(d))
+                .build(),
+            None => self.agent.get(&url),
+        };
         let result = match body {
             None if method == "POST" => self
                 .agent
@@ -145,9 +171,7 @@ impl Backend {
                 .header("X-Cyberwave-SDK-Version", SDK_CONTRACT_VERSION)
                 .header("Accept", "application/json")
                 .send_empty(),
-            None => self
-                .agent
-                .get(&url)
+            None => get()
                 .header("Authorization", &auth)
                 .header("X-Cyberwave-SDK-Version", SDK_CONTRACT_VERSION)
                 .header("Accept", "application/json")
@@ -332,10 +356,11 @@ impl Backend {
 
     /// `GET /api/v1/workflows/edge-sync/{twin}`.
     pub fn edge_sync(&self, twin_uuid: &str) -> Result<Value, BackendError> {
-        self.once(
+        self.once_within(
             "GET",
             &format!("/api/v1/workflows/edge-sync/{twin_uuid}"),
             None,
+            Some(EDGE_SYNC_DEADLINE),
         )
     }
 
@@ -362,7 +387,7 @@ impl Backend {
                 format!("/api/v1/mlmodels?model_external_id={q}")
             }
         };
-        match self.once("GET", &path, None) {
+        match self.once_within("GET", &path, None, Some(CATALOG_DEADLINE)) {
             Ok(Value::Array(items)) => Ok(items.into_iter().find(Value::is_object)),
             Ok(v @ Value::Object(_)) => Ok(Some(v)),
             Ok(_) | Err(BackendError::NotFound { .. }) => Ok(None),
@@ -373,7 +398,8 @@ impl Backend {
     /// `GET /api/v1/mlmodels/{uuid}/weights`: the signed URL (`signed_url` or `url`), `None`
     /// when the weights are not hosted (404) or the answer has no URL.
     pub fn mlmodel_weights_url(&self, uuid: &str) -> Result<Option<String>, BackendError> {
-        match self.once("GET", &format!("/api/v1/mlmodels/{uuid}/weights"), None) {
+        let path = format!("/api/v1/mlmodels/{uuid}/weights");
+        match self.once_within("GET", &path, None, Some(CATALOG_DEADLINE)) {
             Ok(v) => Ok(["signed_url", "url"]
                 .iter()
                 .find_map(|k| v.get(*k).and_then(Value::as_str))
@@ -507,5 +533,47 @@ mod tests {
         let err = b.validate_token().unwrap_err();
         assert!(err.is_transient(), "{err}");
         assert!(!err.to_string().contains("cw_secret_token_value"));
+    }
+
+    /// A server that answers every request after `delay`; returns its base URL.
+    fn slow_server(delay: Duration) -> String {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut c in l.incoming().map_while(Result::ok) {
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let _ = c.read(&mut buf);
+                    std::thread::sleep(delay);
+                    let body = r#"{"workflows": [], "skipped_workflows": []}"#;
+                    let _ = write!(
+                        c,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn edge_sync_has_its_own_deadline_and_the_rest_the_clients() {
+        let url = slow_server(Duration::from_millis(1500));
+        let b = Backend::build(
+            "cyberwave-edge-core",
+            &url,
+            Secret::new("cw_x"),
+            None,
+            None,
+            Duration::from_millis(700),
+            1,
+        );
+        // The client's 0.7 s would cut it; edge-sync has the original's 30 s.
+        assert!(b.edge_sync("t").is_ok());
+        assert!(b.active_alerts("t").is_err());
+        assert_eq!(EDGE_SYNC_DEADLINE, Duration::from_secs(30));
+        assert_eq!(CATALOG_DEADLINE, Duration::from_secs(5));
     }
 }

@@ -66,6 +66,8 @@ pub fn spec(s: &BusSettings, c: &RouterContext) -> Option<ContainerSpec> {
         restart: "unless-stopped".into(),
         pull,
         floor: None,
+        probe: None,
+        pull_attempts: 1,
     })
 }
 

@@ -184,37 +184,56 @@ impl Launcher {
             let _ = retire(self.engine.as_ref(), &spec.name);
             return Err(fail("docker_start_failed", &e));
         }
-        self.probe(&spec.name)
+        self.probe(&spec.name, spec.probe.unwrap_or(self.probe))
     }
 
-    /// Ready = running, or exited with code 0. A container that keeps dying is reported as
-    /// unhealthy early (the restart-loop detector decides what to do with it).
-    fn probe(&self, name: &str) -> Result<String, LaunchFailure> {
-        let deadline = Instant::now() + self.probe;
+    /// The startup probe (reference §5.7 step 13): ready = running, or exited (or
+    /// restarting) with code 0; an exited container Docker has already restarted keeps being
+    /// waited for (its restart policy is at work; the restart-loop detector judges loops); one
+    /// that exited for good (no restart, policy `no`) or is dead has failed. A container still
+    /// `created` when the probe ends gets one synchronous `docker start` and 30 s more.
+    fn probe(&self, name: &str, within: Duration) -> Result<String, LaunchFailure> {
+        match self.probe_for(name, within) {
+            Probe::StillCreated => {
+                log::warn!(
+                    "{name} is still created after {} s: starting it once more",
+                    within.as_secs()
+                );
+                if let Err(e) = self.engine.start(name) {
+                    return Err(LaunchFailure {
+                        phase: "docker_start_failed",
+                        message: e.to_string(),
+                    });
+                }
+                match self.probe_for(name, Duration::from_secs(30)) {
+                    Probe::Done(r) => r,
+                    Probe::StillCreated => Err(timeout_failure(name, "created", within)),
+                }
+            }
+            Probe::Done(r) => r,
+        }
+    }
+
+    fn probe_for(&self, name: &str, within: Duration) -> Probe {
+        let deadline = Instant::now() + within;
         let mut last = String::from("none");
         let mut pause = Duration::from_millis(25);
         while Instant::now() < deadline {
             match self.engine.inspect(name) {
                 Ok(Some(i)) => {
                     last = i.status.clone();
-                    if i.running && i.status == "running" {
-                        return Ok(i.id);
-                    }
-                    if i.status == "exited" && i.exit_code == 0 {
-                        return Ok(i.id);
-                    }
-                    let gave_up = i.status == "dead"
-                        || (i.status == "exited"
-                            && i.restart_count == 0
-                            && i.restart_policy == "no");
-                    if gave_up || i.restart_count >= 2 {
-                        return Err(LaunchFailure {
-                            phase: "container_unhealthy",
-                            message: format!(
-                                "{name} is {} (exit code {}, {} restarts)",
-                                i.status, i.exit_code, i.restart_count
-                            ),
-                        });
+                    match probe_verdict(&i) {
+                        Verdict::Ready => return Probe::Done(Ok(i.id)),
+                        Verdict::Failed => {
+                            return Probe::Done(Err(LaunchFailure {
+                                phase: "container_unhealthy",
+                                message: format!(
+                                    "{name} is {} (exit code {}, {} restarts)",
+                                    i.status, i.exit_code, i.restart_count
+                                ),
+                            }));
+                        }
+                        Verdict::Wait => {}
                     }
                 }
                 Ok(None) => last = "removed".into(),
@@ -223,13 +242,46 @@ impl Launcher {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(250));
         }
-        Err(LaunchFailure {
-            phase: "container_startup_timeout",
-            message: format!(
-                "{name} not running after {} s (last state: {last})",
-                self.probe.as_secs()
-            ),
-        })
+        if last == "created" {
+            return Probe::StillCreated;
+        }
+        Probe::Done(Err(timeout_failure(name, &last, within)))
+    }
+}
+
+enum Probe {
+    Done(Result<String, LaunchFailure>),
+    StillCreated,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Ready,
+    Failed,
+    Wait,
+}
+
+/// One look of the startup probe at a container (pure; reference §5.7 step 13).
+fn probe_verdict(i: &crate::docker::Inspect) -> Verdict {
+    match i.status.as_str() {
+        "running" if i.running => Verdict::Ready,
+        "exited" | "restarting" if i.exit_code == 0 && !i.running => Verdict::Ready,
+        "dead" => Verdict::Failed,
+        // Docker restarted it before: its policy is at work.
+        "exited" if i.restart_count > 0 => Verdict::Wait,
+        // Exited for good: no restart policy will bring it back.
+        "exited" if i.restart_policy == "no" || i.restart_policy.is_empty() => Verdict::Failed,
+        _ => Verdict::Wait,
+    }
+}
+
+fn timeout_failure(name: &str, last: &str, after: Duration) -> LaunchFailure {
+    LaunchFailure {
+        phase: "container_startup_timeout",
+        message: format!(
+            "{name} not running after {} s (last state: {last})",
+            after.as_secs()
+        ),
     }
 }
 

@@ -49,6 +49,13 @@ pub struct ContainerSpec {
     /// when its spec changed, and a stopped one is started again only this long after it went
     /// down (hardware that must rest between runs).
     pub floor: Option<std::time::Duration>,
+    /// Its own startup probe (the worker's `CYBERWAVE_WORKER_STARTUP_PROBE_SECONDS`); `None`:
+    /// the runtime's (drivers: `CYBERWAVE_DRIVER_STARTUP_PROBE_SECONDS`).
+    pub probe: Option<std::time::Duration>,
+    /// Pull attempts within one launch, with backoff (the worker's
+    /// `CYBERWAVE_WORKER_IMAGE_PULL_RETRIES`, 3); drivers pull once per launch (their launch
+    /// backoff retries).
+    pub pull_attempts: u32,
 }
 
 impl std::fmt::Debug for ContainerSpec {
@@ -135,6 +142,8 @@ pub fn example(role: Role) -> ContainerSpec {
         restart: "no".into(),
         pull: Pull::Always,
         floor: None,
+        probe: None,
+        pull_attempts: 1,
     }
 }
 

@@ -221,13 +221,26 @@ pub fn data_root(docker_bin: &str) -> std::path::PathBuf {
 #[derive(Debug, Clone)]
 pub struct Docker {
     bin: String,
+    /// Deadlines of `docker create` and `docker rm` (`CYBERWAVE_DRIVER_CREATE_TIMEOUT_SECONDS`,
+    /// `CYBERWAVE_DRIVER_REMOVE_TIMEOUT_SECONDS`).
+    create_timeout: Duration,
+    remove_timeout: Duration,
 }
 
 impl Docker {
     pub fn new(bin: &str) -> Self {
         Docker {
             bin: bin.to_string(),
+            create_timeout: CREATE_TIMEOUT,
+            remove_timeout: RM_TIMEOUT,
         }
+    }
+
+    /// The same client with other `create` and `rm` deadlines.
+    pub fn with_timeouts(mut self, create: Duration, remove: Duration) -> Self {
+        self.create_timeout = create;
+        self.remove_timeout = remove;
+        self
     }
 
     pub fn bin(&self) -> &str {
@@ -362,7 +375,7 @@ impl Docker {
 
     pub fn create(&self, argv: &[String]) -> Result<String, DockerError> {
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        self.run(&args, CREATE_TIMEOUT)
+        self.run(&args, self.create_timeout)
             .map(|o| o.trim().to_string())
     }
 
@@ -382,7 +395,7 @@ impl Docker {
     /// `docker rm -f -v`; a missing container is not an error. Only the runtime's graceful
     /// retire (`containers::retire`) calls it, after the container has stopped.
     pub fn remove(&self, name: &str) -> Result<(), DockerError> {
-        match self.run(&["rm", "-f", "-v", name], RM_TIMEOUT) {
+        match self.run(&["rm", "-f", "-v", name], self.remove_timeout) {
             Err(DockerError::Failed { message, .. })
                 if message.to_lowercase().contains("no such") =>
             {

@@ -18,6 +18,9 @@ pub struct DriverTuning {
     pub card_update_interval: Duration,
     /// How often pinned camera devices are looked for (§5.13; the original's loop interval).
     pub device_check_every: Duration,
+    /// `docker create` / `docker rm` deadlines (the original's 30 s / 60 s).
+    pub create_timeout: Duration,
+    pub remove_timeout: Duration,
 }
 
 /// Driver-shaping facts from the settings (reference §5.8, §9.1, §11.3).
@@ -84,6 +87,8 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
         0.5,
     );
     let device_check = secs("CYBERWAVE_SENSOR_DEVICE_CHECK_SECONDS", 15.0, 1.0);
+    let create_timeout = secs("CYBERWAVE_DRIVER_CREATE_TIMEOUT_SECONDS", 30.0, 1.0);
+    let remove_timeout = secs("CYBERWAVE_DRIVER_REMOVE_TIMEOUT_SECONDS", 60.0, 1.0);
     let container_interval = secs("CYBERWAVE_CONTAINER_PRUNE_INTERVAL_SECONDS", 1800.0, 1.0);
     let image_interval = secs("CYBERWAVE_IMAGE_PRUNE_INTERVAL_SECONDS", 10800.0, 1.0);
     let removed_revival = crate::config::optional_seconds_or_warn(
@@ -119,6 +124,8 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
         card_update_interval: card_every,
         device_check_every: device_check,
         troubleshooting_url: troubleshooting_url(s),
+        create_timeout,
+        remove_timeout,
     }
 }
 

@@ -374,6 +374,8 @@ fn build_spec(
         floor: svc
             .min_restart_interval_s
             .map(std::time::Duration::from_secs),
+        probe: None,
+        pull_attempts: 1,
     }
 }
 

@@ -53,6 +53,32 @@ pub(super) fn load_environment(settings: &Settings) -> Result<EnvironmentFile, S
         .map_err(|e| e.to_string())
 }
 
+/// Attempts at reading `environment.json` at boot, 0.2 s apart (the original's 5 × 0.2 s): the
+/// CLI may be writing it while the service starts.
+const ENVIRONMENT_ATTEMPTS: u32 = 5;
+
+/// A missing, unreadable or half-written file may be there a moment later; a file that says
+/// something wrong (no or a bad uuid) will not.
+pub(super) fn worth_retrying(problem: &config::FileProblem) -> bool {
+    !matches!(problem, config::FileProblem::Invalid(_))
+}
+
+/// [`load_environment`] at boot, before the supervisor loop runs: retried as the original.
+pub(super) fn load_environment_at_boot(settings: &Settings) -> Result<EnvironmentFile, String> {
+    let path = settings.config_dir.join(config::ENVIRONMENT_FILE);
+    let mut attempt = 1;
+    loop {
+        match EnvironmentFile::load(&path) {
+            Ok(e) => return Ok(e),
+            Err(e) if attempt < ENVIRONMENT_ATTEMPTS && worth_retrying(&e.problem) => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
 pub(super) fn spawn_signals() -> Result<Receiver<Signal>, DaemonError> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| DaemonError::Startup(format!("cannot install signal handlers: {e}")))?;
@@ -148,5 +174,24 @@ pub(super) fn saturation_config(settings: &Settings) -> crate::health::saturatio
         every,
         docker_bin: settings.docker_bin.clone(),
         host: crate::host::hostname(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_file_that_may_still_be_written_is_read_again() {
+        use config::FileProblem::*;
+        assert!(worth_retrying(&Missing));
+        assert!(worth_retrying(&Unreadable("busy".into())));
+        let half = InvalidJson {
+            line: 1,
+            column: 5,
+            message: "EOF".into(),
+        };
+        assert!(worth_retrying(&half));
+        assert!(!worth_retrying(&Invalid("no uuid".into())));
     }
 }

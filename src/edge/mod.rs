@@ -204,7 +204,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             name: Some("local".into()),
             twin_uuids: None,
         }),
-        None => load_environment(&settings),
+        None => boot::load_environment_at_boot(&settings),
     };
     if let Err(e) = &environment {
         log::error!(
@@ -254,7 +254,8 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     // One container runtime for every role; drivers are its first.
     let tuning = crate::drivers::settings::driver_tuning(&settings);
     let (mut runtime, mut runtime_rx) = Runtime::start(Setup {
-        docker: crate::docker::Docker::new(&settings.docker_bin),
+        docker: crate::docker::Docker::new(&settings.docker_bin)
+            .with_timeouts(tuning.create_timeout, tuning.remove_timeout),
         config_dir: settings.config_dir.clone(),
         owner: fingerprint.clone(),
         tuning: tuning.runtime.clone(),

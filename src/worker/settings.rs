@@ -249,6 +249,21 @@ pub fn context(
         limits: limits(env, meminfo.as_deref().and_then(host_memory_mb), warnings),
         accelerators: detect_accelerators(env),
         owner: owner.to_string(),
+        startup_probe: crate::config::seconds_or_warn(
+            env,
+            "CYBERWAVE_WORKER_STARTUP_PROBE_SECONDS",
+            30.0,
+            1.0,
+            warnings,
+        ),
+        pull_attempts: crate::config::parse_or_warn(
+            env,
+            "CYBERWAVE_WORKER_IMAGE_PULL_RETRIES",
+            3.0,
+            1.0,
+            warnings,
+        )
+        .min(20.0) as u32,
     }
 }
 

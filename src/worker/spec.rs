@@ -81,6 +81,10 @@ pub struct WorkerContext {
     pub accelerators: Accelerators,
     /// This edge's fingerprint (the owner label).
     pub owner: String,
+    /// `CYBERWAVE_WORKER_STARTUP_PROBE_SECONDS` (30) and `CYBERWAVE_WORKER_IMAGE_PULL_RETRIES`
+    /// (3 attempts).
+    pub startup_probe: std::time::Duration,
+    pub pull_attempts: u32,
 }
 
 /// `cyberwave-worker-{environment[:8]}`.
@@ -328,6 +332,8 @@ pub fn worker_spec(ctx: &WorkerContext, twins: &[String]) -> (ContainerSpec, Ima
         restart: "unless-stopped".into(),
         pull,
         floor: None,
+        probe: Some(ctx.startup_probe),
+        pull_attempts: ctx.pull_attempts,
     };
     (spec, choice)
 }

@@ -159,6 +159,12 @@ impl Launcher {
             }
             result
         };
+        let attempts = specs
+            .iter()
+            .map(|s| s.pull_attempts)
+            .max()
+            .unwrap_or(1)
+            .max(1);
         let mut result = attempt(false);
         if let Err(e) = &result
             && is_unauthorized(e)
@@ -169,6 +175,22 @@ impl Launcher {
             log::warn!("{retry}");
             self.tell(specs, image, &retry);
             result = attempt(true);
+        }
+        // A role that asks for it (the worker) retries a failed pull within the launch, with
+        // backoff (2 s, 4 s, …); never a refusal to authorise it.
+        let mut tried = 1;
+        while tried < attempts
+            && let Err(e) = &result
+            && !is_unauthorized(e)
+        {
+            let pause = Duration::from_secs(2u64 << (tried - 1).min(5));
+            log::warn!(
+                "docker pull of {image} failed (attempt {tried} of {attempts}): {e}; again in {} s",
+                pause.as_secs()
+            );
+            std::thread::sleep(pause);
+            tried += 1;
+            result = attempt(false);
         }
         let end = match &result {
             Ok(()) => format!("docker pull completed for image {image}"),

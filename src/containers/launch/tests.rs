@@ -55,6 +55,8 @@ fn spec(name: &str, image: &str) -> ContainerSpec {
         fallback_image: None,
         pull: crate::containers::spec::Pull::Always,
         floor: None,
+        probe: None,
+        pull_attempts: 1,
         options: [
             "--restart",
             "unless-stopped",
@@ -372,4 +374,82 @@ fn a_registry_refusing_stored_credentials_gets_one_anonymous_retry() {
     let r = launch(&l, vec![spec("c3", "repo/drv:1.0")]);
     assert_eq!(r[0].1.as_ref().unwrap_err().phase, "pull_failed");
     assert!(engine.calls().iter().any(|c| c == "pull-anon repo/drv:1.0"));
+}
+
+#[test]
+fn the_probe_judges_as_the_original() {
+    let info = |status: &str, running: bool, code: i64, restarts: u64, policy: &str| {
+        crate::docker::Inspect {
+            id: "id".into(),
+            name: "c".into(),
+            status: status.into(),
+            running,
+            exit_code: code,
+            restart_count: restarts,
+            started_at: String::new(),
+            finished_at: String::new(),
+            image: String::new(),
+            labels: Default::default(),
+            env: Vec::new(),
+            mounts: Vec::new(),
+            restart_policy: policy.into(),
+            stop_timeout_s: None,
+        }
+    };
+    let rows = [
+        ("running", true, 0, 0, "unless-stopped", Verdict::Ready),
+        ("exited", false, 0, 0, "no", Verdict::Ready),
+        ("restarting", false, 0, 1, "unless-stopped", Verdict::Ready),
+        ("dead", false, 1, 0, "unless-stopped", Verdict::Failed),
+        // Docker restarted it already: its policy is at work, keep waiting.
+        ("exited", false, 1, 3, "unless-stopped", Verdict::Wait),
+        ("exited", false, 1, 2, "no", Verdict::Wait),
+        // Exited for good.
+        ("exited", false, 1, 0, "no", Verdict::Failed),
+        ("exited", false, 1, 0, "", Verdict::Failed),
+        // The policy will restart it.
+        ("exited", false, 1, 0, "unless-stopped", Verdict::Wait),
+        ("restarting", false, 1, 1, "unless-stopped", Verdict::Wait),
+        ("created", false, 0, 0, "unless-stopped", Verdict::Wait),
+    ];
+    for (status, running, code, restarts, policy, want) in rows {
+        assert_eq!(
+            probe_verdict(&info(status, running, code, restarts, policy)),
+            want,
+            "{status} code {code} restarts {restarts} policy {policy}"
+        );
+    }
+}
+
+#[test]
+fn a_role_may_ask_for_more_pull_attempts_within_one_launch() {
+    let d = tempfile::tempdir().unwrap();
+    let engine = Arc::new(FakeEngine::default());
+    engine.fail("pull repo", "net/http: TLS handshake timeout");
+    let l = launcher(engine.clone(), d.path());
+    let mut s = spec("w", "repo/worker:1.0");
+    s.pull_attempts = 2;
+    let t = std::time::Instant::now();
+    let r = launch(&l, vec![s]);
+    assert_eq!(r[0].1.as_ref().unwrap_err().phase, "pull_failed");
+    let pulls = engine
+        .calls()
+        .iter()
+        .filter(|c| *c == "pull repo/worker:1.0")
+        .count();
+    assert_eq!(pulls, 2);
+    assert!(t.elapsed() >= Duration::from_secs(2), "with backoff");
+    // A driver (one attempt) is retried by its launch backoff instead.
+    let engine = Arc::new(FakeEngine::default());
+    engine.fail("pull repo", "net/http: TLS handshake timeout");
+    let l = launcher(engine.clone(), d.path());
+    let _ = launch(&l, vec![spec("c", "repo/drv:1.0")]);
+    assert_eq!(
+        engine
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("pull "))
+            .count(),
+        1
+    );
 }

@@ -31,6 +31,8 @@ fn ctx() -> WorkerContext {
         limits: Limits::default(),
         accelerators: Accelerators::default(),
         owner: "fp".into(),
+        startup_probe: std::time::Duration::from_secs(30),
+        pull_attempts: 3,
     }
 }
 
