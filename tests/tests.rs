@@ -20,6 +20,7 @@ mod graceful_stop;
 mod hostile_paths;
 mod identity;
 mod models;
+mod network_lines;
 mod pulls;
 mod saturation;
 mod startup_report;

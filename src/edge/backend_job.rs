@@ -33,6 +33,9 @@ pub enum BackendEvent {
     Desired(DesiredState),
     DiscoverOk {
         latency: Duration,
+        /// The twins the answer binds to this edge, and the interfaces we reported.
+        twins: Vec<String>,
+        interfaces: Vec<Value>,
     },
 }
 
@@ -185,9 +188,9 @@ impl Job {
             self.token_checked = true;
             self.ever_validated = true;
             self.send(BackendEvent::TokenValid { latency });
-            if self.next_discover.is_none() {
-                self.next_discover = Some(Instant::now());
-            }
+            // Host facts go up at once with a (re)validated token: new settings or a new
+            // token are the backend's to see without waiting for the 30 s keepalive.
+            self.next_discover = Some(Instant::now());
         }
         if !self.registered {
             let edge = self.cfg.backend.register_edge(&self.cfg.fingerprint)?;
@@ -286,6 +289,11 @@ impl Job {
     fn discover(&mut self) {
         let snapshot = self.sampler.sample();
         let facts = crate::host::host_facts(&snapshot, &self.cfg.watchdog_layers);
+        let interfaces = facts
+            .get("network_interfaces")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let start = Instant::now();
         match self.cfg.backend.discover(
             &self.cfg.fingerprint,
@@ -293,8 +301,10 @@ impl Job {
             &crate::host::platform_short(),
             facts,
         ) {
-            Ok(_) => self.send(BackendEvent::DiscoverOk {
+            Ok(answer) => self.send(BackendEvent::DiscoverOk {
                 latency: start.elapsed(),
+                twins: super::network::answer_twins(&answer),
+                interfaces,
             }),
             Err(e) if e.is_unauthorized() => {
                 log::error!("{e}");

@@ -64,13 +64,56 @@ pub(super) fn on_backend(state: &mut State, ev: BackendEvent) -> Result<(), Daem
             state.apply_desired(d);
             super::restart::refetched(state);
         }
-        BackendEvent::DiscoverOk { latency } => {
+        BackendEvent::DiscoverOk {
+            latency,
+            twins,
+            interfaces,
+        } => {
             state.backend_reachable = Some(true);
             state.backend_latency_ms = Some(latency.as_millis() as u64);
             state.backend_last_ok = Some(SystemTime::now());
+            network_lines(state, &twins, &interfaces);
         }
     }
     Ok(())
+}
+
+/// §2.6: the "Network interfaces: …" line to each bound twin whose interface set changed;
+/// one line on stderr however many twins get it.
+fn network_lines(state: &mut State, twins: &[String], interfaces: &[Value]) {
+    use super::network::{addressed, message, signature};
+    if interfaces.is_empty() {
+        return;
+    }
+    let nics = addressed(interfaces);
+    let sig = signature(&nics);
+    let pending = state.network_lines.pending(twins, &sig);
+    if pending.is_empty() {
+        return;
+    }
+    let line = message(&nics);
+    {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+    // Recorded only for a connected link: a line is never lost to a broker outage.
+    if !state.mqtt.is_connected() {
+        return;
+    }
+    for twin in pending {
+        let payload = crate::drivers::logs::payload(
+            &line,
+            crate::drivers::logs::detect_level(&line),
+            "network",
+            None,
+            crate::epoch_seconds(),
+        );
+        state.mqtt.publish_json(
+            &crate::mqtt::topics::driverlog(state.mqtt.prefix(), &twin),
+            payload,
+        );
+        state.network_lines.sent(&twin, sig.clone());
+    }
 }
 
 pub(super) fn on_link(state: &mut State, ev: LinkEvent, jobctl: &Sender<JobCtl>) {

@@ -8,6 +8,7 @@ mod data;
 pub mod desired;
 mod handlers;
 pub mod manifest;
+mod network;
 pub mod node;
 mod report;
 mod restart;
@@ -329,6 +330,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         will_edge_uuid: will_uuid,
         link_events: link_tx.clone(),
         runtime,
+        network_lines: Default::default(),
         local,
         settings,
     };

@@ -87,6 +87,8 @@ pub(super) struct State {
     pub(super) link_events: crossbeam_channel::Sender<crate::mqtt::LinkEvent>,
     /// The container runtime every role stands on.
     pub(super) runtime: Runtime,
+    /// What each bound twin was last told of the network interfaces (§2.6).
+    pub(super) network_lines: super::network::NetworkLines,
     /// `run --local`: no backend, no broker.
     pub(super) local: bool,
 }

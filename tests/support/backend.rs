@@ -454,9 +454,22 @@ fn route(
                 .get("fingerprint")
                 .and_then(Value::as_str)
                 .unwrap_or("");
+            // The twins bound to this edge (by the driver rule), as the backend lists them.
+            let twins: Vec<Value> = g
+                .environments
+                .values()
+                .flatten()
+                .filter(|t| {
+                    t.pointer("/metadata/edge_fingerprint")
+                        .and_then(Value::as_str)
+                        == Some(fp)
+                })
+                .filter_map(|t| t.get("uuid").cloned())
+                .map(|u| json!({"twin_uuid": u}))
+                .collect();
             (
                 200,
-                json!({"edge_uuid": FakeBackend::edge_uuid_for(fp), "fingerprint": fp, "twins": []}),
+                json!({"edge_uuid": FakeBackend::edge_uuid_for(fp), "fingerprint": fp, "twins": twins}),
             )
         }
         ("GET", ["api", "v1", "environments", env, "twins"]) => match g.environments.get(*env) {
