@@ -557,9 +557,42 @@ fn cleanup_removes_only_our_stale_containers() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // Unused volumes: ours (owner label) go, another edge's and unlabelled ones stay.
+    let vols = [
+        ("cw-test-vol-ours", Some(FINGERPRINT)),
+        ("cw-test-vol-other-edge", Some("another-edge-fingerprint")),
+        ("cw-test-vol-unlabelled", None),
+    ];
+    let volume = |args: &[&str]| {
+        std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for (v, owner) in vols {
+        let _ = volume(&["volume", "rm", v]);
+        let label = owner.map(|o| format!("io.cyberwave.edge.owner={o}"));
+        let mut args = vec!["volume", "create"];
+        if let Some(l) = &label {
+            args.extend(["--label", l.as_str()]);
+        }
+        args.push(v);
+        assert!(volume(&args).status.success());
+    }
+    let exists = |v: &str| volume(&["volume", "inspect", v]).status.success();
     dir.set_env("CYBERWAVE_CONTAINER_PRUNE_INTERVAL_SECONDS", "1");
+    dir.set_env("CYBERWAVE_VOLUME_PRUNE_INTERVAL_SECONDS", "1");
     let mut d = Daemon::start(&dir);
     wait_until(40 * SEC, || dk::inspect(&stale).is_none());
+    assert!(
+        wait_until(20 * SEC, || !exists("cw-test-vol-ours")),
+        "{}",
+        d.log()
+    );
+    assert!(exists("cw-test-vol-other-edge") && exists("cw-test-vol-unlabelled"));
+    for (v, _) in vols {
+        let _ = volume(&["volume", "rm", v]);
+    }
     assert!(
         dk::inspect(&stale).is_none(),
         "stale container of ours not pruned\n{}",

@@ -29,6 +29,9 @@ pub trait Engine: Send + Sync {
     fn force_remove(&self, name: &str) -> Result<(), DockerError>;
     fn set_restart_policy(&self, name: &str, policy: &str) -> Result<(), DockerError>;
     fn remove_image(&self, image: &str) -> Result<(), DockerError>;
+    /// Volumes no container uses that carry this edge's owner label.
+    fn unused_volumes(&self, owner: &str) -> Result<Vec<String>, DockerError>;
+    fn remove_volume(&self, name: &str) -> Result<(), DockerError>;
     /// Runtimes the engine knows and its default one (`nvidia` for GPUs).
     fn runtimes(&self) -> Result<(Vec<String>, String), DockerError>;
 }
@@ -73,6 +76,31 @@ impl Engine for Docker {
     fn runtimes(&self) -> Result<(Vec<String>, String), DockerError> {
         Docker::runtimes(self)
     }
+    fn unused_volumes(&self, owner: &str) -> Result<Vec<String>, DockerError> {
+        let filter = format!("label={}={owner}", super::LABEL_OWNER);
+        let out = self.run(
+            &[
+                "volume",
+                "ls",
+                "-q",
+                "--filter",
+                "dangling=true",
+                "--filter",
+                &filter,
+            ],
+            crate::docker::PS_TIMEOUT,
+        )?;
+        Ok(out
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+    fn remove_volume(&self, name: &str) -> Result<(), DockerError> {
+        self.run(&["volume", "rm", name], crate::docker::RM_TIMEOUT)
+            .map(|_| ())
+    }
 }
 
 /// A recording fake engine for unit tests: containers and images in memory, every call
@@ -99,6 +127,8 @@ pub mod fake {
         pub env_files: Mutex<Vec<String>>,
         /// name → `--stop-timeout` given at create (inspect's `StopTimeout`).
         pub stop_timeouts: Mutex<BTreeMap<String, u64>>,
+        /// Unused volumes: name → owner label.
+        pub volumes: Mutex<BTreeMap<String, String>>,
     }
 
     impl FakeEngine {
@@ -308,6 +338,26 @@ pub mod fake {
         fn runtimes(&self) -> Result<(Vec<String>, String), DockerError> {
             self.record("runtimes".into())?;
             Ok((vec!["runc".into()], "runc".into()))
+        }
+        fn unused_volumes(&self, owner: &str) -> Result<Vec<String>, DockerError> {
+            self.record(format!("volumes {owner}"))?;
+            Ok(self
+                .volumes
+                .lock()
+                .map(|v| {
+                    v.iter()
+                        .filter(|(_, o)| o.as_str() == owner)
+                        .map(|(n, _)| n.clone())
+                        .collect()
+                })
+                .unwrap_or_default())
+        }
+        fn remove_volume(&self, name: &str) -> Result<(), DockerError> {
+            self.record(format!("rmv {name}"))?;
+            if let Ok(mut v) = self.volumes.lock() {
+                v.remove(name);
+            }
+            Ok(())
         }
     }
 }

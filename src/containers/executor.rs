@@ -43,6 +43,9 @@ pub enum Op {
     Cleanup {
         containers: Vec<String>,
         images: Vec<String>,
+        /// Remove the unused volumes carrying this owner label (§5.14's volume prune, ours
+        /// only).
+        volumes_of: Option<String>,
         sd_card_threshold: f64,
     },
     Observe,
@@ -96,6 +99,7 @@ pub fn run_ops(
             Op::Cleanup {
                 containers,
                 images,
+                volumes_of,
                 sd_card_threshold,
             } => {
                 let root = crate::docker::data_root(docker.bin());
@@ -123,6 +127,9 @@ pub fn run_ops(
                         Ok(_) => log::info!("cleanup: removed image {i} (no driver uses it)"),
                         Err(e) => log::debug!("cleanup: image {i} kept: {e}"),
                     }
+                }
+                if let Some(owner) = volumes_of {
+                    prune_volumes(engine, &owner);
                 }
                 ExecEvent::OpDone {
                     name: "cleanup".into(),
@@ -179,6 +186,22 @@ pub fn run_ops(
         if !emit(ev) {
             return;
         }
+    }
+}
+
+/// Removes the volumes no container uses that this edge made (its owner label); never a
+/// volume of anyone else (the original's `docker volume prune` took every unused volume).
+fn prune_volumes(engine: &dyn Engine, owner: &str) {
+    match engine.unused_volumes(owner) {
+        Ok(list) => {
+            for v in list {
+                match engine.remove_volume(&v) {
+                    Ok(()) => log::info!("cleanup: removed unused volume {v}"),
+                    Err(e) => log::debug!("cleanup: volume {v} kept: {e}"),
+                }
+            }
+        }
+        Err(e) => log::debug!("cleanup: volumes not listed: {e}"),
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Tuning {
 pub struct CleanupTuning {
     pub container_interval: Duration,
     pub image_interval: Duration,
+    /// `CYBERWAVE_VOLUME_PRUNE_INTERVAL_SECONDS` (10800).
+    pub volume_interval: Duration,
     pub sd_card_threshold: f64,
 }
 

@@ -71,6 +71,7 @@ pub struct Runtime {
     ran_images: BTreeSet<String>,
     last_container_prune: Instant,
     last_image_prune: Instant,
+    last_volume_prune: Instant,
     /// Containers being removed to be recreated from their spec (a remote restart).
     recreating: BTreeSet<String>,
 }
@@ -154,6 +155,7 @@ impl Runtime {
             nvidia: false,
             last_container_prune: Instant::now(),
             last_image_prune: Instant::now(),
+            last_volume_prune: Instant::now(),
             recreating: BTreeSet::new(),
         };
         (runtime, rx)

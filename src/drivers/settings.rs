@@ -91,6 +91,7 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
     let remove_timeout = secs("CYBERWAVE_DRIVER_REMOVE_TIMEOUT_SECONDS", 60.0, 1.0);
     let container_interval = secs("CYBERWAVE_CONTAINER_PRUNE_INTERVAL_SECONDS", 1800.0, 1.0);
     let image_interval = secs("CYBERWAVE_IMAGE_PRUNE_INTERVAL_SECONDS", 10800.0, 1.0);
+    let volume_interval = secs("CYBERWAVE_VOLUME_PRUNE_INTERVAL_SECONDS", 10800.0, 1.0);
     let removed_revival = crate::config::optional_seconds_or_warn(
         env,
         "CYBERWAVE_DRIVER_REMOVED_REVIVAL_SECONDS",
@@ -103,6 +104,7 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
     let cleanup = (!skip_cleanup).then_some(CleanupTuning {
         container_interval,
         image_interval,
+        volume_interval,
         sd_card_threshold,
     });
     for w in warnings {

@@ -99,6 +99,11 @@ impl Runtime {
         let now = Instant::now();
         let mut containers = Vec::new();
         let mut images = Vec::new();
+        let mut volumes_of = None;
+        if now.duration_since(self.last_volume_prune) >= c.volume_interval {
+            self.last_volume_prune = now;
+            volumes_of = Some(self.owner.clone());
+        }
         if now.duration_since(self.last_container_prune) >= c.container_interval {
             self.last_container_prune = now;
             let list: Vec<PsEntry> = observed.values().cloned().collect();
@@ -118,10 +123,11 @@ impl Runtime {
             }
             save_images(&self.config_dir, &self.ran_images);
         }
-        if !containers.is_empty() || !images.is_empty() {
+        if !containers.is_empty() || !images.is_empty() || volumes_of.is_some() {
             let _ = self.ops.send(Op::Cleanup {
                 containers,
                 images,
+                volumes_of,
                 sd_card_threshold: c.sd_card_threshold,
             });
         }
