@@ -144,3 +144,93 @@ fn host_env_files_and_the_robot_conflict_guard() {
     assert!(running(&name(&first)));
     d.terminate();
 }
+
+/// A service asking for a Jetson power mode (`CYBERWAVE_JETSON_NVP_MODEL` in its `env`) gets
+/// `nvpmodel -m <id>` once, before its container starts, after the id was checked against the
+/// host's nvpmodel configuration (a fake `nvpmodel` on PATH and a fake configuration here).
+#[test]
+fn a_service_power_mode_is_validated_and_applied_once() {
+    if !dk::available() {
+        return;
+    }
+    dk::ensure_image();
+    let twin = dk::twin_uuid("jetson_power");
+    let name = format!("cyberwave-driver-{}-arm", &twin[..8]);
+    let _c = Cleanup(vec![name.clone()]);
+    dk::rm(&name);
+    let asset = format!("a55e7{}", &twin[5..]);
+    let backend = FakeBackend::start(TOKEN);
+    backend.add_environment(
+        ENV_UUID,
+        vec![json!({"uuid": twin, "name": "orin", "asset_uuid": asset,
+                    "environment_uuid": ENV_UUID, "metadata": {"edge_fingerprint": FINGERPRINT}})],
+    );
+    backend.add_asset(
+        json!({"uuid": asset, "metadata": {"drivers": {"default": {"services": [
+        {"name": "arm", "image": IMAGE, "privileged": false,
+         "env": {"DRIVER_MODE": "run", "CYBERWAVE_JETSON_NVP_MODEL": "02"}}]}}}}),
+    );
+    let broker = broker_for_token();
+    let mut dir = EdgeDir::standard(&backend.url(), broker.port);
+    let bin = dir.tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let calls = dir.tmp.path().join("nvpmodel-calls");
+    let fake = bin.join("nvpmodel");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\necho 'NVPM: mode set'\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = dir.tmp.path().join("nvpmodel.conf");
+    std::fs::write(
+        &conf,
+        "< PARAM TYPE=FILE NAME=CPU_ONLINE >\n<POWER_MODEL ID=0 NAME=MAXN>\n<POWER_MODEL ID=2 NAME=30W>\n",
+    )
+    .unwrap();
+    dir.set_env(
+        "PATH",
+        &format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+    dir.set_env("CYBERWAVE_NVPMODEL_CONF", conf.to_str().unwrap());
+    dir.set_env("CYBERWAVE_DRIVER_REMOVED_REVIVAL_SECONDS", "1");
+    let d = Daemon::start(&dir);
+    assert!(
+        wait_until(60 * SEC, || dk::inspect(&name)
+            .is_some_and(|i| i["State"]["Status"] == json!("running"))),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap_or_default(),
+        "-m 2\n"
+    );
+    assert!(
+        d.log().contains("Applied Jetson nvpmodel id 2"),
+        "{}",
+        d.log()
+    );
+    // A relaunch of the driver (removed under us, recreated after 1 s here) does not run it
+    // again: the mode is in force.
+    let first = dk::inspect(&name).unwrap()["Id"].clone();
+    dk::rm(&name);
+    assert!(
+        wait_until(60 * SEC, || dk::inspect(&name).is_some_and(|i| i["Id"]
+            != first
+            && i["State"]["Status"] == json!("running"))),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap_or_default(),
+        "-m 2\n"
+    );
+}

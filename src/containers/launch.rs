@@ -29,6 +29,9 @@ pub trait LaunchHooks: Send + Sync {
     /// One line of the pull's own output, `docker pull: <line>`, rate-bounded: a driver's go
     /// to its twin's `driverlog` only (not the journal, as the original).
     fn pull_line(&self, _spec: &ContainerSpec, _image: &str, _line: &str) {}
+    /// Once per batch, after the images and before any container is created (host-wide
+    /// settings a role applies for its containers: a Jetson power mode).
+    fn before_start(&self, _specs: &[&ContainerSpec]) {}
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +99,14 @@ impl Launcher {
                 handles.into_iter().filter_map(|h| h.join().ok()).collect()
             });
             resolved.extend(results);
+        }
+        let ready: Vec<&ContainerSpec> = jobs
+            .iter()
+            .filter(|j| matches!(resolved.get(&j.spec.image), Some(Ok(_))))
+            .map(|j| &j.spec)
+            .collect();
+        if !ready.is_empty() {
+            self.hooks.before_start(&ready);
         }
         // Create, start and probe in bounded parallel: the engine does the work, and a probe
         // mostly waits.

@@ -117,6 +117,18 @@ impl LaunchHooks for RoleHooks {
             h.pull_line(spec, image, line);
         }
     }
+
+    fn before_start(&self, specs: &[&ContainerSpec]) {
+        let mut roles: Vec<Role> = specs.iter().map(|s| s.role).collect();
+        roles.dedup();
+        for role in roles {
+            let mine: Vec<&ContainerSpec> =
+                specs.iter().copied().filter(|s| s.role == role).collect();
+            if let Some(h) = self.of(role) {
+                h.before_start(&mine);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,14 @@ pub fn flag_values<'a>(options: &'a [String], flags: &[&str]) -> Vec<&'a str> {
     out
 }
 
+/// The value of the last `--label key=value` for `key` among `options`.
+pub fn label_value<'a>(options: &'a [String], key: &str) -> Option<&'a str> {
+    flag_values(options, &["--label", "-l"])
+        .into_iter()
+        .rev()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+}
+
 /// `options` without the uses of `flag` whose value `drop` picks (both forms).
 pub fn without_flag_values(
     options: &[String],

@@ -28,6 +28,9 @@ pub struct DriverHooks {
     /// The engine and the robots claimed by launches under way (the conflict guard).
     pub docker: crate::docker::Docker,
     pub robots: super::conflict::Claims,
+    /// The Jetson power mode applied by this process, and the nvpmodel configuration.
+    pub nvp_applied: Mutex<Option<String>>,
+    pub nvp_conf: std::path::PathBuf,
 }
 
 impl LaunchHooks for DriverHooks {
@@ -81,6 +84,29 @@ impl LaunchHooks for DriverHooks {
 
     fn pull_progress(&self, spec: &ContainerSpec, patch: &serde_json::Value) {
         self.cards.pull(&self.alerts, spec, patch);
+    }
+
+    fn before_start(&self, specs: &[&ContainerSpec]) {
+        use super::jetson_power as jp;
+        let requests: Vec<&str> = specs
+            .iter()
+            .filter_map(|s| crate::docker::args::label_value(&s.options, jp::LABEL))
+            .collect();
+        match jp::resolve(requests) {
+            Err(ids) => log::error!(
+                "Conflicting {} values on one Jetson host: {ids}; preserving the current power mode",
+                jp::ENV
+            ),
+            Ok(None) => {}
+            Ok(Some(id)) => {
+                let Ok(mut applied) = self.nvp_applied.lock() else {
+                    return;
+                };
+                if applied.as_deref() != Some(id.as_str()) && jp::apply(&id, &self.nvp_conf) {
+                    *applied = Some(id);
+                }
+            }
+        }
     }
 
     fn pull_line(&self, spec: &ContainerSpec, image: &str, line: &str) {

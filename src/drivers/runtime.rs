@@ -72,6 +72,12 @@ impl Drivers {
             cards: cards.clone(),
             docker,
             robots: Default::default(),
+            nvp_applied: Default::default(),
+            nvp_conf: ctx
+                .forwarded
+                .get("CYBERWAVE_NVPMODEL_CONF")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| super::jetson_power::CONF.into()),
         };
         let role = RoleSetup {
             role: Role::Driver,

@@ -344,6 +344,16 @@ fn build_spec(
     o.extend(["--label".into(), format!("{LABEL_TWIN}={twin_uuid}")]);
     if let Some(s) = &svc.name {
         o.extend(["--label".into(), format!("{LABEL_SERVICE}={s}")]);
+        // A service's own Jetson power-mode request, for the launch to apply (host-wide).
+        if let Some(v) = svc.env.get(super::jetson_power::ENV)
+            && super::jetson_power::normalize(v).is_some()
+        {
+            let v: String = v.trim().chars().take(32).collect();
+            o.extend([
+                "--label".into(),
+                format!("{}={v}", super::jetson_power::LABEL),
+            ]);
+        }
     }
 
     // The hash covers everything that shapes the container; the token only as its digest.
