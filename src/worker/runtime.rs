@@ -224,24 +224,6 @@ impl Worker {
         &self.scope
     }
 
-    /// Asks for a workflow sync of the scope; merged with one already asked for (at most one
-    /// in flight and one waiting).
-    pub fn sync_now(&mut self) {
-        if !self.scope.is_empty() && self.sync_gate.request() {
-            self.send_sync();
-        }
-    }
-
-    fn send_sync(&self) {
-        let _ = self.jobs.send(PrepJob::Sync {
-            twins: self.scope.clone(),
-        });
-    }
-
-    pub fn remove_files(&self, filenames: Value) {
-        let _ = self.jobs.send(PrepJob::Remove { filenames });
-    }
-
     /// Docker told us whether it has an NVIDIA runtime.
     pub fn set_nvidia(&mut self, nvidia: bool, runtime: &mut Runtime) {
         if let Some(c) = &mut self.ctx

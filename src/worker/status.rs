@@ -1,11 +1,12 @@
-//! What the worker role tells `worker status` / `worker health` and the daemon's `status`, and
-//! the `worker start|stop|restart` verbs the CLI sends through the control socket (so the
-//! daemon's accounting, breaker and alerts stay right).
+//! What the worker role tells `worker status` / `worker health` and the daemon's `status`, the
+//! `worker start|stop|restart` verbs the CLI sends through the control socket (so the daemon's
+//! accounting, breaker and alerts stay right), and the twin commands' workflow sync and removal.
 
 use std::time::Instant;
 
 use serde_json::{Value, json};
 
+use super::prep::PrepJob;
 use super::runtime::{Models, Worker};
 use crate::containers::runtime::Runtime;
 use crate::models::store::Manifest;
@@ -130,5 +131,23 @@ impl Worker {
         let mut v = self.snapshot(runtime);
         v["accepted"] = json!(verb);
         v
+    }
+
+    /// Asks for a workflow sync of the scope; merged with one already asked for (at most one
+    /// in flight and one waiting).
+    pub fn sync_now(&mut self) {
+        if !self.scope.is_empty() && self.sync_gate.request() {
+            self.send_sync();
+        }
+    }
+
+    pub(super) fn send_sync(&self) {
+        let _ = self.jobs.send(PrepJob::Sync {
+            twins: self.scope.clone(),
+        });
+    }
+
+    pub fn remove_files(&self, filenames: Value) {
+        let _ = self.jobs.send(PrepJob::Remove { filenames });
     }
 }
