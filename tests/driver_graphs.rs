@@ -150,26 +150,14 @@ fn host_env_files_and_the_robot_conflict_guard() {
 /// host's nvpmodel configuration (a fake `nvpmodel` on PATH and a fake configuration here).
 #[test]
 fn a_service_power_mode_is_validated_and_applied_once() {
-    if !dk::available() {
+    let Some((_twin, name, backend, _c)) = crate::support::drivers::setup_profile(
+        "jetson_power",
+        Some("arm"),
+        json!({"default": {"services": [{"name": "arm", "image": IMAGE, "privileged": false,
+            "env": {"DRIVER_MODE": "run", "CYBERWAVE_JETSON_NVP_MODEL": "02"}}]}}),
+    ) else {
         return;
-    }
-    dk::ensure_image();
-    let twin = dk::twin_uuid("jetson_power");
-    let name = format!("cyberwave-driver-{}-arm", &twin[..8]);
-    let _c = Cleanup(vec![name.clone()]);
-    dk::rm(&name);
-    let asset = format!("a55e7{}", &twin[5..]);
-    let backend = FakeBackend::start(TOKEN);
-    backend.add_environment(
-        ENV_UUID,
-        vec![json!({"uuid": twin, "name": "orin", "asset_uuid": asset,
-                    "environment_uuid": ENV_UUID, "metadata": {"edge_fingerprint": FINGERPRINT}})],
-    );
-    backend.add_asset(
-        json!({"uuid": asset, "metadata": {"drivers": {"default": {"services": [
-        {"name": "arm", "image": IMAGE, "privileged": false,
-         "env": {"DRIVER_MODE": "run", "CYBERWAVE_JETSON_NVP_MODEL": "02"}}]}}}}),
-    );
+    };
     let broker = broker_for_token();
     let mut dir = EdgeDir::standard(&backend.url(), broker.port);
     let bin = dir.tmp.path().join("bin");

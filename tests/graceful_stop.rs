@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::docker::{self as dk, Cleanup, Events, IMAGE};
+use crate::support::docker::{self as dk, Events, IMAGE};
 use crate::support::drivers::*;
 use crate::support::*;
 use serde_json::json;
@@ -22,6 +22,16 @@ fn parked(broker_sub: &crate::support::broker::Subscriber, what: &str, log: &dyn
         "{what}: the driver's `parked` line never reached driverlog\n{}",
         log()
     );
+}
+
+/// The new container's first line reached driverlog: it is followed (and has set its trap).
+fn started(logs: &crate::support::broker::Subscriber, log: &dyn Fn() -> String) {
+    let line = logs.wait_for(15 * SEC, |_, p| {
+        p["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("starting for twin"))
+    });
+    assert!(line.is_some(), "{}", log());
 }
 
 /// Waits until `name` runs as a container other than `old`; returns its id.
@@ -73,14 +83,7 @@ fn a_leftover_a_spec_change_and_a_remote_restart_all_stop_the_driver_gracefully(
     let first = replaced(&name, &leftover, 60 * SEC, &log);
     events.assert_graceful(&leftover, "stale leftover");
     // Followed: its first line reached driverlog.
-    assert!(
-        logs.wait_for(15 * SEC, |_, p| p["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("starting for twin")))
-            .is_some(),
-        "{}",
-        d.log()
-    );
+    started(&logs, &log);
 
     // The backend changes the driver's profile: the spec differs, the driver is recreated.
     let asset = format!("a55e7{}", &twin[5..]);
@@ -95,14 +98,7 @@ fn a_leftover_a_spec_change_and_a_remote_restart_all_stop_the_driver_gracefully(
         dk::env_of(&name).iter().any(|e| e == "ARM_SPEED=2"),
         "the new spec runs"
     );
-    assert!(
-        logs.wait_for(15 * SEC, |_, p| p["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("starting for twin")))
-            .is_some(),
-        "{}",
-        d.log()
-    );
+    started(&logs, &log);
 
     // The dashboard asks for a remote restart: our containers are recreated.
     let card = request_restart(&backend, &broker, "graceful-r1");
@@ -124,28 +120,14 @@ fn a_leftover_a_spec_change_and_a_remote_restart_all_stop_the_driver_gracefully(
 
 #[test]
 fn a_driver_that_ignores_sigterm_is_killed_only_after_its_stop_timeout() {
-    if !dk::available() {
+    let Some((_twin, name, backend, _c)) = setup_profile(
+        "graceful_stubborn",
+        Some("arm"),
+        json!({"default": {"services": [{"name": "arm", "image": IMAGE, "privileged": false,
+            "stop_timeout_s": 3, "env": {"DRIVER_MODE": "stubborn"}}]}}),
+    ) else {
         return;
-    }
-    dk::ensure_image();
-    let twin = dk::twin_uuid("graceful_stubborn");
-    let name = format!("cyberwave-driver-{}-arm", &twin[..8]);
-    let _c = Cleanup(vec![name.clone()]);
-    dk::rm(&name);
-    let asset = format!("a55e7{}", &twin[5..]);
-    let backend = FakeBackend::start(TOKEN);
-    backend.add_environment(
-        ENV_UUID,
-        vec![
-            json!({"uuid": twin, "name": "stubborn", "asset_uuid": asset,
-                    "environment_uuid": ENV_UUID, "metadata": {"edge_fingerprint": FINGERPRINT}}),
-        ],
-    );
-    backend.add_asset(
-        json!({"uuid": asset, "metadata": {"drivers": {"default": {"services": [
-        {"name": "arm", "image": IMAGE, "privileged": false, "stop_timeout_s": 3,
-         "env": {"DRIVER_MODE": "stubborn"}}]}}}}),
-    );
+    };
     let broker = broker_for_token();
     let dir = EdgeDir::standard(&backend.url(), broker.port);
     let events = Events::watch(&[&name]);

@@ -62,25 +62,14 @@ fn a_burst_of_sync_workflows_costs_the_backend_a_handful_of_fetches() {
 #[test]
 fn a_failed_docker_call_is_reported_with_its_reason() {
     use crate::support::docker as dk;
-    if !dk::available() {
+    let Some((twin, _name, backend, _c)) = crate::support::drivers::setup_profile(
+        "hostile_docker_error",
+        None,
+        json!({"default": {"docker_image": dk::IMAGE, "privileged": false,
+            "params": ["--bogus-flag"]}}),
+    ) else {
         return;
-    }
-    dk::ensure_image();
-    let twin = dk::twin_uuid("hostile_docker_error");
-    let name = format!("cyberwave-driver-{}", &twin[..8]);
-    let _c = dk::Cleanup(vec![name.clone()]);
-    dk::rm(&name);
-    let asset = format!("a55e7{}", &twin[5..]);
-    let backend = FakeBackend::start(TOKEN);
-    backend.add_environment(
-        ENV_UUID,
-        vec![
-            json!({"uuid": twin, "name": "bad flag", "asset_uuid": asset,
-                    "environment_uuid": ENV_UUID, "metadata": {"edge_fingerprint": FINGERPRINT}}),
-        ],
-    );
-    backend.add_asset(json!({"uuid": asset, "metadata": {"drivers": {"default": {
-        "docker_image": dk::IMAGE, "privileged": false, "params": ["--bogus-flag"]}}}}));
+    };
     let broker = broker_for_token();
     let dir = EdgeDir::standard(&backend.url(), broker.port);
     let d = Daemon::start(&dir);

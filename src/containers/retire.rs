@@ -71,20 +71,8 @@ mod tests {
 
     fn info(status: &str, running: bool, timeout: Option<u64>) -> Inspect {
         Inspect {
-            id: "id".into(),
-            name: "c".into(),
-            status: status.into(),
-            running,
-            exit_code: 0,
-            restart_count: 0,
-            started_at: String::new(),
-            finished_at: String::new(),
-            image: String::new(),
-            labels: Default::default(),
-            env: Vec::new(),
-            mounts: Vec::new(),
-            restart_policy: "no".into(),
             stop_timeout_s: timeout,
+            ..Inspect::example(status, running)
         }
     }
 

@@ -105,6 +105,29 @@ pub struct Inspect {
     pub stop_timeout_s: Option<u64>,
 }
 
+#[cfg(test)]
+impl Inspect {
+    /// A container in `status` for unit tests; other fields empty or Docker's defaults.
+    pub fn example(status: &str, running: bool) -> Self {
+        Inspect {
+            id: "id".into(),
+            name: "c".into(),
+            status: status.into(),
+            running,
+            exit_code: 0,
+            restart_count: 0,
+            started_at: String::new(),
+            finished_at: String::new(),
+            image: String::new(),
+            labels: BTreeMap::new(),
+            env: Vec::new(),
+            mounts: Vec::new(),
+            restart_policy: "no".into(),
+            stop_timeout_s: None,
+        }
+    }
+}
+
 pub fn parse_inspect(v: &Value) -> Result<Inspect, String> {
     let s = |p: &str| {
         v.pointer(p)

@@ -189,21 +189,15 @@ mod tests {
     }
 
     fn other(name: &str, twin: &str, running: bool, env: &[&str]) -> Inspect {
+        let status = if running { "running" } else { "exited" };
         Inspect {
             id: name.into(),
             name: name.into(),
-            status: if running { "running" } else { "exited" }.into(),
-            running,
-            exit_code: 0,
-            restart_count: 0,
-            started_at: String::new(),
-            finished_at: String::new(),
             image: "x".into(),
             labels: BTreeMap::from([("twin".to_string(), twin.to_string())]),
             env: env.iter().map(|e| e.to_string()).collect(),
-            mounts: Vec::new(),
             restart_policy: String::new(),
-            stop_timeout_s: None,
+            ..Inspect::example(status, running)
         }
     }
 

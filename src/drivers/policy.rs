@@ -70,16 +70,7 @@ impl LaunchHooks for DriverHooks {
         } else if message.starts_with("docker pull completed") {
             self.cards.phase(&self.alerts, spec, "pull_complete");
         }
-        if let Some(m) = self.mqtt.get() {
-            let p = logs::payload(
-                message,
-                logs::detect_level(message),
-                base_name(spec),
-                Some(image),
-                crate::epoch_seconds(),
-            );
-            m.publish_json(&topics::driverlog(m.prefix(), &spec.owner), p);
-        }
+        self.publish_pull(spec, image, message);
     }
 
     fn pull_progress(&self, spec: &ContainerSpec, patch: &serde_json::Value) {
@@ -110,10 +101,17 @@ impl LaunchHooks for DriverHooks {
     }
 
     fn pull_line(&self, spec: &ContainerSpec, image: &str, line: &str) {
+        self.publish_pull(spec, image, line);
+    }
+}
+
+impl DriverHooks {
+    /// A pull message on the twin's `driverlog`, under its base driver container name.
+    fn publish_pull(&self, spec: &ContainerSpec, image: &str, message: &str) {
         if let Some(m) = self.mqtt.get() {
             let p = logs::payload(
-                line,
-                logs::detect_level(line),
+                message,
+                logs::detect_level(message),
                 base_name(spec),
                 Some(image),
                 crate::epoch_seconds(),

@@ -82,3 +82,33 @@ pub fn request_restart(backend: &FakeBackend, broker: &Broker, request_id: &str)
     );
     alert
 }
+
+/// One twin linked to this edge on the real engine, whose asset's driver profile is `drivers`
+/// (its `metadata.drivers`): (twin, container name — `-<service>` appended when given —,
+/// backend, clean-up). None without Docker.
+pub fn setup_profile(
+    test: &str,
+    service: Option<&str>,
+    drivers: Value,
+) -> Option<(String, String, FakeBackend, Cleanup)> {
+    if !dk::available() {
+        return None;
+    }
+    dk::ensure_image();
+    let twin = dk::twin_uuid(test);
+    let name = match service {
+        Some(s) => format!("{}-{s}", container(&twin)),
+        None => container(&twin),
+    };
+    let cleanup = Cleanup(vec![name.clone()]);
+    dk::rm(&name);
+    let asset = format!("a55e7{}", &twin[5..]);
+    let b = FakeBackend::start(TOKEN);
+    b.add_environment(
+        ENV_UUID,
+        vec![json!({"uuid": twin, "name": test, "asset_uuid": asset,
+                    "environment_uuid": ENV_UUID, "metadata": {"edge_fingerprint": FINGERPRINT}})],
+    );
+    b.add_asset(json!({"uuid": asset, "metadata": {"drivers": drivers}}));
+    Some((twin, name, b, cleanup))
+}

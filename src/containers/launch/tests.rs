@@ -380,20 +380,10 @@ fn a_registry_refusing_stored_credentials_gets_one_anonymous_retry() {
 fn the_probe_judges_as_the_original() {
     let info = |status: &str, running: bool, code: i64, restarts: u64, policy: &str| {
         crate::docker::Inspect {
-            id: "id".into(),
-            name: "c".into(),
-            status: status.into(),
-            running,
             exit_code: code,
             restart_count: restarts,
-            started_at: String::new(),
-            finished_at: String::new(),
-            image: String::new(),
-            labels: Default::default(),
-            env: Vec::new(),
-            mounts: Vec::new(),
             restart_policy: policy.into(),
-            stop_timeout_s: None,
+            ..crate::docker::Inspect::example(status, running)
         }
     };
     let rows = [
