@@ -19,6 +19,7 @@ mod edge_hostile;
 mod graceful_stop;
 mod hostile_paths;
 mod identity;
+mod layers;
 mod models;
 mod network_lines;
 mod pulls;

@@ -1,0 +1,160 @@
+//! The house stays as it is drawn: a lower layer never imports a higher one. Read from the
+//! source as text (every `crate::name` and `crate::{a, b}` path), so a new arrow up fails the
+//! test command before it lands.
+
+use std::path::{Path, PathBuf};
+
+/// Each layer (a folder under `src/`, or a file) and the modules it must never import.
+const RULES: &[(&str, &[&str])] = &[
+    // The floor: files, settings, processes.
+    (
+        "config",
+        &[
+            "docker",
+            "containers",
+            "backend",
+            "mqtt",
+            "drivers",
+            "worker",
+            "bus",
+            "edge",
+            "control",
+            "cloud_node",
+            "health",
+            "twinsync",
+            "alerts",
+            "models",
+        ],
+    ),
+    (
+        "docker",
+        &[
+            "containers",
+            "drivers",
+            "worker",
+            "bus",
+            "edge",
+            "control",
+            "cloud_node",
+            "health",
+            "twinsync",
+            "alerts",
+            "models",
+        ],
+    ),
+    // The runtime every role stands on knows containers, never twins, MQTT or alerts.
+    (
+        "containers",
+        &[
+            "drivers",
+            "worker",
+            "bus",
+            "edge",
+            "control",
+            "cloud_node",
+            "mqtt",
+            "alerts",
+            "twinsync",
+            "backend",
+        ],
+    ),
+    (
+        "backend",
+        &["drivers", "worker", "bus", "edge", "control", "cloud_node"],
+    ),
+    (
+        "mqtt",
+        &["drivers", "worker", "bus", "edge", "control", "cloud_node"],
+    ),
+    // Roles never reach up into the daemon or its control surface.
+    ("drivers", &["edge", "control", "cloud_node"]),
+    ("worker", &["edge", "control", "cloud_node"]),
+    ("bus", &["edge", "control", "cloud_node"]),
+    (
+        "models",
+        &["edge", "control", "drivers", "worker", "cloud_node"],
+    ),
+    (
+        "twinsync",
+        &["edge", "control", "drivers", "worker", "cloud_node"],
+    ),
+    ("health", &["edge", "control", "cloud_node"]),
+];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The top-level module names a source imports through `crate::`.
+fn crate_imports(text: &str) -> Vec<String> {
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (at, _) in text.match_indices("crate::") {
+        let rest = &text[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // `crate::{a, b::c, d}`: the names at the group's top level.
+            let mut depth = 0;
+            let mut start = true;
+            for (i, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => start = true,
+                    c if start && (c.is_ascii_alphabetic() || c == '_') => {
+                        out.push(ident(&group[i..]));
+                        start = false;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            out.push(ident(rest));
+        }
+    }
+    out
+}
+
+#[test]
+fn no_layer_imports_a_higher_one() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut arrows_up = Vec::new();
+    for (layer, forbidden) in RULES {
+        let mut files = Vec::new();
+        rust_files(&src.join(layer), &mut files);
+        let single = src.join(format!("{layer}.rs"));
+        if single.exists() {
+            files.push(single);
+        }
+        assert!(!files.is_empty(), "layer {layer} has no source");
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for m in crate_imports(&text) {
+                if forbidden.contains(&m.as_str()) {
+                    arrows_up.push(format!("{} imports crate::{m}", f.display()));
+                }
+            }
+        }
+    }
+    assert!(arrows_up.is_empty(), "arrows up:\n{}", arrows_up.join("\n"));
+}
+
+#[test]
+fn the_guard_sees_every_import_form() {
+    let text = "use crate::docker::Docker;\nuse crate::{config::{self, X}, edge, mqtt::topics};\nlet x = crate::worker::spec::f();";
+    assert_eq!(
+        crate_imports(text),
+        ["docker", "config", "edge", "mqtt", "worker"]
+    );
+}
