@@ -1,11 +1,13 @@
 //! The ML worker role: workflow files synced from the cloud (`sync`), the worker container's
-//! spec (`spec`) and settings, its health and restart accounting (`health`), the watch on
-//! `workers/` (`watch`), and the role on the container runtime (`runtime`).
+//! spec (`spec`) and settings, its health and restart accounting (`health`), the hot-reload
+//! rule (`reload`; the watch on `workers/` is the crate's `watch`), and the role on the
+//! container runtime (`runtime`).
 
 pub mod cards;
 pub mod health;
 pub mod policy;
 pub mod prep;
+pub mod reload;
 pub mod runtime;
 pub mod settings;
 pub mod spec;

@@ -487,43 +487,46 @@ impl Worker {
         self.reconcile(runtime);
     }
 
-    /// A pending reload goes when the cooldown and the breaker allow.
+    /// A pending reload goes when the container runs and the breaker and cooldown allow
+    /// ([`super::reload::decide`]).
     fn process_reload(&mut self, runtime: &mut Runtime) {
-        if self.reload_pending.is_none() || matches!(self.models, Models::Checking(_)) {
-            return;
-        }
+        use super::reload::{Inputs, Step, decide};
         let name = self.name().unwrap_or_default();
-        if runtime
-            .observed_state(&name)
-            .is_none_or(|e| e.state != "running")
-        {
-            if !self.wanted {
-                self.reload_pending = None;
-            }
-            return;
-        }
         let now = Instant::now();
-        if self.history.tripped(now) {
-            if !self.breaker_logged {
-                log::warn!(
-                    "worker circuit breaker tripped ({} restarts in 5 min): automatic restarts suppressed",
-                    self.history.recent(now)
-                );
-                self.breaker_logged = true;
+        let inputs = Inputs {
+            pending: self.reload_pending.is_some(),
+            checking_models: matches!(self.models, Models::Checking(_)),
+            running: runtime
+                .observed_state(&name)
+                .is_some_and(|e| e.state == "running"),
+            wanted: self.wanted,
+            tripped: self.history.tripped(now),
+            cooldown_left: self.last_auto_restart.map(|t| {
+                self.tuning
+                    .reload_cooldown
+                    .saturating_sub(now.duration_since(t))
+            }),
+        };
+        match decide(&inputs) {
+            Step::Nothing | Step::WaitForRun => {}
+            Step::Drop => self.reload_pending = None,
+            Step::Suppressed => {
+                if !self.breaker_logged {
+                    log::warn!(
+                        "worker circuit breaker tripped ({} restarts in 5 min): automatic restarts suppressed",
+                        self.history.recent(now)
+                    );
+                    self.breaker_logged = true;
+                }
             }
-            return;
+            Step::Cooldown => self.breaker_logged = false,
+            Step::Reload => {
+                self.breaker_logged = false;
+                self.reload_pending = None;
+                self.models = Models::Checking(ModelsFor::Reload);
+                let _ = self.jobs.send(PrepJob::Models(ModelsFor::Reload));
+            }
         }
-        self.breaker_logged = false;
-        if self
-            .last_auto_restart
-            .is_some_and(|t| now.duration_since(t) < self.tuning.reload_cooldown)
-        {
-            return;
-        }
-        self.reload_pending = None;
-        self.models = Models::Checking(ModelsFor::Reload);
-        let _ = self.jobs.send(PrepJob::Models(ModelsFor::Reload));
-        let _ = runtime;
     }
 
     /// Restarts a running worker (reload, `worker restart`); starts it when it is not running.
@@ -571,14 +574,12 @@ impl Worker {
         if self.reload_pending.is_some() {
             let cooldown_end = self
                 .last_auto_restart
-                .map(|t| t + self.tuning.reload_cooldown)
-                .filter(|t| *t > now);
-            due.push(match (self.history.rearms_at(now), cooldown_end) {
-                (Some(rearm), _) => rearm,
-                (None, Some(end)) => end,
-                // Waiting for the container to run.
-                (None, None) => now + Duration::from_millis(500),
-            });
+                .map(|t| t + self.tuning.reload_cooldown);
+            due.push(super::reload::next_look(
+                now,
+                self.history.rearms_at(now),
+                cooldown_end,
+            ));
         }
         if !self.wanted && !self.files.is_empty() && self.models == Models::Ready {
             due.push(self.boot + self.tuning.driver_wait);
