@@ -207,7 +207,14 @@ fn a_service_power_mode_is_validated_and_applied_once() {
         d.log()
     );
     // A relaunch of the driver (removed under us, recreated after 1 s here) does not run it
-    // again: the mode is in force.
+    // again: the mode is in force. (Removed once the daemon has it as running.)
+    let (_, s) = dir.wait_status(30 * SEC, |_, s| {
+        crate::support::drivers::driver_state(s, &name).as_deref() == Some("running")
+    });
+    assert_eq!(
+        crate::support::drivers::driver_state(&s, &name).as_deref(),
+        Some("running")
+    );
     let first = dk::inspect(&name).unwrap()["Id"].clone();
     dk::rm(&name);
     assert!(

@@ -247,7 +247,16 @@ impl Launcher {
                         Verdict::Wait => {}
                     }
                 }
-                Ok(None) => last = "removed".into(),
+                // Removed under us after it was there: nothing left to wait for.
+                Ok(None) if last != "none" => {
+                    return Probe::Done(Err(LaunchFailure {
+                        phase: "container_unhealthy",
+                        message: format!(
+                            "{name} was removed while it started (last state: {last})"
+                        ),
+                    }));
+                }
+                Ok(None) => {}
                 Err(e) => last = e.to_string(),
             }
             std::thread::sleep(pause);
