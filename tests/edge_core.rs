@@ -324,11 +324,15 @@ fn offline_backend_at_boot_runs_from_cache_and_registers_later() {
     let backend = backend_with_twins();
     let broker = broker_for_token();
     let dir = EdgeDir::standard(&backend.url(), broker.port);
-    // First run online: fills the desired-state cache.
+    // First run online: fills the desired-state cache (written before the daemon takes the
+    // answer, so `source: backend` in status means it is on disk; `healthy` alone does not).
     {
         let mut d = Daemon::start(&dir);
-        let (code, _) = dir.wait_status(15 * SEC, |c, _| c == 0);
+        let (code, s) = dir.wait_status(15 * SEC, |c, s| {
+            c == 0 && s["twins"]["source"] == json!("backend")
+        });
         assert_eq!(code, 0, "{}", d.log());
+        assert_eq!(s["twins"]["source"], json!("backend"), "{}", d.log());
         d.signal(libc::SIGTERM);
         assert_eq!(d.wait_exit(5 * SEC).and_then(|s| s.code()), Some(0));
     }
