@@ -101,59 +101,18 @@ pub fn run_ops(
                 images,
                 volumes_of,
                 sd_card_threshold,
-            } => {
-                let root = crate::docker::data_root(docker.bin());
-                let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-                let device = super::cleanup::device_of(&mounts, &root);
-                let used = crate::fsutil::disk_percent(&root);
-                if super::cleanup::deferred_on_sd_card(device.as_deref(), used, sd_card_threshold) {
-                    log::info!(
-                        "cleanup deferred: Docker data root {} is on an SD card ({:?}% used)",
-                        root.display(),
-                        used
-                    );
-                    continue;
-                }
-                let mut result = Ok(());
-                for c in &containers {
-                    log::info!("cleanup: removing stopped container {c} (no twin wants it)");
-                    if let Err(e) = super::retire::retire(engine, c) {
-                        result = Err(e);
-                    }
-                }
-                for i in &images {
-                    // Refused by Docker while any container uses it: that is the point.
-                    match engine.remove_image(i) {
-                        Ok(_) => log::info!("cleanup: removed image {i} (no driver uses it)"),
-                        Err(e) => log::debug!("cleanup: image {i} kept: {e}"),
-                    }
-                }
-                if let Some(owner) = volumes_of {
-                    prune_volumes(engine, &owner);
-                }
-                ExecEvent::OpDone {
-                    name: "cleanup".into(),
-                    what: "cleanup",
-                    result,
-                }
-            }
-            Op::StopLooping { name } => {
-                let info = engine.inspect(&name).ok().flatten();
-                let restart_count = info.as_ref().map(|i| i.restart_count);
-                // Its own grace period, as any stop of ours (the original's 30 s was the CLI's
-                // deadline, not the container's).
-                let timeout_s = info
-                    .as_ref()
-                    .and_then(|i| i.stop_timeout_s)
-                    .unwrap_or(super::retire::DEFAULT_STOP_TIMEOUT_S)
-                    .min(super::retire::MAX_STOP_TIMEOUT_S);
-                let _ = engine.set_restart_policy(&name, "no");
-                ExecEvent::LoopStopped {
-                    result: engine.stop(&name, timeout_s),
-                    name,
-                    restart_count,
-                }
-            }
+            } => match cleanup(
+                engine,
+                docker,
+                &containers,
+                &images,
+                volumes_of,
+                sd_card_threshold,
+            ) {
+                Some(ev) => ev,
+                None => continue,
+            },
+            Op::StopLooping { name } => stop_loop(engine, name),
             Op::Restart { name, timeout_s } => {
                 let result = engine
                     .stop(&name, timeout_s)
@@ -186,6 +145,70 @@ pub fn run_ops(
         if !emit(ev) {
             return;
         }
+    }
+}
+
+/// Removes stale containers (gracefully), images and our unused volumes, unless the data root
+/// is on an SD card with room (then `None`: deferred, nothing to report).
+fn cleanup(
+    engine: &dyn Engine,
+    docker: &Docker,
+    containers: &[String],
+    images: &[String],
+    volumes_of: Option<String>,
+    sd_card_threshold: f64,
+) -> Option<ExecEvent> {
+    let root = crate::docker::data_root(docker.bin());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let device = super::cleanup::device_of(&mounts, &root);
+    let used = crate::fsutil::disk_percent(&root);
+    if super::cleanup::deferred_on_sd_card(device.as_deref(), used, sd_card_threshold) {
+        log::info!(
+            "cleanup deferred: Docker data root {} is on an SD card ({:?}% used)",
+            root.display(),
+            used
+        );
+        return None;
+    }
+    let mut result = Ok(());
+    for c in containers {
+        log::info!("cleanup: removing stopped container {c} (no twin wants it)");
+        if let Err(e) = super::retire::retire(engine, c) {
+            result = Err(e);
+        }
+    }
+    for i in images {
+        // Refused by Docker while any container uses it: that is the point.
+        match engine.remove_image(i) {
+            Ok(_) => log::info!("cleanup: removed image {i} (no driver uses it)"),
+            Err(e) => log::debug!("cleanup: image {i} kept: {e}"),
+        }
+    }
+    if let Some(owner) = volumes_of {
+        prune_volumes(engine, &owner);
+    }
+    Some(ExecEvent::OpDone {
+        name: "cleanup".into(),
+        what: "cleanup",
+        result,
+    })
+}
+
+/// A restart loop: no restart policy any more, then a stop with the container's own grace
+/// period (the original's 30 s was the CLI's deadline, not the container's). Docker's restart
+/// count is read before the stop.
+fn stop_loop(engine: &dyn Engine, name: String) -> ExecEvent {
+    let info = engine.inspect(&name).ok().flatten();
+    let restart_count = info.as_ref().map(|i| i.restart_count);
+    let timeout_s = info
+        .as_ref()
+        .map(super::retire::grace_period)
+        .unwrap_or(super::retire::DEFAULT_STOP_TIMEOUT_S);
+    let _ = engine.set_restart_policy(&name, "no");
+    ExecEvent::LoopStopped {
+        result: engine.stop(&name, timeout_s),
+        name,
+        restart_count,
     }
 }
 

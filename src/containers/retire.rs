@@ -15,15 +15,19 @@ pub const DEFAULT_STOP_TIMEOUT_S: u64 = 10;
 /// executor (and every other container operation behind it) for that day.
 pub const MAX_STOP_TIMEOUT_S: u64 = 600;
 
+/// A container's own grace period: its `StopTimeout`, Docker's default when it set none,
+/// at most [`MAX_STOP_TIMEOUT_S`]. Every stop of ours gives it.
+pub fn grace_period(info: &Inspect) -> u64 {
+    info.stop_timeout_s
+        .unwrap_or(DEFAULT_STOP_TIMEOUT_S)
+        .min(MAX_STOP_TIMEOUT_S)
+}
+
 /// The grace period to give `info`'s container before it is removed, or `None` when nothing
 /// runs in it (created, exited, dead: `rm -f` kills nothing).
 pub fn stop_first(info: &Inspect) -> Option<u64> {
     let live = info.running || matches!(info.status.as_str(), "running" | "restarting" | "paused");
-    live.then(|| {
-        info.stop_timeout_s
-            .unwrap_or(DEFAULT_STOP_TIMEOUT_S)
-            .min(MAX_STOP_TIMEOUT_S)
-    })
+    live.then(|| grace_period(info))
 }
 
 /// How a container left.
