@@ -54,6 +54,15 @@ pub fn init(level: &str) {
     let _ = b.try_init();
 }
 
+/// A line on stderr exactly as given, without our log prefix: what the original `print`ed
+/// there (a driver's own lines, the network-interfaces line), so `journalctl -u
+/// cyberwave-edge-core` shows them as it did. A closed stderr is not an error.
+pub fn verbatim(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(line.as_bytes());
+    let _ = err.write_all(b"\n");
+}
+
 /// The original's `%(asctime)s.%(msecs)03d` with `datefmt="%Y-%m-%d %H:%M:%S UTC"` in UTC:
 /// `2026-12-03 08:36:26 UTC.075` (the milliseconds after `UTC`, exactly as Python renders
 /// it), from an RFC 3339 UTC timestamp with milliseconds.

@@ -315,15 +315,6 @@ fn raise_health(alerts: &AlertSink, spec: &DriverSpec, name: &str, status: &str)
     );
 }
 
-/// A driver's line on our stderr exactly as the driver wrote it (so `journalctl -u
-/// cyberwave-edge-core` shows it as the original did); a closed stderr is not an error.
-fn echo_verbatim(line: &str) {
-    use std::io::Write;
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(line.as_bytes());
-    let _ = err.write_all(b"\n");
-}
-
 /// Where a driver's log lines go: every non-blank line to our stderr verbatim, and to
 /// `driverlog` on MQTT (when linked) rate-limited, with a report of what the limit dropped.
 fn driver_log_sink(
@@ -373,7 +364,7 @@ fn driver_log_sink(
                 }
                 // The journal gets every line, verbatim (the original's `print` to stderr);
                 // the rate limit is MQTT's alone.
-                echo_verbatim(line);
+                crate::logging::verbatim(line);
                 if limit.allow(now) {
                     publish(line, logs::detect_level(line));
                 }

@@ -92,10 +92,7 @@ fn network_lines(state: &mut State, twins: &[String], interfaces: &[Value]) {
         return;
     }
     let line = message(&nics);
-    {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
-    }
+    crate::logging::verbatim(&line);
     // Recorded only for a connected link: a line is never lost to a broker outage.
     if !state.mqtt.is_connected() {
         return;
