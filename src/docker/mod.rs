@@ -6,9 +6,9 @@ pub mod api;
 pub mod args;
 mod error;
 pub mod pull;
+mod pulling;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -433,119 +433,6 @@ impl Docker {
         self.run(&["update", &p, name], INSPECT_TIMEOUT).map(|_| ())
     }
 
-    /// `docker pull`, calling `on_line` for each progress line (`\r` and `\n` split, repeats
-    /// dropped). Bounded by [`PULL_TIMEOUT`].
-    /// `docker pull`, each output line to `on_line`; `anonymous`: with a private, empty
-    /// `DOCKER_CONFIG` for this one pull, so no stored credentials are sent.
-    pub fn pull(
-        &self,
-        image: &str,
-        anonymous: bool,
-        on_line: impl FnMut(&str),
-    ) -> Result<(), DockerError> {
-        let command = format!("docker pull {image}");
-        let mut cmd = Command::new(&self.bin);
-        let config = if anonymous {
-            let dir = empty_docker_config().map_err(|e| DockerError::Spawn {
-                command: command.clone(),
-                detail: format!("cannot make an empty DOCKER_CONFIG: {e}"),
-            })?;
-            cmd.env("DOCKER_CONFIG", dir.path());
-            Some(dir)
-        } else {
-            None
-        };
-        let result = self.pull_with(cmd, image, &command, on_line);
-        drop(config);
-        result
-    }
-
-    fn pull_with(
-        &self,
-        mut cmd: Command,
-        image: &str,
-        command: &str,
-        mut on_line: impl FnMut(&str),
-    ) -> Result<(), DockerError> {
-        let command = command.to_string();
-        let mut child = cmd
-            .args(["pull", image])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| DockerError::Spawn {
-                command: command.clone(),
-                detail: e.to_string(),
-            })?;
-        let (tx, rx) = crossbeam_channel::unbounded::<Option<String>>();
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let err_buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        {
-            let err_buf = err_buf.clone();
-            std::thread::spawn(move || {
-                if let Some(e) = stderr {
-                    let mut s = String::new();
-                    let _ = std::io::Read::read_to_string(&mut BufReader::new(e), &mut s);
-                    if let Ok(mut b) = err_buf.lock() {
-                        *b = s;
-                    }
-                }
-            });
-        }
-        std::thread::spawn(move || {
-            if let Some(o) = stdout {
-                for chunk in BufReader::new(o).split(b'\n') {
-                    let Ok(chunk) = chunk else { break };
-                    for part in String::from_utf8_lossy(&chunk).split('\r') {
-                        let _ = tx.send(Some(part.to_string()));
-                    }
-                }
-            }
-            let _ = tx.send(None);
-        });
-        let deadline = std::time::Instant::now() + PULL_TIMEOUT;
-        let mut last = String::new();
-        loop {
-            match rx.recv_deadline(deadline) {
-                Ok(Some(line)) => {
-                    let line = line.trim_end().to_string();
-                    if !line.is_empty() && line != last {
-                        on_line(&line);
-                        last = line;
-                    }
-                }
-                Ok(None) => break,
-                Err(_) => {
-                    kill(&mut child);
-                    return Err(DockerError::TimedOut {
-                        command,
-                        after: PULL_TIMEOUT,
-                    });
-                }
-            }
-        }
-        let status = child.wait().map_err(|e| DockerError::Spawn {
-            command: command.clone(),
-            detail: e.to_string(),
-        })?;
-        if status.success() {
-            Ok(())
-        } else {
-            std::thread::sleep(Duration::from_millis(20));
-            let message = err_buf
-                .lock()
-                .map(|b| error_summary(&b))
-                .unwrap_or_default();
-            Err(DockerError::Failed {
-                command,
-                code: status.code(),
-                message,
-            })
-        }
-    }
-
     /// A long-lived `docker events` child for our containers (one JSON object per line).
     pub fn events(&self) -> std::io::Result<Child> {
         Command::new(&self.bin)
@@ -593,7 +480,7 @@ impl Docker {
     }
 }
 
-fn kill(child: &mut Child) {
+pub(super) fn kill(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -603,36 +490,6 @@ fn describe(args: &[&str]) -> String {
     let shown: Vec<&str> = args.iter().take(6).copied().collect();
     let more = if args.len() > 6 { " …" } else { "" };
     format!("docker {}{more}", shown.join(" "))
-}
-
-/// Docker's message: the last non-empty stderr line (the useful one).
-/// A private, empty directory (0700) removed when dropped: the `DOCKER_CONFIG` of an
-/// anonymous pull.
-struct TempConfig(std::path::PathBuf);
-
-impl TempConfig {
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempConfig {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn empty_docker_config() -> std::io::Result<TempConfig> {
-    use std::os::unix::fs::DirBuilderExt;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "cyberwave-anonymous-pull-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::DirBuilder::new().mode(0o700).create(&path)?;
-    Ok(TempConfig(path))
 }
 
 #[cfg(test)]
