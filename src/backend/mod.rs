@@ -34,6 +34,46 @@ pub struct Backend {
 /// requires `cyberwave>=0.7.3`), so a backend gating on SDK versions treats us like it.
 pub const SDK_CONTRACT_VERSION: &str = "0.7.4";
 
+/// What an answer means: its JSON on 2xx (`null` when empty), else the error its status names.
+fn answer(
+    endpoint: String,
+    status: u16,
+    retry_after: Option<Duration>,
+    text: &str,
+) -> Result<Value, BackendError> {
+    match status {
+        200..=299 => {
+            if text.trim().is_empty() {
+                return Ok(Value::Null);
+            }
+            serde_json::from_str(text).map_err(|e| BackendError::BadResponse {
+                endpoint,
+                status,
+                detail: format!("invalid JSON: {e}"),
+                snippet: snippet(text),
+            })
+        }
+        401 | 403 => Err(BackendError::Unauthorized { endpoint, status }),
+        404 => Err(BackendError::NotFound { endpoint }),
+        408 | 425 | 429 => Err(BackendError::Throttled {
+            endpoint,
+            status,
+            retry_after,
+        }),
+        500..=599 => Err(BackendError::Server {
+            endpoint,
+            status,
+            snippet: snippet(text),
+        }),
+        _ => Err(BackendError::BadResponse {
+            endpoint,
+            status,
+            detail: "unexpected status".into(),
+            snippet: snippet(text),
+        }),
+    }
+}
+
 /// The original's deadlines for edge-sync (30 s: a twin with many workflows answers slowly)
 /// and for model catalog lookups (5 s).
 pub const EDGE_SYNC_DEADLINE: Duration = Duration::from_secs(30);
@@ -213,37 +253,7 @@ impl Backend {
                     e => format!("reading the response body: {e}"),
                 },
             })?;
-        match status {
-            200..=299 => {
-                if text.trim().is_empty() {
-                    return Ok(Value::Null);
-                }
-                serde_json::from_str(&text).map_err(|e| BackendError::BadResponse {
-                    endpoint,
-                    status,
-                    detail: format!("invalid JSON: {e}"),
-                    snippet: snippet(&text),
-                })
-            }
-            401 | 403 => Err(BackendError::Unauthorized { endpoint, status }),
-            404 => Err(BackendError::NotFound { endpoint }),
-            408 | 425 | 429 => Err(BackendError::Throttled {
-                endpoint,
-                status,
-                retry_after,
-            }),
-            500..=599 => Err(BackendError::Server {
-                endpoint,
-                status,
-                snippet: snippet(&text),
-            }),
-            _ => Err(BackendError::BadResponse {
-                endpoint,
-                status,
-                detail: "unexpected status".into(),
-                snippet: snippet(&text),
-            }),
-        }
+        answer(endpoint, status, retry_after, &text)
     }
 
     /// GET with retries on transient errors (jittered 0.5 s, 1 s, …).
