@@ -17,6 +17,7 @@ pub mod control;
 pub mod docker;
 pub mod drivers;
 pub mod edge;
+pub mod engine;
 pub mod fsutil;
 pub mod health;
 pub mod host;

@@ -11,8 +11,23 @@ const ROLES: &[&str] = &["drivers", "worker", "bus"];
 /// The services the daemon and the roles use.
 const SERVICES: &[&str] = &["health", "twinsync", "alerts", "models"];
 
+/// An engine's implementation: only `containers::engine` (which picks one) may name it; every
+/// other module talks to `crate::engine::Engine`.
+const ENGINES: &[&str] = &["docker"];
+
 /// Each layer (a folder under `src/`, or a file) and the modules it must never import.
 const RULES: &[(&str, &[&[&str]])] = &[
+    // The engine seam: its vocabulary and trait, beneath every engine and the runtime.
+    (
+        "engine",
+        &[
+            TOP,
+            ROLES,
+            SERVICES,
+            ENGINES,
+            &["containers", "config", "backend", "mqtt"],
+        ],
+    ),
     // The floor: files, settings, processes.
     (
         "config",
@@ -29,15 +44,19 @@ const RULES: &[(&str, &[&[&str]])] = &[
         "containers",
         &[TOP, ROLES, &["mqtt", "alerts", "twinsync", "backend"]],
     ),
-    ("backend", &[TOP, ROLES]),
-    ("mqtt", &[TOP, ROLES]),
-    // Roles never reach up into the daemon or its control surface.
-    ("drivers", &[TOP]),
-    ("worker", &[TOP]),
-    ("bus", &[TOP]),
-    ("models", &[TOP, &["drivers", "worker"]]),
-    ("twinsync", &[TOP, &["drivers", "worker"]]),
-    ("health", &[TOP]),
+    ("backend", &[TOP, ROLES, ENGINES]),
+    ("mqtt", &[TOP, ROLES, ENGINES]),
+    // Roles never reach up into the daemon or its control surface, nor past the engine seam.
+    ("drivers", &[TOP, ENGINES]),
+    ("worker", &[TOP, ENGINES]),
+    ("bus", &[TOP, ENGINES]),
+    ("models", &[TOP, ENGINES, &["drivers", "worker"]]),
+    ("twinsync", &[TOP, ENGINES, &["drivers", "worker"]]),
+    ("health", &[TOP, ENGINES]),
+    // The daemon and the control commands get their engine from `containers::engine`.
+    ("edge", &[ENGINES]),
+    ("control", &[ENGINES]),
+    ("cloud_node", &[ENGINES]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

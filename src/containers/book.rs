@@ -11,7 +11,7 @@ use super::LABEL_SPEC_HASH;
 use super::breaker::Breaker;
 use super::plan;
 use super::spec::ContainerSpec;
-use crate::docker::PsEntry;
+use crate::engine::Container;
 
 /// What [`plan::plan`] reads: wants, what the engine runs, and our book-keeping.
 pub type PlanInputs = (
@@ -23,7 +23,7 @@ pub type PlanInputs = (
 /// The plan's view of the desired containers, the last observation and the records.
 pub fn plan_inputs(
     desired: &BTreeMap<String, (ContainerSpec, Value)>,
-    observed: Option<&BTreeMap<String, PsEntry>>,
+    observed: Option<&BTreeMap<String, Container>>,
     info: &BTreeMap<String, Record>,
     inflight: &BTreeSet<String>,
 ) -> PlanInputs {
@@ -102,7 +102,7 @@ impl Record {
     }
 
     /// The state `status` shows: ours where we know better than the engine.
-    pub fn state_text(&self, inflight: bool, observed: Option<&PsEntry>) -> String {
+    pub fn state_text(&self, inflight: bool, observed: Option<&Container>) -> String {
         if inflight {
             "starting".into()
         } else if self.stopped_for_loop {

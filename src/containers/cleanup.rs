@@ -7,12 +7,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::{LABEL_CREATED_BY, LABEL_OWNER};
-use crate::docker::PsEntry;
+use crate::engine::Container;
 
 /// Stopped containers created by this edge (its owner label, not just "some cyberwave edge":
 /// several edges may share one engine) whose name is not desired any more.
 pub fn stale_containers(
-    observed: &[PsEntry],
+    observed: &[Container],
     desired: &BTreeSet<String>,
     owner: &str,
 ) -> Vec<String> {
@@ -94,11 +94,11 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    fn ps(name: &str, state: &str, ours: bool) -> PsEntry {
+    fn ps(name: &str, state: &str, ours: bool) -> Container {
         owned(name, state, ours, "edge-a")
     }
 
-    fn owned(name: &str, state: &str, ours: bool, owner: &str) -> PsEntry {
+    fn owned(name: &str, state: &str, ours: bool, owner: &str) -> Container {
         let mut labels = BTreeMap::new();
         if ours {
             labels.insert(
@@ -107,7 +107,7 @@ mod tests {
             );
             labels.insert(LABEL_OWNER.to_string(), owner.to_string());
         }
-        PsEntry {
+        Container {
             id: name.into(),
             name: name.into(),
             image: "i".into(),

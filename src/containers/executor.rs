@@ -8,31 +8,29 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use super::engine::Engine;
-use crate::docker::{ContainerEvent, Docker, DockerError, PsEntry};
-use crate::process::OwnedChild;
+use crate::engine::{Container, ContainerEvent, Engine, EngineError, EventStream, StreamHandle};
 
 /// What the executor threads report.
 #[derive(Debug)]
 pub enum ExecEvent {
     Runtimes {
-        /// NVIDIA is Docker's default runtime.
+        /// NVIDIA is the engine's default runtime.
         nvidia_default: bool,
-        /// Docker knows an `nvidia` runtime (default or not).
+        /// The engine knows an `nvidia` runtime (default or not).
         nvidia: bool,
     },
-    Ps(Result<Vec<PsEntry>, DockerError>),
+    Ps(Result<Vec<Container>, EngineError>),
     Container(ContainerEvent),
     OpDone {
         name: String,
         what: &'static str,
-        result: Result<(), DockerError>,
+        result: Result<(), EngineError>,
     },
     /// A restart loop was stopped; `restart_count` is Docker's own, read before the stop.
     LoopStopped {
         name: String,
         restart_count: Option<u64>,
-        result: Result<(), DockerError>,
+        result: Result<(), EngineError>,
     },
 }
 
@@ -76,23 +74,15 @@ pub enum Op {
 }
 
 /// The executor of ops (observe, stop, revive, cleanup): one thread, so the supervisor never
-/// waits on the engine. `docker` is only asked where Docker keeps its data (cleanup).
-pub fn run_ops(
-    engine: &dyn Engine,
-    docker: &Docker,
-    rx: &Receiver<Op>,
-    emit: &dyn Fn(ExecEvent) -> bool,
-) {
+/// waits on the engine.
+pub fn run_ops(engine: &dyn Engine, rx: &Receiver<Op>, emit: &dyn Fn(ExecEvent) -> bool) {
     for op in rx {
         let ev = match op {
             Op::Runtimes => {
-                let (nvidia, default) = engine
-                    .runtimes()
-                    .map(|(rt, default)| (rt.iter().any(|r| r == "nvidia"), default == "nvidia"))
-                    .unwrap_or((false, false));
+                let runtimes = engine.runtimes().unwrap_or_default();
                 ExecEvent::Runtimes {
-                    nvidia_default: nvidia && default,
-                    nvidia,
+                    nvidia_default: runtimes.nvidia_default(),
+                    nvidia: runtimes.nvidia(),
                 }
             }
             Op::Observe => ExecEvent::Ps(engine.ps()),
@@ -101,14 +91,7 @@ pub fn run_ops(
                 images,
                 volumes_of,
                 sd_card_threshold,
-            } => match cleanup(
-                engine,
-                docker,
-                &containers,
-                &images,
-                volumes_of,
-                sd_card_threshold,
-            ) {
+            } => match cleanup(engine, &containers, &images, volumes_of, sd_card_threshold) {
                 Some(ev) => ev,
                 None => continue,
             },
@@ -152,19 +135,18 @@ pub fn run_ops(
 /// is on an SD card with room (then `None`: deferred, nothing to report).
 fn cleanup(
     engine: &dyn Engine,
-    docker: &Docker,
     containers: &[String],
     images: &[String],
     volumes_of: Option<String>,
     sd_card_threshold: f64,
 ) -> Option<ExecEvent> {
-    let root = crate::docker::data_root(docker.bin());
+    let root = engine.data_root();
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
     let device = super::cleanup::device_of(&mounts, &root);
     let used = crate::fsutil::disk_percent(&root);
     if super::cleanup::deferred_on_sd_card(device.as_deref(), used, sd_card_threshold) {
         log::info!(
-            "cleanup deferred: Docker data root {} is on an SD card ({:?}% used)",
+            "cleanup deferred: the engine's data root {} is on an SD card ({:?}% used)",
             root.display(),
             used
         );
@@ -228,58 +210,37 @@ fn prune_volumes(engine: &dyn Engine, owner: &str) {
     }
 }
 
-/// Keeps one event stream alive (Engine API socket, else the `docker events` CLI), restarted
-/// with backoff when Docker restarts.
+/// Keeps one event stream alive (the engine's own: Docker's Engine API socket, else its
+/// CLI), restarted with backoff when the engine restarts. The open stream's handle sits in
+/// `slot`, so shutdown can end it.
 pub fn follow_events(
-    docker: &Docker,
+    engine: &dyn Engine,
     emit: &dyn Fn(ExecEvent) -> bool,
-    slot: &Arc<Mutex<Option<OwnedChild>>>,
+    slot: &Arc<Mutex<Option<StreamHandle>>>,
 ) {
     let mut backoff = crate::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
         let started = Instant::now();
-        let forward = |line: &str| match crate::docker::parse_event(line) {
-            Some(ev) => emit(ExecEvent::Container(ev)),
-            None => true,
-        };
-        let mut keep_going = true;
-        match crate::docker::api::socket_path().map(|s| crate::docker::api::follow_events(&s)) {
-            Some(Ok((mut stream, _handle))) => {
-                while let Ok(Some(line)) = stream.next_line() {
-                    if !forward(&line) {
-                        keep_going = false;
-                        break;
+        match engine.events() {
+            Ok(EventStream {
+                mut lines,
+                handle,
+                parse,
+            }) => {
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(handle);
+                }
+                while let Ok(Some(line)) = lines.next_line() {
+                    if let Some(ev) = parse(&line)
+                        && !emit(ExecEvent::Container(ev))
+                    {
+                        return;
                     }
                 }
+                // Dropping a process handle kills and reaps it (unless shutdown already did).
+                drop(slot.lock().ok().and_then(|mut s| s.take()));
             }
-            other => {
-                if let Some(Err(e)) = other {
-                    log::debug!("events through the Engine API unavailable ({e}); using the CLI");
-                }
-                match docker.events() {
-                    Ok(mut child) => {
-                        let out = child.stdout.take();
-                        if let Ok(mut s) = slot.lock() {
-                            *s = Some(OwnedChild(child));
-                        }
-                        if let Some(out) = out {
-                            let mut lines = crate::docker::api::LogStream::new(Box::new(out));
-                            while let Ok(Some(line)) = lines.next_line() {
-                                if !forward(&line) {
-                                    keep_going = false;
-                                    break;
-                                }
-                            }
-                        }
-                        // Dropping it kills and reaps it (unless shutdown already did).
-                        drop(slot.lock().ok().and_then(|mut s| s.take()));
-                    }
-                    Err(e) => log::warn!("cannot run docker events: {e}"),
-                }
-            }
-        }
-        if !keep_going {
-            return;
+            Err(e) => log::warn!("cannot follow {} events: {e}", engine.name()),
         }
         if started.elapsed() > Duration::from_secs(60) {
             backoff.reset();

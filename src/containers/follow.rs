@@ -1,24 +1,22 @@
-//! Log followers for managed containers, whatever their role: one thread and one Engine-API
-//! connection per running container (a `docker logs -f` child where the socket is not
-//! reachable), lines handed to a role-supplied sink. No twin, no MQTT here.
+//! Log followers for managed containers, whatever their role: one thread and one engine log
+//! stream per running container (for Docker an Engine-API connection, a `docker logs -f`
+//! child where the socket is not reachable), lines handed to a role-supplied sink. No twin,
+//! no MQTT here.
 //!
 //! * A follower is opened on its own thread, so a hung engine never holds the caller.
 //! * The first attach asks for the last `tail` lines; a re-attach (the container restarted,
 //!   the engine dropped the stream) asks for what came after the last line handed on and
 //!   skips anything not newer, so each line reaches the sink once.
-//! * Lines are at most [`MAX_LINE`](crate::docker::api::MAX_LINE) bytes; the sink is told how
+//! * Lines are at most [`MAX_LINE`](crate::engine::MAX_LINE) bytes; the sink is told how
 //!   many were cut.
 //! * What ends a follower is owned, never a stored pid: the socket is shut down, the child is
 //!   killed and reaped by dropping it.
 
 use std::collections::BTreeMap;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::docker::Docker;
-use crate::docker::api::{self, LogStart, LogStream};
-use crate::process::OwnedChild;
+use crate::engine::{Engine, Lines, LogStart, StreamHandle, split_timestamp};
 
 /// What a follower hands to its sink.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,9 +34,7 @@ type Stamp = (u64, u32);
 
 enum Stop {
     Opening,
-    Socket(UnixStream),
-    /// Held, not read: dropping it kills and reaps the `docker logs -f` child.
-    Process(#[allow(dead_code)] OwnedChild),
+    Open(StreamHandle),
     Stopped,
 }
 
@@ -49,19 +45,17 @@ struct Follower {
 
 impl Follower {
     fn end(&self) {
-        if let Ok(mut s) = self.stop.lock() {
-            if let Stop::Socket(sock) = &*s {
-                let _ = sock.shutdown(std::net::Shutdown::Both);
-            }
-            // Dropping a Process kills and reaps it.
-            *s = Stop::Stopped;
+        if let Ok(mut s) = self.stop.lock()
+            && let Stop::Open(handle) = std::mem::replace(&mut *s, Stop::Stopped)
+        {
+            handle.close();
         }
     }
 }
 
 /// Every log follower of this edge.
 pub struct Followers {
-    docker: Docker,
+    engine: Arc<dyn Engine>,
     tail: u64,
     live: BTreeMap<String, Follower>,
     /// Timestamp of the last line handed on, per container name.
@@ -69,9 +63,9 @@ pub struct Followers {
 }
 
 impl Followers {
-    pub fn new(docker: Docker, tail: u64) -> Self {
+    pub fn new(engine: Arc<dyn Engine>, tail: u64) -> Self {
         Followers {
-            docker,
+            engine,
             tail,
             live: BTreeMap::new(),
             seen: Arc::default(),
@@ -108,7 +102,7 @@ impl Followers {
             done: Arc::new(AtomicBool::new(false)),
         };
         let job = Job {
-            docker: self.docker.clone(),
+            engine: self.engine.clone(),
             name: name.to_string(),
             from,
             resume,
@@ -142,7 +136,7 @@ impl Followers {
 }
 
 struct Job {
-    docker: Docker,
+    engine: Arc<dyn Engine>,
     name: String,
     from: LogStart,
     resume: Option<Stamp>,
@@ -154,35 +148,22 @@ struct Job {
 impl Job {
     /// Records how to end this follower; false (and the handle dropped) when it was stopped
     /// while opening.
-    fn install(&self, handle: Stop) -> bool {
+    fn install(&self, handle: StreamHandle) -> bool {
         match self.stop.lock() {
             Ok(mut s) if !matches!(*s, Stop::Stopped) => {
-                *s = handle;
+                *s = Stop::Open(handle);
                 true
             }
             _ => {
-                if let Stop::Socket(sock) = &handle {
-                    let _ = sock.shutdown(std::net::Shutdown::Both);
-                }
+                handle.close();
                 false
             }
         }
     }
 
-    fn open(&self) -> Option<LogStream> {
-        if let Some(sock) = api::socket_path() {
-            return match api::follow_logs(&sock, &self.name, self.from) {
-                Ok((stream, handle)) => self.install(Stop::Socket(handle)).then_some(stream),
-                Err(e) => {
-                    log::warn!("cannot follow logs of {}: {e}", self.name);
-                    None
-                }
-            };
-        }
-        match self.docker.follow_logs(&self.name, self.from) {
-            Ok((child, reader)) => self
-                .install(Stop::Process(OwnedChild(child)))
-                .then(|| LogStream::new(Box::new(reader))),
+    fn open(&self) -> Option<Box<dyn Lines>> {
+        match self.engine.follow_logs(&self.name, self.from) {
+            Ok(stream) => self.install(stream.handle).then_some(stream.lines),
             Err(e) => {
                 log::warn!("cannot follow logs of {}: {e}", self.name);
                 None
@@ -194,7 +175,7 @@ impl Job {
         if let Some(mut stream) = self.open() {
             let mut reported_cut = 0;
             while let Ok(Some(line)) = stream.next_line() {
-                let (stamp, text) = api::split_timestamp(&line);
+                let (stamp, text) = split_timestamp(&line);
                 if let Some(ts) = stamp {
                     if self.resume.is_some_and(|r| ts <= r) {
                         continue; // handed on before the re-attach
@@ -204,9 +185,10 @@ impl Job {
                     }
                 }
                 sink(LogEvent::Line(text));
-                if stream.cut > reported_cut {
-                    sink(LogEvent::Cut(stream.cut - reported_cut));
-                    reported_cut = stream.cut;
+                let cut = stream.cut();
+                if cut > reported_cut {
+                    sink(LogEvent::Cut(cut - reported_cut));
+                    reported_cut = cut;
                 }
             }
         }

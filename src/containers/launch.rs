@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::engine::Engine;
 use super::retire::retire;
 use super::spec::ContainerSpec;
-use crate::docker::DockerError;
+use crate::engine::EngineError;
 
 /// Containers created, started and probed at once.
 const PARALLEL_LAUNCHES: usize = 4;
@@ -165,7 +165,7 @@ impl Launcher {
         run_spec.image = image.to_string();
         let argv = run_spec.create_argv(&env_file);
         let mut created = self.engine.create(&argv);
-        if let Err(DockerError::Failed { message, .. }) = &created
+        if let Err(EngineError::Failed { message, .. }) = &created
             && message.contains("already in use")
         {
             // Someone (or a previous run) left a container with this name: replace it.
@@ -179,7 +179,7 @@ impl Launcher {
         let _ = std::fs::remove_file(&env_file);
         match created {
             Ok(_) => {}
-            Err(e @ DockerError::TimedOut { .. }) => {
+            Err(e @ EngineError::TimedOut { .. }) => {
                 // A slow SD card can finish the create after our deadline: give it 10 s.
                 let appeared = (0..10).any(|_| {
                     std::thread::sleep(Duration::from_secs(1));
@@ -282,7 +282,7 @@ enum Verdict {
 }
 
 /// One look of the startup probe at a container (pure; reference §5.7 step 13).
-fn probe_verdict(i: &crate::docker::Inspect) -> Verdict {
+fn probe_verdict(i: &crate::engine::Details) -> Verdict {
     match i.status.as_str() {
         "running" if i.running => Verdict::Ready,
         "exited" | "restarting" if i.exit_code == 0 && !i.running => Verdict::Ready,
@@ -313,7 +313,7 @@ fn timeout_failure(name: &str, last: &str, after: Duration) -> LaunchFailure {
 /// elsewhere is a driver's own param, passed through as the original does.
 fn env_file_problem(config_dir: &std::path::Path, options: &[String]) -> Option<String> {
     let root = config_dir.canonicalize().ok();
-    crate::docker::args::flag_values(options, &["--env-file"])
+    crate::engine::args::flag_values(options, &["--env-file"])
         .into_iter()
         .find_map(|f| {
             let path = std::path::Path::new(f);

@@ -18,10 +18,7 @@ pub mod spec;
 
 /// Labels every managed container carries, whatever its role.
 pub const LABEL_SPEC_HASH: &str = "io.cyberwave.edge.spec-hash";
-/// `cyberwave-edge-core/<version>`: observation and events are filtered on it.
-pub const LABEL_CREATED_BY: &str = "io.cyberwave.edge.created-by";
-/// The fingerprint of the edge that created the container: cleanup touches only its own.
-pub const LABEL_OWNER: &str = "io.cyberwave.edge.owner";
+pub use crate::engine::{LABEL_CREATED_BY, LABEL_OWNER};
 
 /// Appends the labels every managed container ends with: its spec hash, who created it and
 /// which edge owns it (after the hash: which edge runs a container does not change what it

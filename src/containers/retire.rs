@@ -7,7 +7,7 @@
 //! the same for a recreated driver; we do it for every removal, cleanup included.
 
 use super::engine::Engine;
-use crate::docker::{DockerError, Inspect};
+use crate::engine::{Details, EngineError};
 
 /// Docker's own grace period when a container sets none (`docker stop` without `--time`).
 pub const DEFAULT_STOP_TIMEOUT_S: u64 = 10;
@@ -17,7 +17,7 @@ pub const MAX_STOP_TIMEOUT_S: u64 = 600;
 
 /// A container's own grace period: its `StopTimeout`, Docker's default when it set none,
 /// at most [`MAX_STOP_TIMEOUT_S`]. Every stop of ours gives it.
-pub fn grace_period(info: &Inspect) -> u64 {
+pub fn grace_period(info: &Details) -> u64 {
     info.stop_timeout_s
         .unwrap_or(DEFAULT_STOP_TIMEOUT_S)
         .min(MAX_STOP_TIMEOUT_S)
@@ -25,7 +25,7 @@ pub fn grace_period(info: &Inspect) -> u64 {
 
 /// The grace period to give `info`'s container before it is removed, or `None` when nothing
 /// runs in it (created, exited, dead: `rm -f` kills nothing).
-pub fn stop_first(info: &Inspect) -> Option<u64> {
+pub fn stop_first(info: &Details) -> Option<u64> {
     let live = info.running || matches!(info.status.as_str(), "running" | "restarting" | "paused");
     live.then(|| grace_period(info))
 }
@@ -44,7 +44,7 @@ pub enum Retired {
 /// Stops `name` gracefully when it runs, then removes it with its anonymous volumes. A
 /// container that cannot be inspected, or that still runs after a failed stop, is left as it
 /// is and the error returned: never SIGKILL what we could not ask to stop first.
-pub fn retire(engine: &dyn Engine, name: &str) -> Result<Retired, DockerError> {
+pub fn retire(engine: &dyn Engine, name: &str) -> Result<Retired, EngineError> {
     let Some(info) = engine.inspect(name)? else {
         return Ok(Retired::Absent);
     };
@@ -71,12 +71,12 @@ pub fn retire(engine: &dyn Engine, name: &str) -> Result<Retired, DockerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::containers::engine::fake::FakeEngine;
+    use crate::engine::fake::FakeEngine;
 
-    fn info(status: &str, running: bool, timeout: Option<u64>) -> Inspect {
-        Inspect {
+    fn info(status: &str, running: bool, timeout: Option<u64>) -> Details {
+        Details {
             stop_timeout_s: timeout,
-            ..Inspect::example(status, running)
+            ..Details::example(status, running)
         }
     }
 

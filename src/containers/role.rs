@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::follow::Sink;
 use super::launch::{LaunchFailure, LaunchHooks};
 use super::spec::{ContainerSpec, Role};
-use crate::docker::Docker;
+use crate::engine::Engine;
 
 /// Knobs of the runtime (reference §11.3 names, read by the role's settings).
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ pub trait Policy: Send {
 
 /// Where the runtime keeps its files and whose containers it may clean up.
 pub struct Setup {
-    pub docker: Docker,
+    pub engine: Arc<dyn Engine>,
     pub config_dir: PathBuf,
     /// This edge's fingerprint: the owner label of what it creates.
     pub owner: String,

@@ -17,7 +17,6 @@ use serde_json::{Value, json};
 use super::book::Record;
 use super::breaker::{Breaker, FlapDetector};
 use super::cleanup::{load_images, save_images};
-use super::engine::Engine;
 use super::executor::{ExecEvent, Op, follow_events, run_ops};
 use super::follow::Followers;
 use super::launch::{LaunchFailure, LaunchJob, Launcher};
@@ -28,8 +27,7 @@ use super::spec::{ContainerSpec, Role};
 /// Direct operations a role asks for (restart, stop, recreate) and periodic cleanup.
 mod deaths;
 mod ops;
-use crate::docker::PsEntry;
-use crate::process::OwnedChild;
+use crate::engine::{Container, StreamHandle};
 
 /// How long an exited container is left to Docker's restart policy before we start it.
 const REVIVE_AFTER: Duration = Duration::from_secs(10);
@@ -55,12 +53,13 @@ pub struct Runtime {
     ops: Sender<Op>,
     launches: Sender<Vec<LaunchJob>>,
     desired: BTreeMap<String, (ContainerSpec, Value)>,
-    observed: Option<BTreeMap<String, PsEntry>>,
+    observed: Option<BTreeMap<String, Container>>,
     inflight: BTreeSet<String>,
     info: BTreeMap<String, Record>,
     flap: FlapDetector,
     followers: Followers,
-    events_child: Arc<Mutex<Option<OwnedChild>>>,
+    /// The open events stream: dropped at shutdown (a CLI child is killed and reaped).
+    events_child: Arc<Mutex<Option<StreamHandle>>>,
     observe_pending: bool,
     /// An observation was asked for while one was in flight: run another when it lands.
     observe_again: bool,
@@ -86,7 +85,7 @@ impl Runtime {
     /// Starts the helper threads; returns the runtime and the receiver of its events.
     pub fn start(setup: Setup) -> (Self, Receiver<RuntimeEvent>) {
         let Setup {
-            docker,
+            engine,
             config_dir,
             owner,
             tuning,
@@ -95,17 +94,16 @@ impl Runtime {
         let (events, rx) = unbounded::<RuntimeEvent>();
         let (ops, ops_rx) = unbounded::<Op>();
         let (launches, launch_rx) = unbounded::<Vec<LaunchJob>>();
-        let engine: Arc<dyn Engine> = Arc::new(docker.clone());
         {
-            let (docker, events, engine) = (docker.clone(), events.clone(), engine.clone());
+            let (events, engine) = (events.clone(), engine.clone());
             spawn_named("docker-ops", move || {
                 let emit = |ev| events.send(RuntimeEvent::Exec(ev)).is_ok();
-                run_ops(engine.as_ref(), &docker, &ops_rx, &emit)
+                run_ops(engine.as_ref(), &ops_rx, &emit)
             });
         }
         {
             let launcher = Launcher {
-                engine,
+                engine: engine.clone(),
                 config_dir: config_dir.clone(),
                 probe: tuning.probe,
                 hooks: Arc::new(hooks.clone()),
@@ -124,17 +122,17 @@ impl Runtime {
         }
         let events_child = Arc::new(Mutex::new(None));
         {
-            let (docker, slot) = (docker.clone(), events_child.clone());
+            let (engine, slot) = (engine.clone(), events_child.clone());
             spawn_named("docker-events", move || {
                 let emit = |ev| events.send(RuntimeEvent::Exec(ev)).is_ok();
-                follow_events(&docker, &emit, &slot)
+                follow_events(engine.as_ref(), &emit, &slot)
             });
         }
         let _ = ops.send(Op::Runtimes);
         let _ = ops.send(Op::Observe);
         let runtime = Runtime {
             flap: FlapDetector::new(tuning.restart_loop_threshold, tuning.restart_loop_window),
-            followers: Followers::new(docker, tuning.log_tail),
+            followers: Followers::new(engine, tuning.log_tail),
             ran_images: load_images(&config_dir),
             config_dir,
             owner,
@@ -191,7 +189,7 @@ impl Runtime {
     }
 
     /// What the engine last said of a container (`running`, `exited`, …), if it exists.
-    pub fn observed_state(&self, name: &str) -> Option<&PsEntry> {
+    pub fn observed_state(&self, name: &str) -> Option<&Container> {
         self.observed.as_ref().and_then(|o| o.get(name))
     }
 
@@ -360,9 +358,9 @@ impl Runtime {
         }
     }
 
-    fn on_ps(&mut self, list: Vec<PsEntry>) {
+    fn on_ps(&mut self, list: Vec<Container>) {
         let now_sys = SystemTime::now();
-        let seen: BTreeMap<String, PsEntry> =
+        let seen: BTreeMap<String, Container> =
             list.into_iter().map(|e| (e.name.clone(), e)).collect();
         // Transitions of the containers we run.
         for (name, (spec, _)) in &self.desired {

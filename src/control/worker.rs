@@ -15,7 +15,6 @@ use crate::config::{self, EnvLayer, EnvironmentFile, Settings};
 use crate::containers::engine::Engine;
 use crate::containers::launch::{LaunchFailure, LaunchHooks, LaunchJob, Launcher};
 use crate::containers::spec::ContainerSpec;
-use crate::docker::Docker;
 use crate::worker::spec::{container_name, worker_spec};
 
 /// How long `start` / `restart` follow the container before giving up.
@@ -48,7 +47,7 @@ struct Ctx {
     settings: Settings,
     environment_uuid: String,
     name: String,
-    docker: Docker,
+    engine: Arc<dyn Engine>,
 }
 
 /// Settings and the linked environment, with the original's messages when either is missing.
@@ -70,7 +69,7 @@ fn load() -> Result<Ctx, String> {
     )?;
     Ok(Ctx {
         name: container_name(&environment_uuid),
-        docker: Docker::new(&settings.docker_bin),
+        engine: crate::containers::engine::open_default(&settings.docker_bin),
         settings,
         environment_uuid,
     })
@@ -111,7 +110,7 @@ fn show(v: Value, json: bool, render: fn(&Value) -> String) -> i32 {
 }
 
 fn inspect(ctx: &Ctx) -> Option<(String, String)> {
-    ctx.docker
+    ctx.engine
         .inspect(&ctx.name)
         .ok()
         .flatten()
@@ -226,7 +225,7 @@ fn via_daemon(ctx: &Ctx, socket: &Path, verb: Verb) -> i32 {
 fn directly(ctx: &Ctx, verb: Verb) -> i32 {
     let timeout = Duration::from_secs(10);
     if matches!(verb, Verb::Stop | Verb::Restart) {
-        let stopped = ctx.docker.stop(&ctx.name, timeout.as_secs());
+        let stopped = ctx.engine.stop(&ctx.name, timeout.as_secs());
         if verb == Verb::Stop {
             if let Err(e) = &stopped {
                 err(&e.to_string());
@@ -269,9 +268,7 @@ fn fingerprint(ctx: &Ctx) -> String {
 
 /// Docker knows an `nvidia` runtime.
 fn has_nvidia(ctx: &Ctx) -> bool {
-    ctx.docker
-        .runtimes()
-        .is_ok_and(|(r, _)| r.iter().any(|x| x == "nvidia"))
+    ctx.engine.runtimes().is_ok_and(|r| r.nvidia())
 }
 
 struct Quiet;
@@ -312,7 +309,7 @@ fn start_directly(ctx: &Ctx) -> Result<(), String> {
         crate::worker::settings::context(&ctx.settings, &ctx.environment_uuid, &fp, &mut warnings);
     wctx.accelerators.nvidia = has_nvidia(ctx);
     let (spec, _) = worker_spec(&wctx, &scope(ctx, &fp));
-    let existing = ctx.docker.inspect(&ctx.name).ok().flatten();
+    let existing = ctx.engine.inspect(&ctx.name).ok().flatten();
     if let Some(i) = &existing
         && i.running
         && i.labels.get(crate::containers::LABEL_SPEC_HASH) == Some(&spec.spec_hash)
@@ -321,7 +318,7 @@ fn start_directly(ctx: &Ctx) -> Result<(), String> {
     }
     let _ = std::fs::remove_file(wctx.status_dir.join(crate::worker::spec::STATUS_FILE));
     let launcher = Launcher {
-        engine: Arc::new(ctx.docker.clone()) as Arc<dyn Engine>,
+        engine: ctx.engine.clone(),
         config_dir: ctx.settings.config_dir.clone(),
         probe: Duration::from_secs(30),
         hooks: Arc::new(Quiet),
@@ -341,7 +338,7 @@ fn start_directly(ctx: &Ctx) -> Result<(), String> {
 /// What `worker status` / `health` show without a daemon: Docker's view, the files, the cache
 /// (a fresh process has no restart history, as the original's CLI).
 fn direct_view(ctx: &Ctx) -> Value {
-    let i = ctx.docker.inspect(&ctx.name).ok().flatten();
+    let i = ctx.engine.inspect(&ctx.name).ok().flatten();
     let files: Vec<Value> = crate::watch::signature(
         &ctx.settings.config_dir.join("workers"),
         crate::watch::worker_file,
@@ -372,12 +369,7 @@ fn direct_view(ctx: &Ctx) -> Value {
 /// and, on a terminal, `[LEVEL] [name]` coloured (the original's `worker logs`).
 fn logs(ctx: &Ctx, follow: bool) -> i32 {
     use std::io::{BufRead, IsTerminal, Write};
-    let mut cmd = std::process::Command::new(ctx.docker.bin());
-    cmd.args(["logs", "--tail", "100"]);
-    if follow {
-        cmd.arg("-f");
-    }
-    cmd.arg(&ctx.name);
+    let mut cmd = ctx.engine.logs_command(&ctx.name, 100, follow);
     let spawned = std::io::pipe().and_then(|(reader, writer)| {
         cmd.stdout(writer.try_clone()?).stderr(writer);
         let child = cmd.spawn()?;
@@ -387,7 +379,7 @@ fn logs(ctx: &Ctx, follow: bool) -> i32 {
     let (mut child, reader) = match spawned {
         Ok(c) => c,
         Err(e) => {
-            err(&format!("cannot run {} logs: {e}", ctx.docker.bin()));
+            err(&format!("cannot run {} logs: {e}", ctx.engine.name()));
             return 1;
         }
     };

@@ -7,9 +7,8 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Longest line handed on; a longer one is cut into pieces of this size (a process printing
-/// without newlines must not grow the daemon without bound).
-pub const MAX_LINE: usize = 64 * 1024;
+use crate::engine::{Container, Lines, LogStart, MAX_LINE};
+
 /// How long the engine may take to answer a stream request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -36,7 +35,7 @@ const MAX_LIST_BYTES: u64 = 8 << 20;
 
 /// `GET /containers/json?all=1` of the containers our runtime manages: what `docker ps -a`
 /// shows, without a CLI process (~20 MiB and ~25 ms each on a Pi). Bounded in time and size.
-pub fn list_managed(socket: &std::path::Path) -> io::Result<Vec<super::PsEntry>> {
+pub fn list_managed(socket: &std::path::Path) -> io::Result<Vec<Container>> {
     // {"label":["io.cyberwave.edge.created-by"]}, URL-encoded
     let filters = "%7B%22label%22%3A%5B%22io.cyberwave.edge.created-by%22%5D%7D";
     let mut stream = UnixStream::connect(socket)?;
@@ -59,14 +58,14 @@ pub fn list_managed(socket: &std::path::Path) -> io::Result<Vec<super::PsEntry>>
     Ok(parse_list(&v))
 }
 
-/// `/containers/json` entries as [`super::PsEntry`].
-fn parse_list(v: &serde_json::Value) -> Vec<super::PsEntry> {
+/// `/containers/json` entries as [`Container`].
+fn parse_list(v: &serde_json::Value) -> Vec<Container> {
     use serde_json::Value;
     let s = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     v.as_array()
         .into_iter()
         .flatten()
-        .map(|c| super::PsEntry {
+        .map(|c| Container {
             id: s(c, "Id"),
             name: c
                 .pointer("/Names/0")
@@ -77,7 +76,7 @@ fn parse_list(v: &serde_json::Value) -> Vec<super::PsEntry> {
             image: s(c, "Image"),
             state: s(c, "State"),
             status: s(c, "Status"),
-            labels: super::labels_of(c.get("Labels")),
+            labels: super::shape::labels_of(c.get("Labels")),
         })
         .collect()
 }
@@ -97,28 +96,18 @@ pub struct LogStream {
     stamped: bool,
 }
 
-/// Where a log follow starts: the last `tail` lines (first attach), or after a time (a
-/// re-attach, so lines already handed on are not replayed).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum LogStart {
-    Tail(u64),
-    Since { secs: u64, nanos: u32 },
-}
-
-impl LogStart {
-    /// The Engine API query parameter.
-    pub fn query(&self) -> String {
-        match self {
-            LogStart::Tail(0) => "tail=all".into(),
-            LogStart::Tail(n) => format!("tail={n}"),
-            LogStart::Since { secs, nanos } => format!("since={secs}.{nanos:09}"),
-        }
+/// The Engine API query parameter of where a log follow starts.
+fn query(from: LogStart) -> String {
+    match from {
+        LogStart::Tail(0) => "tail=all".into(),
+        LogStart::Tail(n) => format!("tail={n}"),
+        LogStart::Since { secs, nanos } => format!("since={secs}.{nanos:09}"),
     }
 }
 
 /// Opens `GET /containers/{name}/logs?follow=1&timestamps=1…`. HTTP/1.0 so the body is the raw
 /// stream until Docker closes it (no chunked encoding). Every line starts with its RFC 3339
-/// timestamp (see [`split_timestamp`]). Returns the stream and a handle whose `shutdown` ends
+/// timestamp (see [`crate::engine::split_timestamp`]). Returns the stream and a handle whose `shutdown` ends
 /// it from another thread.
 pub fn follow_logs(
     socket: &std::path::Path,
@@ -129,24 +118,10 @@ pub fn follow_logs(
         socket,
         &format!(
             "/containers/{name}/logs?follow=1&stdout=1&stderr=1&timestamps=1&{}",
-            from.query()
+            query(from)
         ),
         None,
     )
-}
-
-/// Splits Docker's `--timestamps` prefix off a log line: `(seconds, nanos)` and the text.
-pub fn split_timestamp(line: &str) -> (Option<(u64, u32)>, &str) {
-    let Some((ts, rest)) = line.split_once(' ') else {
-        return (None, line);
-    };
-    match humantime::parse_rfc3339(ts) {
-        Ok(t) => {
-            let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            (Some((d.as_secs(), d.subsec_nanos())), rest)
-        }
-        Err(_) => (None, line),
-    }
 }
 
 /// Reads an HTTP/1.0 status line and headers (each line bounded): the status code, and whether
@@ -319,6 +294,15 @@ impl LogStream {
     }
 }
 
+impl Lines for LogStream {
+    fn next_line(&mut self) -> io::Result<Option<String>> {
+        LogStream::next_line(self)
+    }
+    fn cut(&self) -> u64 {
+        self.cut
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,12 +362,15 @@ mod tests {
         assert_eq!(s.next_line().unwrap().as_deref(), Some("next"));
         assert_eq!(s.cut, 2);
         assert_eq!(
-            split_timestamp("2024-05-01T10:00:00.5Z hello world"),
+            crate::engine::split_timestamp("2024-05-01T10:00:00.5Z hello world"),
             (Some((1_714_557_600, 500_000_000)), "hello world")
         );
-        assert_eq!(split_timestamp("no stamp"), (None, "no stamp"));
         assert_eq!(
-            LogStart::Since { secs: 5, nanos: 7 }.query(),
+            crate::engine::split_timestamp("no stamp"),
+            (None, "no stamp")
+        );
+        assert_eq!(
+            query(LogStart::Since { secs: 5, nanos: 7 }),
             "since=5.000000007"
         );
     }
@@ -458,6 +445,9 @@ mod tests {
         let (_d, p) = serve(events.to_vec());
         let (mut s, _h) = follow_events(&p).unwrap();
         let line = s.next_line().unwrap().unwrap();
-        assert_eq!(crate::docker::parse_event(&line).unwrap().action, "die");
+        assert_eq!(
+            crate::docker::shape::parse_event(&line).unwrap().action,
+            "die"
+        );
     }
 }

@@ -5,22 +5,23 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::{Docker, DockerError, PULL_TIMEOUT, error_summary, kill};
+use super::{Docker, PULL_TIMEOUT, kill};
+use crate::engine::{EngineError, error_summary};
 
 impl Docker {
     /// `docker pull`, calling `on_line` for each progress line (`\r` and `\n` split, repeats
     /// dropped), bounded by [`PULL_TIMEOUT`]; `anonymous`: with a private, empty
     /// `DOCKER_CONFIG` for this one pull, so no stored credentials are sent.
-    pub fn pull(
+    pub(super) fn pull_lines(
         &self,
         image: &str,
         anonymous: bool,
         on_line: impl FnMut(&str),
-    ) -> Result<(), DockerError> {
+    ) -> Result<(), EngineError> {
         let command = format!("docker pull {image}");
         let mut cmd = Command::new(&self.bin);
         let config = if anonymous {
-            let dir = empty_docker_config().map_err(|e| DockerError::Spawn {
+            let dir = empty_docker_config().map_err(|e| EngineError::Spawn {
                 command: command.clone(),
                 detail: format!("cannot make an empty DOCKER_CONFIG: {e}"),
             })?;
@@ -40,7 +41,7 @@ impl Docker {
         image: &str,
         command: &str,
         mut on_line: impl FnMut(&str),
-    ) -> Result<(), DockerError> {
+    ) -> Result<(), EngineError> {
         let command = command.to_string();
         let mut child = cmd
             .args(["pull", image])
@@ -48,7 +49,7 @@ impl Docker {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| DockerError::Spawn {
+            .map_err(|e| EngineError::Spawn {
                 command: command.clone(),
                 detail: e.to_string(),
             })?;
@@ -93,14 +94,14 @@ impl Docker {
                 Ok(None) => break,
                 Err(_) => {
                     kill(&mut child);
-                    return Err(DockerError::TimedOut {
+                    return Err(EngineError::TimedOut {
                         command,
                         after: PULL_TIMEOUT,
                     });
                 }
             }
         }
-        let status = child.wait().map_err(|e| DockerError::Spawn {
+        let status = child.wait().map_err(|e| EngineError::Spawn {
             command: command.clone(),
             detail: e.to_string(),
         })?;
@@ -112,7 +113,7 @@ impl Docker {
                 .lock()
                 .map(|b| error_summary(&b))
                 .unwrap_or_default();
-            Err(DockerError::Failed {
+            Err(EngineError::Failed {
                 command,
                 code: status.code(),
                 message,

@@ -1,4 +1,7 @@
+use super::shape::{parse_event, parse_inspect, parse_ps, parse_stats};
 use super::*;
+use crate::engine::Engine;
+use serde_json::Value;
 
 #[test]
 fn ps_lines() {
@@ -11,7 +14,12 @@ fn ps_lines() {
     assert_eq!(ps[0].labels["io.cyberwave.edge.spec-hash"], "h1");
     assert_eq!(ps[0].exit_code(), Some(137));
     assert_eq!(ps[1].exit_code(), None);
-    assert!(parse_ps("not json").unwrap_err().contains("line 1"));
+    assert!(
+        parse_ps("not json")
+            .unwrap_err()
+            .to_string()
+            .starts_with("line 1:")
+    );
 }
 
 #[test]
@@ -38,7 +46,7 @@ fn inspect_and_events() {
 fn errors_name_the_command() {
     let d = Docker::new("/nonexistent/docker");
     let e = d.inspect("x").unwrap_err();
-    assert!(matches!(e, DockerError::Spawn { .. }));
+    assert!(matches!(e, EngineError::Spawn { .. }));
     assert!(
         e.to_string().starts_with("docker container inspect x"),
         "{e}"
@@ -46,7 +54,7 @@ fn errors_name_the_command() {
     let d = Docker::new("false");
     assert!(matches!(
         d.start("x"),
-        Err(DockerError::Failed { code: Some(1), .. })
+        Err(EngineError::Failed { code: Some(1), .. })
     ));
 }
 
@@ -81,4 +89,14 @@ fn error_summary_keeps_the_reason_not_the_hint() {
     }
     let long = format!("{}\n{}\n", "a".repeat(5000), "b".repeat(5000));
     assert_eq!(error_summary(&long).chars().count(), 400 + 3 + 400);
+}
+
+#[test]
+fn stats_lines() {
+    let out = "a\t1.5%\t3%\nb\t80.2%\t1%\nbad line\nc\t12%\t2%\n\t1%\t1%\n";
+    let u = parse_stats(out);
+    let names: Vec<&str> = u.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "bad line", "c"]);
+    assert_eq!((u[1].cpu_percent, u[1].memory_percent), (80.2, 1.0));
+    assert!(u[2].cpu_percent.is_nan() && u[2].memory_percent.is_nan());
 }

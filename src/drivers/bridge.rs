@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// `(host, container)` of every `--device host[:container[:perms]]` in params.
 pub fn device_mappings(params: &[String]) -> Vec<(String, String)> {
-    crate::docker::args::flag_values(params, &["--device"])
+    crate::engine::args::flag_values(params, &["--device"])
         .into_iter()
         .filter_map(|spec| {
             let mut parts = spec.split(':');
@@ -89,7 +89,7 @@ pub fn apply(
     if !strip || video.is_empty() {
         return params.to_vec();
     }
-    crate::docker::args::without_flag_values(params, "--device", is_video_device)
+    crate::engine::args::without_flag_values(params, "--device", is_video_device)
 }
 
 #[cfg(test)]

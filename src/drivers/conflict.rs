@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::containers::launch::LaunchFailure;
 use crate::containers::spec::ContainerSpec;
-use crate::docker::{Docker, Inspect};
+use crate::engine::{Details, Engine};
 
 const KEY: &str = "ROBOT_IP";
-const DEADLINE: Duration = Duration::from_secs(10);
 /// How long a launch holds its robot before its container is live (the startup probe's
 /// default deadline plus create and start): two drivers of one robot launched in the same
 /// pass (at boot, say) cannot both pass the engine check.
@@ -71,8 +70,8 @@ pub fn find_conflict<'a>(
     spec: &ContainerSpec,
     ip: &str,
     twin_label: &str,
-    others: &'a [Inspect],
-) -> Option<&'a Inspect> {
+    others: &'a [Details],
+) -> Option<&'a Details> {
     others.iter().find(|o| {
         o.running
             && o.name != spec.name
@@ -84,7 +83,7 @@ pub fn find_conflict<'a>(
 /// Refuses the launch (`driver_conflict`) when another twin's live container drives the same
 /// robot; a failed listing refuses it too (`docker_error`), as the original does.
 pub fn check(
-    docker: &Docker,
+    engine: &dyn Engine,
     claims: &Claims,
     spec: &ContainerSpec,
     image_env: &[String],
@@ -100,7 +99,7 @@ pub fn check(
             format!("twin {other} is starting a driver for the robot at ROBOT_IP={ip}"),
         ));
     }
-    let result = engine_check(docker, spec, &ip, twin_label);
+    let result = engine_check(engine, spec, &ip, twin_label);
     if result.is_err() {
         claims.release(&ip, &spec.owner);
     }
@@ -109,56 +108,18 @@ pub fn check(
 
 /// The engine half of [`check`]: every running container's env.
 fn engine_check(
-    docker: &Docker,
+    engine: &dyn Engine,
     spec: &ContainerSpec,
     ip: &str,
     twin_label: &str,
 ) -> Result<(), LaunchFailure> {
     let fail = |phase: &'static str, message: String| LaunchFailure { phase, message };
-    let ids = docker
-        .run(&["ps", "--quiet", "--no-trunc"], DEADLINE)
-        .map_err(|e| {
-            fail(
-                "docker_error",
-                format!("cannot list running containers: {e}"),
-            )
-        })?;
-    let ids: Vec<&str> = ids
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let others: Vec<Inspect> = if ids.is_empty() {
-        Vec::new()
-    } else {
-        // One call for all of them; when one is gone meanwhile that call fails, and each is
-        // asked on its own.
-        let mut args = vec!["container", "inspect"];
-        args.extend(&ids);
-        match docker
-            .run(&args, DEADLINE)
-            .ok()
-            .and_then(|out| serde_json::from_str::<Vec<serde_json::Value>>(&out).ok())
-        {
-            Some(list) => list
-                .iter()
-                .filter_map(|v| crate::docker::parse_inspect(v).ok())
-                .collect(),
-            None => {
-                let mut each = Vec::new();
-                for id in ids {
-                    match docker.inspect(id) {
-                        Ok(Some(i)) => each.push(i),
-                        Ok(None) => {}
-                        Err(e) => {
-                            return Err(fail("docker_error", format!("cannot inspect {id}: {e}")));
-                        }
-                    }
-                }
-                each
-            }
-        }
-    };
+    let others = engine.running().map_err(|e| {
+        fail(
+            "docker_error",
+            format!("cannot list running containers: {e}"),
+        )
+    })?;
     match find_conflict(spec, ip, twin_label, &others) {
         Some(o) => Err(fail(
             "driver_conflict",
@@ -188,23 +149,23 @@ mod tests {
         s
     }
 
-    fn other(name: &str, twin: &str, running: bool, env: &[&str]) -> Inspect {
+    fn other(name: &str, twin: &str, running: bool, env: &[&str]) -> Details {
         let status = if running { "running" } else { "exited" };
-        Inspect {
+        Details {
             id: name.into(),
             name: name.into(),
             image: "x".into(),
             labels: BTreeMap::from([("twin".to_string(), twin.to_string())]),
             env: env.iter().map(|e| e.to_string()).collect(),
             restart_policy: String::new(),
-            ..Inspect::example(status, running)
+            ..Details::example(status, running)
         }
     }
 
     #[test]
     fn the_same_robot_twice_is_refused_and_nothing_else() {
         let s = spec(&[("ROBOT_IP", "10.0.0.5")]);
-        let rows: Vec<(Inspect, bool)> = vec![
+        let rows: Vec<(Details, bool)> = vec![
             (other("arm-b", "bbbb", true, &["ROBOT_IP=10.0.0.5"]), true),
             (other("arm-b", "bbbb", false, &["ROBOT_IP=10.0.0.5"]), false),
             (other("arm-b", "bbbb", true, &["ROBOT_IP=10.0.0.6"]), false),

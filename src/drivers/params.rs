@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::docker::args::{flag_values, without_flag_values};
+use crate::engine::args::{flag_values, without_flag_values};
 
 /// `-e K=V`, `--env K=V`, `--env=K=V` pairs of `params`, and the params without them.
 pub fn split_env_params(params: &[String]) -> (Vec<(String, String)>, Vec<String>) {

@@ -26,7 +26,7 @@ pub struct DriverHooks {
     pub alerts: Arc<Mutex<AlertSink>>,
     pub cards: super::card::Cards,
     /// The engine and the robots claimed by launches under way (the conflict guard).
-    pub docker: crate::docker::Docker,
+    pub engine: Arc<dyn crate::containers::engine::Engine>,
     pub robots: super::conflict::Claims,
     /// The Jetson power mode applied by this process, and the nvpmodel configuration.
     pub nvp_applied: Mutex<Option<String>>,
@@ -40,8 +40,8 @@ impl LaunchHooks for DriverHooks {
         payload: &serde_json::Value,
     ) -> Result<(), LaunchFailure> {
         self.cards.phase(&self.alerts, spec, "starting_container");
-        let (image_env, labels) = self.docker.image_config(&spec.image);
-        if labels.contains_key(COMPOSE_SCHEMA_LABEL) {
+        let image = self.engine.image_config(&spec.image);
+        if image.labels.contains_key(COMPOSE_SCHEMA_LABEL) {
             let text = format!(
                 "{} declares a Compose topology ({COMPOSE_SCHEMA_LABEL}); this edge does not run image-declared topologies yet, so it starts the profile's image as one container",
                 spec.image
@@ -50,10 +50,10 @@ impl LaunchHooks for DriverHooks {
             self.progress(spec, &spec.image, &text);
         }
         super::conflict::check(
-            &self.docker,
+            self.engine.as_ref(),
             &self.robots,
             spec,
-            &image_env,
+            &image.env,
             super::spec::LABEL_TWIN,
         )?;
         crate::twin_file::write(&self.config_dir, &spec.owner, payload)
@@ -81,7 +81,7 @@ impl LaunchHooks for DriverHooks {
         use super::jetson_power as jp;
         let requests: Vec<&str> = specs
             .iter()
-            .filter_map(|s| crate::docker::args::label_value(&s.options, jp::LABEL))
+            .filter_map(|s| crate::engine::args::label_value(&s.options, jp::LABEL))
             .collect();
         match jp::resolve(requests) {
             Err(ids) => log::error!(
@@ -372,7 +372,7 @@ fn driver_log_sink(
             LogEvent::Cut(n) => {
                 let msg = format!(
                     "edge: {n} log line(s) of {name} longer than {} bytes were cut",
-                    crate::docker::api::MAX_LINE
+                    crate::engine::MAX_LINE
                 );
                 log::warn!("{msg}");
                 publish(&msg, "WARNING");

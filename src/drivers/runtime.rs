@@ -49,7 +49,7 @@ impl Drivers {
     /// The driver role, and what it registers on the runtime (its hooks and policy).
     pub fn new(
         ctx: LaunchContext,
-        docker: crate::docker::Docker,
+        engine: Arc<dyn crate::containers::engine::Engine>,
         tuning: &DriverTuning,
         mqtt: Option<MqttHandle>,
         alerts: AlertSink,
@@ -70,7 +70,7 @@ impl Drivers {
             mqtt: mqtt.clone(),
             alerts: alerts.clone(),
             cards: cards.clone(),
-            docker,
+            engine,
             robots: Default::default(),
             nvp_applied: Default::default(),
             nvp_conf: ctx

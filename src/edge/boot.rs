@@ -151,7 +151,10 @@ pub(super) fn edge_json_every(settings: &Settings) -> Duration {
 
 /// The saturation monitor's settings (reference §11.2): `CYBERWAVE_RESOURCE_SATURATION_PERCENT`
 /// and how often the host is sampled (`CYBERWAVE_RESOURCE_MONITOR_INTERVAL_SECONDS`, 30).
-pub(super) fn saturation_config(settings: &Settings) -> crate::health::saturation::MonitorConfig {
+pub(super) fn saturation_config(
+    settings: &Settings,
+    engine: std::sync::Arc<dyn crate::engine::Engine>,
+) -> crate::health::saturation::MonitorConfig {
     let (threshold, warning) = crate::health::saturation::threshold(
         settings
             .env
@@ -172,7 +175,7 @@ pub(super) fn saturation_config(settings: &Settings) -> crate::health::saturatio
     crate::health::saturation::MonitorConfig {
         threshold,
         every,
-        docker_bin: settings.docker_bin.clone(),
+        engine,
         host: crate::host::hostname(),
     }
 }

@@ -254,16 +254,20 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let worker_alerts = alerts.clone();
     // One container runtime for every role; drivers are its first.
     let tuning = crate::drivers::settings::driver_tuning(&settings);
+    let engine = crate::containers::engine::open(
+        &settings.docker_bin,
+        tuning.create_timeout,
+        tuning.remove_timeout,
+    );
     let (mut runtime, mut runtime_rx) = Runtime::start(Setup {
-        docker: crate::docker::Docker::new(&settings.docker_bin)
-            .with_timeouts(tuning.create_timeout, tuning.remove_timeout),
+        engine: engine.clone(),
         config_dir: settings.config_dir.clone(),
         owner: fingerprint.clone(),
         tuning: tuning.runtime.clone(),
     });
     let (drivers, driver_role) = Drivers::new(
         crate::drivers::settings::launch_context(&settings, &fingerprint),
-        crate::docker::Docker::new(&settings.docker_bin),
+        engine.clone(),
         &tuning,
         (!local).then(|| mqtt.clone()),
         alerts,
@@ -291,6 +295,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
 
     let (restart_tx, mut restart_rx) = unbounded::<usize>();
     let mut state = State {
+        engine,
         alert_stats,
         started: Instant::now(),
         started_at: SystemTime::now(),
@@ -389,7 +394,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         unbounded::<crate::health::saturation::SaturationEvent>();
     let (_saturation_stop, saturation_stop_rx) = crossbeam_channel::bounded::<()>(0);
     if !local {
-        let cfg = saturation_config(&state.settings);
+        let cfg = saturation_config(&state.settings, state.engine.clone());
         thread::Builder::new()
             .name("saturation".into())
             .spawn(move || crate::health::saturation::run(cfg, saturation_tx, saturation_stop_rx))

@@ -36,6 +36,8 @@ impl TokenState {
 
 /// Everything the supervisor knows. Only the supervisor thread touches it.
 pub(super) struct State {
+    /// The container engine every role and monitor shares.
+    pub(super) engine: std::sync::Arc<dyn crate::engine::Engine>,
     pub(super) settings: Settings,
     pub(super) started: Instant,
     pub(super) started_at: SystemTime,
@@ -282,7 +284,7 @@ impl State {
                 let cfg = HealthConfig {
                     edge_id: self.fingerprint.clone(),
                     interval: self.settings.health_interval,
-                    docker_bin: self.settings.docker_bin.clone(),
+                    engine: self.engine.clone(),
                     battery_wh: self.settings.battery_wh,
                     watchdog_layers: watchdog_layers(),
                 };

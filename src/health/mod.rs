@@ -76,7 +76,8 @@ enum Ctl {
 pub struct HealthConfig {
     pub edge_id: String,
     pub interval: Duration,
-    pub docker_bin: String,
+    /// The container engine: its data root is the disk reported.
+    pub engine: std::sync::Arc<dyn crate::engine::Engine>,
     pub battery_wh: Option<f64>,
     pub watchdog_layers: Vec<&'static str>,
 }
@@ -97,7 +98,7 @@ impl HealthPublisher {
             let created = Instant::now();
             let mut twins = twins;
             let mut sampler = Sampler::new("/".into(), cfg.battery_wh);
-            sampler.set_disk_path(crate::docker::data_root(&cfg.docker_bin));
+            sampler.set_disk_path(cfg.engine.data_root());
             let mut next = Instant::now();
             loop {
                 let wait = next.saturating_duration_since(Instant::now());

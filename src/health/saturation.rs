@@ -187,37 +187,27 @@ impl Saturation {
     }
 }
 
-/// The three busiest containers by CPU or memory from `docker stats --no-stream` (10 s), as
+/// The three busiest containers by CPU or memory (the engine's `stats`, 10 s), as
 /// "name 80%, other 10%"; empty for disk or when the engine does not answer.
-fn top_containers(docker: &crate::docker::Docker, resource: Resource) -> String {
-    let column = match resource {
-        Resource::Cpu => 1,
-        Resource::Memory => 2,
-        Resource::Disk => return String::new(),
-    };
-    let out = docker.run(
-        &[
-            "stats",
-            "--no-stream",
-            "--format",
-            "{{.Name}}\t{{.CPUPerc}}\t{{.MemPerc}}",
-        ],
-        Duration::from_secs(10),
-    );
-    parse_top(&out.unwrap_or_default(), column)
+fn top_containers(engine: &dyn crate::engine::Engine, resource: Resource) -> String {
+    match resource {
+        Resource::Disk => String::new(),
+        r => top_of(&engine.usage().unwrap_or_default(), r),
+    }
 }
 
-fn parse_top(stats: &str, column: usize) -> String {
-    let mut usage: Vec<(f64, &str)> = stats
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            let p: f64 = f.get(column)?.trim().trim_end_matches('%').parse().ok()?;
-            Some((p, *f.first()?))
-        })
+fn top_of(usage: &[crate::engine::Usage], resource: Resource) -> String {
+    let share = |u: &crate::engine::Usage| match resource {
+        Resource::Memory => u.memory_percent,
+        _ => u.cpu_percent,
+    };
+    let mut ranked: Vec<(f64, &str)> = usage
+        .iter()
+        .filter(|u| share(u).is_finite())
+        .map(|u| (share(u), u.name.as_str()))
         .collect();
-    usage.sort_by(|a, b| b.partial_cmp(a).unwrap_or(std::cmp::Ordering::Equal));
-    usage
+    ranked.sort_by(|a, b| b.partial_cmp(a).unwrap_or(std::cmp::Ordering::Equal));
+    ranked
         .iter()
         .take(3)
         .map(|(p, n)| format!("{n} {p:.0}%"))
@@ -229,16 +219,15 @@ fn parse_top(stats: &str, column: usize) -> String {
 pub struct MonitorConfig {
     pub threshold: f64,
     pub every: Duration,
-    pub docker_bin: String,
+    pub engine: std::sync::Arc<dyn crate::engine::Engine>,
     /// This edge's host name (in the alert text).
     pub host: String,
 }
 
 /// Samples the host every `every` until `stop` closes, sending what changes.
 pub fn run(cfg: MonitorConfig, tx: Sender<SaturationEvent>, stop: Receiver<()>) {
-    let docker = crate::docker::Docker::new(&cfg.docker_bin);
-    // The disk that fills is the one Docker keeps its images and logs on.
-    let mut sampler = Sampler::new(crate::docker::data_root(&cfg.docker_bin), None);
+    // The disk that fills is the one the engine keeps its images and logs on.
+    let mut sampler = Sampler::new(cfg.engine.data_root(), None);
     let mut state = Saturation::new(cfg.threshold);
     let host = cfg.host.clone();
     loop {
@@ -248,7 +237,9 @@ pub fn run(cfg: MonitorConfig, tx: Sender<SaturationEvent>, stop: Receiver<()>) 
             (Resource::Memory, s.memory_percent),
             (Resource::Disk, s.disk_percent),
         ];
-        for ev in state.step(&readings, &host, &mut |r| top_containers(&docker, r)) {
+        for ev in state.step(&readings, &host, &mut |r| {
+            top_containers(cfg.engine.as_ref(), r)
+        }) {
             if tx.send(ev).is_err() {
                 return;
             }

@@ -8,17 +8,17 @@ use std::time::{Duration, Instant};
 use super::{LaunchFailure, Launcher};
 use crate::containers::image::is_local_build;
 use crate::containers::spec::ContainerSpec;
-use crate::docker::DockerError;
-use crate::docker::pull::PullProgress;
+use crate::engine::EngineError;
+use crate::engine::pull::PullProgress;
 
 /// At most one `docker pull: <line>` per this period, unless the layer picture changed.
 const PULL_LINE_EVERY: Duration = Duration::from_millis(100);
 
 /// The registry refused the stored credentials (the original's
 /// `unauthorized|incorrect username or password`, any case).
-pub fn is_unauthorized(e: &DockerError) -> bool {
+pub fn is_unauthorized(e: &EngineError) -> bool {
     match e {
-        DockerError::Failed { message, .. } => {
+        EngineError::Failed { message, .. } => {
             let m = message.to_lowercase();
             m.contains("unauthorized") || m.contains("incorrect username or password")
         }
@@ -131,8 +131,8 @@ impl Launcher {
                     }
                 }
                 let phase = match e {
-                    DockerError::TimedOut { .. } => "pull_timeout",
-                    DockerError::Spawn { .. } => "pull_spawn_failed",
+                    EngineError::TimedOut { .. } => "pull_timeout",
+                    EngineError::Spawn { .. } => "pull_spawn_failed",
                     _ => "pull_failed",
                 };
                 Err(LaunchFailure {
@@ -145,7 +145,7 @@ impl Launcher {
 
     /// One pull of `image` (a fresh tracker per attempt; one anonymous retry when the stored
     /// credentials are refused), its phase lines to the journal and every container's role.
-    fn pull(&self, image: &str, specs: &[&ContainerSpec]) -> Result<(), DockerError> {
+    fn pull(&self, image: &str, specs: &[&ContainerSpec]) -> Result<(), EngineError> {
         let started = format!("docker pull started for image {image}");
         log::info!("{started}");
         self.tell(specs, image, &started);
@@ -194,7 +194,7 @@ impl Launcher {
         }
         let end = match &result {
             Ok(()) => format!("docker pull completed for image {image}"),
-            Err(DockerError::TimedOut { .. }) => format!("docker pull timed out for image {image}"),
+            Err(EngineError::TimedOut { .. }) => format!("docker pull timed out for image {image}"),
             Err(e) => format!("docker pull failed for image {image}: {e}"),
         };
         log::info!("{end}");

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 
 use super::*;
-use crate::containers::engine::fake::FakeEngine;
+use crate::engine::fake::FakeEngine;
 
 /// Role hooks that record into the fake engine's call list, so their order shows.
 struct Recording(Arc<FakeEngine>);
@@ -379,11 +379,11 @@ fn a_registry_refusing_stored_credentials_gets_one_anonymous_retry() {
 #[test]
 fn the_probe_judges_as_the_original() {
     let info = |status: &str, running: bool, code: i64, restarts: u64, policy: &str| {
-        crate::docker::Inspect {
+        crate::engine::Details {
             exit_code: code,
             restart_count: restarts,
             restart_policy: policy.into(),
-            ..crate::docker::Inspect::example(status, running)
+            ..crate::engine::Details::example(status, running)
         }
     };
     let rows = [

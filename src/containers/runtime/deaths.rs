@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::{Loop, Runtime};
 use crate::containers::executor::Op;
-use crate::docker::ContainerEvent;
+use crate::engine::ContainerEvent;
 
 impl Runtime {
     pub(super) fn on_container_event(&mut self, ev: ContainerEvent) {

@@ -8,7 +8,7 @@ use super::Runtime;
 use crate::containers::cleanup::{save_images, stale_containers, stale_images};
 use crate::containers::executor::Op;
 use crate::containers::spec::Role;
-use crate::docker::PsEntry;
+use crate::engine::Container;
 
 impl Runtime {
     /// Stops and starts a running container (a hot reload); its exit is not counted as a crash.
@@ -106,7 +106,7 @@ impl Runtime {
         }
         if now.duration_since(self.last_container_prune) >= c.container_interval {
             self.last_container_prune = now;
-            let list: Vec<PsEntry> = observed.values().cloned().collect();
+            let list: Vec<Container> = observed.values().cloned().collect();
             let desired: BTreeSet<String> = self.desired.keys().cloned().collect();
             containers = stale_containers(&list, &desired, &self.owner);
         }

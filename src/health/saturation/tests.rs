@@ -92,8 +92,19 @@ fn threshold_and_words() {
 
 #[test]
 fn top_containers_are_the_three_busiest() {
-    let stats = "a\t1.5%\t3%\nb\t80.2%\t1%\nbad line\nc\t12%\t2%\nd\t0.1%\t50%\n";
-    assert_eq!(parse_top(stats, 1), "b 80%, c 12%, a 2%");
-    assert_eq!(parse_top(stats, 2), "d 50%, a 3%, c 2%");
-    assert_eq!(parse_top("", 1), "");
+    let usage = |name: &str, cpu: f64, mem: f64| crate::engine::Usage {
+        name: name.into(),
+        cpu_percent: cpu,
+        memory_percent: mem,
+    };
+    let stats = [
+        usage("a", 1.5, 3.0),
+        usage("b", 80.2, 1.0),
+        usage("bad line", f64::NAN, f64::NAN),
+        usage("c", 12.0, 2.0),
+        usage("d", 0.1, 50.0),
+    ];
+    assert_eq!(top_of(&stats, Resource::Cpu), "b 80%, c 12%, a 2%");
+    assert_eq!(top_of(&stats, Resource::Memory), "d 50%, a 3%, c 2%");
+    assert_eq!(top_of(&[], Resource::Cpu), "");
 }

@@ -1,43 +1,38 @@
-//! Errors of the `docker` CLI: each names the command and carries what Docker said, cut to
-//! the reason ([`error_summary`]).
+//! Errors of a container engine call: each names the command (`docker stop …`) and carries
+//! what the engine said, cut to the reason ([`error_summary`]).
 
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum DockerError {
-    /// The binary could not be started (not installed, wrong `CYBERWAVE_DOCKER_BIN`).
-    Spawn {
-        command: String,
-        detail: String,
-    },
-    TimedOut {
-        command: String,
-        after: Duration,
-    },
+#[non_exhaustive]
+pub enum EngineError {
+    /// The engine's binary could not be started (not installed, wrong `CYBERWAVE_DOCKER_BIN`).
+    Spawn { command: String, detail: String },
+    /// No answer within the call's deadline: the child was killed.
+    TimedOut { command: String, after: Duration },
+    /// The engine answered with a failure: its exit code (`None`: killed by a signal) and
+    /// the reason it printed.
     Failed {
         command: String,
         code: Option<i32>,
         message: String,
     },
-    /// Docker answered, but not in the shape we expect.
-    Parse {
-        command: String,
-        detail: String,
-    },
+    /// The engine answered, but not in the shape we expect.
+    Parse { command: String, detail: String },
 }
 
-impl std::fmt::Display for DockerError {
+impl std::fmt::Display for EngineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DockerError::Spawn { command, detail } => {
-                write!(f, "{command}: cannot run docker: {detail}")
+            EngineError::Spawn { command, detail } => {
+                write!(f, "{command}: cannot start it: {detail}")
             }
-            DockerError::TimedOut { command, after } => write!(
+            EngineError::TimedOut { command, after } => write!(
                 f,
                 "{command}: no answer within {} s (killed)",
                 after.as_secs()
             ),
-            DockerError::Failed {
+            EngineError::Failed {
                 command,
                 code,
                 message,
@@ -45,19 +40,19 @@ impl std::fmt::Display for DockerError {
                 Some(c) => write!(f, "{command}: exit {c}: {message}"),
                 None => write!(f, "{command}: killed by a signal: {message}"),
             },
-            DockerError::Parse { command, detail } => {
+            EngineError::Parse { command, detail } => {
                 write!(f, "{command}: unexpected output: {detail}")
             }
         }
     }
 }
 
-impl std::error::Error for DockerError {}
+impl std::error::Error for EngineError {}
 
 /// Most characters kept of each line of a docker error.
 const ERROR_LINE_MAX: usize = 400;
 
-/// What a failed `docker` call said, for logs, `status` and alerts: its first meaningful line
+/// What a failed engine call said, for logs, `status` and alerts: its first meaningful line
 /// (the reason) and, when different, its last, each cut to [`ERROR_LINE_MAX`] characters.
 /// Hints (`See 'docker create --help'.`, `Run '…--help' for more information`) and a usage
 /// block after them are not the reason: keeping only the last line used to lose it.
