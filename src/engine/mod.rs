@@ -1,7 +1,7 @@
 //! The seam around a container engine: the [`Engine`] trait and the engine's own vocabulary
 //! ([`Container`], [`Details`], [`ContainerEvent`], [`EngineError`], log and event streams).
 //! Everything above this module — the container runtime, every role, the control commands —
-//! talks to an engine only through it; the engines themselves (`crate::docker` today) sit
+//! talks to an engine only through it; the engines themselves (Docker, in `src/docker`, today) sit
 //! beside it and implement it, and a recording fake ([`fake`]) stands in for them in unit
 //! tests (the pattern of youki's `Syscall` / `TestHelperSyscall`).
 //!
