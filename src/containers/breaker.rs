@@ -7,11 +7,74 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+/// Events in a sliding time window: an event counts while it is younger than the window.
+/// The one counter behind the restart-loop detector (deaths per container) and the worker's
+/// restart breaker (restarts in five minutes).
+#[derive(Debug, Clone)]
+pub struct SlidingWindow {
+    window: Duration,
+    times: VecDeque<Instant>,
+}
+
+/// Most events a window keeps: a container dying in a tight loop must not grow it without
+/// bound (every threshold we use is far below).
+const WINDOW_CAP: usize = 4096;
+
+impl SlidingWindow {
+    pub fn new(window: Duration) -> Self {
+        SlidingWindow {
+            window,
+            times: VecDeque::new(),
+        }
+    }
+
+    fn counts(&self, t: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(t) < self.window
+    }
+
+    /// Records an event at `at`; returns how many are in the window ending then.
+    pub fn record(&mut self, at: Instant) -> usize {
+        if self.times.len() >= WINDOW_CAP {
+            self.times.pop_front();
+        }
+        self.times.push_back(at);
+        while self.times.front().is_some_and(|t| !self.counts(*t, at)) {
+            self.times.pop_front();
+        }
+        self.times.len()
+    }
+
+    /// Events in the window ending at `now`.
+    pub fn count(&self, now: Instant) -> usize {
+        self.times.iter().filter(|t| self.counts(**t, now)).count()
+    }
+
+    /// Forgets the events before `t` (a re-arm at `t`).
+    pub fn forget_before(&mut self, t: Instant) {
+        self.times.retain(|at| *at >= t);
+    }
+
+    /// When the count drops below `n`, if it is at least `n` at `now`: the moment the
+    /// (count − n + 1)-th oldest event in the window leaves it.
+    pub fn drops_below(&self, n: usize, now: Instant) -> Option<Instant> {
+        let recent: Vec<Instant> = self
+            .times
+            .iter()
+            .copied()
+            .filter(|t| self.counts(*t, now))
+            .collect();
+        if n == 0 || recent.len() < n {
+            return None;
+        }
+        recent.get(recent.len() - n).map(|t| *t + self.window)
+    }
+}
+
 #[derive(Debug)]
 pub struct FlapDetector {
     threshold: usize,
     window: Duration,
-    deaths: HashMap<String, VecDeque<Instant>>,
+    deaths: HashMap<String, SlidingWindow>,
 }
 
 impl FlapDetector {
@@ -25,15 +88,13 @@ impl FlapDetector {
 
     /// Records a container death; returns the deaths in the window when it is a restart loop.
     pub fn record_death(&mut self, name: &str, at: Instant) -> Option<usize> {
-        let q = self.deaths.entry(name.to_string()).or_default();
-        q.push_back(at);
-        while q
-            .front()
-            .is_some_and(|t| at.duration_since(*t) > self.window)
-        {
-            q.pop_front();
-        }
-        (q.len() > self.threshold).then_some(q.len())
+        let window = self.window;
+        let n = self
+            .deaths
+            .entry(name.to_string())
+            .or_insert_with(|| SlidingWindow::new(window))
+            .record(at);
+        (n > self.threshold).then_some(n)
     }
 
     pub fn clear(&mut self, name: &str) {
@@ -131,6 +192,51 @@ mod tests {
         for i in 0..20 {
             assert_eq!(f.record_death("d", t0 + Duration::from_secs(i * 20)), None);
         }
+    }
+
+    #[test]
+    fn a_sliding_window_counts_what_is_younger_than_it() {
+        let t0 = Instant::now();
+        let s = |n: u64| t0 + Duration::from_secs(n);
+        let mut w = SlidingWindow::new(Duration::from_secs(60));
+        // (event at, count after recording it)
+        let rows = [
+            (0, 1),
+            (10, 2),
+            (30, 3),
+            (59, 4),
+            (60, 4),
+            (75, 4),
+            (200, 1),
+        ];
+        for (at, want) in rows {
+            assert_eq!(w.record(s(at)), want, "event at {at}");
+        }
+        let mut w = SlidingWindow::new(Duration::from_secs(300));
+        for at in [0, 10, 20, 30, 40, 50] {
+            w.record(s(at));
+        }
+        // (now, count, when it drops below 5)
+        let rows = [
+            (50, 6, Some(310)),
+            (305, 5, Some(310)),
+            (310, 4, None),
+            (400, 0, None),
+        ];
+        for (now, count, drops) in rows {
+            assert_eq!(w.count(s(now)), count, "at {now}");
+            assert_eq!(w.drops_below(5, s(now)), drops.map(s), "at {now}");
+        }
+        w.forget_before(s(50));
+        assert_eq!(w.count(s(50)), 1);
+        w.forget_before(s(51));
+        assert_eq!((w.count(s(50)), w.drops_below(1, s(50))), (0, None));
+        // A flood is capped, never grown without bound.
+        let mut w = SlidingWindow::new(Duration::from_secs(3600));
+        for _ in 0..10_000 {
+            w.record(t0);
+        }
+        assert_eq!(w.count(t0), WINDOW_CAP);
     }
 
     #[test]

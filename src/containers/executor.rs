@@ -248,3 +248,6 @@ pub fn follow_events(
         thread::sleep(backoff.next_delay());
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -559,3 +559,6 @@ impl Runtime {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;

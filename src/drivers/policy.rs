@@ -391,3 +391,6 @@ fn driver_log_sink(
         }
     })
 }
+
+#[cfg(test)]
+mod tests;

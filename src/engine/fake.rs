@@ -45,6 +45,25 @@ impl FakeEngine {
         f
     }
 
+    /// Adds (or replaces) a container: its state, labels and restart policy.
+    pub fn put(&self, name: &str, state: &str, labels: &[(&str, &str)], policy: &str) {
+        if let Ok(mut c) = self.containers.lock() {
+            let labels = labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            c.insert(name.into(), (state.into(), labels, policy.into()));
+        }
+    }
+
+    /// The state of a container, if it exists.
+    pub fn state(&self, name: &str) -> Option<String> {
+        self.containers
+            .lock()
+            .ok()
+            .and_then(|c| c.get(name).map(|e| e.0.clone()))
+    }
+
     pub fn fail(&self, call_prefix: &str, message: &str) {
         if let Ok(mut f) = self.failures.lock() {
             f.insert(call_prefix.to_string(), message.to_string());

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 
+use crate::containers::breaker::SlidingWindow;
+
 /// Restarts in this window count towards the breaker.
 pub const BREAKER_WINDOW: Duration = Duration::from_secs(300);
 /// This many restarts in the window trip it.
@@ -25,17 +27,28 @@ pub struct RestartEvent {
 
 /// Every restart we made, and the breaker over the last five minutes: ≥ 5 restarts in 300 s
 /// suppress automatic restarts until the count in the window drops below 5.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RestartHistory {
     events: VecDeque<RestartEvent>,
     total: u64,
-    /// Re-armed by an operator then: restarts before it no longer count for the breaker.
-    rearmed_at: Option<Instant>,
+    /// The restarts that count for the breaker (an operator's re-arm forgets the earlier ones).
+    window: SlidingWindow,
+}
+
+impl Default for RestartHistory {
+    fn default() -> Self {
+        RestartHistory {
+            events: VecDeque::new(),
+            total: 0,
+            window: SlidingWindow::new(BREAKER_WINDOW),
+        }
+    }
 }
 
 impl RestartHistory {
     pub fn record(&mut self, reason: &str, ok: bool, at: Instant) {
         self.total += 1;
+        self.window.record(at);
         if self.events.len() >= KEEP {
             self.events.pop_front();
         }
@@ -53,20 +66,13 @@ impl RestartHistory {
 
     /// Restarts in the last [`BREAKER_WINDOW`] (since the last re-arm).
     pub fn recent(&self, now: Instant) -> usize {
-        self.in_window(now).count()
-    }
-
-    fn in_window(&self, now: Instant) -> impl Iterator<Item = &RestartEvent> {
-        self.events.iter().filter(move |e| {
-            now.saturating_duration_since(e.at) < BREAKER_WINDOW
-                && self.rearmed_at.is_none_or(|r| e.at >= r)
-        })
+        self.window.count(now)
     }
 
     /// An operator's explicit `worker start|restart`: the breaker closes at once (the history
     /// and total stay for `worker health`).
     pub fn rearm(&mut self, now: Instant) {
-        self.rearmed_at = Some(now);
+        self.window.forget_before(now);
     }
 
     pub fn tripped(&self, now: Instant) -> bool {
@@ -75,13 +81,7 @@ impl RestartHistory {
 
     /// When the breaker re-arms (the oldest restart in the window leaves it), if tripped.
     pub fn rearms_at(&self, now: Instant) -> Option<Instant> {
-        if !self.tripped(now) {
-            return None;
-        }
-        let recent: Vec<&RestartEvent> = self.in_window(now).collect();
-        // The count drops below the threshold when the (n - threshold + 1)-th oldest leaves.
-        let idx = recent.len() + 1 - BREAKER_THRESHOLD - 1;
-        recent.get(idx).map(|e| e.at + BREAKER_WINDOW)
+        self.window.drops_below(BREAKER_THRESHOLD, now)
     }
 
     pub fn last(&self, n: usize) -> impl Iterator<Item = &RestartEvent> {

@@ -1,0 +1,312 @@
+//! The runtime against the recording fake engine, threads and all: what it launches, adopts,
+//! replaces and stops, in which order, and what its role hears — the decisions that used to
+//! be reached only by the integration tests against Docker.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use super::*;
+use crate::containers::follow::LogEvent;
+use crate::containers::launch::LaunchHooks;
+use crate::engine::fake::FakeEngine;
+
+/// A role's policy that writes down what it hears.
+struct Heard(Arc<Mutex<Vec<String>>>);
+
+impl Heard {
+    fn push(&self, s: String) {
+        self.0.lock().unwrap().push(s);
+    }
+}
+
+impl Policy for Heard {
+    fn up(&mut self, spec: &ContainerSpec, _id: &str) {
+        self.push(format!("up {}", spec.name));
+    }
+    fn launch_failed(&mut self, spec: &ContainerSpec, f: &LaunchFailure, _retry_in: Duration) {
+        self.push(format!("failed {} {}", spec.name, f.phase));
+    }
+    fn restart_loop(&mut self, spec: &ContainerSpec, l: &Loop) {
+        self.push(format!("loop {} {}", spec.name, l.deaths_in_window));
+    }
+    fn went_down(&mut self, spec: &ContainerSpec, status: &str) {
+        self.push(format!("down {} {status}", spec.name));
+    }
+    fn log_sink(&self, spec: &ContainerSpec) -> crate::containers::follow::Sink {
+        let (heard, name) = (self.0.clone(), spec.name.clone());
+        Box::new(move |ev| {
+            if let LogEvent::Line(l) = ev {
+                heard.lock().unwrap().push(format!("log {name} {l}"));
+            }
+        })
+    }
+}
+
+struct NoHooks;
+
+impl LaunchHooks for NoHooks {
+    fn prepare(&self, _: &ContainerSpec, _: &Value) -> Result<(), LaunchFailure> {
+        Ok(())
+    }
+    fn progress(&self, _: &ContainerSpec, _: &str, _: &str) {}
+}
+
+struct Harness {
+    engine: Arc<FakeEngine>,
+    runtime: Runtime,
+    rx: Receiver<RuntimeEvent>,
+    heard: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+fn tuning() -> Tuning {
+    Tuning {
+        restart_loop_threshold: 3,
+        restart_loop_window: Duration::from_secs(60),
+        removed_revival: None,
+        probe: Duration::from_secs(2),
+        retry_base: Duration::from_secs(30),
+        retry_cap: Duration::from_secs(300),
+        rearm_after: Duration::from_secs(300),
+        log_tail: 10,
+        cleanup: None,
+    }
+}
+
+fn start(engine: FakeEngine) -> Harness {
+    let engine = Arc::new(engine);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut runtime, rx) = Runtime::start(Setup {
+        engine: engine.clone(),
+        config_dir: dir.path().to_path_buf(),
+        owner: "fp-1".into(),
+        tuning: tuning(),
+    });
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    runtime.add_role(RoleSetup {
+        role: Role::Driver,
+        hooks: Arc::new(NoHooks),
+        policy: Box::new(Heard(heard.clone())),
+    });
+    Harness {
+        engine,
+        runtime,
+        rx,
+        heard,
+        _dir: dir,
+    }
+}
+
+impl Harness {
+    /// Hands the runtime its events until `done` holds (5 s at most).
+    fn until(&mut self, what: &str, done: impl Fn(&Harness) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: calls {:?}, heard {:?}",
+                self.engine.calls(),
+                self.heard()
+            );
+            if let Ok(ev) = self.rx.recv_timeout(Duration::from_millis(50)) {
+                self.runtime.on_event(ev);
+            }
+        }
+    }
+
+    fn heard(&self) -> Vec<String> {
+        self.heard.lock().unwrap().clone()
+    }
+
+    fn called(&self, call: &str) -> bool {
+        self.engine.calls().iter().any(|c| c == call)
+    }
+
+    fn want(&mut self, specs: &[ContainerSpec]) {
+        let desired = specs
+            .iter()
+            .map(|s| (s.name.clone(), (s.clone(), json!({"uuid": s.owner}))))
+            .collect();
+        self.runtime.set_desired(Role::Driver, desired);
+    }
+}
+
+fn spec(name: &str, hash: &str) -> ContainerSpec {
+    let mut s = crate::containers::spec::example(Role::Driver);
+    s.name = name.into();
+    s.image = "drv:local".into();
+    s.pull = crate::containers::spec::Pull::IfMissing;
+    s.spec_hash = hash.into();
+    s.restart = "unless-stopped".into();
+    s.options = ["--name", name, "--restart", "unless-stopped", "--label"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("{}={hash}", crate::containers::LABEL_SPEC_HASH)])
+        .collect();
+    s
+}
+
+fn ours(hash: &str) -> Vec<(&'static str, String)> {
+    vec![(crate::containers::LABEL_SPEC_HASH, hash.to_string())]
+}
+
+fn put(engine: &FakeEngine, name: &str, state: &str, hash: &str) {
+    let labels = ours(hash);
+    let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    engine.put(name, state, &labels, "unless-stopped");
+}
+
+#[test]
+fn launches_what_is_missing_and_adopts_what_runs_with_the_same_spec() {
+    let engine = FakeEngine::with_images(&["drv:local"]);
+    put(&engine, "cyberwave-driver-a", "running", "h");
+    let mut h = start(engine);
+    h.until("first observation", |h| h.called("ps"));
+    h.want(&[
+        spec("cyberwave-driver-a", "h"),
+        spec("cyberwave-driver-b", "h"),
+    ]);
+    h.until("b up", |h| {
+        h.heard().contains(&"up cyberwave-driver-b".into())
+    });
+    h.until("settled", |h| h.runtime.settled(Role::Driver));
+    let calls = h.engine.calls();
+    assert!(h.called("create cyberwave-driver-b") && h.called("start cyberwave-driver-b"));
+    // The running container with the same spec is adopted: never recreated, never stopped.
+    assert!(
+        calls.iter().all(|c| !c.ends_with("cyberwave-driver-a")
+            || c == "inspect cyberwave-driver-a"
+            || c.starts_with("logs ")),
+        "{calls:?}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("stop cyberwave-driver-a"))
+    );
+    // Its log is followed and reaches the role's sink.
+    h.until("log followed", |h| h.called("logs cyberwave-driver-a"));
+    assert!(
+        h.engine
+            .log_line("cyberwave-driver-a", "2026-12-03T10:00:00.5Z hello")
+    );
+    h.until("log line", |h| {
+        h.heard().contains(&"log cyberwave-driver-a hello".into())
+    });
+    h.runtime.shutdown();
+}
+
+#[test]
+fn a_changed_spec_stops_the_old_container_gracefully_before_its_successor_is_created() {
+    let engine = FakeEngine::with_images(&["drv:local"]);
+    put(&engine, "cyberwave-driver-a", "running", "old");
+    let mut h = start(engine);
+    h.until("first observation", |h| h.called("ps"));
+    h.want(&[spec("cyberwave-driver-a", "new")]);
+    h.until("replaced", |h| {
+        h.heard().contains(&"up cyberwave-driver-a".into())
+    });
+    let calls = h.engine.calls();
+    let at = |c: &str| calls.iter().position(|x| x == c).unwrap_or(usize::MAX);
+    let (stop, remove, create, start) = (
+        at("stop cyberwave-driver-a 10"),
+        at("remove cyberwave-driver-a"),
+        at("create cyberwave-driver-a"),
+        at("start cyberwave-driver-a"),
+    );
+    assert!(
+        stop < remove && remove < create && create < start,
+        "{calls:?}"
+    );
+    h.runtime.shutdown();
+}
+
+#[test]
+fn a_restart_loop_is_stopped_with_the_policy_off_and_told_to_the_role() {
+    let engine = FakeEngine::with_images(&["drv:local"]);
+    put(&engine, "cyberwave-driver-a", "running", "h");
+    let mut h = start(engine);
+    h.until("first observation", |h| h.called("ps"));
+    h.want(&[spec("cyberwave-driver-a", "h")]);
+    h.until("events open", |h| h.called("events"));
+    // Three deaths in the window are the threshold; the fourth is a loop.
+    for _ in 0..4 {
+        assert!(h.engine.event("die cyberwave-driver-a 1"));
+    }
+    h.until("loop stopped", |h| {
+        h.heard().contains(&"loop cyberwave-driver-a 4".into())
+    });
+    let calls = h.engine.calls();
+    let at = |c: &str| calls.iter().position(|x| x == c).unwrap_or(usize::MAX);
+    assert!(
+        at("restart-policy cyberwave-driver-a no") < at("stop cyberwave-driver-a 10"),
+        "{calls:?}"
+    );
+    assert_eq!(
+        h.engine.state("cyberwave-driver-a").as_deref(),
+        Some("exited")
+    );
+    // The breaker holds it down: observations do not relaunch it before the retry.
+    h.runtime.tick();
+    h.until("observed again", |h| {
+        h.engine.calls().iter().filter(|c| *c == "ps").count() >= 3
+    });
+    assert!(!h.called("create cyberwave-driver-a") && !h.called("start cyberwave-driver-a"));
+    h.runtime.shutdown();
+}
+
+#[test]
+fn a_container_that_stops_is_told_to_its_role_once() {
+    let engine = FakeEngine::with_images(&["drv:local"]);
+    put(&engine, "cyberwave-driver-a", "running", "h");
+    let mut h = start(engine);
+    h.until("first observation", |h| h.called("ps"));
+    h.want(&[spec("cyberwave-driver-a", "h")]);
+    h.until("seen running", |h| h.runtime.any_running(Role::Driver));
+    put(&h.engine, "cyberwave-driver-a", "exited", "h");
+    h.runtime.tick();
+    h.until("down", |h| {
+        h.heard().contains(&"down cyberwave-driver-a exited".into())
+    });
+    h.runtime.tick();
+    h.until("observed again", |h| {
+        h.engine.calls().iter().filter(|c| *c == "ps").count() >= 3
+    });
+    let downs = h.heard().iter().filter(|l| l.starts_with("down ")).count();
+    assert_eq!(downs, 1, "{:?}", h.heard());
+    h.runtime.shutdown();
+}
+
+#[test]
+fn a_failed_create_is_told_to_the_role_and_retried_later_not_at_once() {
+    let engine = FakeEngine::with_images(&["drv:local"]);
+    engine.fail(
+        "create cyberwave-driver-a",
+        "Error response from daemon: bad mount",
+    );
+    let mut h = start(engine);
+    h.until("first observation", |h| h.called("ps"));
+    h.want(&[spec("cyberwave-driver-a", "h")]);
+    h.until("failed", |h| {
+        h.heard()
+            .iter()
+            .any(|l| l.starts_with("failed cyberwave-driver-a"))
+    });
+    h.runtime.tick();
+    h.until("observed again", |h| {
+        h.engine.calls().iter().filter(|c| *c == "ps").count() >= 3
+    });
+    let creates = h
+        .engine
+        .calls()
+        .iter()
+        .filter(|c| *c == "create cyberwave-driver-a")
+        .count();
+    assert_eq!(creates, 1, "the retry waits for its backoff (30 s here)");
+    assert!(
+        h.runtime.settled(Role::Driver),
+        "a failed launch counts as settled"
+    );
+    h.runtime.shutdown();
+}
