@@ -593,3 +593,6 @@ impl Worker {
         self.reconcile(runtime);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,39 +1,7 @@
 use super::*;
 
 fn ctx() -> WorkerContext {
-    WorkerContext {
-        config_dir: "/home/pi/.cyberwave".into(),
-        environment_uuid: "0a1b2c3d-0000-4000-8000-000000000001".into(),
-        environment: "production".into(),
-        base_url: "https://api.cyberwave.com".into(),
-        token: Secret::new("cw_tok"),
-        mqtt_password: None,
-        mqtt_host_var: None,
-        mqtt_port_var: None,
-        mqtt_username_var: None,
-        mqtt_use_tls_var: None,
-        mqtt_port: 8883,
-        bus_env: crate::bus::BusSettings::from_env(&crate::config::EnvLayer::default())
-            .worker_env(),
-        forwarded: [
-            (
-                "CYBERWAVE_WORKER_LOG_LEVEL".to_string(),
-                "DEBUG".to_string(),
-            ),
-            ("CYBERWAVE_BASE_URL".to_string(), "ignored".to_string()),
-        ]
-        .into(),
-        image_override: None,
-        log_max_size: Some("10m".into()),
-        log_max_file: "3".into(),
-        user: (1000, 1000),
-        status_dir: "/run/cyberwave".into(),
-        limits: Limits::default(),
-        accelerators: Accelerators::default(),
-        owner: "fp".into(),
-        startup_probe: std::time::Duration::from_secs(30),
-        pull_attempts: 3,
-    }
+    example_context()
 }
 
 #[test]
