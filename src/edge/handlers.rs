@@ -14,7 +14,11 @@ use crate::mqtt::LinkEvent;
 
 use super::state::{State, TokenState};
 
-pub(super) fn on_backend(state: &mut State, ev: BackendEvent) -> Result<(), DaemonError> {
+pub(super) fn on_backend(
+    state: &mut State,
+    ev: BackendEvent,
+    jobctl: &Sender<JobCtl>,
+) -> Result<(), DaemonError> {
     match ev {
         BackendEvent::TokenValid { latency } => {
             log::info!(
@@ -62,7 +66,7 @@ pub(super) fn on_backend(state: &mut State, ev: BackendEvent) -> Result<(), Daem
             state.backend_reachable = Some(true);
             state.backend_last_ok = Some(SystemTime::now());
             state.apply_desired(d);
-            super::restart::refetched(state);
+            super::restart::refetched(state, jobctl);
         }
         BackendEvent::DiscoverOk {
             latency,

@@ -327,9 +327,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         twin_dedupe: Dedupe::new(1024),
         twin_sync: None,
         twin_sync_state: Default::default(),
-        restart: None,
-        last_restart_done: None,
-        last_restart: None,
+        restart: Default::default(),
         restart_tx,
         node: None,
         will_edge_uuid: will_uuid,
@@ -514,7 +512,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                     if let Some(r) = report.as_mut() {
                         startup::on_backend(r, &ev, &state);
                     }
-                    if let Err(e) = on_backend(&mut state, ev) {
+                    if let Err(e) = on_backend(&mut state, ev, &jobctl_tx) {
                         break Err(e);
                     }
                 }
@@ -544,7 +542,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                     }
                     state.worker.after_runtime_event(&mut state.runtime);
                     state.stop_health_once_drivers_run();
-                    restart::check(&mut state);
+                    restart::check(&mut state, &jobctl_tx);
                     state.update_node();
                 }
                 Err(_) => runtime_rx = never(),
@@ -569,7 +567,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 state.runtime.tick();
                 state.worker.tick(&mut state.runtime);
                 state.drivers.check_meta_restarts(&mut state.runtime);
-                restart::check(&mut state);
+                restart::check(&mut state, &jobctl_tx);
                 state.update_node();
             },
         }

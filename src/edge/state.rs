@@ -78,9 +78,7 @@ pub(super) struct State {
     pub(super) twin_sync_state: std::sync::Arc<std::sync::Mutex<crate::twinsync::state::SyncState>>,
     /// A remote restart under way, the end of the last one, its result, and where the
     /// twin-sync thread says the twin files are flushed.
-    pub(super) restart: Option<Restart>,
-    pub(super) last_restart_done: Option<Instant>,
-    pub(super) last_restart: Option<Value>,
+    pub(super) restart: super::restart::machine::Machine,
     pub(super) restart_tx: crossbeam_channel::Sender<usize>,
     /// The node state last published, the edge uuid our link's last will names, and where a
     /// new link reports.
@@ -359,7 +357,7 @@ impl State {
             .map(|s| s.values().filter(|t| t.pending).count())
             .unwrap_or(0);
         let inputs = super::node::NodeInputs {
-            restarting: self.restart.is_some(),
+            restarting: self.restart.running.is_some(),
             twins_pending,
             token_rejected: self.token == TokenState::Rejected,
             backend_unreachable: self.backend_reachable == Some(false),
@@ -486,7 +484,7 @@ impl State {
             "bus": bus,
             "worker": self.worker.snapshot(&self.runtime),
             "twin_sync": self.twin_sync_snapshot(),
-            "restart": restart_snapshot(self),
+            "restart": super::restart::snapshot(&self.restart),
             "node": self.node.as_ref().map(|(s, r)| json!({"state": s, "reason": r})),
             "health_publisher": {
                 "running": self.health.is_some(),
@@ -495,35 +493,4 @@ impl State {
             "last_errors": self.errors.iter().map(|(t, m)| json!({"at": crate::epoch_of(*t), "message": m})).collect::<Vec<_>>(),
         })
     }
-}
-
-/// Where a remote restart stands (driven by `restart.rs`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Phase {
-    /// Twin files being pushed and removed.
-    Flushing,
-    /// Containers being recreated and the desired state refetched.
-    Recreating { refetched: bool },
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct Restart {
-    pub(super) alert_uuid: Option<String>,
-    pub(super) started: Instant,
-    pub(super) started_at: SystemTime,
-    pub(super) phase: Phase,
-}
-
-/// `status`: the restart under way, if any, and the last one.
-fn restart_snapshot(state: &State) -> Value {
-    json!({
-        "in_progress": state.restart.is_some(),
-        "phase": state.restart.as_ref().map(|r| match r.phase {
-            Phase::Flushing => "flushing_twin_files",
-            Phase::Recreating { .. } => "recreating_containers",
-        }),
-        "started_at": state.restart.as_ref().map(|r| crate::epoch_of(r.started_at)),
-        "alert_uuid": state.restart.as_ref().and_then(|r| r.alert_uuid.clone()),
-        "last": state.last_restart,
-    })
 }

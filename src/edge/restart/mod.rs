@@ -1,0 +1,125 @@
+//! Remote restart (`restart_edge_core`, reference §8.4, §3.5) on the supervisor: the rules
+//! are the pure [`machine::step`]; this module feeds it events and performs its actions
+//! without waiting. The backend's restart card goes `in_progress`; twin files are pushed if
+//! changed and removed (twin-sync thread); our driver and worker containers — only ours — are
+//! removed and created again from their specs (new ids); `environment.json` is re-read and the
+//! desired state refetched; the card ends `completed` (or `failed` with the error). A request
+//! while one runs is refused (`concurrent_restart`), and one within 30 s of the last is refused
+//! too (`rate_limited`): 500 commands are not 500 restarts.
+
+pub(super) mod machine;
+
+use std::time::{Instant, SystemTime};
+
+use crossbeam_channel::Sender;
+use serde_json::{Value, json};
+
+use super::backend_job::JobCtl;
+use super::state::State;
+use crate::containers::spec::Role;
+use machine::{Action, Event};
+
+fn iso_now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// A `restart_edge_core` command.
+pub(super) fn begin(state: &mut State, alert_uuid: Option<String>, jobctl: &Sender<JobCtl>) {
+    on(state, Event::Asked { alert_uuid }, jobctl);
+}
+
+/// The twin-sync thread pushed and removed the twin files: recreate and refetch.
+pub(super) fn flushed(state: &mut State, removed: usize, jobctl: &Sender<JobCtl>) {
+    on(state, Event::Flushed { removed }, jobctl);
+}
+
+/// The backend answered the refetch.
+pub(super) fn refetched(state: &mut State, jobctl: &Sender<JobCtl>) {
+    on(state, Event::Refetched, jobctl);
+    check(state, jobctl);
+}
+
+/// Called after runtime events and ticks: done when refetched and every driver is back.
+pub(super) fn check(state: &mut State, jobctl: &Sender<JobCtl>) {
+    if state.restart.running.is_none() {
+        return;
+    }
+    let containers_back = state.runtime.recreating() == 0 && state.runtime.settled(Role::Driver);
+    on(state, Event::Look { containers_back }, jobctl);
+}
+
+fn on(state: &mut State, ev: Event, jobctl: &Sender<JobCtl>) {
+    let (next, actions) = machine::step(&state.restart, ev, Instant::now(), SystemTime::now());
+    state.restart = next;
+    for a in actions {
+        perform(state, a, jobctl);
+    }
+}
+
+fn perform(state: &mut State, action: Action, jobctl: &Sender<JobCtl>) {
+    match action {
+        Action::Card {
+            alert_uuid,
+            status,
+            mut details,
+            at_key,
+            resolve,
+        } => {
+            if let Value::Object(m) = &mut details {
+                m.insert(at_key.into(), json!(iso_now()));
+            }
+            state
+                .drivers
+                .alerts()
+                .transition(&alert_uuid, status, details, resolve);
+        }
+        Action::Refused { error } => log::warn!("restart_edge_core refused: {error}"),
+        Action::FlushTwinFiles => {
+            log::info!(
+                "remote restart: pushing and removing twin files, then recreating our containers"
+            );
+            match &state.twin_sync {
+                Some(tx) => {
+                    let _ = tx.send(crate::twinsync::run::SyncCtl::FlushAndRemove {
+                        done: state.restart_tx.clone(),
+                    });
+                }
+                None => flushed(state, 0, jobctl),
+            }
+        }
+        Action::Recreate { removed } => {
+            log::info!("remote restart: {removed} twin file(s) removed; recreating containers");
+            state.environment = super::load_environment(&state.settings);
+            if let Err(e) = &state.environment {
+                log::error!("remote restart: {e}");
+            }
+            // The router first, as the original (§9.3), named for the environment read again.
+            state.update_router();
+            state.runtime.recreate(Role::Router);
+            state.runtime.recreate(Role::Driver);
+            state.runtime.recreate(Role::Worker);
+            let _ = jobctl.send(JobCtl::Resync);
+        }
+        Action::Ended { took, error: None } => {
+            log::info!("remote restart completed in {:.1} s", took.as_secs_f64());
+        }
+        Action::Ended { error: Some(e), .. } => log::error!("remote restart failed: {e}"),
+    }
+}
+
+/// `status`: the restart under way, if any, and the last one.
+pub(super) fn snapshot(m: &machine::Machine) -> Value {
+    let r = m.running.as_ref();
+    json!({
+        "in_progress": r.is_some(),
+        "phase": r.map(|r| r.phase.as_str()),
+        "started_at": r.map(|r| crate::epoch_of(r.started_at)),
+        "alert_uuid": r.and_then(|r| r.alert_uuid.clone()),
+        "last": m.last.as_ref().map(|l| json!({
+            "result": l.result,
+            "error": l.error,
+            "started_at": crate::epoch_of(l.started_at),
+            "finished_at": crate::epoch_of(l.finished_at),
+        })),
+    })
+}
