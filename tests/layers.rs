@@ -136,3 +136,72 @@ fn the_guard_sees_every_import_form() {
         ["docker", "config", "edge", "mqtt", "worker"]
     );
 }
+
+/// The names a source reaches through `super::` (`super::a::b`, `super::{a, b}`).
+fn super_paths(text: &str) -> Vec<String> {
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (at, _) in text.match_indices("super::") {
+        let rest = &text[at + "super::".len()..];
+        match rest.strip_prefix('{') {
+            Some(group) => {
+                let group = &group[..group.find('}').unwrap_or(group.len())];
+                out.extend(group.split(',').map(|g| ident(g.trim())));
+            }
+            None => out.push(ident(rest)),
+        }
+    }
+    out.retain(|n| !n.is_empty());
+    out
+}
+
+#[test]
+fn nothing_in_edge_imports_back_from_its_mod_rs() {
+    let edge = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/edge");
+    let top = std::fs::read_to_string(edge.join("mod.rs")).unwrap();
+    let modules: Vec<String> = top
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim().strip_prefix("pub ").unwrap_or(l.trim());
+            l.strip_prefix("mod ")?
+                .strip_suffix(';')
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(modules.len() > 10, "{modules:?}");
+    let mut children = Vec::new();
+    for e in std::fs::read_dir(&edge).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            children.push(p.join("mod.rs"));
+        } else if p.file_name().is_some_and(|n| n != "mod.rs") {
+            children.push(p);
+        }
+    }
+    let mut back = Vec::new();
+    for f in children.into_iter().filter(|f| f.exists()) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        // A file's own unit tests reach the file through `super::`: not mod.rs.
+        let text = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+        for name in super_paths(text) {
+            if !modules.contains(&name) {
+                back.push(format!("{} uses super::{name}", f.display()));
+            }
+        }
+    }
+    assert!(
+        back.is_empty(),
+        "imports back from edge/mod.rs:\n{}",
+        back.join("\n")
+    );
+}
+
+#[test]
+fn the_edge_guard_sees_groups_and_paths() {
+    let text = "use super::{boot::x, error::DaemonError};\nlet a = super::TICK;\nsuper::link::f();";
+    assert_eq!(super_paths(text), ["boot", "error", "TICK", "link"]);
+}

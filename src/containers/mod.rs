@@ -15,6 +15,7 @@ pub mod retire;
 pub mod role;
 pub mod runtime;
 pub mod spec;
+pub mod supervised;
 
 /// Labels every managed container carries, whatever its role.
 pub const LABEL_SPEC_HASH: &str = "io.cyberwave.edge.spec-hash";

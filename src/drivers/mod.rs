@@ -15,6 +15,7 @@ pub mod profile;
 pub mod runtime;
 pub mod settings;
 pub mod spec;
+mod supervised;
 pub mod words;
 
 pub use profile::HostPlatform;

@@ -9,7 +9,8 @@ use crossbeam_channel::{Receiver, bounded};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use super::{DaemonError, TICK};
+use super::error::DaemonError;
+use super::sources::TICK;
 use crate::config::{self, EnvironmentFile, Settings};
 
 pub(super) enum Signal {
@@ -178,6 +179,13 @@ pub(super) fn saturation_config(
         engine,
         host: crate::host::hostname(),
     }
+}
+
+/// Reads configuration the way the daemon and `status` both need it.
+pub fn load_settings() -> Result<(Settings, Vec<String>), crate::config::SettingsError> {
+    let env = crate::config::EnvLayer::from_process();
+    let (dir, overridden) = config::resolve_config_dir(&|k| env.process(k));
+    Settings::load(dir, overridden, &env)
 }
 
 #[cfg(test)]

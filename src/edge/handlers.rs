@@ -6,8 +6,10 @@ use crossbeam_channel::Sender;
 use serde_json::{Value, json};
 
 use super::backend_job::{BackendEvent, JobCtl};
+use super::boot::load_environment;
+use super::boot::load_settings;
 use super::commands::{self, EdgeCommand};
-use super::{DaemonError, load_environment, load_settings};
+use super::error::DaemonError;
 use crate::backend::Backend;
 use crate::config::{self};
 use crate::mqtt::LinkEvent;
@@ -242,7 +244,7 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
         .drivers
         .reconfigure_alerts(Backend::new(&settings), env_uuid, workspace);
     let worker_alerts = state.drivers.alerts();
-    let mut worker_ctx = super::worker_context(
+    let mut worker_ctx = super::boot::worker_context(
         &settings,
         state.environment_uuid().as_deref(),
         &state.fingerprint,
@@ -252,7 +254,7 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
     }
     state.worker.reconfigure(
         worker_ctx,
-        super::worker_tuning(&settings),
+        super::boot::worker_tuning(&settings),
         Some(Backend::new(&settings)),
         worker_alerts,
     );

@@ -5,9 +5,9 @@ use std::time::{Instant, SystemTime};
 
 use serde_json::{Value, json};
 
+use super::boot::watchdog_layers;
 use super::commands::Dedupe;
 use super::desired::{DesiredState, Source};
-use super::watchdog_layers;
 use crate::backend::{linked_twins_broad, linked_twins_strict};
 use crate::config::{self, EnvironmentFile, Settings};
 use crate::containers::runtime::Runtime;
@@ -310,13 +310,13 @@ impl State {
             return;
         }
         if let Some(old) = self.link.take() {
-            old.shutdown(super::MQTT_SHUTDOWN_GRACE);
+            old.shutdown(super::link::MQTT_SHUTDOWN_GRACE);
         }
         let will = self
             .edge_uuid
             .as_deref()
-            .map(|u| super::will_for(settings, u, &self.fingerprint));
-        match super::start_link(settings, &self.link_events, will) {
+            .map(|u| super::link::will_for(settings, u, &self.fingerprint));
+        match super::link::start_link(settings, &self.link_events, will) {
             Ok(link) => {
                 self.will_edge_uuid = self.edge_uuid.clone();
                 self.mqtt = link.handle();

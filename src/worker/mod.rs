@@ -12,4 +12,5 @@ pub mod runtime;
 pub mod settings;
 pub mod spec;
 pub mod status;
+mod supervised;
 pub mod sync;

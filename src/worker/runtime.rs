@@ -79,6 +79,8 @@ pub struct Worker {
     pub(super) sync_gate: super::prep::SyncGate,
     /// The first sync's (written, removed, failed twins), for the startup report.
     pub(super) first_sync: Option<(usize, usize, usize)>,
+    /// What the engine said of an NVIDIA runtime, until the worker has taken it in.
+    pub(super) nvidia_heard: Option<bool>,
 }
 
 /// What the worker role hands the supervisor: itself, its runtime role, and the receivers of
@@ -159,6 +161,7 @@ impl Worker {
             breaker_logged: false,
             sync_gate: Default::default(),
             first_sync: None,
+            nvidia_heard: None,
         };
         WorkerParts {
             worker,

@@ -89,7 +89,7 @@ fn perform(state: &mut State, action: Action, jobctl: &Sender<JobCtl>) {
         }
         Action::Recreate { removed } => {
             log::info!("remote restart: {removed} twin file(s) removed; recreating containers");
-            state.environment = super::load_environment(&state.settings);
+            state.environment = super::boot::load_environment(&state.settings);
             if let Err(e) = &state.environment {
                 log::error!("remote restart: {e}");
             }
