@@ -32,7 +32,7 @@ impl State {
         let (log_max_size, log_max_file) = self.settings.docker_log_caps();
         let env = self.environment_uuid();
         let spec = crate::bus::router::spec(
-            &self.bus.settings,
+            &self.data.bus.settings,
             &crate::bus::router::RouterContext {
                 environment_uuid: env.as_deref(),
                 owner: &self.fingerprint,
@@ -63,7 +63,7 @@ impl State {
                     Running {
                         twin: spec.owner.clone(),
                         since,
-                        last_sample: self.bus.last_sample(&spec.owner),
+                        last_sample: self.data.bus.last_sample(&spec.owner),
                     },
                     spec.name.clone(),
                     spec.title.clone(),
@@ -79,12 +79,12 @@ impl State {
 
     /// Raises or resolves `driver_data_stalled` (when enabled and the session listens).
     pub(super) fn check_data_stalls(&mut self) {
-        let Some(after) = self.data_stall_after else {
+        let Some(after) = self.data.stall_after else {
             return;
         };
         // Silence is only news while we listen: a driver is judged from when the session
         // opened at the earliest.
-        let Some(listening) = self.bus.listening_since() else {
+        let Some(listening) = self.data.bus.listening_since() else {
             return;
         };
         let mut running = self.running_drivers();
@@ -92,7 +92,7 @@ impl State {
             r.0.since = r.0.since.max(listening);
         }
         let list: Vec<Running> = running.iter().map(|r| r.0.clone()).collect();
-        let events = self.stalls.check(after, &list, Instant::now());
+        let events = self.data.stalls.check(after, &list, Instant::now());
         if events.is_empty() {
             return;
         }
@@ -136,12 +136,12 @@ impl State {
         if let Some(list) = drivers.get_mut("containers").and_then(Value::as_array_mut) {
             for c in list {
                 let twin = c["twin_uuid"].as_str().unwrap_or("").to_string();
-                c["data"] = self.bus.twin_view(&twin);
+                c["data"] = self.data.bus.twin_view(&twin);
             }
         }
-        let mut bus = self.bus.status();
-        bus["stall_alert_seconds"] = json!(self.data_stall_after.map(|d| d.as_secs_f64()));
-        bus["stalled"] = json!(self.stalls.stalled());
+        let mut bus = self.data.bus.status();
+        bus["stall_alert_seconds"] = json!(self.data.stall_after.map(|d| d.as_secs_f64()));
+        bus["stalled"] = json!(self.data.stalls.stalled());
         (drivers, bus)
     }
 }

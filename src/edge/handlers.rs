@@ -28,14 +28,14 @@ pub(super) fn on_backend(
                 state.settings.base_url,
                 latency.as_millis()
             );
-            state.token = TokenState::Valid;
-            state.backend_reachable = Some(true);
-            state.backend_latency_ms = Some(latency.as_millis() as u64);
-            state.backend_last_ok = Some(SystemTime::now());
+            state.backend.token = TokenState::Valid;
+            state.backend.reachable = Some(true);
+            state.backend.latency_ms = Some(latency.as_millis() as u64);
+            state.backend.last_ok = Some(SystemTime::now());
         }
         BackendEvent::TokenRejected { error, during_boot } => {
-            state.token = TokenState::Rejected;
-            state.backend_reachable = Some(true);
+            state.backend.token = TokenState::Rejected;
+            state.backend.reachable = Some(true);
             state.record_error(error.to_string());
             if during_boot {
                 return Err(DaemonError::TokenRejected(error.to_string()));
@@ -43,14 +43,14 @@ pub(super) fn on_backend(
         }
         BackendEvent::CallFailed(e) => {
             if e.is_transient() {
-                state.backend_reachable = Some(false);
+                state.backend.reachable = Some(false);
             }
             state.record_error(e.to_string());
         }
         BackendEvent::Registered(edge) => {
-            state.registered = true;
-            state.backend_reachable = Some(true);
-            state.backend_last_ok = Some(SystemTime::now());
+            state.backend.registered = true;
+            state.backend.reachable = Some(true);
+            state.backend.last_ok = Some(SystemTime::now());
             match edge
                 .get("uuid")
                 .and_then(Value::as_str)
@@ -65,8 +65,8 @@ pub(super) fn on_backend(
             }
         }
         BackendEvent::Desired(d) => {
-            state.backend_reachable = Some(true);
-            state.backend_last_ok = Some(SystemTime::now());
+            state.backend.reachable = Some(true);
+            state.backend.last_ok = Some(SystemTime::now());
             state.apply_desired(d);
             super::restart::refetched(state, jobctl);
         }
@@ -75,9 +75,9 @@ pub(super) fn on_backend(
             twins,
             interfaces,
         } => {
-            state.backend_reachable = Some(true);
-            state.backend_latency_ms = Some(latency.as_millis() as u64);
-            state.backend_last_ok = Some(SystemTime::now());
+            state.backend.reachable = Some(true);
+            state.backend.latency_ms = Some(latency.as_millis() as u64);
+            state.backend.last_ok = Some(SystemTime::now());
             network_lines(state, &twins, &interfaces);
         }
     }
@@ -124,11 +124,11 @@ pub(super) fn on_link(state: &mut State, ev: LinkEvent, jobctl: &Sender<JobCtl>)
         LinkEvent::Up => {}
         LinkEvent::Down(e) => state.record_error(format!("MQTT link down: {e}")),
         LinkEvent::Message { topic, payload, .. } => {
-            if let Some(twin) = state.twin_topics.get(&topic).cloned() {
+            if let Some(twin) = state.commands.twin_topics.get(&topic).cloned() {
                 on_twin_command(state, &twin, &payload);
                 return;
             }
-            if state.command_topic.as_deref() != Some(topic.as_str()) {
+            if state.commands.topic.as_deref() != Some(topic.as_str()) {
                 log::debug!("message on {topic} ignored");
                 return;
             }
@@ -141,13 +141,13 @@ pub(super) fn on_link(state: &mut State, ev: LinkEvent, jobctl: &Sender<JobCtl>)
                 }
             };
             if let Some(id) = &request_id
-                && !state.dedupe.first_time(id)
+                && !state.commands.dedupe.first_time(id)
             {
                 log::info!("{topic}: duplicate request_id {id} dropped");
                 return;
             }
-            state.commands_received += 1;
-            state.last_command = Some(json!({
+            state.commands.received += 1;
+            state.commands.last = Some(json!({
                 "command": cmd.name(),
                 "request_id": request_id,
                 "received_at": crate::epoch_seconds(),
@@ -182,6 +182,7 @@ fn on_twin_command(state: &mut State, twin: &str, payload: &[u8]) {
     }
     if let Some(id) = cmd.get("request_id").and_then(Value::as_str)
         && !state
+            .commands
             .twin_dedupe
             .first_time(&super::commands::bounded_id(id))
     {
@@ -238,7 +239,7 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
     state.drivers.ctx.nvidia_default_runtime = nvidia;
     // The bus is wired once per process (its session and router run on): containers keep
     // being told what it is.
-    state.drivers.ctx.bus_env = state.bus.settings.driver_env();
+    state.drivers.ctx.bus_env = state.data.bus.settings.driver_env();
     let (env_uuid, workspace) = (state.environment_uuid(), settings.workspace_id.clone());
     state
         .drivers
@@ -250,7 +251,7 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
         &state.fingerprint,
     );
     if let Some(c) = worker_ctx.as_mut() {
-        c.bus_env = state.bus.settings.worker_env();
+        c.bus_env = state.data.bus.settings.worker_env();
     }
     state.worker.reconfigure(
         worker_ctx,
@@ -258,7 +259,7 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
         Some(Backend::new(&settings)),
         worker_alerts,
     );
-    if let Some(tx) = &state.twin_sync {
+    if let Some(tx) = &state.twin_sync.tx {
         let _ = tx.send(crate::twinsync::run::SyncCtl::Backend(Box::new(
             Backend::new(&settings),
         )));

@@ -59,7 +59,7 @@ pub(super) fn begin(state: &State) -> StartupReport {
     }
     // A fingerprint was found (or the daemon would not be here): the original prints nothing.
     r.skip(Step::Fingerprint);
-    let bus = &state.bus.settings;
+    let bus = &state.data.bus.settings;
     let diag = bus.diagnostics();
     let mark = if bus.is_zenoh() {
         Mark::Ok
@@ -180,7 +180,7 @@ pub(super) fn observe(r: &mut StartupReport, state: &State) -> bool {
 }
 
 fn observe_router(r: &mut StartupReport, state: &State, t: &str) {
-    match &state.bus.settings.router {
+    match &state.data.bus.settings.router {
         Router::Off => r.skip(Step::Router),
         Router::Embedded { port } => r.fill(
             Step::Router,

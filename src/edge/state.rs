@@ -17,8 +17,9 @@ use crate::drivers::runtime::Drivers;
 use crate::health::{HealthConfig, HealthPublisher};
 use crate::mqtt::{Link, MqttHandle, topics};
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub(super) enum TokenState {
+    #[default]
     Unknown,
     Valid,
     Rejected,
@@ -44,38 +45,25 @@ pub(super) struct State {
     pub(super) fingerprint: String,
     pub(super) environment: Result<EnvironmentFile, String>,
     pub(super) edge_uuid: Option<String>,
-    pub(super) registered: bool,
-    pub(super) token: TokenState,
-    pub(super) backend_reachable: Option<bool>,
-    pub(super) backend_latency_ms: Option<u64>,
-    pub(super) backend_last_ok: Option<SystemTime>,
+    /// What the backend said of us: token, reachability, registration, recent errors.
+    pub(super) backend: BackendView,
     pub(super) desired: Option<DesiredState>,
     pub(super) linked_broad: Vec<String>,
     pub(super) mqtt: MqttHandle,
     pub(super) link: Option<Link>,
-    pub(super) command_topic: Option<String>,
-    pub(super) dedupe: Dedupe,
-    pub(super) commands_received: u64,
-    pub(super) last_command: Option<Value>,
+    /// The edge and twin command topics and what came in on them.
+    pub(super) commands: Commands,
     /// The alert outbox's counters (pending, delivered, dropped).
     pub(super) alert_stats: std::sync::Arc<crate::alerts::AlertStats>,
     pub(super) health: Option<HealthPublisher>,
-    pub(super) errors: VecDeque<(SystemTime, String)>,
     pub(super) drivers: Drivers,
     /// The data bus: the daemon's session, what it counts, the stall rule.
-    pub(super) bus: crate::bus::Bus,
-    pub(super) stalls: crate::bus::Stalls,
-    pub(super) data_stall_after: Option<std::time::Duration>,
+    pub(super) data: DataBus,
     /// The ML worker role.
     pub(super) worker: crate::worker::runtime::Worker,
     pub(super) worker_mqtt: crate::mqtt::SharedHandle,
-    /// Twin command topics we listen on (§3.8), topic → twin.
-    pub(super) twin_topics: std::collections::BTreeMap<String, String>,
-    /// `sync_workflows` / `remove_workflow_worker` request ids (one FIFO, as the original).
-    pub(super) twin_dedupe: Dedupe,
     /// The twin-sync thread (none in local mode) and the state it shares for `status`.
-    pub(super) twin_sync: Option<crossbeam_channel::Sender<crate::twinsync::run::SyncCtl>>,
-    pub(super) twin_sync_state: std::sync::Arc<std::sync::Mutex<crate::twinsync::state::SyncState>>,
+    pub(super) twin_sync: TwinSync,
     /// A remote restart under way, the end of the last one, its result, and where the
     /// twin-sync thread says the twin files are flushed.
     pub(super) restart: super::restart::machine::Machine,
@@ -93,16 +81,74 @@ pub(super) struct State {
     pub(super) local: bool,
 }
 
+/// What the backend said of us.
+#[derive(Default)]
+pub(super) struct BackendView {
+    pub(super) token: TokenState,
+    pub(super) reachable: Option<bool>,
+    pub(super) latency_ms: Option<u64>,
+    pub(super) last_ok: Option<SystemTime>,
+    /// `POST /api/v1/edges` succeeded (or the edge uuid was known already).
+    pub(super) registered: bool,
+    /// The last errors, newest last, for `status`.
+    pub(super) errors: VecDeque<(SystemTime, String)>,
+}
+
+/// The command topics and what came in on them.
+pub(super) struct Commands {
+    /// The edge's command topic, once subscribed.
+    pub(super) topic: Option<String>,
+    pub(super) dedupe: Dedupe,
+    pub(super) received: u64,
+    pub(super) last: Option<Value>,
+    /// Twin command topics we listen on (§3.8), topic → twin.
+    pub(super) twin_topics: std::collections::BTreeMap<String, String>,
+    /// `sync_workflows` / `remove_workflow_worker` request ids (one FIFO, as the original).
+    pub(super) twin_dedupe: Dedupe,
+}
+
+impl Default for Commands {
+    fn default() -> Self {
+        Commands {
+            topic: None,
+            dedupe: Dedupe::new(1024),
+            received: 0,
+            last: None,
+            twin_topics: Default::default(),
+            twin_dedupe: Dedupe::new(1024),
+        }
+    }
+}
+
+/// The twin-sync thread (none in local mode) and the state it shares for `status`.
+#[derive(Default)]
+pub(super) struct TwinSync {
+    pub(super) tx: Option<crossbeam_channel::Sender<crate::twinsync::run::SyncCtl>>,
+    pub(super) shared: std::sync::Arc<std::sync::Mutex<crate::twinsync::state::SyncState>>,
+}
+
+/// The data bus: the daemon's session, what it counts, the stall rule.
+pub(super) struct DataBus {
+    pub(super) bus: crate::bus::Bus,
+    pub(super) stalls: crate::bus::Stalls,
+    pub(super) stall_after: Option<std::time::Duration>,
+}
+
 impl State {
     pub(super) fn record_error(&mut self, message: String) {
         let message = crate::clip(&message, 1000);
-        if self.errors.back().is_some_and(|(_, m)| *m == message) {
+        if self
+            .backend
+            .errors
+            .back()
+            .is_some_and(|(_, m)| *m == message)
+        {
             return;
         }
-        if self.errors.len() >= 10 {
-            self.errors.pop_front();
+        if self.backend.errors.len() >= 10 {
+            self.backend.errors.pop_front();
         }
-        self.errors.push_back((SystemTime::now(), message));
+        self.backend.errors.push_back((SystemTime::now(), message));
     }
 
     pub(super) fn environment_uuid(&self) -> Option<String> {
@@ -145,7 +191,7 @@ impl State {
             strict
         };
         let plans = plan_twins(&state.twins, &state.assets, &linked, &self.drivers.ctx);
-        self.bus.watch(
+        self.data.bus.watch(
             linked
                 .iter()
                 .chain(broad.iter())
@@ -192,17 +238,17 @@ impl State {
                 .map(|t| (topics::twin_command(self.mqtt.prefix(), t), t.clone()))
                 .collect()
         };
-        for old in self.twin_topics.keys() {
+        for old in self.commands.twin_topics.keys() {
             if !wanted.contains_key(old) {
                 self.mqtt.unsubscribe(old);
             }
         }
         for new in wanted.keys() {
-            if !self.twin_topics.contains_key(new) {
+            if !self.commands.twin_topics.contains_key(new) {
                 self.mqtt.subscribe(new);
             }
         }
-        self.twin_topics = wanted;
+        self.commands.twin_topics = wanted;
         // The worker waits for the first plan (drivers first, reference §6.1): a reconnect or
         // a reload before the backend answered must not start it without its twins.
         if self.desired.is_some() {
@@ -230,7 +276,7 @@ impl State {
 
     /// The twins whose files the sync thread keeps in step with the backend: every linked one.
     pub(super) fn track_twins(&self) {
-        let Some(tx) = &self.twin_sync else {
+        let Some(tx) = &self.twin_sync.tx else {
             return;
         };
         let mut list = self.linked_broad.clone();
@@ -244,7 +290,7 @@ impl State {
 
     /// Per-twin sync state for `status`: version, pending, last confirmed, lost edits.
     fn twin_sync_snapshot(&self) -> Value {
-        let Ok(st) = self.twin_sync_state.lock() else {
+        let Ok(st) = self.twin_sync.shared.lock() else {
             return Value::Null;
         };
         st.iter()
@@ -322,12 +368,12 @@ impl State {
                 self.mqtt = link.handle();
                 self.drivers.set_mqtt(Some(link.handle()));
                 self.worker_mqtt.set(Some(link.handle()));
-                self.twin_topics.clear();
+                self.commands.twin_topics.clear();
                 self.link = Some(link);
                 if let Some(h) = self.health.take() {
                     h.stop();
                 }
-                self.command_topic = None;
+                self.commands.topic = None;
                 self.node = None;
                 if let Some(uuid) = self.edge_uuid.clone() {
                     self.set_edge_uuid(uuid);
@@ -352,15 +398,16 @@ impl State {
             .filter(|(s, v)| s.role == Role::Driver && v["state"] != "running")
             .count();
         let twins_pending = self
-            .twin_sync_state
+            .twin_sync
+            .shared
             .lock()
             .map(|s| s.values().filter(|t| t.pending).count())
             .unwrap_or(0);
         let inputs = super::node::NodeInputs {
             restarting: self.restart.running.is_some(),
             twins_pending,
-            token_rejected: self.token == TokenState::Rejected,
-            backend_unreachable: self.backend_reachable == Some(false),
+            token_rejected: self.backend.token == TokenState::Rejected,
+            backend_unreachable: self.backend.reachable == Some(false),
             drivers_down,
             worker_down: self.worker.down(&self.runtime),
         };
@@ -397,18 +444,18 @@ impl State {
     }
 
     pub(super) fn set_edge_uuid(&mut self, uuid: String) {
-        if self.edge_uuid.as_deref() == Some(uuid.as_str()) && self.command_topic.is_some() {
+        if self.edge_uuid.as_deref() == Some(uuid.as_str()) && self.commands.topic.is_some() {
             return;
         }
         let topic = topics::edge_command(self.mqtt.prefix(), &uuid);
-        if let Some(old) = self.command_topic.take()
+        if let Some(old) = self.commands.topic.take()
             && old != topic
         {
             self.mqtt.unsubscribe(&old);
         }
         self.mqtt.subscribe(&topic);
         log::info!("listening for edge commands on {topic}");
-        self.command_topic = Some(topic);
+        self.commands.topic = Some(topic);
         self.edge_uuid = Some(uuid);
         if !self.local && self.will_edge_uuid != self.edge_uuid {
             // First registration: a link whose last will names this edge.
@@ -446,11 +493,11 @@ impl State {
             },
             "backend": {
                 "url": self.settings.base_url,
-                "token": self.token.name(),
-                "reachable": self.backend_reachable,
-                "latency_ms": self.backend_latency_ms,
-                "last_ok_at": self.backend_last_ok.map(crate::epoch_of),
-                "registered": self.registered,
+                "token": self.backend.token.name(),
+                "reachable": self.backend.reachable,
+                "latency_ms": self.backend.latency_ms,
+                "last_ok_at": self.backend.last_ok.map(crate::epoch_of),
+                "registered": self.backend.registered,
             },
             "mqtt": {
                 "broker": format!("{}:{}", self.settings.mqtt.host, self.settings.mqtt.port),
@@ -465,9 +512,9 @@ impl State {
                 "dropped": stats.dropped.load(Relaxed),
                 "received": stats.received.load(Relaxed),
                 "last_error": last_error,
-                "command_topic": self.command_topic,
-                "commands_received": self.commands_received,
-                "last_command": self.last_command,
+                "command_topic": self.commands.topic,
+                "commands_received": self.commands.received,
+                "last_command": self.commands.last,
             },
             "alerts": {
                 "pending": self.alert_stats.pending.load(Relaxed),
@@ -490,7 +537,7 @@ impl State {
                 "running": self.health.is_some(),
                 "interval_seconds": self.settings.health_interval.as_secs_f64(),
             },
-            "last_errors": self.errors.iter().map(|(t, m)| json!({"at": crate::epoch_of(*t), "message": m})).collect::<Vec<_>>(),
+            "last_errors": self.backend.errors.iter().map(|(t, m)| json!({"at": crate::epoch_of(*t), "message": m})).collect::<Vec<_>>(),
         })
     }
 }

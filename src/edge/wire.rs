@@ -1,7 +1,6 @@
 //! Boot: settings, identity and every thread the supervisor reads, wired into a
 //! [`Supervisor`]. Nothing here decides anything at run time.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
@@ -14,12 +13,11 @@ use super::boot::{
     edge_json_every, load_environment_at_boot, protect_from_oom, remove_crash_leftovers,
     saturation_config, spawn_signals, watchdog_layers, worker_context, worker_tuning,
 };
-use super::commands::Dedupe;
 use super::error::DaemonError;
 use super::link::{start_link, will_for};
 use super::manifest::{self, Manifest};
 use super::sources::{Sources, TICK};
-use super::state::{State, TokenState};
+use super::state::{DataBus, State};
 use super::supervisor::Supervisor;
 use super::{data, desired};
 use crate::backend::Backend;
@@ -93,7 +91,7 @@ pub(super) fn boot(opts: RunOptions) -> Result<Supervisor, DaemonError> {
         })
         .flatten();
     let (backend, jobctl) = start_backend_jobs(&state)?;
-    let (ticker, data_ticker) = Sources::timers(state.data_stall_after.is_some());
+    let (ticker, data_ticker) = Sources::timers(state.data.stall_after.is_some());
     Ok(Supervisor {
         sources: Sources {
             signals,
@@ -308,31 +306,22 @@ fn assemble(
         fingerprint,
         environment,
         edge_uuid: None,
-        registered: false,
-        token: TokenState::Unknown,
-        backend_reachable: None,
-        backend_latency_ms: None,
-        backend_last_ok: None,
+        backend: Default::default(),
         desired: None,
         linked_broad: Vec::new(),
         mqtt,
         link,
-        command_topic: None,
-        dedupe: Dedupe::new(1024),
-        commands_received: 0,
-        last_command: None,
+        commands: Default::default(),
         health: None,
-        errors: VecDeque::new(),
         drivers,
-        data_stall_after: data::stall_after(&settings.env),
-        bus,
-        stalls: Default::default(),
+        data: DataBus {
+            bus,
+            stalls: Default::default(),
+            stall_after: data::stall_after(&settings.env),
+        },
         worker: worker.worker,
         worker_mqtt,
-        twin_topics: std::collections::BTreeMap::new(),
-        twin_dedupe: Dedupe::new(1024),
-        twin_sync: None,
-        twin_sync_state: Default::default(),
+        twin_sync: Default::default(),
         restart: Default::default(),
         restart_tx,
         node: None,
@@ -387,7 +376,7 @@ fn start_twin_sync(
     let (dir, backend, shared) = (
         state.settings.config_dir.clone(),
         Backend::new(&state.settings),
-        state.twin_sync_state.clone(),
+        state.twin_sync.shared.clone(),
     );
     thread_named("twin-sync", move || {
         crate::twinsync::run::run(dir, backend, rx, shared, TICK, pulled_tx)
@@ -395,7 +384,7 @@ fn start_twin_sync(
     let _ = tx.send(crate::twinsync::run::SyncCtl::Environment(
         state.environment_uuid(),
     ));
-    state.twin_sync = Some(tx);
+    state.twin_sync.tx = Some(tx);
     state.track_twins();
     Ok(pulled)
 }

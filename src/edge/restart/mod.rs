@@ -78,7 +78,7 @@ fn perform(state: &mut State, action: Action, jobctl: &Sender<JobCtl>) {
             log::info!(
                 "remote restart: pushing and removing twin files, then recreating our containers"
             );
-            match &state.twin_sync {
+            match &state.twin_sync.tx {
                 Some(tx) => {
                     let _ = tx.send(crate::twinsync::run::SyncCtl::FlushAndRemove {
                         done: state.restart_tx.clone(),
