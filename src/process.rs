@@ -24,9 +24,13 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// Why a bounded child process gave no output.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum RunError {
+    /// It could not be started (the reason from the OS).
     Spawn(String),
+    /// It ran past its deadline and was killed.
     TimedOut(Duration),
 }
 

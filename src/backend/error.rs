@@ -6,26 +6,20 @@ use std::time::Duration;
 
 /// What went wrong talking to the backend. The token never appears in these.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum BackendError {
     /// 401/403: the token was rejected. Retrying will not help; the user must log in again.
-    Unauthorized {
-        endpoint: String,
-        status: u16,
-    },
+    Unauthorized { endpoint: String, status: u16 },
     /// DNS, connect, TLS or timeout failure: the device is offline or the backend is down.
-    Unreachable {
-        endpoint: String,
-        detail: String,
-    },
+    Unreachable { endpoint: String, detail: String },
     /// 5xx.
     Server {
         endpoint: String,
         status: u16,
         snippet: String,
     },
-    NotFound {
-        endpoint: String,
-    },
+    /// 404: the object (an edge, a twin, a file) is not there.
+    NotFound { endpoint: String },
     /// 408, 425 or 429: the backend asks us to come back later (after `retry_after` when it
     /// says so).
     Throttled {

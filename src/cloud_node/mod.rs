@@ -41,6 +41,7 @@ pub use self::status::status;
 
 /// Why the node stopped with an error.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum NodeError {
     /// Bad configuration, no token, or a token the backend rejects (exit 2).
     Config(String),

@@ -234,8 +234,11 @@ pub fn install(
 
 /// Why the install script did not succeed.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum InstallError {
+    /// The script failed: its exit and last lines.
     Failed(String),
+    /// The script was ended by this signal (the node is shutting down).
     Interrupted(i32),
 }
 

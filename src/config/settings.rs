@@ -60,11 +60,14 @@ impl MqttProtocol {
 
 /// Why settings could not be built. Each names the file or variable and the bad value.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum SettingsError {
     /// `credentials.json` missing or without a token: run `cyberwave login`.
     NotConfigured { path: PathBuf, problem: FileProblem },
     /// `credentials.json` exists but cannot be used.
     File(FileError),
+    /// A variable or setting whose value is not one we can use: its name, the value, and
+    /// what it should be.
     InvalidValue {
         name: String,
         value: String,
@@ -96,7 +99,14 @@ impl fmt::Display for SettingsError {
     }
 }
 
-impl std::error::Error for SettingsError {}
+impl std::error::Error for SettingsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SettingsError::File(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Most MQTT messages queued while the broker is away (`CYBERWAVE_MQTT_OUTBOX_MESSAGES`): the
 /// client library reserves the queue up front, so a huge value would abort at start.

@@ -35,9 +35,11 @@ pub struct ControlRequest {
 }
 
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ServeError {
     /// Another daemon answers on this socket.
     AlreadyRunning(PathBuf),
+    /// The socket could not be made at this path.
     Io(PathBuf, io::Error),
 }
 
@@ -54,7 +56,14 @@ impl std::fmt::Display for ServeError {
     }
 }
 
-impl std::error::Error for ServeError {}
+impl std::error::Error for ServeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServeError::Io(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Removes the socket file when the daemon ends.
 pub struct SocketGuard {
@@ -155,11 +164,14 @@ fn parse_request(line: &str) -> Result<Request, String> {
 }
 
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum QueryError {
     /// No socket, or nobody listening: the daemon is not running.
     NotRunning(String),
     /// Connected but no usable answer in time.
     NoAnswer(String),
+    /// No answer before the caller's own deadline (the query is still under way).
+    Late,
 }
 
 impl std::fmt::Display for QueryError {
@@ -167,9 +179,12 @@ impl std::fmt::Display for QueryError {
         match self {
             QueryError::NotRunning(e) => write!(f, "nothing answers on {e}"),
             QueryError::NoAnswer(e) => write!(f, "daemon did not answer: {e}"),
+            QueryError::Late => f.write_str("no answer in time"),
         }
     }
 }
+
+impl std::error::Error for QueryError {}
 
 /// Client side: one request, answer within `timeout`.
 pub fn query(path: &Path, request: &str, timeout: Duration) -> Result<Value, QueryError> {

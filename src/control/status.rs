@@ -96,9 +96,9 @@ fn probe_json(p: &BackendProbe) -> Value {
 }
 
 enum Probe {
-    Daemon(Result<Value, String>),
+    Daemon(Result<Value, super::QueryError>),
     Backend(BackendProbe),
-    Mqtt(Result<Duration, String>),
+    Mqtt(Result<Duration, crate::mqtt::ProbeError>),
 }
 
 /// Gathers everything and returns the report object (with `state` and `exit_code`).
@@ -120,7 +120,7 @@ pub fn collect() -> Value {
     {
         let tx = tx.clone();
         thread::spawn(move || {
-            let r = super::query(&socket, "status", PROBE_TIMEOUT).map_err(|e| e.to_string());
+            let r = super::query(&socket, "status", PROBE_TIMEOUT);
             let _ = tx.send(Probe::Daemon(r));
         });
     }
@@ -150,9 +150,9 @@ pub fn collect() -> Value {
     drop(tx);
 
     let deadline = started + Duration::from_millis(900);
-    let mut daemon: Result<Value, String> = Err("no answer in time".into());
+    let mut daemon: Result<Value, super::QueryError> = Err(super::QueryError::Late);
     let mut backend = BackendProbe::Skipped;
-    let mut mqtt_probe: Option<Result<Duration, String>> = None;
+    let mut mqtt_probe: Option<Result<Duration, crate::mqtt::ProbeError>> = None;
     for _ in 0..expected {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(Probe::Daemon(d)) => daemon = d,
@@ -221,7 +221,7 @@ pub fn collect() -> Value {
                     json!({"source": "probe", "broker": broker, "tls": s.mqtt.tls, "connected": true, "latency_ms": lat.as_millis() as u64})
                 }
                 Some(Err(e)) => {
-                    json!({"source": "probe", "broker": broker, "tls": s.mqtt.tls, "connected": false, "error": e})
+                    json!({"source": "probe", "broker": broker, "tls": s.mqtt.tls, "connected": false, "error": e.to_string()})
                 }
                 None => {
                     json!({"source": "probe", "broker": broker, "tls": s.mqtt.tls, "connected": false, "error": format!("no answer within {} ms", PROBE_TIMEOUT.as_millis())})
@@ -238,7 +238,7 @@ pub fn collect() -> Value {
             }
             v
         }
-        Err(e) => json!({"running": false, "problem": e}),
+        Err(e) => json!({"running": false, "problem": e.to_string()}),
     };
     json!({
         "state": state,

@@ -6,6 +6,7 @@ use crate::config::SettingsError;
 
 /// Why the daemon stopped with an error; each maps to an exit code in the binary.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum DaemonError {
     /// Missing or unusable configuration (exit 2).
     Settings(SettingsError),
@@ -25,7 +26,14 @@ impl fmt::Display for DaemonError {
     }
 }
 
-impl std::error::Error for DaemonError {}
+impl std::error::Error for DaemonError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DaemonError::Settings(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl DaemonError {
     pub fn exit_code(&self) -> i32 {

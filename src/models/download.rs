@@ -31,19 +31,15 @@ pub struct Request<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum DownloadError {
     /// The disk cannot hold it (bytes needed, bytes available).
-    NoSpace {
-        need: u64,
-        available: u64,
-    },
-    Checksum {
-        want: String,
-        got: String,
-    },
-    Http {
-        status: u16,
-    },
+    NoSpace { need: u64, available: u64 },
+    /// The file's SHA-256 is not the one the backend promised.
+    Checksum { want: String, got: String },
+    /// The download answered with this HTTP status.
+    Http { status: u16 },
+    /// Anything else (connection, file system), said as is.
     Failed(String),
 }
 

@@ -519,31 +519,6 @@ fn run_pump(client: &Client, rx: &Receiver<PumpMsg>, capacity: usize, stats: &Li
     }
 }
 
-/// One bounded connect attempt (for `status` when no daemon answers): Ok(latency) on CONNACK.
-pub fn probe(cfg: &BrokerConfig, timeout: Duration) -> Result<Duration, String> {
-    let opts = options(cfg, &new_client_id()).map_err(|e| e.to_string())?;
-    let (client, mut connection) = Client::new(opts, 4);
-    let mut net = network_options(cfg);
-    net.set_connection_timeout(timeout.as_secs().max(1));
-    connection.eventloop.set_network_options(net);
-    let start = Instant::now();
-    let result = loop {
-        let left = timeout.saturating_sub(start.elapsed());
-        if left.is_zero() {
-            break Err(format!("no answer within {} ms", timeout.as_millis()));
-        }
-        match connection.recv_timeout(left) {
-            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => break Ok(start.elapsed()),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => break Err(e.to_string()),
-            Err(_) => break Err(format!("no answer within {} ms", timeout.as_millis())),
-        }
-    };
-    let _ = client.try_disconnect();
-    let _ = connection.recv_timeout(Duration::from_millis(50));
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

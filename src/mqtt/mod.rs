@@ -3,6 +3,7 @@
 
 mod link;
 mod options;
+mod probe;
 pub mod topics;
 
 // Broker settings are configuration (the bottom floor); re-exported where links are made.
@@ -10,6 +11,5 @@ pub use crate::config::broker::{
     BrokerConfig, DEFAULT_MQTT_HOST, DEFAULT_MQTT_PORT, broker_credentials, is_local_host,
     topic_prefix, url_host, username_for_token,
 };
-pub use link::{
-    Link, LinkError, LinkEvent, LinkStats, MqttHandle, SharedHandle, new_client_id, probe,
-};
+pub use link::{Link, LinkError, LinkEvent, LinkStats, MqttHandle, SharedHandle, new_client_id};
+pub use probe::{ProbeError, probe};

@@ -11,7 +11,9 @@ use super::BrokerConfig;
 
 /// Why a link cannot be set up from the settings.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum LinkError {
+    /// The broker CA file (`CYBERWAVE_MQTT_CA_CERT`) cannot be read or holds no certificate.
     CaCert { path: String, detail: String },
 }
 
