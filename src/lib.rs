@@ -26,7 +26,6 @@ pub mod models;
 pub mod mqtt;
 pub mod process;
 pub mod systemd;
-pub mod twin_file;
 pub mod twins;
 pub mod twinsync;
 pub mod watch;

@@ -44,6 +44,17 @@ const RULES: &[(&str, &[&[&str]])] = &[
         "containers",
         &[TOP, ROLES, &["mqtt", "alerts", "twinsync", "backend"]],
     ),
+    // The twin model: parsed twins, linkage rules, twin files.
+    (
+        "twins",
+        &[
+            TOP,
+            ROLES,
+            SERVICES,
+            ENGINES,
+            &["containers", "backend", "mqtt"],
+        ],
+    ),
     ("backend", &[TOP, ROLES, ENGINES]),
     ("mqtt", &[TOP, ROLES, ENGINES]),
     // Roles never reach up into the daemon or its control surface, nor past the engine seam.

@@ -2,11 +2,9 @@
 //! by connect and overall deadlines, GETs retried with jittered backoff, typed errors.
 
 mod error;
-mod linkage;
 
 pub use error::BackendError;
 use error::{retry_after_secs, snippet};
-pub use linkage::{is_linked_broad, is_linked_strict, linked_twins_broad, linked_twins_strict};
 
 use std::time::{Duration, Instant};
 

@@ -251,7 +251,9 @@ fn scope(ctx: &Ctx, fp: &str) -> Vec<String> {
     }
     let backend = crate::backend::Backend::new(&ctx.settings);
     match backend.environment_twins(&ctx.environment_uuid) {
-        Ok(twins) => crate::backend::linked_twins_broad(&twins, fp),
+        Ok(twins) => {
+            crate::twins::linkage::linked_twins_broad(&crate::twins::Twin::parse_all(&twins).0, fp)
+        }
         Err(e) => {
             err(&format!(
                 "twins of the environment unavailable ({e}); starting without"

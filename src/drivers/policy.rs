@@ -56,7 +56,7 @@ impl LaunchHooks for DriverHooks {
             &image.env,
             super::spec::LABEL_TWIN,
         )?;
-        crate::twin_file::write(&self.config_dir, &spec.owner, payload)
+        crate::twins::file::write(&self.config_dir, &spec.owner, payload)
             .map(|_| ())
             .map_err(|e| LaunchFailure {
                 phase: "twin_file_failed",

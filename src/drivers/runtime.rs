@@ -43,6 +43,8 @@ pub struct Drivers {
     /// Per saturated host resource: its alert and the twins alerted (resolved on the same
     /// twins; a twin whose driver appears meanwhile is alerted too).
     saturation: BTreeMap<String, (Saturated, std::collections::BTreeSet<String>)>,
+    /// The plan of every twin linked to this edge, by uuid.
+    plans: BTreeMap<String, TwinPlan>,
 }
 
 impl Drivers {
@@ -96,6 +98,7 @@ impl Drivers {
             next_device_check: std::time::Instant::now() + tuning.device_check_every,
             device_check_every: tuning.device_check_every,
             saturation: BTreeMap::new(),
+            plans: BTreeMap::new(),
         };
         (drivers, role)
     }
@@ -130,21 +133,44 @@ impl Drivers {
     /// `provisional`: the plans come from the offline cache a moment before the backend
     /// answers; an asset missing from the cache is not alerted (the answer brings it).
     pub fn set_plans(&mut self, runtime: &mut Runtime, plans: Vec<TwinPlan>, provisional: bool) {
+        self.plans = plans
+            .into_iter()
+            .map(|p| (p.twin_uuid.clone(), p))
+            .collect();
+        self.apply_plans(runtime, provisional);
+    }
+
+    /// New plans for some twins (one twin's pulled metadata, with its parent and attached
+    /// twins); every other twin keeps its plan.
+    pub fn replan(&mut self, runtime: &mut Runtime, plans: Vec<TwinPlan>, provisional: bool) {
+        for p in plans {
+            self.plans.insert(p.twin_uuid.clone(), p);
+        }
+        self.apply_plans(runtime, provisional);
+    }
+
+    /// The twins planned now (linked to this edge), by uuid.
+    pub fn planned(&self) -> impl Iterator<Item = &str> {
+        self.plans.keys().map(String::as_str)
+    }
+
+    fn apply_plans(&mut self, runtime: &mut Runtime, provisional: bool) {
+        let plans = std::mem::take(&mut self.plans);
         let mut desired = BTreeMap::new();
         self.managed = plans
-            .iter()
+            .values()
             .filter(|p| matches!(p.outcome, TwinOutcome::Containers(_)))
             .map(|p| p.twin_uuid.clone())
             .collect();
         self.raise_saturation();
         self.parents = plans
-            .iter()
+            .values()
             .filter_map(|p| {
                 let parent = crate::twins::Twin::parse(&p.twin_file)?.attach_parent?;
                 Some((p.twin_uuid.clone(), parent))
             })
             .collect();
-        for p in &plans {
+        for p in plans.values() {
             match &p.outcome {
                 TwinOutcome::Containers(specs) => {
                     self.meta
@@ -205,16 +231,17 @@ impl Drivers {
             }
         }
         runtime.set_desired(Role::Driver, desired);
+        self.plans = plans;
     }
 
     /// Writes a twin's file from its plan when there is none. An existing file is the twin
     /// sync's: it merges backend changes with local edits not yet pushed (a plain rewrite here
     /// lost such an edit made just before a kill -9; found by the fault campaign).
     fn write_twin_file_if_missing(&self, p: &TwinPlan) {
-        let path = crate::twin_file::path_for(&self.ctx.config_dir, &p.twin_uuid);
+        let path = crate::twins::file::path_for(&self.ctx.config_dir, &p.twin_uuid);
         if !path.is_file()
             && let Err(e) =
-                crate::twin_file::write(&self.ctx.config_dir, &p.twin_uuid, &p.twin_file)
+                crate::twins::file::write(&self.ctx.config_dir, &p.twin_uuid, &p.twin_file)
         {
             log::error!("twin file for {}: {e}", p.twin_uuid);
         }

@@ -391,16 +391,16 @@ fn build_spec(
 
 /// Plans every twin linked to this edge by the driver rule.
 pub fn plan_twins(
-    twins: &[Value],
+    twins: &[Twin],
     assets: &BTreeMap<String, Value>,
     linked: &[String],
     ctx: &LaunchContext,
 ) -> Vec<TwinPlan> {
     // Each twin parsed once: its typed view (validated uuid, asset, parent) and its raw JSON
     // (the twin file's content).
-    let by_uuid: BTreeMap<String, (Twin, &Value)> = twins
+    let by_uuid: BTreeMap<String, (&Twin, &Value)> = twins
         .iter()
-        .filter_map(|t| Twin::parse(t).map(|typed| (typed.uuid.clone(), (typed, t))))
+        .map(|t| (t.uuid.clone(), (t, &t.raw)))
         .collect();
     let asset_of =
         |t: &Twin| -> Option<&Value> { t.asset_uuid.as_ref().and_then(|a| assets.get(a)) };

@@ -10,9 +10,10 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::Value;
 
 use super::desired::{self, DesiredState, Source};
-use crate::backend::{Backend, BackendError, linked_twins_strict};
+use crate::backend::{Backend, BackendError};
 use crate::backoff::Backoff;
 use crate::health::Sampler;
+use crate::twins::linkage::linked_twins_strict;
 
 pub const DISCOVER_INTERVAL: Duration = Duration::from_secs(30);
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(300);
@@ -225,17 +226,18 @@ impl Job {
     }
 
     fn fetch_desired(&self, env: &str) -> Result<DesiredState, BackendError> {
-        let twins = self.cfg.backend.environment_twins(env)?;
+        let raw = self.cfg.backend.environment_twins(env)?;
+        let mut desired = DesiredState::new(
+            env,
+            &raw,
+            BTreeMap::new(),
+            crate::epoch_seconds(),
+            Source::Backend,
+        );
         let mut assets = BTreeMap::new();
-        for uuid in linked_twins_strict(&twins, &self.cfg.fingerprint) {
-            let twin = twins.iter().find(|t| {
-                t.get("uuid")
-                    .and_then(Value::as_str)
-                    .and_then(crate::config::parse_uuid)
-                    .as_deref()
-                    == Some(uuid.as_str())
-            });
-            let Some(asset_uuid) = twin.and_then(crate::twins::asset_uuid_of) else {
+        for uuid in linked_twins_strict(&desired.twins, &self.cfg.fingerprint) {
+            let twin = desired.twins.iter().find(|t| t.uuid == uuid);
+            let Some(asset_uuid) = twin.and_then(|t| t.asset_uuid.clone()) else {
                 continue;
             };
             if assets.contains_key(&asset_uuid) {
@@ -251,13 +253,8 @@ impl Job {
                 Err(e) => return Err(e),
             }
         }
-        Ok(DesiredState {
-            environment_uuid: env.to_string(),
-            twins,
-            assets,
-            fetched_at: crate::epoch_seconds(),
-            source: Source::Backend,
-        })
+        desired.assets = assets;
+        Ok(desired)
     }
 
     /// §4.7: the backend's `EdgeSchema`, written to `edge.json` only when `metadata.cameras`

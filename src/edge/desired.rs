@@ -8,6 +8,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::config::{DESIRED_STATE_CACHE_FILE, FileError, FileProblem};
+use crate::twins::Twin;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
@@ -18,8 +19,9 @@ pub enum Source {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredState {
     pub environment_uuid: String,
-    /// `GET /environments/{uuid}/twins`, as returned.
-    pub twins: Vec<Value>,
+    /// `GET /environments/{uuid}/twins`, each parsed once (a twin without a valid uuid is
+    /// dropped with a warning: it could never become a file, topic or container name).
+    pub twins: Vec<Twin>,
     /// Asset objects by asset UUID, for the twins linked by the driver rule.
     pub assets: BTreeMap<String, Value>,
     /// Epoch seconds of the backend answer.
@@ -28,12 +30,41 @@ pub struct DesiredState {
 }
 
 impl DesiredState {
+    /// Parses the twins of an answer, the cache or a manifest, once.
+    pub fn new(
+        environment_uuid: &str,
+        twins: &[Value],
+        assets: BTreeMap<String, Value>,
+        fetched_at: f64,
+        source: Source,
+    ) -> Self {
+        let (twins, ignored) = Twin::parse_all(twins);
+        if ignored > 0 {
+            log::warn!(
+                "environment {environment_uuid}: {ignored} twin(s) without a valid uuid ignored"
+            );
+        }
+        DesiredState {
+            environment_uuid: environment_uuid.to_string(),
+            twins,
+            assets,
+            fetched_at,
+            source,
+        }
+    }
+
+    /// The twin with this uuid.
+    pub fn twin_mut(&mut self, uuid: &str) -> Option<&mut Twin> {
+        self.twins.iter_mut().find(|t| t.uuid == uuid)
+    }
+
     pub fn to_json(&self) -> Value {
+        let twins: Vec<&Value> = self.twins.iter().map(|t| &t.raw).collect();
         json!({
             "version": 1,
             "environment_uuid": self.environment_uuid,
             "fetched_at": self.fetched_at,
-            "twins": self.twins,
+            "twins": twins,
             "assets": self.assets,
         })
     }
@@ -47,20 +78,20 @@ impl DesiredState {
         let twins = v
             .get("twins")
             .and_then(Value::as_array)
-            .ok_or("missing \"twins\" list")?
-            .clone();
+            .ok_or("missing \"twins\" list")?;
         let assets = match v.get("assets") {
             None | Some(Value::Null) => BTreeMap::new(),
             Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             Some(_) => return Err("\"assets\" must be an object".into()),
         };
-        Ok(DesiredState {
-            environment_uuid: env.to_string(),
+        let fetched_at = v.get("fetched_at").and_then(Value::as_f64).unwrap_or(0.0);
+        Ok(DesiredState::new(
+            env,
             twins,
             assets,
-            fetched_at: v.get("fetched_at").and_then(Value::as_f64).unwrap_or(0.0),
-            source: Source::Cache,
-        })
+            fetched_at,
+            Source::Cache,
+        ))
     }
 }
 
@@ -100,13 +131,17 @@ mod tests {
     #[test]
     fn roundtrip_and_environment_match() {
         let d = tempfile::tempdir().unwrap();
-        let s = DesiredState {
-            environment_uuid: "e1".into(),
-            twins: vec![json!({"uuid": "t1", "asset_id": "6ba7b810-9dad-11d1-80b4-00c04fd430c8"})],
-            assets: BTreeMap::from([("a".to_string(), json!({"uuid": "a"}))]),
-            fetched_at: 12.5,
-            source: Source::Backend,
-        };
+        let s = DesiredState::new(
+            "e1",
+            &[
+                json!({"uuid": "aaaaaaaa-0000-4000-8000-000000000001", "asset_id": "6ba7b810-9dad-11d1-80b4-00c04fd430c8"}),
+                json!({"uuid": "t1"}),
+            ],
+            BTreeMap::from([("a".to_string(), json!({"uuid": "a"}))]),
+            12.5,
+            Source::Backend,
+        );
+        assert_eq!(s.twins.len(), 1, "a twin without a valid uuid is dropped");
         save(d.path(), &s).unwrap();
         let back = load(d.path(), "e1").unwrap().unwrap();
         assert_eq!(back.twins, s.twins);
@@ -114,7 +149,7 @@ mod tests {
         assert_eq!(back.source, Source::Cache);
         assert!(load(d.path(), "e2").unwrap().is_none());
         assert_eq!(
-            crate::twins::asset_uuid_of(&s.twins[0]).as_deref(),
+            s.twins[0].asset_uuid.as_deref(),
             Some("6ba7b810-9dad-11d1-80b4-00c04fd430c8")
         );
         std::fs::write(d.path().join(DESIRED_STATE_CACHE_FILE), "{\"twins\":[]}").unwrap();

@@ -25,13 +25,13 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn into_desired(self) -> DesiredState {
-        DesiredState {
-            environment_uuid: self.environment_uuid,
-            twins: self.twins,
-            assets: self.assets,
-            fetched_at: crate::epoch_seconds(),
-            source: Source::Cache,
-        }
+        DesiredState::new(
+            &self.environment_uuid,
+            &self.twins,
+            self.assets,
+            crate::epoch_seconds(),
+            Source::Cache,
+        )
     }
 }
 

@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use super::boot::watchdog_layers;
 use super::commands::Dedupe;
 use super::desired::{DesiredState, Source};
-use crate::backend::{linked_twins_broad, linked_twins_strict};
 use crate::config::{self, EnvironmentFile, Settings};
 use crate::containers::runtime::Runtime;
 use crate::containers::spec::Role;
@@ -16,6 +15,9 @@ use crate::drivers::plan_twins;
 use crate::drivers::runtime::Drivers;
 use crate::health::{HealthConfig, HealthPublisher};
 use crate::mqtt::{Link, MqttHandle, topics};
+use crate::twins::linkage::{
+    is_linked_broad, is_linked_strict, linked_twins_broad, linked_twins_strict,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub(super) enum TokenState {
@@ -178,15 +180,7 @@ impl State {
             );
         }
         let linked = if self.local {
-            state
-                .twins
-                .iter()
-                .filter_map(|t| {
-                    t.get("uuid")
-                        .and_then(Value::as_str)
-                        .and_then(config::parse_uuid)
-                })
-                .collect()
+            state.twins.iter().map(|t| t.uuid.clone()).collect()
         } else {
             strict
         };
@@ -259,19 +253,45 @@ impl State {
     /// Backend metadata reached a twin's file: plans carry it from now on (a relaunch must not
     /// write older metadata back), and the driver role decides about a restart (§8.3).
     pub(super) fn on_pulled(&mut self, p: crate::twinsync::run::Pulled) {
-        if let Some(mut d) = self.desired.clone() {
-            if let Some(t) = d.twins.iter_mut().find(|t| {
-                t.get("uuid")
-                    .and_then(Value::as_str)
-                    .and_then(config::parse_uuid)
-                    .as_deref()
-                    == Some(p.twin.as_str())
-            }) {
-                t["metadata"] = p.metadata.clone();
+        let fp = self.fingerprint.clone();
+        let links =
+            |t: &crate::twins::Twin| (is_linked_strict(&t.raw, &fp), is_linked_broad(&t.raw, &fp));
+        let changed = self.desired.as_mut().and_then(|d| {
+            let t = d.twin_mut(&p.twin)?;
+            let before = links(t);
+            t.set_metadata(p.metadata.clone());
+            Some(before != links(t))
+        });
+        match changed {
+            // Linked or unlinked by this change: everything that follows the linkage moves.
+            Some(true) => {
+                if let Some(d) = self.desired.take() {
+                    self.apply_desired(d);
+                }
             }
-            self.apply_desired(d);
+            Some(false) => self.replan_around(&p.twin),
+            None => {}
         }
         self.drivers.on_pulled(&p.twin, &p.metadata);
+    }
+
+    /// Plans again the twin whose metadata changed, the twin it is attached to and the twins
+    /// attached to either (a camera child's parent plans its cameras): no other twin.
+    fn replan_around(&mut self, twin: &str) {
+        let Some(d) = &self.desired else {
+            return;
+        };
+        let planned: Vec<&str> = self.drivers.planned().collect();
+        let affected: Vec<String> = crate::twins::linkage::family_of(&d.twins, twin)
+            .into_iter()
+            .filter(|t| planned.contains(&t.as_str()))
+            .collect();
+        if affected.is_empty() {
+            return;
+        }
+        let plans = plan_twins(&d.twins, &d.assets, &affected, &self.drivers.ctx);
+        let provisional = !self.local && d.source == Source::Cache;
+        self.drivers.replan(&mut self.runtime, plans, provisional);
     }
 
     /// The twins whose files the sync thread keeps in step with the backend: every linked one.

@@ -13,7 +13,7 @@ use super::merge::merge;
 use super::payload::push_body;
 use super::state::TwinSync;
 use crate::backend::{Backend, BackendError};
-use crate::twin_file;
+use crate::twins::file as twin_file;
 
 /// The backend side of the sync (the real client; a fake in tests).
 pub trait Remote {

@@ -148,7 +148,7 @@ pub fn run(
                             log::warn!("twin {uuid}: changes not pushed before the restart ({e}); its file is kept");
                             continue;
                         }
-                        if std::fs::remove_file(crate::twin_file::path_for(&config_dir, uuid)).is_ok() {
+                        if std::fs::remove_file(crate::twins::file::path_for(&config_dir, uuid)).is_ok() {
                             removed += 1;
                         }
                     }

@@ -56,7 +56,7 @@ fn prepare_writes_the_twin_file_after_asking_the_image_and_the_engine() {
     )
     .unwrap();
     assert_eq!(engine.calls(), ["image_config drv:1", "running"]);
-    let file = crate::twin_file::path_for(d.path(), TWIN);
+    let file = crate::twins::file::path_for(d.path(), TWIN);
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     assert_eq!(written["name"], "arm");
@@ -98,7 +98,7 @@ fn a_robot_another_twin_drives_is_refused_and_released_when_that_driver_is_gone(
         "{}",
         refused.message
     );
-    assert!(!crate::twin_file::path_for(d.path(), TWIN).exists());
+    assert!(!crate::twins::file::path_for(d.path(), TWIN).exists());
     // The other driver went away: the claim was released, the launch goes ahead.
     engine.others.lock().unwrap().clear();
     h.prepare(&s, &json!({"uuid": TWIN})).unwrap();

@@ -7,6 +7,11 @@ const CAM: &str = "cccccccc-2222-4333-8444-555555555555";
 const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
 const A_CAM: &str = "aaaaaaaa-0000-4000-8000-000000000002";
 
+/// The twins as the desired state carries them: parsed once.
+fn typed(twins: &[Value]) -> Vec<Twin> {
+    Twin::parse_all(twins).0
+}
+
 fn ctx() -> LaunchContext {
     LaunchContext {
         config_dir: PathBuf::from("/home/pi/.cyberwave"),
@@ -66,7 +71,7 @@ fn twins() -> (Vec<Value>, BTreeMap<String, Value>) {
 #[test]
 fn camera_child_rides_on_its_parent() {
     let (t, a) = twins();
-    let plans = plan_twins(&t, &a, &[T.to_string(), CAM.to_string()], &ctx());
+    let plans = plan_twins(&typed(&t), &a, &[T.to_string(), CAM.to_string()], &ctx());
     assert_eq!(
         plans[1].outcome,
         TwinOutcome::CameraChild { parent: T.into() }
@@ -84,7 +89,7 @@ fn camera_child_rides_on_its_parent() {
 #[test]
 fn env_rules() {
     let (t, a) = twins();
-    let plans = plan_twins(&t, &a, &[T.to_string()], &ctx());
+    let plans = plan_twins(&typed(&t), &a, &[T.to_string()], &ctx());
     let TwinOutcome::Containers(specs) = &plans[0].outcome else {
         panic!()
     };
@@ -109,7 +114,7 @@ fn env_rules() {
 #[test]
 fn argv_shape_and_no_secret_in_it() {
     let (t, a) = twins();
-    let plans = plan_twins(&t, &a, &[T.to_string()], &ctx());
+    let plans = plan_twins(&typed(&t), &a, &[T.to_string()], &ctx());
     let TwinOutcome::Containers(specs) = &plans[0].outcome else {
         panic!()
     };
@@ -140,7 +145,7 @@ fn argv_shape_and_no_secret_in_it() {
 #[test]
 fn spec_hash_tracks_what_matters() {
     let (t, a) = twins();
-    let h = |c: &LaunchContext| match &plan_twins(&t, &a, &[T.to_string()], c)[0].outcome {
+    let h = |c: &LaunchContext| match &plan_twins(&typed(&t), &a, &[T.to_string()], c)[0].outcome {
         TwinOutcome::Containers(s) => s[0].spec_hash.clone(),
         o => panic!("{o:?}"),
     };
@@ -215,7 +220,12 @@ fn problems_and_overrides() {
         A_CAM.to_string(),
         json!({"uuid": A_CAM, "registry_id": "x"}),
     )]);
-    let p = plan_twins(&twins, &assets, &[T.to_string(), CAM.to_string()], &ctx());
+    let p = plan_twins(
+        &typed(&twins),
+        &assets,
+        &[T.to_string(), CAM.to_string()],
+        &ctx(),
+    );
     assert!(
         matches!(&p[0].outcome, TwinOutcome::Problem { title, .. } if title == "Twin has no asset")
     );
@@ -226,7 +236,8 @@ fn problems_and_overrides() {
     let mut c = ctx();
     c.driver_overrides
         .insert(T.into(), "mine/driver:local".into());
-    let TwinOutcome::Containers(s) = &plan_twins(&t, &a, &[T.to_string()], &c)[0].outcome else {
+    let TwinOutcome::Containers(s) = &plan_twins(&typed(&t), &a, &[T.to_string()], &c)[0].outcome
+    else {
         panic!()
     };
     assert_eq!(s[0].image, "mine/driver:local");
@@ -268,7 +279,12 @@ fn twins_sharing_the_first_8_hex_digits_are_a_problem_not_a_silent_skip() {
     t2["uuid"] = json!(twin2);
     twins.push(t2);
     assets.insert(A.to_string(), assets[A].clone());
-    let plans = plan_twins(&twins, &assets, &[T.to_string(), twin2.clone()], &ctx());
+    let plans = plan_twins(
+        &typed(&twins),
+        &assets,
+        &[T.to_string(), twin2.clone()],
+        &ctx(),
+    );
     assert!(matches!(plans[0].outcome, TwinOutcome::Containers(_)));
     match &plans[1].outcome {
         TwinOutcome::Problem { title, detail, .. } => {
@@ -296,7 +312,7 @@ fn env_keys_that_would_inject_lines_are_refused() {
     twins[0]["metadata"]["drivers"] = json!({"default": {
         "docker_image": "cyberwave/so101:local",
         "params": ["-e", "EVIL\nCYBERWAVE_API_KEY=x"]}});
-    let plans = plan_twins(&twins, &assets, &[T.to_string()], &ctx());
+    let plans = plan_twins(&typed(&twins), &assets, &[T.to_string()], &ctx());
     match &plans[0].outcome {
         TwinOutcome::Problem { title, detail, .. } => {
             assert!(title.contains("Invalid environment variable"), "{title}");
@@ -307,7 +323,7 @@ fn env_keys_that_would_inject_lines_are_refused() {
     twins[0]["metadata"]["drivers"] = json!({"default": {
         "shared_env": {"BAD KEY": "1"},
         "services": [{"name": "main", "image": "cyberwave/so101:local"}]}});
-    let plans = plan_twins(&twins, &assets, &[T.to_string()], &ctx());
+    let plans = plan_twins(&typed(&twins), &assets, &[T.to_string()], &ctx());
     assert!(matches!(plans[0].outcome, TwinOutcome::Problem { .. }));
 }
 
@@ -333,7 +349,8 @@ fn local_base_url_points_drivers_at_the_local_broker() {
     c.base_url = "http://192.168.1.10:8000".into();
     c.mqtt_port = 1883;
     let (t, a) = twins();
-    let TwinOutcome::Containers(s) = &plan_twins(&t, &a, &[T.to_string()], &c)[0].outcome else {
+    let TwinOutcome::Containers(s) = &plan_twins(&typed(&t), &a, &[T.to_string()], &c)[0].outcome
+    else {
         panic!()
     };
     assert_eq!(s[0].env["CYBERWAVE_MQTT_HOST"], "192.168.1.10");
@@ -389,7 +406,7 @@ fn each_driver_is_told_its_own_camera_and_gets_v4l_read_only() {
             C1: 1, C2: "/dev/v4l/by-id/usb-cam-2", MIC: 5, OWN: 6}})),
     );
     let linked: Vec<String> = [C1, C2, MIC, OWN].iter().map(|s| s.to_string()).collect();
-    let plans = plan_twins(&t, &a, &linked, &c);
+    let plans = plan_twins(&typed(&t), &a, &linked, &c);
     let spec = |i: usize| match &plans[i].outcome {
         TwinOutcome::Containers(s) => s[0].clone(),
         o => panic!("{o:?}"),
@@ -424,7 +441,7 @@ fn each_driver_is_told_its_own_camera_and_gets_v4l_read_only() {
     // No /dev/v4l on the host: no mount; another pin: another spec (the drift recreates it).
     c.host_has_v4l = false;
     let before = c1.spec_hash.clone();
-    let plans = plan_twins(&t, &a, &linked, &c);
+    let plans = plan_twins(&typed(&t), &a, &linked, &c);
     let TwinOutcome::Containers(s) = &plans[0].outcome else {
         panic!()
     };
@@ -436,13 +453,14 @@ fn each_driver_is_told_its_own_camera_and_gets_v4l_read_only() {
 fn so101_lib_is_mounted_for_so101_images_or_when_it_exists() {
     const X: &str = "f5f5f5f5-0000-4000-8000-000000000005";
     let (t, a) = camera_rig(&[(X, "acme/arm-driver", json!([]))]);
-    let mounts = |c: &LaunchContext| match &plan_twins(&t, &a, &[X.to_string()], c)[0].outcome {
-        TwinOutcome::Containers(s) => s[0]
-            .options
-            .iter()
-            .any(|o| o.ends_with(":/app/.cyberwave/so101_lib")),
-        o => panic!("{o:?}"),
-    };
+    let mounts =
+        |c: &LaunchContext| match &plan_twins(&typed(&t), &a, &[X.to_string()], c)[0].outcome {
+            TwinOutcome::Containers(s) => s[0]
+                .options
+                .iter()
+                .any(|o| o.ends_with(":/app/.cyberwave/so101_lib")),
+            o => panic!("{o:?}"),
+        };
     let mut c = ctx();
     assert!(!mounts(&c));
     c.has_so101_lib = true;
