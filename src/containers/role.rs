@@ -31,6 +31,25 @@ pub struct Tuning {
     pub cleanup: Option<CleanupTuning>,
 }
 
+#[cfg(test)]
+impl Tuning {
+    /// Knobs for unit tests: a loop is more than `threshold` deaths in a minute, retries
+    /// wait 30 s (longer than any test), no cleanup.
+    pub fn example(threshold: usize) -> Self {
+        Tuning {
+            restart_loop_threshold: threshold,
+            restart_loop_window: Duration::from_secs(60),
+            removed_revival: None,
+            probe: Duration::from_secs(2),
+            retry_base: Duration::from_secs(30),
+            retry_cap: Duration::from_secs(300),
+            rearm_after: Duration::from_secs(300),
+            log_tail: 10,
+            cleanup: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CleanupTuning {
     pub container_interval: Duration,

@@ -60,20 +60,6 @@ struct Harness {
     _dir: tempfile::TempDir,
 }
 
-fn tuning() -> Tuning {
-    Tuning {
-        restart_loop_threshold: 3,
-        restart_loop_window: Duration::from_secs(60),
-        removed_revival: None,
-        probe: Duration::from_secs(2),
-        retry_base: Duration::from_secs(30),
-        retry_cap: Duration::from_secs(300),
-        rearm_after: Duration::from_secs(300),
-        log_tail: 10,
-        cleanup: None,
-    }
-}
-
 fn start(engine: FakeEngine) -> Harness {
     let engine = Arc::new(engine);
     let dir = tempfile::tempdir().unwrap();
@@ -81,7 +67,7 @@ fn start(engine: FakeEngine) -> Harness {
         engine: engine.clone(),
         config_dir: dir.path().to_path_buf(),
         owner: "fp-1".into(),
-        tuning: tuning(),
+        tuning: Tuning::example(3),
     });
     let heard = Arc::new(Mutex::new(Vec::new()));
     runtime.add_role(RoleSetup {

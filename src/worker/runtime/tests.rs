@@ -20,20 +20,6 @@ fn tuning() -> WorkerTuning {
     }
 }
 
-fn runtime_tuning() -> Tuning {
-    Tuning {
-        restart_loop_threshold: 5,
-        restart_loop_window: Duration::from_secs(60),
-        removed_revival: None,
-        probe: Duration::from_secs(2),
-        retry_base: Duration::from_secs(30),
-        retry_cap: Duration::from_secs(300),
-        rearm_after: Duration::from_secs(300),
-        log_tail: 10,
-        cleanup: None,
-    }
-}
-
 struct Harness {
     engine: Arc<FakeEngine>,
     worker: Worker,
@@ -64,7 +50,7 @@ fn start() -> Harness {
         engine: engine.clone(),
         config_dir: dir.path().to_path_buf(),
         owner: "fp".into(),
-        tuning: runtime_tuning(),
+        tuning: Tuning::example(5),
     });
     runtime.add_role(parts.role);
     Harness {
