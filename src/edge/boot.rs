@@ -10,13 +10,8 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use super::error::DaemonError;
-use super::sources::TICK;
+use super::sources::{Signal, TICK};
 use crate::config::{self, EnvironmentFile, Settings};
-
-pub(super) enum Signal {
-    Shutdown(i32),
-    Reload,
-}
 
 /// `systemd` when systemd supervises us with a watchdog, `hardware` when `/dev/watchdog` is
 /// armed.

@@ -20,6 +20,7 @@ mod network;
 pub mod node;
 mod report;
 mod restart;
+mod restart_machine;
 mod sources;
 mod startup;
 mod state;

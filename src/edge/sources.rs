@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, after, never, select, tick};
 
 use super::backend_job::BackendEvent;
-use super::boot::Signal;
 use crate::containers::runtime::RuntimeEvent;
 use crate::control::ControlRequest;
 use crate::health::saturation::SaturationEvent;
@@ -17,6 +16,14 @@ use crate::worker::prep::PrepEvent;
 
 /// Supervisor tick: watchdog ping and housekeeping (the original's runtime loop interval).
 pub const TICK: Duration = Duration::from_secs(15);
+
+/// A signal the daemon acts on.
+pub(super) enum Signal {
+    /// SIGTERM or SIGINT (the number): stop, leaving the containers running.
+    Shutdown(i32),
+    /// SIGHUP: read the settings and files again.
+    Reload,
+}
 
 /// What woke the supervisor.
 pub(super) enum Event {

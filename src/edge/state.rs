@@ -68,7 +68,7 @@ pub(super) struct State {
     pub(super) twin_sync: TwinSync,
     /// A remote restart under way, the end of the last one, its result, and where the
     /// twin-sync thread says the twin files are flushed.
-    pub(super) restart: super::restart::machine::Machine,
+    pub(super) restart: super::restart_machine::Machine,
     pub(super) restart_tx: crossbeam_channel::Sender<usize>,
     /// The node state last published, the edge uuid our link's last will names, and where a
     /// new link reports.
@@ -551,7 +551,7 @@ impl State {
             "bus": bus,
             "worker": self.worker.snapshot(&self.runtime),
             "twin_sync": self.twin_sync_snapshot(),
-            "restart": super::restart::snapshot(&self.restart),
+            "restart": self.restart.snapshot(),
             "node": self.node.as_ref().map(|(s, r)| json!({"state": s, "reason": r})),
             "health_publisher": {
                 "running": self.health.is_some(),

@@ -7,13 +7,12 @@ use std::time::Instant;
 use crossbeam_channel::Sender;
 
 use super::backend_job::JobCtl;
-use super::boot::Signal;
 use super::error::DaemonError;
 use super::handlers::{on_backend, on_link, reload};
 use super::link::MQTT_SHUTDOWN_GRACE;
 use super::report::StartupReport;
 use super::restart;
-use super::sources::{Event, Sources};
+use super::sources::{Event, Signal, Sources};
 use super::startup;
 use super::state::State;
 use crate::containers::runtime::Runtime;

@@ -1,5 +1,5 @@
 //! Remote restart (`restart_edge_core`, reference §8.4, §3.5) on the supervisor: the rules
-//! are the pure [`machine::step`]; this module feeds it events and performs its actions
+//! are the pure [`super::restart_machine::step`]; this module feeds it events and performs its actions
 //! without waiting. The backend's restart card goes `in_progress`; twin files are pushed if
 //! changed and removed (twin-sync thread); our driver and worker containers — only ours — are
 //! removed and created again from their specs (new ids); `environment.json` is re-read and the
@@ -7,17 +7,15 @@
 //! while one runs is refused (`concurrent_restart`), and one within 30 s of the last is refused
 //! too (`rate_limited`): 500 commands are not 500 restarts.
 
-pub(super) mod machine;
-
 use std::time::{Instant, SystemTime};
 
 use crossbeam_channel::Sender;
 use serde_json::{Value, json};
 
 use super::backend_job::JobCtl;
+use super::restart_machine::{self as machine, Action, Event};
 use super::state::State;
 use crate::containers::spec::Role;
-use machine::{Action, Event};
 
 fn iso_now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
@@ -105,21 +103,4 @@ fn perform(state: &mut State, action: Action, jobctl: &Sender<JobCtl>) {
         }
         Action::Ended { error: Some(e), .. } => log::error!("remote restart failed: {e}"),
     }
-}
-
-/// `status`: the restart under way, if any, and the last one.
-pub(super) fn snapshot(m: &machine::Machine) -> Value {
-    let r = m.running.as_ref();
-    json!({
-        "in_progress": r.is_some(),
-        "phase": r.map(|r| r.phase.as_str()),
-        "started_at": r.map(|r| crate::epoch_of(r.started_at)),
-        "alert_uuid": r.and_then(|r| r.alert_uuid.clone()),
-        "last": m.last.as_ref().map(|l| json!({
-            "result": l.result,
-            "error": l.error,
-            "started_at": crate::epoch_of(l.started_at),
-            "finished_at": crate::epoch_of(l.finished_at),
-        })),
-    })
 }

@@ -221,5 +221,25 @@ fn look(m: &mut Machine, containers_back: bool, now: Instant, wall: SystemTime) 
     out
 }
 
+impl Machine {
+    /// `status`: the restart under way, if any, and the last one.
+    pub fn snapshot(&self) -> Value {
+        let m = self;
+        let r = m.running.as_ref();
+        json!({
+            "in_progress": r.is_some(),
+            "phase": r.map(|r| r.phase.as_str()),
+            "started_at": r.map(|r| crate::epoch_of(r.started_at)),
+            "alert_uuid": r.and_then(|r| r.alert_uuid.clone()),
+            "last": m.last.as_ref().map(|l| json!({
+                "result": l.result,
+                "error": l.error,
+                "started_at": crate::epoch_of(l.started_at),
+                "finished_at": crate::epoch_of(l.finished_at),
+            })),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests;
