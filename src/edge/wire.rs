@@ -246,8 +246,83 @@ struct RoleEvents {
     flushed: Receiver<usize>,
 }
 
-/// The supervisor's state: the link, the alerts, one container runtime with its roles (the
-/// drivers, the worker, the data bus's router), and the book-keeping of everything else.
+/// One container runtime and the roles on it: the drivers first, the ML worker, the data bus
+/// (the daemon's session and the router container role).
+struct Roles {
+    engine: Arc<dyn crate::engine::Engine>,
+    runtime: Runtime,
+    drivers: Drivers,
+    worker: crate::worker::runtime::Worker,
+    prep: Receiver<crate::worker::prep::PrepEvent>,
+    worker_files: Receiver<crate::watch::Changed>,
+    worker_mqtt: crate::mqtt::SharedHandle,
+    bus: crate::bus::Bus,
+    runtime_rx: Receiver<RuntimeEvent>,
+}
+
+fn start_roles(
+    settings: &Settings,
+    local: bool,
+    fingerprint: &str,
+    environment_uuid: Option<&str>,
+    mqtt: &MqttHandle,
+    alerts: crate::alerts::AlertSink,
+) -> Roles {
+    let tuning = crate::drivers::settings::driver_tuning(settings);
+    let engine = crate::containers::engine::open(
+        &settings.docker_bin,
+        tuning.create_timeout,
+        tuning.remove_timeout,
+    );
+    let (mut runtime, runtime_rx) = Runtime::start(Setup {
+        engine: engine.clone(),
+        config_dir: settings.config_dir.clone(),
+        owner: fingerprint.to_string(),
+        tuning: tuning.runtime.clone(),
+    });
+    let (drivers, driver_role) = Drivers::new(
+        crate::drivers::settings::launch_context(settings, fingerprint),
+        engine.clone(),
+        &tuning,
+        (!local).then(|| mqtt.clone()),
+        alerts.clone(),
+    );
+    runtime.add_role(driver_role);
+    let worker_mqtt = crate::mqtt::SharedHandle::new((!local).then(|| mqtt.clone()));
+    let crate::worker::runtime::WorkerParts {
+        worker,
+        role,
+        prep,
+        watch: worker_files,
+    } = crate::worker::runtime::Worker::start(
+        settings.config_dir.clone(),
+        worker_context(settings, environment_uuid, fingerprint),
+        worker_tuning(settings),
+        (!local).then(|| Backend::new(settings)),
+        worker_mqtt.clone(),
+        alerts,
+    );
+    runtime.add_role(role);
+    let bus = crate::bus::Bus::start(
+        crate::bus::BusSettings::from_env(&settings.env),
+        &crate::host::hostname(),
+    );
+    runtime.add_role(crate::bus::router::role());
+    Roles {
+        engine,
+        runtime,
+        drivers,
+        worker,
+        prep,
+        worker_files,
+        worker_mqtt,
+        bus,
+        runtime_rx,
+    }
+}
+
+/// The supervisor's state: the link, the alerts, the runtime with its roles, and the
+/// book-keeping of everything else.
 fn assemble(
     settings: Settings,
     local: bool,
@@ -258,48 +333,23 @@ fn assemble(
     let (link, mqtt, will_uuid) = connect(&settings, local, link_tx, &fingerprint)?;
     let environment_uuid = environment.as_ref().ok().and_then(|e| e.uuid.clone());
     let (alerts, alert_stats) = start_alerts(&settings, local, environment_uuid.clone())?;
-    let worker_alerts = alerts.clone();
-    // One container runtime for every role; drivers are its first.
-    let tuning = crate::drivers::settings::driver_tuning(&settings);
-    let engine = crate::containers::engine::open(
-        &settings.docker_bin,
-        tuning.create_timeout,
-        tuning.remove_timeout,
-    );
-    let (mut runtime, runtime_rx) = Runtime::start(Setup {
-        engine: engine.clone(),
-        config_dir: settings.config_dir.clone(),
-        owner: fingerprint.clone(),
-        tuning: tuning.runtime.clone(),
-    });
-    let (drivers, driver_role) = Drivers::new(
-        crate::drivers::settings::launch_context(&settings, &fingerprint),
-        engine.clone(),
-        &tuning,
-        (!local).then(|| mqtt.clone()),
+    let roles = start_roles(
+        &settings,
+        local,
+        &fingerprint,
+        environment_uuid.as_deref(),
+        &mqtt,
         alerts,
     );
-    runtime.add_role(driver_role);
-    // The ML worker is the runtime's second role.
-    let worker_mqtt = crate::mqtt::SharedHandle::new((!local).then(|| mqtt.clone()));
-    let worker = crate::worker::runtime::Worker::start(
-        settings.config_dir.clone(),
-        worker_context(&settings, environment_uuid.as_deref(), &fingerprint),
-        worker_tuning(&settings),
-        (!local).then(|| Backend::new(&settings)),
-        worker_mqtt.clone(),
-        worker_alerts,
-    );
-    runtime.add_role(worker.role);
-    // The data bus: the daemon's session (and embedded router), the router container role.
-    let bus = crate::bus::Bus::start(
-        crate::bus::BusSettings::from_env(&settings.env),
-        &crate::host::hostname(),
-    );
-    runtime.add_role(crate::bus::router::role());
     let (restart_tx, restart_rx) = unbounded::<usize>();
+    let events = RoleEvents {
+        runtime: roles.runtime_rx,
+        prep: roles.prep,
+        worker_files: roles.worker_files,
+        flushed: restart_rx,
+    };
     let state = State {
-        engine,
+        engine: roles.engine,
         alert_stats,
         started: Instant::now(),
         started_at: SystemTime::now(),
@@ -313,30 +363,24 @@ fn assemble(
         link,
         commands: Default::default(),
         health: None,
-        drivers,
+        drivers: roles.drivers,
         data: DataBus {
-            bus,
+            bus: roles.bus,
             stalls: Default::default(),
             stall_after: data::stall_after(&settings.env),
         },
-        worker: worker.worker,
-        worker_mqtt,
+        worker: roles.worker,
+        worker_mqtt: roles.worker_mqtt,
         twin_sync: Default::default(),
         restart: Default::default(),
         restart_tx,
         node: None,
         will_edge_uuid: will_uuid,
         link_events: link_tx.clone(),
-        runtime,
+        runtime: roles.runtime,
         network_lines: Default::default(),
         local,
         settings,
-    };
-    let events = RoleEvents {
-        runtime: runtime_rx,
-        prep: worker.prep,
-        worker_files: worker.watch,
-        flushed: restart_rx,
     };
     Ok((state, events))
 }
