@@ -75,6 +75,18 @@ pub struct Runtime {
     recreating: BTreeSet<String>,
 }
 
+/// What the engine's list would say of a container the launcher just saw up.
+fn launched_entry(spec: &ContainerSpec, id: &str) -> Container {
+    Container {
+        id: id.to_string(),
+        name: spec.name.clone(),
+        image: spec.image.clone(),
+        state: "running".into(),
+        status: "Up".into(),
+        labels: BTreeMap::from([(super::LABEL_SPEC_HASH.to_string(), spec.spec_hash.clone())]),
+    }
+}
+
 fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) {
     if let Err(e) = thread::Builder::new().name(name.into()).spawn(f) {
         log::error!("cannot start thread {name}: {e}");
@@ -334,6 +346,12 @@ impl Runtime {
                 }
                 if let Some(p) = self.policies.get_mut(&spec.role) {
                     p.up(spec, &id);
+                }
+                // The launcher saw it up: until the next list lands, that is what the engine
+                // says of it, so a reconcile in between does not launch it a second time (the
+                // create would collide and replace the driver that just started).
+                if let Some(o) = self.observed.as_mut() {
+                    o.insert(spec_name.clone(), launched_entry(spec, &id));
                 }
                 info.id = Some(id);
             }

@@ -493,3 +493,6 @@ impl Drivers {
         json!({"containers": list, "problems": problems})
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,39 +13,7 @@ fn typed(twins: &[Value]) -> Vec<Twin> {
 }
 
 fn ctx() -> LaunchContext {
-    LaunchContext {
-        config_dir: PathBuf::from("/home/pi/.cyberwave"),
-        host: HostPlatform {
-            machine: "aarch64".into(),
-            jetson: false,
-        },
-        environment: "dev".into(),
-        base_url: "https://api.cyberwave.com".into(),
-        mqtt_host_var: None,
-        mqtt_port_var: None,
-        mqtt_port: 8883,
-        log_level: Some("debug".into()),
-        forwarded: BTreeMap::from([
-            ("CYBERWAVE_CUSTOM".to_string(), "x".to_string()),
-            ("CYBERWAVE_TWIN_UUID".to_string(), "spoof".to_string()),
-        ]),
-        bus_env: vec![
-            ("CYBERWAVE_DATA_BACKEND", "zenoh".into()),
-            ("ZENOH_SHARED_MEMORY", "false".into()),
-            ("ZENOH_CONNECT", "tcp/10.0.0.1:7447".into()),
-        ],
-        log_max_size: Some("10m".into()),
-        log_max_file: "3".into(),
-        nvidia_default_runtime: false,
-        driver_overrides: BTreeMap::new(),
-        token: Secret::new("cw_secret_token_abcdef"),
-        owner: "fp".into(),
-        cameras: None,
-        camera_files: Default::default(),
-        host_has_v4l: false,
-        troubleshooting_url: "https://docs.cyberwave.com".into(),
-        has_so101_lib: false,
-    }
+    example_context()
 }
 
 fn twins() -> (Vec<Value>, BTreeMap<String, Value>) {
