@@ -1,6 +1,7 @@
 //! Drivers, the first role of the container runtime: twin → container spec (profile selection,
-//! the exact spec, env), twin files, and the driver policy (alerts, `driverlog`) on top of
-//! `crate::containers`.
+//! the exact spec, env), twin files, the driver policy (alerts, `driverlog`) on top of
+//! `crate::containers`, the role's plans on the runtime (`runtime`) and what it answers the
+//! daemon's supervisor (`supervised`).
 
 pub mod bridge;
 pub mod camera;

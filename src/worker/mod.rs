@@ -1,7 +1,7 @@
 //! The ML worker role: workflow files synced from the cloud (`sync`), the worker container's
 //! spec (`spec`) and settings, its health and restart accounting (`health`), the hot-reload
-//! rule (`reload`; the watch on `workers/` is the crate's `watch`), and the role on the
-//! container runtime (`runtime`).
+//! rule (`reload`; the watch on `workers/` is the crate's `watch`), the role on the
+//! container runtime (`runtime`) and what it answers the daemon's supervisor (`supervised`).
 
 pub mod cards;
 pub mod health;
