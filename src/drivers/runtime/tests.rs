@@ -126,10 +126,11 @@ fn plans_become_containers_and_a_replanned_twin_touches_only_its_own() {
         h.count(&format!("start {}", name(B))) == 2
     });
     let after: Vec<String> = h.engine.calls()[calls_before..].to_vec();
-    assert!(
-        after.iter().all(|c| !c.contains(&name(A))),
-        "A was touched: {after:?}"
-    );
+    // Its log may be (re)attached meanwhile: following is not touching it.
+    let ops_on_a = after
+        .iter()
+        .filter(|c| c.contains(&name(A)) && !c.starts_with("logs "));
+    assert_eq!(ops_on_a.count(), 0, "A was touched: {after:?}");
     // The running B is stopped with its grace period before its successor is created.
     let at = |c: &str| after.iter().position(|x| x.starts_with(c));
     let (stop, create) = (
