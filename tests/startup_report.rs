@@ -61,6 +61,11 @@ fn every_log_line_has_the_originals_format() {
     let lines: Vec<&str> = log.lines().collect();
     assert!(lines.len() > 5, "{log}");
     for l in &lines {
+        // The network-interfaces line is one the original `print`s raw to stderr (after the
+        // discover answer binds twins, so a run may or may not reach it before the stop).
+        if l.starts_with("Network interfaces: ") {
+            continue;
+        }
         assert!(is_python_log_line(l), "not in 0.1.30's format: {l:?}");
     }
     assert!(
