@@ -165,10 +165,7 @@ impl Drivers {
         self.raise_saturation();
         self.parents = plans
             .values()
-            .filter_map(|p| {
-                let parent = crate::twins::Twin::parse(&p.twin_file)?.attach_parent?;
-                Some((p.twin_uuid.clone(), parent))
-            })
+            .filter_map(|p| Some((p.twin_uuid.clone(), p.attach_parent.clone()?)))
             .collect();
         for p in plans.values() {
             match &p.outcome {

@@ -92,6 +92,8 @@ pub struct TwinPlan {
     pub twin_name: String,
     /// The twin object with its asset under `asset` (the twin file's content).
     pub twin_file: Value,
+    /// The twin this one is attached to (from the parsed twin, not read again from the file).
+    pub attach_parent: Option<String>,
     pub outcome: TwinOutcome,
 }
 
@@ -520,6 +522,7 @@ pub fn plan_twins(
             twin_uuid: uuid.clone(),
             twin_name: name,
             twin_file: file,
+            attach_parent: typed.attach_parent.clone(),
             outcome,
         });
     }
