@@ -25,6 +25,7 @@ pub mod logging;
 pub mod models;
 pub mod mqtt;
 pub mod process;
+pub mod remote_access;
 pub mod systemd;
 pub mod twins;
 pub mod twinsync;

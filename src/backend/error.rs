@@ -63,6 +63,47 @@ impl BackendError {
             _ => false,
         }
     }
+    /// The HTTP status the backend answered with (`None`: no answer).
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            BackendError::Unauthorized { status, .. }
+            | BackendError::Server { status, .. }
+            | BackendError::Throttled { status, .. }
+            | BackendError::BadResponse { status, .. } => Some(*status),
+            BackendError::NotFound { .. } => Some(404),
+            BackendError::Unreachable { .. } => None,
+        }
+    }
+
+    /// The same error without the body excerpt (an answer that may hold a secret).
+    pub fn without_snippet(self) -> Self {
+        match self {
+            BackendError::Server {
+                endpoint, status, ..
+            } => BackendError::Server {
+                endpoint,
+                status,
+                snippet: "(body not shown)".into(),
+            },
+            BackendError::BadResponse {
+                endpoint,
+                status,
+                detail,
+                ..
+            } => BackendError::BadResponse {
+                endpoint,
+                status,
+                // serde's message can quote the text it choked on: keep only its position.
+                detail: detail
+                    .split_once(':')
+                    .map(|(head, _)| head.to_string())
+                    .unwrap_or(detail),
+                snippet: "(body not shown)".into(),
+            },
+            other => other,
+        }
+    }
+
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, BackendError::Unauthorized { .. })
     }

@@ -2,9 +2,11 @@
 //! by connect and overall deadlines, GETs retried with jittered backoff, typed errors.
 
 mod error;
+mod remote_access;
 
 pub use error::BackendError;
 use error::{retry_after_secs, snippet};
+pub use remote_access::{EDGE_KEY_HEADER, REMOTE_ACCESS_DEADLINE};
 
 use std::time::{Duration, Instant};
 
@@ -177,7 +179,7 @@ impl Backend {
 
     /// One request; `body` = None for GET. Returns the parsed JSON (Null for an empty body).
     fn once(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, BackendError> {
-        self.once_within(method, path, body, None)
+        self.send(method, path, body, None, &[])
     }
 
     /// [`Backend::once`] with this call's own deadline (a GET), when the original had one
@@ -189,42 +191,28 @@ impl Backend {
         body: Option<&Value>,
         deadline: Option<Duration>,
     ) -> Result<Value, BackendError> {
+        self.send(method, path, body, deadline, &[])
+    }
+
+    /// One request with this call's own deadline (`None`: the client's) and extra headers
+    /// (the remote-access calls' edge key). Header values are never part of an error.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        deadline: Option<Duration>,
+        extra: &[(&str, &str)],
+    ) -> Result<Value, BackendError> {
         let endpoint = format!("{method} {}", path.split('?').next().unwrap_or(path));
         let url = self.url(path);
         let auth = format!("Bearer {}", self.token.expose());
-        let get = || match deadline {
-            Some(d) => self
-                .agent
-                .get(&url)
-                .config()
-                .timeout_global(Some(d))
-                .build(),
-            None => self.agent.get(&url),
-        };
-        let result = match body {
-            None if method == "POST" => self
-                .agent
-                .post(&url)
-                .header("Authorization", &auth)
-                .header("X-Cyberwave-SDK-Version", SDK_CONTRACT_VERSION)
-                .header("Accept", "application/json")
-                .send_empty(),
-            None => get()
-                .header("Authorization", &auth)
-                .header("X-Cyberwave-SDK-Version", SDK_CONTRACT_VERSION)
-                .header("Accept", "application/json")
-                .call(),
-            Some(b) => {
-                let req = if method == "PUT" {
-                    self.agent.put(&url)
-                } else {
-                    self.agent.post(&url)
-                };
-                req.header("Authorization", &auth)
-                    .header("X-Cyberwave-SDK-Version", SDK_CONTRACT_VERSION)
-                    .header("Accept", "application/json")
-                    .send_json(b)
-            }
+        let h = (auth.as_str(), extra, deadline);
+        let result = match (method, body) {
+            ("POST", None) => with_headers(self.agent.post(&url), h).send_empty(),
+            (_, None) => with_headers(self.agent.get(&url), h).call(),
+            ("PUT", Some(b)) => with_headers(self.agent.put(&url), h).send_json(b),
+            (_, Some(b)) => with_headers(self.agent.post(&url), h).send_json(b),
         };
         let mut resp = result.map_err(|e| BackendError::Unreachable {
             endpoint: endpoint.clone(),
@@ -460,6 +448,24 @@ impl Backend {
             Some(&json!({})),
         )
         .map(|_| ())
+    }
+}
+
+/// Our headers on a request, and its own deadline when it has one.
+fn with_headers<B>(
+    req: ureq::RequestBuilder<B>,
+    (auth, extra, deadline): (&str, &[(&str, &str)], Option<Duration>),
+) -> ureq::RequestBuilder<B> {
+    let mut req = req
+        .header("Authorization", auth)
+        .header("X-Cyberwave-SDK-Version", SDK_CONTRACT_VERSION)
+        .header("Accept", "application/json");
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    match deadline {
+        Some(d) => req.config().timeout_global(Some(d)).build(),
+        None => req,
     }
 }
 

@@ -68,6 +68,7 @@ pub fn spec(s: &BusSettings, c: &RouterContext) -> Option<ContainerSpec> {
         floor: None,
         probe: None,
         pull_attempts: 1,
+        once: false,
     })
 }
 

@@ -33,6 +33,7 @@ pub fn plan_inputs(
             let want = plan::Want {
                 spec_hash: s.spec_hash.clone(),
                 floor: s.floor,
+                once: s.once,
             };
             (n.clone(), want)
         })

@@ -9,7 +9,9 @@
 //! * exited or dead → revive: at once after a clean exit, else once Docker's own restart
 //!   policy has had `revive_after` to act, and at most once per `revive_every`;
 //! * stopped for a restart loop → nothing until the breaker's pause is over, then revive;
-//! * asked for by an operator (`worker start`) → now: no pause, backoff or rate applies.
+//! * asked for by an operator (`worker start`) → now: no pause, backoff or rate applies;
+//! * runs once (the tunnel) → launched when missing and never seen; once seen, whatever
+//!   happens to it is its role's to decide.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -21,6 +23,9 @@ pub struct Want {
     /// Restart floor: kept while live even with another spec; revived only this long after
     /// it went down.
     pub floor: Option<Duration>,
+    /// Runs once: launched while never seen, then left to its role (never revived, replaced
+    /// or relaunched here).
+    pub once: bool,
 }
 
 /// What the engine reported of a container.
@@ -111,6 +116,23 @@ pub fn plan(
             name: name.clone(),
             why,
         };
+        if want.once {
+            let fresh = b.removed_at.is_none() && b.down_since.is_none();
+            let launch_allowed = b.next_launch.is_none_or(|t| now >= t);
+            match observed.get(name) {
+                None if fresh && launch_allowed => out.push(launch(false, Why::Missing)),
+                // A leftover of another run (another hash): replaced by this one.
+                Some(s)
+                    if fresh
+                        && launch_allowed
+                        && s.spec_hash.as_deref() != Some(want.spec_hash.as_str()) =>
+                {
+                    out.push(launch(true, Why::SpecChanged))
+                }
+                _ => {}
+            }
+            continue;
+        }
         if b.asked {
             match observed.get(name) {
                 None => out.push(launch(false, Why::Asked)),

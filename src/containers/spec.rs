@@ -11,6 +11,8 @@ pub enum Role {
     Driver,
     Worker,
     Router,
+    /// The remote-access tunnel (frpc): runs once per session, never revived.
+    Tunnel,
 }
 
 /// When the launcher pulls a spec's image.
@@ -56,6 +58,10 @@ pub struct ContainerSpec {
     /// `CYBERWAVE_WORKER_IMAGE_PULL_RETRIES`, 3); drivers pull once per launch (their launch
     /// backoff retries).
     pub pull_attempts: u32,
+    /// Runs until it exits, once: never revived, restarted or relaunched by the runtime after
+    /// it was seen; its role decides what follows (the remote-access tunnel reports the exit
+    /// and removes it).
+    pub once: bool,
 }
 
 impl std::fmt::Debug for ContainerSpec {
@@ -144,6 +150,7 @@ pub fn example(role: Role) -> ContainerSpec {
         floor: None,
         probe: None,
         pull_attempts: 1,
+        once: false,
     }
 }
 

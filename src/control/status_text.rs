@@ -87,6 +87,31 @@ fn cloud_lines(r: &Value) -> String {
 }
 
 /// The human report of [`collect`]'s object.
+/// The tunnel while one runs or the last one failed (an idle edge says nothing).
+fn remote_access_lines(r: &Value) -> String {
+    let Some(ra) = r.get("remote_access").filter(|v| v.is_object()) else {
+        return String::new();
+    };
+    let text = |p: &str| ra.pointer(p).and_then(Value::as_str);
+    let mut out = String::new();
+    if let Some(session) = text("/session") {
+        let since = format!(" since {}", when(ra["since"].as_f64()));
+        out += &format!(
+            "    Remote access  {} session {session} via {}{since}\n",
+            text("/state").unwrap_or("-"),
+            text("/relay").unwrap_or("-"),
+        );
+    }
+    if let Some(e) = text("/last_failure/error") {
+        out += &format!(
+            "    Remote access  last failure (session {}): {}\n",
+            text("/last_failure/session").unwrap_or("-"),
+            crate::clip(e, 300)
+        );
+    }
+    out
+}
+
 pub fn render(r: &Value) -> String {
     let s = |p: &str| text_at(r, p);
     let mut out = String::from("\nCyberwave Edge Core — Status\n\n");
@@ -185,6 +210,7 @@ pub fn render(r: &Value) -> String {
                 .unwrap_or("-")
         );
     }
+    out += &remote_access_lines(r);
     // A worker that was never wanted (no worker files) is not news.
     if let Some(w) = r.get("worker").filter(|w| {
         w["configured"] == json!(true)

@@ -388,6 +388,7 @@ fn build_spec(
             .map(std::time::Duration::from_secs),
         probe: None,
         pull_attempts: 1,
+        once: false,
     }
 }
 

@@ -156,11 +156,13 @@ pub(super) fn on_link(state: &mut State, ev: LinkEvent, jobctl: &Sender<JobCtl>)
                 EdgeCommand::RestartEdgeCore { alert_uuid, .. } => {
                     super::restart::begin(state, alert_uuid, jobctl);
                 }
-                EdgeCommand::OpenTunnel { session_id }
-                | EdgeCommand::CloseTunnel { session_id } => {
-                    log::warn!(
-                        "{topic}: remote access (session {session_id}) is not supported by this build; ignored"
-                    );
+                EdgeCommand::OpenTunnel { session_id } => {
+                    log::info!("{topic}: open_tunnel for session {session_id}");
+                    state.tunnel.command(true, session_id);
+                }
+                EdgeCommand::CloseTunnel { session_id } => {
+                    log::info!("{topic}: close_tunnel for session {session_id}");
+                    state.tunnel.command(false, session_id);
                 }
                 EdgeCommand::Unknown { command, .. } => {
                     log::info!("{topic}: unknown command {command:?} ignored")
@@ -226,6 +228,7 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
         let _ = link_tx;
         state.relink(&settings);
     }
+    state.tunnel.reload(crate::backend::Backend::new(&settings));
     state.environment = load_environment(&settings);
     if let Err(e) = &state.environment {
         log::error!("{e}");

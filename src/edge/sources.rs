@@ -11,6 +11,7 @@ use crate::containers::runtime::RuntimeEvent;
 use crate::control::ControlRequest;
 use crate::health::saturation::SaturationEvent;
 use crate::mqtt::LinkEvent;
+use crate::remote_access::TunnelEvent;
 use crate::twinsync::run::Pulled;
 use crate::worker::prep::PrepEvent;
 
@@ -47,6 +48,8 @@ pub(super) enum Event {
     Backend(BackendEvent),
     Link(LinkEvent),
     Runtime(RuntimeEvent),
+    /// The remote-access thread asks for its container to run or stop.
+    Tunnel(TunnelEvent),
     Control(ControlRequest),
     /// The signal thread ended: the daemon can no longer be stopped cleanly.
     SignalsLost,
@@ -58,6 +61,7 @@ pub(super) struct Sources {
     pub(super) backend: Receiver<BackendEvent>,
     pub(super) link: Receiver<LinkEvent>,
     pub(super) runtime: Receiver<RuntimeEvent>,
+    pub(super) tunnel: Receiver<TunnelEvent>,
     pub(super) control: Receiver<ControlRequest>,
     pub(super) prep: Receiver<PrepEvent>,
     pub(super) worker_files: Receiver<crate::watch::Changed>,
@@ -124,6 +128,7 @@ impl Sources {
             recv(self.backend) -> ev => or_close(ev, &mut self.backend).map(Event::Backend),
             recv(self.link) -> ev => or_close(ev, &mut self.link).map(Event::Link),
             recv(self.runtime) -> ev => or_close(ev, &mut self.runtime).map(Event::Runtime),
+            recv(self.tunnel) -> ev => or_close(ev, &mut self.tunnel).map(Event::Tunnel),
             recv(self.control) -> req => or_close(req, &mut self.control).map(Event::Control),
             recv(self.ticker) -> _ => Some(Event::Tick),
         }

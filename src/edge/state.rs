@@ -77,6 +77,8 @@ pub(super) struct State {
     pub(super) link_events: crossbeam_channel::Sender<crate::mqtt::LinkEvent>,
     /// The container runtime every role stands on.
     pub(super) runtime: Runtime,
+    /// Remote access: the tunnel role (its thread does the backend calls).
+    pub(super) tunnel: crate::remote_access::Tunnel,
     /// What each bound twin was last told of the network interfaces (§2.6).
     pub(super) network_lines: super::network::NetworkLines,
     /// `run --local`: no backend, no broker.
@@ -476,6 +478,7 @@ impl State {
         self.mqtt.subscribe(&topic);
         log::info!("listening for edge commands on {topic}");
         self.commands.topic = Some(topic);
+        self.tunnel.edge_resolved(&uuid);
         self.edge_uuid = Some(uuid);
         if !self.local && self.will_edge_uuid != self.edge_uuid {
             // First registration: a link whose last will names this edge.
@@ -552,6 +555,7 @@ impl State {
             "worker": self.worker.snapshot(&self.runtime),
             "twin_sync": self.twin_sync_snapshot(),
             "restart": self.restart.snapshot(),
+            "remote_access": self.tunnel.snapshot(&self.runtime),
             "node": self.node.as_ref().map(|(s, r)| json!({"state": s, "reason": r})),
             "health_publisher": {
                 "running": self.health.is_some(),

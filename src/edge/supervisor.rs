@@ -38,8 +38,11 @@ pub(super) struct Supervisor {
 }
 
 /// The runtime and the roles on it, in the order they hear of things.
-fn roles(state: &mut State) -> (&mut Runtime, [&mut dyn Supervised; 2]) {
-    (&mut state.runtime, [&mut state.worker, &mut state.drivers])
+fn roles(state: &mut State) -> (&mut Runtime, [&mut dyn Supervised; 3]) {
+    (
+        &mut state.runtime,
+        [&mut state.worker, &mut state.drivers, &mut state.tunnel],
+    )
 }
 
 impl Supervisor {
@@ -119,6 +122,7 @@ impl Supervisor {
                 on_link(state, ev, jobctl);
             }
             Event::Runtime(ev) => self.on_runtime(ev),
+            Event::Tunnel(ev) => state.tunnel.on_event(ev, &mut state.runtime),
             Event::Control(req) => match req.request {
                 Request::Status => {
                     let _ = req.reply.send(state.snapshot());
@@ -172,6 +176,7 @@ impl Supervisor {
         drop(self.hardware.take()); // the magic close, before we say OFFLINE
         let state = &mut self.state;
         state.publish_node_offline("stopped");
+        state.tunnel.shutdown();
         state.runtime.shutdown();
         if let Some(h) = state.health.take() {
             h.stop();

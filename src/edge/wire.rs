@@ -98,6 +98,7 @@ pub(super) fn boot(opts: RunOptions) -> Result<Supervisor, DaemonError> {
             backend,
             link,
             runtime: events.runtime,
+            tunnel: events.tunnel,
             control,
             prep: events.prep,
             worker_files: events.worker_files,
@@ -244,6 +245,7 @@ struct RoleEvents {
     prep: Receiver<crate::worker::prep::PrepEvent>,
     worker_files: Receiver<crate::watch::Changed>,
     flushed: Receiver<usize>,
+    tunnel: Receiver<crate::remote_access::TunnelEvent>,
 }
 
 /// One container runtime and the roles on it: the drivers first, the ML worker, the data bus
@@ -308,6 +310,7 @@ fn start_roles(
         &crate::host::hostname(),
     );
     runtime.add_role(crate::bus::router::role());
+    runtime.add_role(crate::remote_access::role());
     Roles {
         engine,
         runtime,
@@ -342,11 +345,14 @@ fn assemble(
         alerts,
     );
     let (restart_tx, restart_rx) = unbounded::<usize>();
+    let (tunnel, tunnel_rx) =
+        start_remote_access(&settings, local, &fingerprint, roles.engine.clone())?;
     let events = RoleEvents {
         runtime: roles.runtime_rx,
         prep: roles.prep,
         worker_files: roles.worker_files,
         flushed: restart_rx,
+        tunnel: tunnel_rx,
     };
     let state = State {
         engine: roles.engine,
@@ -378,11 +384,54 @@ fn assemble(
         will_edge_uuid: will_uuid,
         link_events: link_tx.clone(),
         runtime: roles.runtime,
+        tunnel,
         network_lines: Default::default(),
         local,
         settings,
     };
     Ok((state, events))
+}
+
+/// The remote-access thread (not in local mode: no backend) and its role on the supervisor.
+fn start_remote_access(
+    settings: &Settings,
+    local: bool,
+    fingerprint: &str,
+    engine: Arc<dyn crate::engine::Engine>,
+) -> Result<
+    (
+        crate::remote_access::Tunnel,
+        Receiver<crate::remote_access::TunnelEvent>,
+    ),
+    DaemonError,
+> {
+    use crate::remote_access::{AgentConfig, Tunnel, files::Files, settings::RemoteSettings};
+    let view = Arc::new(std::sync::Mutex::new(Default::default()));
+    let (events_tx, events) = unbounded();
+    if local {
+        return Ok((Tunnel::new(None, engine, view), events));
+    }
+    let (ctl, ctl_rx) = unbounded();
+    let cfg = AgentConfig {
+        backend: Backend::new(settings),
+        settings: RemoteSettings::from_env(&settings.env),
+        files: Files {
+            config_dir: settings.config_dir.clone(),
+        },
+        engine: engine.clone(),
+        owner: fingerprint.to_string(),
+        log_caps: settings.docker_log_caps(),
+        ssh_dir: "/etc/ssh".into(),
+        passwd: "/etc/passwd".into(),
+    };
+    if let Err(e) = &cfg.settings.relay {
+        log::warn!("remote access: {e}; open_tunnel commands will be refused");
+    }
+    let agent_view = view.clone();
+    thread_named("remote-access", move || {
+        crate::remote_access::agent::run(cfg, ctl_rx, events_tx, agent_view)
+    })?;
+    Ok((Tunnel::new(Some(ctl), engine, view), events))
 }
 
 /// The first desired state: the manifest, else what the backend said last time (offline

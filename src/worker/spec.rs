@@ -334,6 +334,7 @@ pub fn worker_spec(ctx: &WorkerContext, twins: &[String]) -> (ContainerSpec, Ima
         floor: None,
         probe: Some(ctx.startup_probe),
         pull_attempts: ctx.pull_attempts,
+        once: false,
     };
     (spec, choice)
 }

@@ -57,6 +57,7 @@ fn spec(name: &str, image: &str) -> ContainerSpec {
         floor: None,
         probe: None,
         pull_attempts: 1,
+        once: false,
         options: [
             "--restart",
             "unless-stopped",

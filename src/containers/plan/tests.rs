@@ -36,6 +36,7 @@ fn decide_floor(
         Want {
             spec_hash: "h".into(),
             floor,
+            once: false,
         },
     )]);
     let observed: BTreeMap<String, Seen> =
@@ -173,6 +174,7 @@ fn a_restart_floor_keeps_a_live_container_and_rests_a_stopped_one() {
         Want {
             spec_hash: "h".into(),
             floor: f,
+            once: false,
         },
     )]);
     let book = BTreeMap::from([("c".to_string(), down(0))]);
@@ -192,6 +194,7 @@ fn undesired_containers_are_not_planned_and_deadlines_are_the_next_rule() {
         Want {
             spec_hash: "h".into(),
             floor: None,
+            once: false,
         },
     )]);
     let observed = BTreeMap::from([("stale".to_string(), seen("exited", Some(1), "x"))]);
@@ -229,4 +232,58 @@ fn undesired_containers_are_not_planned_and_deadlines_are_the_next_rule() {
         Some(t0 + 30 * S)
     );
     assert_eq!(next_due(&BTreeMap::new(), &book, t0, &rules()), None);
+}
+
+/// A row of the run-once table: what, observed, book, now, expected actions.
+type OnceRow<'a> = (&'a str, Option<Seen>, Book, Instant, Vec<Action>);
+
+#[test]
+fn a_container_that_runs_once_is_never_revived_or_relaunched() {
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let r = rules();
+    let decide_once = |observed: Option<Seen>, book: Book, now| {
+        let desired = BTreeMap::from([(
+            "c".to_string(),
+            Want {
+                spec_hash: "h".into(),
+                floor: None,
+                once: true,
+            },
+        )]);
+        let observed: BTreeMap<String, Seen> =
+            observed.map(|s| ("c".to_string(), s)).into_iter().collect();
+        plan(
+            &desired,
+            &observed,
+            &BTreeMap::from([("c".to_string(), book)]),
+            now,
+            &r,
+        )
+    };
+    let down = Book {
+        down_since: Some(at(0)),
+        ..Book::default()
+    };
+    let removed = Book {
+        removed_at: Some(at(0)),
+        ..Book::default()
+    };
+    #[rustfmt::skip]
+    let table: Vec<OnceRow> = vec![
+        ("missing, never seen: launch", None, Book::default(), at(0), launch(false, Why::Missing)),
+        ("missing, launch backoff: wait", None,
+            Book { next_launch: Some(at(20)), ..Book::default() }, at(10), vec![]),
+        ("a leftover of another session: replaced", Some(seen("running", None, "old")),
+            Book::default(), at(0), launch(true, Why::SpecChanged)),
+        ("running: left alone", Some(seen("running", None, "h")), Book::default(), at(0), vec![]),
+        ("exited 0: not revived", Some(seen("exited", Some(0), "h")), down.clone(), at(500), vec![]),
+        ("exited 1: not revived", Some(seen("exited", Some(1), "h")), down, at(500), vec![]),
+        ("left created: not relaunched", Some(seen("created", None, "h")), Book::default(), at(0),
+            vec![]),
+        ("removed after it ran: not relaunched", None, removed, at(5000), vec![]),
+    ];
+    for (what, observed, book, now, want) in table {
+        assert_eq!(decide_once(observed, book, now), want, "{what}");
+    }
 }

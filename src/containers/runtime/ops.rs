@@ -47,6 +47,18 @@ impl Runtime {
         });
     }
 
+    /// Removes a container no role wants any more: stopped gracefully (its stop timeout),
+    /// then removed, on the executor thread; `OpDone { what: "remove" }` says when. What the
+    /// runtime remembered of it is forgotten, so a later spec of the same name starts afresh.
+    pub fn remove(&mut self, name: &str) {
+        self.desired.remove(name);
+        self.info.remove(name);
+        self.followers.stop(name);
+        let _ = self.ops.send(Op::Remove {
+            name: name.to_string(),
+        });
+    }
+
     /// Removes every desired container of `role` and creates it again from its spec (new
     /// container ids; a remote restart). Nothing else of the host is touched.
     pub fn recreate(&mut self, role: Role) {
