@@ -23,6 +23,7 @@ mod layers;
 mod models;
 mod network_lines;
 mod pulls;
+mod remote_access;
 mod saturation;
 mod startup_report;
 mod twin_sync;

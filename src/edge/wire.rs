@@ -263,6 +263,7 @@ struct Roles {
 }
 
 fn start_roles(
+    redactions: &crate::remote_access::Redactions,
     settings: &Settings,
     local: bool,
     fingerprint: &str,
@@ -310,7 +311,7 @@ fn start_roles(
         &crate::host::hostname(),
     );
     runtime.add_role(crate::bus::router::role());
-    runtime.add_role(crate::remote_access::role());
+    runtime.add_role(crate::remote_access::role(redactions.clone()));
     Roles {
         engine,
         runtime,
@@ -336,7 +337,9 @@ fn assemble(
     let (link, mqtt, will_uuid) = connect(&settings, local, link_tx, &fingerprint)?;
     let environment_uuid = environment.as_ref().ok().and_then(|e| e.uuid.clone());
     let (alerts, alert_stats) = start_alerts(&settings, local, environment_uuid.clone())?;
+    let redactions = crate::remote_access::Redactions::default();
     let roles = start_roles(
+        &redactions,
         &settings,
         local,
         &fingerprint,
@@ -345,8 +348,13 @@ fn assemble(
         alerts,
     );
     let (restart_tx, restart_rx) = unbounded::<usize>();
-    let (tunnel, tunnel_rx) =
-        start_remote_access(&settings, local, &fingerprint, roles.engine.clone())?;
+    let (tunnel, tunnel_rx) = start_remote_access(
+        &settings,
+        local,
+        &fingerprint,
+        roles.engine.clone(),
+        redactions,
+    )?;
     let events = RoleEvents {
         runtime: roles.runtime_rx,
         prep: roles.prep,
@@ -398,6 +406,7 @@ fn start_remote_access(
     local: bool,
     fingerprint: &str,
     engine: Arc<dyn crate::engine::Engine>,
+    redactions: crate::remote_access::Redactions,
 ) -> Result<
     (
         crate::remote_access::Tunnel,
@@ -423,6 +432,7 @@ fn start_remote_access(
         log_caps: settings.docker_log_caps(),
         ssh_dir: "/etc/ssh".into(),
         passwd: "/etc/passwd".into(),
+        redactions,
     };
     if let Err(e) = &cfg.settings.relay {
         log::warn!("remote access: {e}; open_tunnel commands will be refused");

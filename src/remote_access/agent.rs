@@ -64,6 +64,8 @@ pub struct AgentConfig {
     /// Where the SSH host keys and the accounts are (`/etc/ssh`, `/etc/passwd`).
     pub ssh_dir: std::path::PathBuf,
     pub passwd: std::path::PathBuf,
+    /// Where the tunnel's log sink learns what to mask.
+    pub redactions: super::Redactions,
 }
 
 struct Current {

@@ -31,6 +31,26 @@ use crate::containers::supervised::Supervised;
 use crate::engine::Engine;
 use frpc::CONTAINER_NAME;
 
+/// The secrets frpc's own lines may repeat (the relay token, the edge key), set by the thread
+/// while a tunnel runs: its log lines are masked with them before anything logs them.
+#[derive(Clone, Default)]
+pub struct Redactions(Arc<Mutex<Vec<crate::config::Secret>>>);
+
+impl Redactions {
+    pub fn set(&self, secrets: Vec<crate::config::Secret>) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = secrets;
+        }
+    }
+
+    /// `line` with ANSI removed and every secret masked.
+    pub fn apply(&self, line: &str) -> String {
+        let secrets = self.0.lock().map(|s| s.clone()).unwrap_or_default();
+        let raw: Vec<&str> = secrets.iter().map(|s| s.expose()).collect();
+        failure::redact(line, &raw)
+    }
+}
+
 /// The tunnel on the supervisor: the one container it wants, and what it tells the thread.
 pub struct Tunnel {
     /// `None` in local mode (no backend: no remote access).
@@ -221,7 +241,7 @@ impl LaunchHooks for Hooks {
 }
 
 /// The tunnel's policy: logs only; what follows an exit is the thread's to decide.
-struct TunnelPolicy;
+struct TunnelPolicy(Redactions);
 
 impl Policy for TunnelPolicy {
     fn up(&mut self, spec: &ContainerSpec, id: &str) {
@@ -239,22 +259,23 @@ impl Policy for TunnelPolicy {
         log::info!("{} is no longer running ({status})", spec.name);
     }
 
-    /// frpc's lines, at debug level: they can name the relay token's session and proxy.
+    /// frpc's lines, at debug level, with the relay token and the edge key masked.
     fn log_sink(&self, spec: &ContainerSpec) -> Sink {
         let name = spec.name.clone();
+        let redactions = self.0.clone();
         Box::new(move |ev: LogEvent| {
             if let LogEvent::Line(line) = ev {
-                log::debug!("{name}: {}", crate::clip(line, 1000));
+                log::debug!("{name}: {}", redactions.apply(&crate::clip(line, 1000)));
             }
         })
     }
 }
 
 /// The tunnel role for [`Runtime::add_role`].
-pub fn role() -> RoleSetup {
+pub fn role(redactions: Redactions) -> RoleSetup {
     RoleSetup {
         role: Role::Tunnel,
         hooks: Arc::new(Hooks),
-        policy: Box::new(TunnelPolicy),
+        policy: Box::new(TunnelPolicy(redactions)),
     }
 }

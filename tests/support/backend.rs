@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+mod remote_access;
+
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub method: String,
@@ -51,6 +53,7 @@ struct Inner {
     files: BTreeMap<String, Vec<u8>>,
     /// When set, every `/api/v1/alerts` call answers this status (with `Retry-After: 1`).
     alert_status: Option<u16>,
+    remote: remote_access::Remote,
 }
 
 pub struct FakeBackend {
@@ -79,6 +82,7 @@ impl FakeBackend {
             mlmodels: Vec::new(),
             signed: BTreeMap::new(),
             files: BTreeMap::new(),
+            remote: Default::default(),
         }));
         let offline = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
@@ -422,6 +426,9 @@ fn route(
         );
     }
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let ["api", "v1", "edges", _, "remote-access", rest @ ..] = segs.as_slice() {
+        return remote_access::route(&mut g.remote, method, rest, headers, body);
+    }
     match (method, segs.as_slice()) {
         ("GET", ["api", "v1", "users", "workspaces"]) => (
             200,

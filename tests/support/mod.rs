@@ -7,6 +7,7 @@ pub mod cloud_node;
 pub mod daemon;
 pub mod docker;
 pub mod drivers;
+pub mod frpc;
 pub mod registry;
 pub mod worker;
 pub mod zenoh;

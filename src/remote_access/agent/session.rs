@@ -72,6 +72,9 @@ impl Agent {
             },
         );
         self.cfg.files.save_session(session);
+        let mut secrets = vec![credential.token.clone()];
+        secrets.extend(self.key.clone());
+        self.cfg.redactions.set(secrets);
         self.current = Some(Current {
             session: session.to_string(),
             token: credential.token.clone(),
