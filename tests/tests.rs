@@ -22,6 +22,7 @@ mod identity;
 mod layers;
 mod models;
 mod network_lines;
+mod portal;
 mod pulls;
 mod remote_access;
 mod saturation;

@@ -107,6 +107,31 @@ pub fn select_profile_key(
         .then(|| "default".to_string())
 }
 
+/// The `local_http` pages a twin's driver declares (reference §12, the local portal): from the
+/// profile its launch uses (the twin's `metadata.drivers` over the asset's; the key chosen for
+/// this host and the twin's children), else `default`'s; `Null` when there are none.
+pub fn local_http(
+    twin: &Value,
+    asset: Option<&Value>,
+    host: &HostPlatform,
+    children: &[String],
+) -> Value {
+    let drivers = twin
+        .pointer("/metadata/drivers")
+        .filter(|d| d.as_object().is_some_and(|m| !m.is_empty()))
+        .or_else(|| asset.and_then(|a| a.pointer("/metadata/drivers")))
+        .and_then(Value::as_object);
+    let Some(d) = drivers else {
+        return Value::Null;
+    };
+    select_profile_key(d, host, children)
+        .and_then(|k| d.get(&k))
+        .and_then(|p| p.get("local_http"))
+        .or_else(|| d.get("default").and_then(|p| p.get("local_http")))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
 fn string_list(v: Option<&Value>, what: &str) -> Result<Vec<String>, ProfileError> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),

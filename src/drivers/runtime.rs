@@ -48,6 +48,11 @@ pub struct Drivers {
 }
 
 impl Drivers {
+    /// The plan of every twin linked to this edge.
+    pub fn plans(&self) -> impl Iterator<Item = &TwinPlan> {
+        self.plans.values()
+    }
+
     /// The driver role, and what it registers on the runtime (its hooks and policy).
     pub fn new(
         ctx: LaunchContext,

@@ -95,6 +95,8 @@ pub struct TwinPlan {
     /// The twin this one is attached to (from the parsed twin, not read again from the file).
     pub attach_parent: Option<String>,
     pub outcome: TwinOutcome,
+    /// The `local_http` pages its profile declares (the local portal's listing), raw.
+    pub local_http: Value,
 }
 
 /// `cyberwave-driver-{twin[:8]}[-{service}]`.
@@ -519,8 +521,10 @@ pub fn plan_twins(
                 }
             }
         };
+        let children = child_registry.get(uuid).map_or(&[][..], Vec::as_slice);
         out.push(TwinPlan {
             twin_uuid: uuid.clone(),
+            local_http: super::profile::local_http(twin, asset, &ctx.host, children),
             twin_name: name,
             twin_file: file,
             attach_parent: typed.attach_parent.clone(),

@@ -79,6 +79,8 @@ pub(super) struct State {
     pub(super) runtime: Runtime,
     /// Remote access: the tunnel role (its thread does the backend calls).
     pub(super) tunnel: crate::remote_access::Tunnel,
+    /// The local portal, when `CYBERWAVE_EDGE_LOCAL_PORTAL` is on and its port could be bound.
+    pub(super) portal: Option<crate::remote_access::portal::Portal>,
     /// What each bound twin was last told of the network interfaces (§2.6).
     pub(super) network_lines: super::network::NetworkLines,
     /// `run --local`: no backend, no broker.

@@ -73,10 +73,10 @@ impl Supervisor {
     fn next_deadline(&mut self) -> Option<Instant> {
         let (runtime, roles) = roles(&mut self.state);
         let own = runtime.next_deadline();
-        roles
-            .iter()
-            .filter_map(|r| r.next_deadline())
-            .chain(own)
+        let roles: Option<Instant> = roles.iter().filter_map(|r| r.next_deadline()).min();
+        [roles, own, super::portal::due(&self.state)]
+            .into_iter()
+            .flatten()
             .min()
     }
 
@@ -90,6 +90,7 @@ impl Supervisor {
                 for r in roles {
                     r.on_deadline(runtime);
                 }
+                super::portal::refresh(state, true);
             }
             Event::DataTick => state.check_data_stalls(),
             Event::Saturation(ev) => state.drivers.on_saturation(ev),
@@ -150,6 +151,7 @@ impl Supervisor {
             }
         }
         state.stop_health_once_drivers_run();
+        super::portal::refresh(state, false);
         restart::check(state, &self.jobctl);
         state.update_node();
     }

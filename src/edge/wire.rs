@@ -393,11 +393,29 @@ fn assemble(
         link_events: link_tx.clone(),
         runtime: roles.runtime,
         tunnel,
+        portal: start_portal(&settings),
         network_lines: Default::default(),
         local,
         settings,
     };
     Ok((state, events))
+}
+
+/// The local portal when it is switched on; a bad setting or a busy port is logged and the
+/// daemon runs on without it (as the original).
+fn start_portal(settings: &Settings) -> Option<crate::remote_access::portal::Portal> {
+    use crate::remote_access::portal;
+    let s = match portal::settings(&settings.env) {
+        Ok(Some(s)) => s,
+        Ok(None) => return None,
+        Err(e) => {
+            log::warn!("edge local portal not started: {e}");
+            return None;
+        }
+    };
+    portal::Portal::start(&s)
+        .map_err(|e| log::warn!("edge local portal not started on {}: {e}", s.bind))
+        .ok()
 }
 
 /// The remote-access thread (not in local mode: no backend) and its role on the supervisor.

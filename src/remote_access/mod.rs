@@ -3,7 +3,8 @@
 //! `cyberwave-remote-access`, a role of the container runtime (owner label, graceful stop,
 //! runs once: never revived). The backend calls and the watch live on the remote-access
 //! thread ([`agent`]); the supervisor side here ([`Tunnel`]) turns its [`TunnelEvent`]s into
-//! desired containers and tells it what the container did.
+//! desired containers and tells it what the container did. The local portal ([`portal`]) is
+//! the other way in: a LAN page index of the drivers' `local_http` pages.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ pub mod failure;
 pub mod files;
 pub mod frpc;
 pub mod host;
+pub mod portal;
 pub mod settings;
 mod view;
 
