@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// The daemon and the programs on top.
 const TOP: &[&str] = &["edge", "control", "cloud_node"];
 /// The container roles.
-const ROLES: &[&str] = &["drivers", "worker", "bus"];
+const ROLES: &[&str] = &["drivers", "worker", "bus", "remote_access"];
 /// The services the daemon and the roles use.
 const SERVICES: &[&str] = &["health", "twinsync", "alerts", "models"];
 
@@ -61,6 +61,9 @@ const RULES: &[(&str, &[&[&str]])] = &[
     ("drivers", &[TOP, ENGINES]),
     ("worker", &[TOP, ENGINES]),
     ("bus", &[TOP, ENGINES]),
+    // The tunnel and the portal know nothing of the other roles (the edge hands the portal its
+    // listing as plain data).
+    ("remote_access", &[TOP, ENGINES, &["drivers", "worker", "bus"]]),
     ("models", &[TOP, ENGINES, &["drivers", "worker"]]),
     ("twinsync", &[TOP, ENGINES, &["drivers", "worker"]]),
     ("health", &[TOP, ENGINES]),

@@ -78,18 +78,21 @@ fn tls_verification_follows_the_relay_and_the_ca_file() {
     assert_eq!(toml_string("a\u{1}\\\n"), "\"a\\u0001\\\\\\u000a\"");
 }
 
-#[test]
-fn the_container_is_locked_down_and_holds_no_secret() {
-    let ctx = SpecContext {
-        image: super::super::settings::DEFAULT_IMAGE,
+fn ctx(image: &str) -> SpecContext<'_> {
+    SpecContext {
+        image,
         config_file: Path::new("/home/pi/.cyberwave/remote-access/frpc.toml"),
         ca_file: Some(Path::new("/etc/relay-ca.pem")),
         owner: "fp-1",
         log_max_size: Some("10m"),
         log_max_file: "3",
         user: (1000, 1000),
-    };
-    let s = spec(SID, &ctx);
+    }
+}
+
+#[test]
+fn the_container_is_locked_down_and_holds_no_secret() {
+    let s = spec(SID, &ctx(super::super::settings::DEFAULT_IMAGE));
     let o = s.options.join(" ");
     for want in [
         "--network host --restart no --read-only --security-opt no-new-privileges --user 1000:1000",
@@ -106,35 +109,15 @@ fn the_container_is_locked_down_and_holds_no_secret() {
     assert!(s.once);
     assert_eq!(s.role, Role::Tunnel);
     assert_eq!(s.owner, SID);
-    // a digest-pinned image is never re-pulled
+    // a digest-pinned image is never re-pulled; a moving tag is
     assert_eq!(s.pull, Pull::IfMissing);
-    let moving = spec(
-        SID,
-        &SpecContext {
-            image: "frpc:latest",
-            ..ctx
-        },
-    );
-    assert_eq!(moving.pull, Pull::Always);
+    assert_eq!(spec(SID, &ctx("frpc:latest")).pull, Pull::Always);
     // another session is another container
     let other = spec(
         "5e55104e-0000-4000-8000-000000000002",
-        &SpecContext {
-            image: super::super::settings::DEFAULT_IMAGE,
-            ..moving_ctx()
-        },
+        &ctx(super::super::settings::DEFAULT_IMAGE),
     );
     assert_ne!(other.spec_hash, s.spec_hash);
-}
-
-fn moving_ctx() -> SpecContext<'static> {
-    SpecContext {
-        image: "frpc:latest",
-        config_file: Path::new("/home/pi/.cyberwave/remote-access/frpc.toml"),
-        ca_file: Some(Path::new("/etc/relay-ca.pem")),
-        owner: "fp-1",
-        log_max_size: Some("10m"),
-        log_max_file: "3",
-        user: (1000, 1000),
-    }
+    // no secret can be in the spec: it never saw the credential
+    assert!(!format!("{s:?}").contains("SECRET"));
 }
