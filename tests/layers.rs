@@ -63,7 +63,10 @@ const RULES: &[(&str, &[&[&str]])] = &[
     ("bus", &[TOP, ENGINES]),
     // The tunnel and the portal know nothing of the other roles (the edge hands the portal its
     // listing as plain data).
-    ("remote_access", &[TOP, ENGINES, &["drivers", "worker", "bus"]]),
+    (
+        "remote_access",
+        &[TOP, ENGINES, &["drivers", "worker", "bus"]],
+    ),
     ("models", &[TOP, ENGINES, &["drivers", "worker"]]),
     ("twinsync", &[TOP, ENGINES, &["drivers", "worker"]]),
     ("health", &[TOP, ENGINES]),

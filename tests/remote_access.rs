@@ -401,6 +401,26 @@ fn a_tunnel_survives_our_restart_and_stops_when_the_session_ends() {
             .is_empty()
     );
 
+    // Killed outright (no chance to stop frpc): the next start removes the leftover tunnel
+    // gracefully and resumes the session with a fresh container and credential.
+    let before_kill = dk::id_of(CONTAINER);
+    let events = Events::watch(&[CONTAINER]);
+    d.signal(libc::SIGKILL);
+    assert!(d.wait_exit(5 * SEC).is_some());
+    assert!(
+        running(),
+        "frpc outlives a killed daemon until the next start"
+    );
+    let mut d = Daemon::start(&s.dir);
+    d.wait_ready(&s.dir);
+    events.assert_graceful(&before_kill, "leftover after a kill");
+    assert!(
+        wait_until(30 * SEC, || running()
+            && dk::id_of(CONTAINER) != before_kill),
+        "not resumed after a kill\n{}",
+        d.log()
+    );
+
     // The backend ends the session: the state poll (every 30 s) stops the tunnel.
     let resumed = dk::id_of(CONTAINER);
     let events = Events::watch(&[CONTAINER]);
