@@ -281,3 +281,6 @@ pub fn role(redactions: Redactions) -> RoleSetup {
         policy: Box::new(TunnelPolicy(redactions)),
     }
 }
+
+#[cfg(test)]
+mod tests;
