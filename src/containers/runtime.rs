@@ -238,7 +238,30 @@ impl Runtime {
         }
         self.desired.retain(|_, (s, _)| s.role != role);
         self.desired.extend(desired);
+        self.adopt_observed();
         self.reconcile();
+    }
+
+    /// A container the last list showed before it was desired (adopted at start) starts with
+    /// the state that list gave it, so a death before the next list is still a transition
+    /// its role hears of.
+    fn adopt_observed(&mut self) {
+        let Some(observed) = &self.observed else {
+            return;
+        };
+        for name in self.desired.keys() {
+            let (Some(e), info) = (
+                observed.get(name),
+                self.info.entry(name.clone()).or_default(),
+            ) else {
+                continue;
+            };
+            if info.state.is_empty() && e.state != "removing" {
+                info.state = e.state.clone();
+                info.seen = true;
+                info.since = Some(SystemTime::now());
+            }
+        }
     }
 
     /// Supervisor tick: one container list (unless one is already on its way), cleanup, and
