@@ -168,6 +168,12 @@ fn two_drivers_pages_are_listed_and_rendered_and_idle_clients_hold_nothing() {
         "a twin name is text, not markup: {dom}"
     );
 
+    let (_, st) = dir.status();
+    assert_eq!(
+        st["local_portal"]["address"],
+        json!(format!("127.0.0.1:{port}")),
+        "{st}"
+    );
     let (code, body) = get(port, "/healthz");
     assert_eq!(code, 200);
     assert_eq!(

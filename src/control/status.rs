@@ -261,6 +261,7 @@ pub fn collect() -> Value {
         "twin_sync": daemon_view.and_then(|d| d.get("twin_sync").cloned()).unwrap_or(Value::Null),
         "restart": daemon_view.and_then(|d| d.get("restart").cloned()).unwrap_or(Value::Null),
         "remote_access": daemon_view.and_then(|d| d.get("remote_access").cloned()).unwrap_or(Value::Null),
+        "local_portal": daemon_view.and_then(|d| d.get("local_portal").cloned()).unwrap_or(Value::Null),
         "node": daemon_view.and_then(|d| d.get("node").cloned()).unwrap_or(Value::Null),
         "last_errors": daemon_view.and_then(|d| d.get("last_errors").cloned()).unwrap_or(json!([])),
         "elapsed_ms": started.elapsed().as_millis() as u64,

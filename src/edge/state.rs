@@ -558,6 +558,7 @@ impl State {
             "twin_sync": self.twin_sync_snapshot(),
             "restart": self.restart.snapshot(),
             "remote_access": self.tunnel.snapshot(&self.runtime),
+            "local_portal": self.portal.as_ref().map(|p| json!({"address": p.addr.to_string()})),
             "node": self.node.as_ref().map(|(s, r)| json!({"state": s, "reason": r})),
             "health_publisher": {
                 "running": self.health.is_some(),
