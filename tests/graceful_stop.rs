@@ -138,8 +138,13 @@ fn a_driver_that_ignores_sigterm_is_killed_only_after_its_stop_timeout() {
         dk::inspect(&name).unwrap()["Config"]["StopTimeout"],
         json!(3)
     );
-    // Let the driver set its trap before it is asked to stop.
+    // Let the driver set its trap before it is asked to stop, and the daemon see it up (a
+    // restart during its launch leaves the container just created as it is).
     assert!(wait_until(15 * SEC, || dk::logs(&name).contains("starting")));
+    let (_, st) = dir.wait_status(15 * SEC, |_, v| {
+        driver_state(v, &name).as_deref() == Some("running")
+    });
+    assert_eq!(driver_state(&st, &name).as_deref(), Some("running"), "{st}");
     request_restart(&backend, &broker, "stubborn-r1");
     replaced(&name, &first, 60 * SEC, &log);
     let ev = events.assert_graceful(&first, "stubborn driver");

@@ -499,5 +499,28 @@ fn a_key_held_by_another_install_is_kept_and_no_tunnel_opens_until_it_is_reset()
         key,
         "the key was kept"
     );
+
+    // Closed, then the key is reset again while we hold it as claimed: the credential is
+    // refused (403), the key claimed once more, and the request retried.
+    command(&s, "close_tunnel", S1);
+    assert!(
+        wait_until(20 * SEC, || dk::inspect(CONTAINER).is_none()),
+        "not closed"
+    );
+    s.backend.set_remote_key(None);
+    let claims = |b: &FakeBackend| {
+        b.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/remote-access/key"))
+            .count()
+    };
+    let before = claims(&s.backend);
+    command(&s, "open_tunnel", S1);
+    assert!(
+        wait_until(30 * SEC, running),
+        "no tunnel after the re-claim\n{}",
+        d.log()
+    );
+    assert_eq!(claims(&s.backend), before + 1, "one re-claim");
     d.terminate();
 }

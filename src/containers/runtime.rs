@@ -236,27 +236,35 @@ impl Runtime {
             // Nothing new: no reconcile against a view that may predate the last launch.
             return;
         }
+        let new: Vec<String> = desired
+            .keys()
+            .filter(|n| !self.desired.contains_key(*n))
+            .cloned()
+            .collect();
         self.desired.retain(|_, (s, _)| s.role != role);
         self.desired.extend(desired);
-        self.adopt_observed();
+        self.adopt_running(&new);
         self.reconcile();
     }
 
-    /// A container the last list showed before it was desired (adopted at start) starts with
-    /// the state that list gave it, so a death before the next list is still a transition
-    /// its role hears of.
-    fn adopt_observed(&mut self) {
+    /// A newly desired container the last list showed running with its spec (adopted at
+    /// start) starts as running, so a death before the next list is still a transition its
+    /// role hears of. Only that: a list may predate a removal, and a container it shows in any
+    /// other state is left for the next list to tell.
+    fn adopt_running(&mut self, names: &[String]) {
         let Some(observed) = &self.observed else {
             return;
         };
-        for name in self.desired.keys() {
-            let (Some(e), info) = (
-                observed.get(name),
-                self.info.entry(name.clone()).or_default(),
-            ) else {
+        for name in names {
+            let (Some(e), Some((spec, _))) = (observed.get(name), self.desired.get(name)) else {
                 continue;
             };
-            if info.state.is_empty() && e.state != "removing" {
+            let same = e.labels.get(super::LABEL_SPEC_HASH) == Some(&spec.spec_hash);
+            if e.state != "running" || !same || self.inflight.contains(name) {
+                continue;
+            }
+            let info = self.info.entry(name.clone()).or_default();
+            if info.state.is_empty() {
                 info.state = e.state.clone();
                 info.seen = true;
                 info.since = Some(SystemTime::now());

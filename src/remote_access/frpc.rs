@@ -174,7 +174,12 @@ pub fn spec(session: &str, c: &SpecContext) -> ContainerSpec {
     }
     o.extend(["--name".into(), CONTAINER_NAME.into()]);
     let command = vec!["-c".to_string(), CONTAINER_CONFIG_PATH.to_string()];
-    let canonical = json!({"schema": 1, "session": session, "image": c.image, "options": o, "command": command});
+    // Every open is a new container (a new credential in its config): a nonce in the hash, so
+    // a leftover of the same session from a killed daemon is never taken for this one.
+    let mut nonce = [0u8; 8];
+    crate::random_bytes(&mut nonce);
+    let canonical = json!({"schema": 1, "session": session, "image": c.image, "options": o,
+                           "command": command, "open": crate::hex(&nonce)});
     let spec_hash = crate::sha256_hex(canonical.to_string().as_bytes());
     crate::containers::push_managed_labels(&mut o, &spec_hash, c.owner);
     let pull = if crate::containers::image::is_mutable(c.image) {
