@@ -423,6 +423,12 @@ fn a_tunnel_survives_our_restart_and_stops_when_the_session_ends() {
 
     // The backend ends the session: the state poll (every 30 s) stops the tunnel.
     let resumed = dk::id_of(CONTAINER);
+    std::thread::sleep(3 * SEC);
+    assert_eq!(
+        dk::id_of(CONTAINER),
+        resumed,
+        "the resumed tunnel was replaced"
+    );
     let events = Events::watch(&[CONTAINER]);
     s.backend.end_remote_session(S3, "expired");
     assert!(

@@ -85,6 +85,9 @@ pub struct Record {
     pub stopping_loop: Option<super::role::Loop>,
     /// An operator asked for it to run now: the next plan launches or revives it at once.
     pub asked: bool,
+    /// The first list (by request number) known to be taken after its last launch: earlier
+    /// ones may predate the create and must not make it look gone.
+    pub trust_lists_from: u64,
 }
 
 impl Record {

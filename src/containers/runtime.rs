@@ -26,6 +26,7 @@ use super::spec::{ContainerSpec, Role};
 
 /// Direct operations a role asks for (restart, stop, recreate) and periodic cleanup.
 mod deaths;
+mod observe;
 mod ops;
 use crate::engine::{Container, StreamHandle};
 
@@ -63,6 +64,10 @@ pub struct Runtime {
     observe_pending: bool,
     /// An observation was asked for while one was in flight: run another when it lands.
     observe_again: bool,
+    /// Lists asked for and landed so far (one in flight at a time: the n-th to land answers
+    /// the n-th request), to tell a list taken before a launch from one taken after.
+    observes_requested: u64,
+    observes_landed: u64,
     /// Roles with a desired container seen running at least once.
     ever_ready: BTreeSet<Role>,
     nvidia_default: bool,
@@ -160,6 +165,8 @@ impl Runtime {
             events_child,
             observe_pending: true,
             observe_again: false,
+            observes_requested: 1,
+            observes_landed: 0,
             ever_ready: BTreeSet::new(),
             nvidia_default: false,
             nvidia: false,
@@ -285,22 +292,6 @@ impl Runtime {
         }
     }
 
-    fn request_observe(&mut self) {
-        if self.observe_pending {
-            self.observe_again = true;
-        } else {
-            self.observe_pending = true;
-            let _ = self.ops.send(Op::Observe);
-        }
-    }
-
-    fn observation_landed(&mut self) {
-        self.observe_pending = false;
-        if std::mem::take(&mut self.observe_again) {
-            self.request_observe();
-        }
-    }
-
     pub fn on_event(&mut self, ev: RuntimeEvent) {
         match ev {
             RuntimeEvent::Exec(ExecEvent::Runtimes {
@@ -311,8 +302,8 @@ impl Runtime {
                 self.nvidia = nvidia;
             }
             RuntimeEvent::Exec(ExecEvent::Ps(Ok(list))) => {
-                self.observation_landed();
-                self.on_ps(list);
+                let answered = self.observation_landed();
+                self.on_ps(list, answered);
             }
             RuntimeEvent::Exec(ExecEvent::Ps(Err(e))) => {
                 self.observation_landed();
@@ -385,6 +376,8 @@ impl Runtime {
                     o.insert(spec_name.clone(), launched_entry(spec, &id));
                 }
                 info.id = Some(id);
+                // A list asked for before now may have been taken before the create.
+                info.trust_lists_from = self.observes_requested + 1;
             }
             Err(f) => {
                 info.launch_failures += 1;
@@ -407,10 +400,11 @@ impl Runtime {
         }
     }
 
-    fn on_ps(&mut self, list: Vec<Container>) {
+    fn on_ps(&mut self, list: Vec<Container>, answered: u64) {
         let now_sys = SystemTime::now();
-        let seen: BTreeMap<String, Container> =
+        let mut seen: BTreeMap<String, Container> =
             list.into_iter().map(|e| (e.name.clone(), e)).collect();
+        self.keep_launched(&mut seen, answered);
         // Transitions of the containers we run.
         for (name, (spec, _)) in &self.desired {
             let info = self.info.entry(name.clone()).or_default();

@@ -30,6 +30,8 @@ pub struct FakeEngine {
     /// Other running containers (any owner), for `running`.
     pub others: Mutex<Vec<Details>>,
     pub runtimes: Mutex<Runtimes>,
+    /// A call whose text starts with a key takes this long (before it acts).
+    pub slow: Mutex<BTreeMap<String, std::time::Duration>>,
     /// The write end of the open events stream: [`FakeEngine::event`] writes to it.
     event_writer: Mutex<Option<UnixStream>>,
     /// The write ends of open log follows, per container.
@@ -96,6 +98,14 @@ impl FakeEngine {
     fn record(&self, call: String) -> Result<(), EngineError> {
         if let Ok(mut c) = self.calls.lock() {
             c.push(call.clone());
+        }
+        let delay = self.slow.lock().ok().and_then(|s| {
+            s.iter()
+                .find(|(k, _)| call.starts_with(k.as_str()))
+                .map(|(_, d)| *d)
+        });
+        if let Some(d) = delay {
+            std::thread::sleep(d);
         }
         let failure = self.failures.lock().ok().and_then(|f| {
             f.iter()

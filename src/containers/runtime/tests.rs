@@ -300,3 +300,51 @@ fn a_failed_create_is_told_to_the_role_and_retried_later_not_at_once() {
     );
     h.runtime.shutdown();
 }
+
+#[test]
+fn a_list_taken_before_a_launch_finished_does_not_launch_it_again() {
+    let engine = FakeEngine::with_images(&["drv:local"]);
+    if let Ok(mut s) = engine.slow.lock() {
+        s.insert("create".into(), Duration::from_millis(400));
+    }
+    let mut h = start(engine);
+    h.until("first observation", |h| h.called("ps"));
+    h.until("first list handled", |h| h.runtime.settled(Role::Driver));
+    h.want(&[spec("cyberwave-driver-a", "h")]);
+    // A list asked for while the create is under way: taken before the container exists.
+    h.until("create begun", |h| h.called("create cyberwave-driver-a"));
+    h.runtime.tick();
+    // Hand the runtime the launch's result first, then that older list.
+    let (mut ps, mut launched) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (ps.is_none() || launched.is_none()) && Instant::now() < deadline {
+        match h.rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(ev @ RuntimeEvent::Exec(ExecEvent::Ps(_))) if ps.is_none() => ps = Some(ev),
+            Ok(ev @ RuntimeEvent::Launched { .. }) => launched = Some(ev),
+            Ok(other) => h.runtime.on_event(other),
+            Err(_) => {}
+        }
+    }
+    h.runtime.on_event(launched.expect("launched"));
+    h.runtime.on_event(ps.expect("a list"));
+    // Whatever follows (the next lists) must not create it a second time.
+    let quiet = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < quiet {
+        if let Ok(ev) = h.rx.recv_timeout(Duration::from_millis(50)) {
+            h.runtime.on_event(ev);
+        }
+    }
+    let creates = h
+        .engine
+        .calls()
+        .iter()
+        .filter(|c| *c == "create cyberwave-driver-a")
+        .count();
+    assert_eq!(creates, 1, "{:?}", h.engine.calls());
+    assert!(
+        !h.called("stop cyberwave-driver-a 10"),
+        "{:?}",
+        h.engine.calls()
+    );
+    h.runtime.shutdown();
+}
