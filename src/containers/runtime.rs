@@ -254,31 +254,6 @@ impl Runtime {
         self.reconcile();
     }
 
-    /// A newly desired container the last list showed running with its spec (adopted at
-    /// start) starts as running, so a death before the next list is still a transition its
-    /// role hears of. Only that: a list may predate a removal, and a container it shows in any
-    /// other state is left for the next list to tell.
-    fn adopt_running(&mut self, names: &[String]) {
-        let Some(observed) = &self.observed else {
-            return;
-        };
-        for name in names {
-            let (Some(e), Some((spec, _))) = (observed.get(name), self.desired.get(name)) else {
-                continue;
-            };
-            let same = e.labels.get(super::LABEL_SPEC_HASH) == Some(&spec.spec_hash);
-            if e.state != "running" || !same || self.inflight.contains(name) {
-                continue;
-            }
-            let info = self.info.entry(name.clone()).or_default();
-            if info.state.is_empty() {
-                info.state = e.state.clone();
-                info.seen = true;
-                info.since = Some(SystemTime::now());
-            }
-        }
-    }
-
     /// Supervisor tick: one container list (unless one is already on its way), cleanup, and
     /// breaker re-arming.
     pub fn tick(&mut self) {

@@ -4,6 +4,7 @@
 //! driver that just started).
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use super::{Runtime, launched_entry};
 use crate::containers::executor::Op;
@@ -46,6 +47,31 @@ impl Runtime {
                 .is_some_and(|e| e.id.starts_with(id.as_str()) || id.starts_with(&e.id));
             if !same {
                 seen.insert(name.clone(), launched_entry(spec, id));
+            }
+        }
+    }
+
+    /// A newly desired container the last list showed running with its spec (adopted at
+    /// start) starts as running, so a death before the next list is still a transition its
+    /// role hears of. Only that: a list may predate a removal, and a container it shows in any
+    /// other state is left for the next list to tell.
+    pub(super) fn adopt_running(&mut self, names: &[String]) {
+        let Some(observed) = &self.observed else {
+            return;
+        };
+        for name in names {
+            let (Some(e), Some((spec, _))) = (observed.get(name), self.desired.get(name)) else {
+                continue;
+            };
+            let same = e.labels.get(crate::containers::LABEL_SPEC_HASH) == Some(&spec.spec_hash);
+            if e.state != "running" || !same || self.inflight.contains(name) {
+                continue;
+            }
+            let info = self.info.entry(name.clone()).or_default();
+            if info.state.is_empty() {
+                info.state = e.state.clone();
+                info.seen = true;
+                info.since = Some(SystemTime::now());
             }
         }
     }
