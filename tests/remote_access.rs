@@ -21,6 +21,9 @@ const S1: &str = "5e551001-0000-4000-8000-000000000001";
 const S2: &str = "5e551002-0000-4000-8000-000000000002";
 const S3: &str = "5e551003-0000-4000-8000-000000000003";
 const OTHER: &str = "5e5510ff-0000-4000-8000-0000000000ff";
+/// This edge's own fingerprint: the daemons of other tests (all `FINGERPRINT`) starting
+/// meanwhile must not take the tunnel for a leftover of theirs.
+const EDGE: &str = "remote-access-edge-7e11";
 
 /// The tunnel container has one fixed name: these tests take turns.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -50,6 +53,7 @@ fn setup() -> Option<Setup> {
     let backend = backend_with_twins();
     let broker = broker_for_token();
     let mut dir = EdgeDir::standard(&backend.url(), broker.port);
+    dir.set_env("CYBERWAVE_EDGE_UUID", EDGE);
     dir.set_env("CYBERWAVE_REMOTE_ACCESS_IMAGE", STANDIN);
     dir.set_env("CYBERWAVE_REMOTE_ACCESS_RELAY_HOST", "127.0.0.1");
     dir.set_env(
@@ -72,10 +76,7 @@ fn credential() -> Value {
 }
 
 fn command(s: &Setup, cmd: &str, session: &str) {
-    let topic = format!(
-        "devedges/{}/command",
-        FakeBackend::edge_uuid_for(FINGERPRINT)
-    );
+    let topic = format!("devedges/{}/command", FakeBackend::edge_uuid_for(EDGE));
     s.broker.publish(
         &topic,
         &json!({"command": cmd, "session_id": session}).to_string(),
@@ -166,7 +167,7 @@ fn a_tunnel_opens_as_appendix_b_says_and_its_failure_is_reported_redacted() {
             "POST",
             &format!(
                 "/api/v1/edges/{}/remote-access/key",
-                FakeBackend::edge_uuid_for(FINGERPRINT)
+                FakeBackend::edge_uuid_for(EDGE)
             ),
             15 * SEC,
         )
@@ -209,7 +210,7 @@ fn a_tunnel_opens_as_appendix_b_says_and_its_failure_is_reported_redacted() {
     assert_eq!(creds, 1, "one credential request for the burst");
 
     // The credential request: host keys, login user, the key header.
-    let edge = FakeBackend::edge_uuid_for(FINGERPRINT);
+    let edge = FakeBackend::edge_uuid_for(EDGE);
     let req = s
         .backend
         .requests_to(
@@ -263,7 +264,7 @@ fn a_tunnel_opens_as_appendix_b_says_and_its_failure_is_reported_redacted() {
     assert_eq!(i["Config"]["Image"], json!(STANDIN));
     assert_eq!(
         i["Config"]["Labels"]["io.cyberwave.edge.owner"],
-        json!(FINGERPRINT)
+        json!(EDGE)
     );
     let uid = unsafe { libc::getuid() };
     assert_eq!(
@@ -391,7 +392,7 @@ fn a_tunnel_survives_our_restart_and_stops_when_the_session_ends() {
         "not resumed\n{}",
         d.log()
     );
-    let edge = FakeBackend::edge_uuid_for(FINGERPRINT);
+    let edge = FakeBackend::edge_uuid_for(EDGE);
     assert!(
         !s.backend
             .requests_to(

@@ -170,16 +170,34 @@ impl Agent {
             return;
         }
         if self.current.is_none() {
-            match crate::containers::retire::retire(self.cfg.engine.as_ref(), CONTAINER_NAME) {
-                Ok(crate::containers::retire::Retired::Absent) => {}
-                Ok(_) => log::info!("removed a leftover {CONTAINER_NAME}"),
-                Err(e) => log::warn!("cannot remove a leftover {CONTAINER_NAME}: {e}"),
-            }
+            self.remove_leftover();
             self.cfg.files.remove_config();
         }
         self.ensure_key();
         if let Some(s) = self.cfg.files.saved_session() {
             self.try_resume(s);
+        }
+    }
+
+    /// A tunnel a previous run of this edge left (its owner label is ours): stopped gracefully
+    /// and removed. Another edge's container of that name on a shared engine is not touched.
+    fn remove_leftover(&self) {
+        let engine = self.cfg.engine.as_ref();
+        let owner = match engine.inspect(CONTAINER_NAME) {
+            Ok(Some(d)) => d.labels.get(crate::engine::LABEL_OWNER).cloned(),
+            Ok(None) => return,
+            Err(e) => {
+                log::warn!("cannot look for a leftover {CONTAINER_NAME}: {e}");
+                return;
+            }
+        };
+        if owner.as_deref() != Some(self.cfg.owner.as_str()) {
+            log::info!("{CONTAINER_NAME} exists but is not this edge's; left as it is");
+            return;
+        }
+        match crate::containers::retire::retire(engine, CONTAINER_NAME) {
+            Ok(_) => log::info!("removed a leftover {CONTAINER_NAME}"),
+            Err(e) => log::warn!("cannot remove a leftover {CONTAINER_NAME}: {e}"),
         }
     }
 
