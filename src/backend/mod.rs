@@ -6,7 +6,6 @@ mod remote_access;
 
 pub use error::BackendError;
 use error::{retry_after_secs, snippet};
-pub use remote_access::{EDGE_KEY_HEADER, REMOTE_ACCESS_DEADLINE};
 
 use std::time::{Duration, Instant};
 

@@ -36,11 +36,7 @@ pub fn spec(s: &BusSettings, c: &RouterContext) -> Option<ContainerSpec> {
     }
     let name = router_container_name(c.environment_uuid);
     let mut o: Vec<String> = vec!["--restart".into(), "unless-stopped".into()];
-    if let Some(size) = c.log_max_size {
-        o.extend(["--log-driver".into(), "json-file".into()]);
-        o.extend(["--log-opt".into(), format!("max-size={size}")]);
-        o.extend(["--log-opt".into(), format!("max-file={}", c.log_max_file)]);
-    }
+    crate::containers::push_log_caps(&mut o, c.log_max_size, c.log_max_file);
     o.extend(["--network".into(), "host".into()]);
     o.extend(["--name".into(), name.clone()]);
     let canonical = json!({"schema": 1, "image": image, "options": o});

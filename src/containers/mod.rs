@@ -21,6 +21,16 @@ pub mod supervised;
 pub const LABEL_SPEC_HASH: &str = "io.cyberwave.edge.spec-hash";
 pub use crate::engine::{LABEL_CREATED_BY, LABEL_OWNER};
 
+/// Appends the json-file log caps every managed container gets (`None`:
+/// `CYBERWAVE_DOCKER_LOG_MAX_SIZE=off`, the engine's own logging is left as it is).
+pub fn push_log_caps(options: &mut Vec<String>, max_size: Option<&str>, max_file: &str) {
+    if let Some(size) = max_size {
+        options.extend(["--log-driver".into(), "json-file".into()]);
+        options.extend(["--log-opt".into(), format!("max-size={size}")]);
+        options.extend(["--log-opt".into(), format!("max-file={max_file}")]);
+    }
+}
+
 /// Appends the labels every managed container ends with: its spec hash, who created it and
 /// which edge owns it (after the hash: which edge runs a container does not change what it
 /// runs).

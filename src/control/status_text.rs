@@ -86,7 +86,6 @@ fn cloud_lines(r: &Value) -> String {
     out
 }
 
-/// The human report of [`collect`]'s object.
 /// The tunnel while one runs or the last one failed (an idle edge says nothing).
 fn remote_access_lines(r: &Value) -> String {
     let Some(ra) = r.get("remote_access").filter(|v| v.is_object()) else {
@@ -112,6 +111,7 @@ fn remote_access_lines(r: &Value) -> String {
     out
 }
 
+/// The human report of [`collect`]'s object.
 pub fn render(r: &Value) -> String {
     let s = |p: &str| text_at(r, p);
     let mut out = String::from("\nCyberwave Edge Core — Status\n\n");

@@ -107,6 +107,18 @@ pub fn select_profile_key(
         .then(|| "default".to_string())
 }
 
+/// The driver profiles a twin runs by: its own `metadata.drivers` when not empty, else its
+/// asset's.
+pub fn drivers_of<'a>(
+    twin: &'a Value,
+    asset: Option<&'a Value>,
+) -> Option<&'a serde_json::Map<String, Value>> {
+    twin.pointer("/metadata/drivers")
+        .filter(|d| d.as_object().is_some_and(|m| !m.is_empty()))
+        .or_else(|| asset.and_then(|a| a.pointer("/metadata/drivers")))
+        .and_then(Value::as_object)
+}
+
 /// The `local_http` pages a twin's driver declares (reference §12, the local portal): from the
 /// profile its launch uses (the twin's `metadata.drivers` over the asset's; the key chosen for
 /// this host and the twin's children), else `default`'s; `Null` when there are none.
@@ -116,12 +128,7 @@ pub fn local_http(
     host: &HostPlatform,
     children: &[String],
 ) -> Value {
-    let drivers = twin
-        .pointer("/metadata/drivers")
-        .filter(|d| d.as_object().is_some_and(|m| !m.is_empty()))
-        .or_else(|| asset.and_then(|a| a.pointer("/metadata/drivers")))
-        .and_then(Value::as_object);
-    let Some(d) = drivers else {
+    let Some(d) = drivers_of(twin, asset) else {
         return Value::Null;
     };
     select_profile_key(d, host, children)

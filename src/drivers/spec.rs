@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::camera;
 use super::image;
 use super::params::{has_flag, log_opt_keys, split_env_params, valid_env_key};
-use super::profile::{HostPlatform, ServiceProfile, select_profile_key, services_of};
+use super::profile::{HostPlatform, ServiceProfile, drivers_of, select_profile_key, services_of};
 use super::words;
 use crate::config::Secret;
 
@@ -141,7 +141,7 @@ pub fn has_rgb_sensor(asset: &Value) -> bool {
         .any(|k| reg.contains(k))
 }
 
-fn registry_id(asset: &Value) -> Option<String> {
+pub fn registry_id(asset: &Value) -> Option<String> {
     asset
         .get("registry_id")
         .or_else(|| asset.pointer("/metadata/registry_id"))
@@ -459,12 +459,7 @@ pub fn plan_twins(
                 parent: parent.clone(),
             }
         } else {
-            let drivers = twin
-                .pointer("/metadata/drivers")
-                .filter(|d| d.as_object().is_some_and(|m| !m.is_empty()))
-                .or_else(|| asset.and_then(|a| a.pointer("/metadata/drivers")))
-                .and_then(Value::as_object);
-            match drivers {
+            match drivers_of(twin, asset) {
                 None if typed.attach_parent.is_some() => TwinOutcome::FileOnly,
                 None => problem(words::no_drivers(&name), None),
                 Some(drivers) => {

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::state::State;
 use crate::containers::runtime::Runtime;
-use crate::drivers::spec::TwinOutcome;
+use crate::drivers::spec::{TwinOutcome, registry_id};
 use crate::remote_access::portal::Input;
 
 /// The running drivers' pages as the portal lists them.
@@ -24,16 +24,10 @@ fn inputs(drivers: &crate::drivers::runtime::Drivers, runtime: &Runtime) -> Vec<
                         .then(|| (s.service.clone().unwrap_or_default(), c.status.clone()))
                 })
                 .collect();
-            let asset = p.twin_file.get("asset");
-            let registry_id = asset
-                .and_then(|a| a.get("registry_id"))
-                .or_else(|| asset.and_then(|a| a.pointer("/metadata/registry_id")))
-                .and_then(|r| r.as_str())
-                .map(str::to_string);
             Some(Input {
                 twin_uuid: p.twin_uuid.clone(),
                 twin_name: p.twin_name.clone(),
-                registry_id,
+                registry_id: p.twin_file.get("asset").and_then(registry_id),
                 local_http: p.local_http.clone(),
                 running,
             })

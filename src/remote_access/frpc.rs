@@ -157,11 +157,7 @@ pub fn spec(session: &str, c: &SpecContext) -> ContainerSpec {
         .to_vec();
     o.extend(["--security-opt".into(), "no-new-privileges".into()]);
     o.extend(["--user".into(), format!("{}:{}", c.user.0, c.user.1)]);
-    if let Some(size) = c.log_max_size {
-        o.extend(["--log-driver".into(), "json-file".into()]);
-        o.extend(["--log-opt".into(), format!("max-size={size}")]);
-        o.extend(["--log-opt".into(), format!("max-file={}", c.log_max_file)]);
-    }
+    crate::containers::push_log_caps(&mut o, c.log_max_size, c.log_max_file);
     o.extend([
         "-v".into(),
         format!("{}:{CONTAINER_CONFIG_PATH}:ro", c.config_file.display()),

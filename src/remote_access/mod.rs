@@ -141,7 +141,6 @@ impl Tunnel {
 
     fn remove(&mut self, runtime: &mut Runtime) {
         self.removing = true;
-        runtime.set_desired(Role::Tunnel, BTreeMap::new());
         runtime.remove(CONTAINER_NAME);
     }
 

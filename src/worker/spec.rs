@@ -285,11 +285,7 @@ pub fn worker_spec(ctx: &WorkerContext, twins: &[String]) -> (ContainerSpec, Ima
     }
 
     let mut o: Vec<String> = vec!["--restart".into(), "unless-stopped".into()];
-    if let Some(size) = &ctx.log_max_size {
-        o.extend(["--log-driver".into(), "json-file".into()]);
-        o.extend(["--log-opt".into(), format!("max-size={size}")]);
-        o.extend(["--log-opt".into(), format!("max-file={}", ctx.log_max_file)]);
-    }
+    crate::containers::push_log_caps(&mut o, ctx.log_max_size.as_deref(), &ctx.log_max_file);
     o.extend(["--network".into(), "host".into()]);
     o.extend(["--user".into(), format!("{}:{}", ctx.user.0, ctx.user.1)]);
     o.extend(["--name".into(), name.clone()]);

@@ -105,6 +105,11 @@ impl Harness {
         self.heard.lock().unwrap().clone()
     }
 
+    /// How many times the engine got exactly `call`.
+    fn calls_of(&self, call: &str) -> usize {
+        self.engine.calls().iter().filter(|c| *c == call).count()
+    }
+
     fn called(&self, call: &str) -> bool {
         self.engine.calls().iter().any(|c| c == call)
     }
@@ -287,12 +292,7 @@ fn a_failed_create_is_told_to_the_role_and_retried_later_not_at_once() {
     h.until("observed again", |h| {
         h.engine.calls().iter().filter(|c| *c == "ps").count() >= 3
     });
-    let creates = h
-        .engine
-        .calls()
-        .iter()
-        .filter(|c| *c == "create cyberwave-driver-a")
-        .count();
+    let creates = h.calls_of("create cyberwave-driver-a");
     assert_eq!(creates, 1, "the retry waits for its backoff (30 s here)");
     assert!(
         h.runtime.settled(Role::Driver),
@@ -334,12 +334,7 @@ fn a_list_taken_before_a_launch_finished_does_not_launch_it_again() {
             h.runtime.on_event(ev);
         }
     }
-    let creates = h
-        .engine
-        .calls()
-        .iter()
-        .filter(|c| *c == "create cyberwave-driver-a")
-        .count();
+    let creates = h.calls_of("create cyberwave-driver-a");
     assert_eq!(creates, 1, "{:?}", h.engine.calls());
     assert!(
         !h.called("stop cyberwave-driver-a 10"),

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const MAX_ENTRIES_PER_TWIN: usize = 16;
 const MAX_TEXT: usize = 200;
@@ -58,13 +58,9 @@ fn slug(v: Option<&Value>) -> Option<String> {
     ok.then(|| t.to_string())
 }
 
-/// Whitespace collapsed, at most 200 characters; `None` when empty or not text.
-pub fn short_text(v: Option<&Value>) -> Option<String> {
-    let t = v?
-        .as_str()?
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+/// Whitespace collapsed, at most 200 characters; `None` when absent or empty.
+pub fn short_text(v: Option<&str>) -> Option<String> {
+    let t = v?.split_whitespace().collect::<Vec<_>>().join(" ");
     let t: String = t.chars().take(MAX_TEXT).collect();
     (!t.is_empty()).then_some(t)
 }
@@ -109,7 +105,7 @@ pub fn normalize(raw: &Value) -> Option<Page> {
         path,
         scheme,
         service,
-        description: short_text(m.get("description")),
+        description: short_text(m.get("description").and_then(Value::as_str)),
         health: "running",
     })
 }
@@ -163,9 +159,9 @@ pub fn build(inputs: &[Input]) -> Vec<Driver> {
                 .collect();
             (!pages.is_empty()).then(|| Driver {
                 id: i.twin_uuid.chars().take(8).collect(),
-                twin_name: short_text(Some(&json!(i.twin_name)))
+                twin_name: short_text(Some(&i.twin_name))
                     .unwrap_or_else(|| i.twin_uuid.chars().take(8).collect()),
-                registry_id: short_text(i.registry_id.as_ref().map(|r| json!(r)).as_ref()),
+                registry_id: short_text(i.registry_id.as_deref()),
                 health: overall(&pages),
                 pages,
             })
