@@ -199,60 +199,75 @@ fn the_router_container_is_a_role_and_a_bad_mode_is_not_injected() {
 }
 
 #[test]
-fn without_a_router_the_daemon_finds_driver_peers_and_listens_on_the_loopback_only() {
+fn without_a_router_the_daemon_links_to_its_own_drivers_peers_only() {
     let Some(py) = zp::python() else {
         return;
     };
     if !dk::available() {
         return;
     }
+    dk::ensure_image();
     let twin = dk::twin_uuid("bus_p2p");
+    let name = container(&twin);
+    let _cleanup = Cleanup(vec![name.clone()]);
+    dk::rm(&name);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let host = host.trim();
+    let key = format!("cw/{twin}/data/imu");
+    // The driver: the SDK's zenoh in a container of ours, with drivers' defaults (multicast
+    // discovery), publishing its twin's data, this host's worker stats and another host's.
+    let keys =
+        format!("{key}+cw/_monitor/{host}/worker_stats+cw/_monitor/another-edge/worker_stats");
+    let params = zp::in_container(&py, &["pub", "multicast", &keys, "20", "16", "300"]);
+    let asset = format!("a55e7{}", &twin[5..]);
     let mut dir = EdgeDir::empty();
     dir.write_raw(
         "manifest.json",
-        &json!({"twins": [{"uuid": twin, "name": "p2p", "metadata": {}}], "assets": []})
-            .to_string(),
+        &json!({"twins": [{"uuid": twin, "name": "p2p", "asset_uuid": asset, "metadata": {}}],
+                "assets": [{"uuid": asset, "metadata": {"drivers": {"default": {
+                    "docker_image": IMAGE, "privileged": false, "params": params}}}}]})
+        .to_string(),
     );
     dir.set_env("CYBERWAVE_HARDWARE_WATCHDOG", "false");
     let manifest = dir.file("manifest.json");
     let mut d = Daemon::start_with(&dir, &["run", "--local", manifest.to_str().unwrap()]);
     assert!(wait_until(30 * SEC, || session_open(&dir)), "{}", d.log());
-    let key = format!("cw/{twin}/data/imu");
-    let published = zp::run(&py, &["pub", "multicast", &key, "50", "16", "3"]);
+    // A foreign peer on this host (not a container of ours) publishes 1000-byte samples on
+    // the same key: it is never linked, so none of its bytes are counted.
+    let _foreign = zp::spawn(&py, &["pub", "multicast", &key, "20", "1000", "300"]);
+    let samples = |s: &Value| {
+        s.pointer(&format!("/bus/twins/{twin}/samples"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
     assert!(
-        published["published"].as_u64().unwrap_or(0) >= 100,
-        "{published}"
+        wait_until(90 * SEC, || samples(&dir.status().1) >= 50),
+        "{}\n{}",
+        dir.status().1["bus"],
+        dk::logs(&name)
     );
     let (_, s) = dir.status();
-    let seen = s
-        .pointer(&format!("/bus/twins/{twin}/samples"))
+    let bytes = s
+        .pointer(&format!("/bus/twins/{twin}/bytes"))
         .and_then(Value::as_u64);
-    assert!(seen.unwrap_or(0) >= 50, "{}", s["bus"]);
+    assert_eq!(bytes, Some(16 * samples(&s)), "{}", s["bus"]);
     assert_eq!(
         s["bus"]["mode"],
         json!("peer-to-peer (multicast discovery, no router)")
     );
-    // This host's worker stats are listened to, another host's are not.
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let ours = format!("cw/_monitor/{}/worker_stats", host.trim());
-    zp::run(&py, &["pub", "multicast", &ours, "10", "8", "2"]);
-    zp::run(
-        &py,
-        &[
-            "pub",
-            "multicast",
-            "cw/_monitor/another-edge/worker_stats",
-            "10",
-            "8",
-            "2",
-        ],
+    let links = s["bus"]["links"].as_array().cloned().unwrap_or_default();
+    assert_eq!(links.len(), 1, "{}", s["bus"]);
+    assert!(
+        dk::id_of(&name).starts_with(links[0]["container"].as_str().unwrap_or("-")),
+        "{}",
+        s["bus"]
     );
-    let (_, s) = dir.status();
+    // This host's worker stats are listened to, another host's are not.
     let stats = s["bus"]["worker_stats"]
         .as_object()
         .cloned()
         .unwrap_or_default();
-    assert!(stats.contains_key(host.trim()), "{}", s["bus"]);
+    assert!(stats.contains_key(host), "{}", s["bus"]);
     assert!(!stats.contains_key("another-edge"), "{}", s["bus"]);
     // The daemon's session listens on the loopback only, never on the network.
     let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", d.pid()))

@@ -9,7 +9,8 @@
 # 200 KB one, then exits 1), edit (after 3 s changes its twin file's fps 15 → 31, in place, as a
 # driver saving a setting does, then runs), runtimeerror (prints a Python RuntimeError twice,
 # then runs), park (on SIGTERM says it parks, takes a second, logs `parked`, exits 0),
-# stubborn (ignores SIGTERM).
+# stubborn (ignores SIGTERM), quiet (runs and says nothing: the idle benchmarks), exec (runs
+# $DRIVER_EXEC in its place, e.g. a program mounted from the host: the zenoh bus tests).
 set -euo pipefail
 IMAGE="${1:-cyberwave-example-driver:local}"
 . "$(dirname "$0")/busybox-rootfs.sh"
@@ -22,6 +23,10 @@ case "${DRIVER_MODE:-run}" in
   # A driver that ignores SIGTERM: only SIGKILL, after its stop timeout, ends it.
   stubborn) trap 'echo "driver: ignoring SIGTERM"' TERM ;;
   *) trap 'echo "driver: SIGTERM, bye"; exit 0' TERM ;;
+esac
+case "${DRIVER_MODE:-run}" in
+  quiet) while true; do sleep 3600 & wait $!; done ;;
+  exec) exec ${DRIVER_EXEC} ;;
 esac
 echo "driver: INFO starting for twin ${CYBERWAVE_TWIN_UUID} (mode ${DRIVER_MODE:-run})"
 if [ -n "${CYBERWAVE_TWIN_JSON_FILE}" ] && [ -r "${CYBERWAVE_TWIN_JSON_FILE}" ]; then

@@ -5,14 +5,19 @@
 //! everything else and says that liveness and the embedded router are not in it.
 
 pub mod liveness;
+pub mod peers;
 pub mod router;
 #[cfg(feature = "zenoh")]
 mod session;
 pub mod settings;
+#[cfg(feature = "zenoh")]
+mod thread;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+#[cfg(feature = "zenoh")]
 use crossbeam_channel::Sender;
 use serde_json::{Value, json};
 
@@ -39,9 +44,13 @@ pub struct Bus {
     pub settings: BusSettings,
     traffic: Arc<Mutex<Traffic>>,
     state: Arc<Mutex<SessionState>>,
-    /// The twins to subscribe, to the bus thread; dropped to close the session (and the
-    /// embedded router with it).
-    ctl: Option<Sender<Vec<String>>>,
+    /// endpoint → container id: the session's links to our containers' peers.
+    links: Arc<Mutex<BTreeMap<String, String>>>,
+    /// The running containers last told to the bus thread.
+    containers: Mutex<BTreeSet<String>>,
+    /// To the bus thread; dropped to close the session (and the embedded router with it).
+    #[cfg(feature = "zenoh")]
+    ctl: Option<Sender<thread::Ctl>>,
 }
 
 /// The wall-clock second (the rate's buckets are per second).
@@ -62,6 +71,9 @@ impl Bus {
             settings: settings.clone(),
             traffic: traffic.clone(),
             state: Arc::new(Mutex::new(SessionState::Off(why.into()))),
+            links: Arc::default(),
+            containers: Mutex::default(),
+            #[cfg(feature = "zenoh")]
             ctl: None,
         };
         if !settings.is_zenoh() {
@@ -92,58 +104,21 @@ impl Bus {
         host: String,
         traffic: Arc<Mutex<Traffic>>,
     ) -> std::io::Result<Self> {
-        use crossbeam_channel::RecvTimeoutError;
-        let state = Arc::new(Mutex::new(SessionState::Opening));
-        let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<Vec<String>>();
-        let (s, t, st) = (settings.clone(), traffic.clone(), state.clone());
+        let shared = thread::Shared {
+            state: Arc::new(Mutex::new(SessionState::Opening)),
+            links: Arc::default(),
+        };
+        let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<thread::Ctl>();
+        let (s, t, sh) = (settings.clone(), traffic.clone(), shared.clone());
         std::thread::Builder::new()
             .name("bus".into())
-            .spawn(move || {
-                let set = |v: SessionState| {
-                    if let Ok(mut g) = st.lock() {
-                        *g = v;
-                    }
-                };
-                let mut twins: Vec<String> = Vec::new();
-                loop {
-                    match session::open(&s, &host, t.clone()) {
-                        Ok(mut session) => {
-                            log::info!(
-                                "zenoh session {} open ({})",
-                                session.id(),
-                                s.diagnostics()["mode"].as_str().unwrap_or("-")
-                            );
-                            set(SessionState::Open {
-                                id: session.id(),
-                                since: crate::epoch_seconds(),
-                                at: Instant::now(),
-                            });
-                            session.watch(&twins);
-                            // Until the daemon stops (the sender is dropped).
-                            for list in ctl_rx.iter() {
-                                session.watch(&list);
-                            }
-                            return;
-                        }
-                        Err(e) => {
-                            log::warn!("{e}; trying again in 30 s");
-                            set(SessionState::Failed(e));
-                            let retry_at = Instant::now() + std::time::Duration::from_secs(30);
-                            loop {
-                                match ctl_rx.recv_deadline(retry_at) {
-                                    Ok(list) => twins = list,
-                                    Err(RecvTimeoutError::Timeout) => break,
-                                    Err(RecvTimeoutError::Disconnected) => return,
-                                }
-                            }
-                        }
-                    }
-                }
-            })?;
+            .spawn(move || thread::run(s, host, t, sh, ctl_rx))?;
         Ok(Bus {
             settings,
             traffic,
-            state,
+            state: shared.state,
+            links: shared.links,
+            containers: Mutex::default(),
             ctl: Some(ctl_tx),
         })
     }
@@ -161,8 +136,25 @@ impl Bus {
         if let Ok(mut t) = self.traffic.lock() {
             t.watch(list.iter().cloned());
         }
+        #[cfg(feature = "zenoh")]
         if let Some(ctl) = &self.ctl {
-            let _ = ctl.send(list);
+            let _ = ctl.send(thread::Ctl::Watch(list));
+        }
+    }
+
+    /// Our running containers (full ids): the session links to their zenoh peers, and to
+    /// no other (see `peers`). Told to the bus thread only when the set changed.
+    pub fn containers(&self, ids: BTreeSet<String>) {
+        let Ok(mut last) = self.containers.lock() else {
+            return;
+        };
+        if *last == ids {
+            return;
+        }
+        *last = ids.clone();
+        #[cfg(feature = "zenoh")]
+        if let Some(ctl) = &self.ctl {
+            let _ = ctl.send(thread::Ctl::Containers(ids));
         }
     }
 
@@ -201,6 +193,15 @@ impl Bus {
             Err(_) => json!({"state": "unknown"}),
         };
         v["session"] = session;
+        if let Ok(links) = self.links.lock() {
+            v["links"] = links
+                .iter()
+                .map(|(endpoint, id)| {
+                    let short: String = id.chars().take(12).collect();
+                    json!({"endpoint": endpoint, "container": short})
+                })
+                .collect();
+        }
         if let Ok(t) = self.traffic.lock() {
             v["twins"] = t.views(Instant::now(), epoch_second());
             v["worker_stats"] = t.worker_view(Instant::now());

@@ -174,7 +174,21 @@ impl Job {
     fn run(self, mut sink: Sink) {
         if let Some(mut stream) = self.open() {
             let mut reported_cut = 0;
-            while let Ok(Some(line)) = stream.next_line() {
+            let mut lines = 0u64;
+            loop {
+                let line = match stream.next_line() {
+                    Ok(Some(line)) => line,
+                    Ok(None) => break,
+                    Err(e) => {
+                        // Before any line: the engine refused the stream (a 404, say).
+                        let stopped = self.stop.lock().is_ok_and(|s| matches!(*s, Stop::Stopped));
+                        if lines == 0 && !stopped {
+                            log::warn!("cannot follow logs of {}: {e}", self.name);
+                        }
+                        break;
+                    }
+                };
+                lines += 1;
                 let (stamp, text) = split_timestamp(&line);
                 if let Some(ts) = stamp {
                     if self.resume.is_some_and(|r| ts <= r) {

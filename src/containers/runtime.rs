@@ -212,6 +212,16 @@ impl Runtime {
         self.observed.as_ref().and_then(|o| o.get(name))
     }
 
+    /// The full ids of the containers of ours the engine last listed as running.
+    pub fn running_ids(&self) -> std::collections::BTreeSet<String> {
+        self.observed
+            .iter()
+            .flat_map(|o| o.values())
+            .filter(|c| c.state == "running" && !c.id.is_empty())
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
     /// A launch of `name` is under way.
     pub fn launching(&self, name: &str) -> bool {
         self.inflight.contains(name)

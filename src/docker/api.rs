@@ -94,6 +94,8 @@ pub struct LogStream {
     /// Frames start with a `timestamps=1` stamp: the engine splits a long line into 16 KiB
     /// partial messages, each stamped, and the stamps of the continuations are dropped.
     stamped: bool,
+    /// The HTTP head is still to be read (by the first [`LogStream::next_line`]).
+    head_pending: bool,
 }
 
 /// The Engine API query parameter of where a log follow starts.
@@ -114,14 +116,24 @@ pub fn follow_logs(
     name: &str,
     from: LogStart,
 ) -> io::Result<(LogStream, UnixStream)> {
-    open_stream(
-        socket,
-        &format!(
-            "/containers/{name}/logs?follow=1&stdout=1&stderr=1&timestamps=1&{}",
-            query(from)
-        ),
-        None,
-    )
+    // The engine sends no headers until a followed container writes its first line (Docker
+    // 20.10): a quiet driver would time out here on every tick. So the head is read by the
+    // first `next_line`, on the follower's own thread, which the handle can end at any time.
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_write_timeout(Some(HEADER_TIMEOUT))?;
+    let path = format!(
+        "/containers/{name}/logs?follow=1&stdout=1&stderr=1&timestamps=1&{}",
+        query(from)
+    );
+    let req = format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n");
+    stream.write_all(req.as_bytes())?;
+    stream.set_write_timeout(None)?;
+    stream.set_read_timeout(None)?;
+    let handle = stream.try_clone()?;
+    let mut logs = LogStream::new(Box::new(stream));
+    logs.head_pending = true;
+    logs.stamped = true;
+    Ok((logs, handle))
 }
 
 /// Reads an HTTP/1.0 status line and headers (each line bounded): the status code, and whether
@@ -214,11 +226,38 @@ impl LogStream {
             frame_left: 0,
             cut: 0,
             stamped: false,
+            head_pending: false,
         }
+    }
+
+    /// Reads the HTTP head of a stream opened without it: a failure status is an error, and
+    /// the body's framing is learnt as [`open_stream`] learns it.
+    fn read_pending_head(&mut self) -> io::Result<()> {
+        self.head_pending = false;
+        let (code, multiplexed) = read_head(&mut self.reader)?;
+        if code != 200 {
+            let mut body = String::new();
+            let _ = (&mut self.reader).take(400).read_to_string(&mut body);
+            return Err(io::Error::other(format!(
+                "docker API logs: HTTP {code}: {}",
+                body.trim()
+            )));
+        }
+        self.multiplexed = match multiplexed {
+            Some(m) => m,
+            None => {
+                let buf = self.reader.fill_buf()?;
+                buf.len() >= 4 && buf[0] <= 2 && buf[1..4] == [0, 0, 0]
+            }
+        };
+        Ok(())
     }
 
     /// The next line (without its newline), or None at the end of the stream.
     pub fn next_line(&mut self) -> io::Result<Option<String>> {
+        if self.head_pending {
+            self.read_pending_head()?;
+        }
         loop {
             if let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = self.pending.drain(..=pos).collect();
@@ -410,7 +449,7 @@ mod tests {
     }
 
     #[test]
-    fn a_hung_engine_cannot_hold_the_caller() {
+    fn a_hung_engine_cannot_hold_the_caller_and_a_quiet_stream_can_be_ended() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("docker.sock");
         let l = UnixListener::bind(&p).unwrap();
@@ -418,8 +457,20 @@ mod tests {
             let _held: Vec<_> = l.incoming().take(2).collect();
             std::thread::sleep(std::time::Duration::from_secs(30));
         });
+        // The engine says nothing (a followed container that writes nothing): the open
+        // returns at once, and the reader, waiting for the head, ends when the handle closes.
         let t = std::time::Instant::now();
-        assert!(follow_logs(&p, "c", LogStart::Tail(1)).is_err());
+        let (mut s, h) = follow_logs(&p, "c", LogStart::Tail(1)).unwrap();
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        let reader = std::thread::spawn(move || s.next_line());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!reader.is_finished());
+        h.shutdown(std::net::Shutdown::Both).unwrap();
+        assert!(!matches!(reader.join().unwrap(), Ok(Some(_))));
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        // An events stream, whose head comes at once, is still bounded.
+        let t = std::time::Instant::now();
+        assert!(follow_events(&p).is_err());
         assert!(t.elapsed() < std::time::Duration::from_secs(7));
     }
 
@@ -433,10 +484,8 @@ mod tests {
         assert_eq!(s.next_line().unwrap().as_deref(), Some("a"));
         assert_eq!(s.next_line().unwrap().as_deref(), Some("b"));
         let (_d, p) = serve(b"HTTP/1.0 404 Not Found\r\nContent-Type: application/json\r\n\r\n{\"message\":\"No such container: c\"}".to_vec());
-        let e = follow_logs(&p, "c", LogStart::Tail(0))
-            .err()
-            .unwrap()
-            .to_string();
+        let (mut s, _h) = follow_logs(&p, "c", LogStart::Tail(0)).unwrap();
+        let e = s.next_line().err().unwrap().to_string();
         assert!(
             e.contains("HTTP 404") && e.contains("No such container"),
             "{e}"

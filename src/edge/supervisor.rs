@@ -151,6 +151,7 @@ impl Supervisor {
             }
         }
         state.stop_health_once_drivers_run();
+        state.data.bus.containers(state.runtime.running_ids());
         super::portal::refresh(state, false);
         restart::check(state, &self.jobctl);
         state.update_node();

@@ -112,3 +112,48 @@ pub fn zenoh_env_of(env: &[String]) -> Vec<(String, String)> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// Docker options that run `zenoh_peer.py <args>` with the venv's Python inside the example
+/// driver image (`DRIVER_MODE=exec`): the host's Python, its libraries and the venv mounted
+/// read-only at the same paths, so the peer in the container is the SDK's own `eclipse-zenoh`
+/// run by a process of a container the daemon manages.
+pub fn in_container(py: &PathBuf, args: &[&str]) -> Vec<String> {
+    let out = Command::new(py)
+        .args([
+            "-c",
+            "import sys; print(sys.prefix); print(sys.base_prefix)",
+        ])
+        .output()
+        .expect("python");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut params: Vec<String> = vec!["-e".into(), "DRIVER_MODE=exec".into()];
+    let script = script();
+    let exec = std::iter::once(py.display().to_string())
+        .chain(std::iter::once(script.display().to_string()))
+        .chain(args.iter().map(|a| a.to_string()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    params.extend(["-e".into(), format!("DRIVER_EXEC={exec}")]);
+    let mut mounts: Vec<(String, String)> = text
+        .lines()
+        .map(|p| (p.to_string(), p.to_string()))
+        .collect();
+    let dir = script
+        .parent()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    mounts.push((dir.clone(), dir));
+    mounts.push(("/usr".into(), "/usr".into()));
+    // Debian's merged /usr: the loader and libc are under /usr/lib*, found at /lib*.
+    for (host, at) in [("/usr/lib", "/lib"), ("/usr/lib64", "/lib64")] {
+        if std::path::Path::new(host).exists() {
+            mounts.push((host.into(), at.into()));
+        }
+    }
+    mounts.sort();
+    mounts.dedup();
+    for (host, at) in mounts {
+        params.extend(["-v".into(), format!("{host}:{at}:ro")]);
+    }
+    params
+}

@@ -1,7 +1,9 @@
 """A third-party zenoh peer for the bus tests: the eclipse-zenoh package the Cyberwave SDK
 installs (what drivers and the worker run).
 
-  zenoh_peer.py pub  ENDPOINT KEY HZ SIZE SECONDS   publish SIZE-byte samples at HZ
+  zenoh_peer.py pub  ENDPOINT KEY HZ SIZE SECONDS   publish SIZE-byte samples at HZ (KEY may
+                                                    be several keys joined by "+": each gets
+                                                    every sample)
   zenoh_peer.py sub  ENDPOINT KEY COUNT TIMEOUT     print how many samples arrived (stop at COUNT)
   zenoh_peer.py ping ENDPOINT N SIZE                round trips over a pong peer: p50/p99 in ms
   zenoh_peer.py pong ENDPOINT SECONDS               answer ping/** on pong/**
@@ -41,14 +43,15 @@ def session(endpoint):
 
 def pub(endpoint, key, hz, size, seconds):
     s = session(endpoint)
-    p = s.declare_publisher(key)
+    pubs = [s.declare_publisher(k) for k in key.split("+")]
     payload = b"x" * int(size)
     period = 1.0 / float(hz)
     end = time.monotonic() + float(seconds)
     n = 0
     nxt = time.monotonic()
     while time.monotonic() < end:
-        p.put(payload)
+        for p in pubs:
+            p.put(payload)
         n += 1
         nxt += period
         delay = nxt - time.monotonic()
