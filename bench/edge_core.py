@@ -6,11 +6,20 @@
 Measures, on this machine:
   1. `--version`: wall time and peak RSS over 200 runs.
   2. `status --json` with no daemon and an unreachable (blackholed) backend and broker.
-  3. The idle daemon against a local fake backend and a local Mosquitto: resident memory,
-     CPU time and wake-ups (context switches of all its threads) per second.
-Needs: a release build, mosquitto (Debian package) for part 3.
+  3. The idle daemon against a local fake backend (keep-alive HTTP/1.1, as the real one) and
+     a local Mosquitto, scenario by scenario (bench/idle.py): wake-ups per second of every
+     thread (voluntary context switches from /proc/<pid>/task/*, zenoh's threads included),
+     CPU, RSS, and backend requests and bytes per idle hour; with a third-party zenoh peer on
+     the host; --original runs the Python original (pip install cyberwave-edge-core==0.1.30)
+     through the same scenarios.
+Needs: a release build, mosquitto (Debian package) and Docker for part 3; the test venv's
+Python (target/py-venv, made by scripts/test) for the zenoh peers.
 """
 import argparse, http.server, json, os, shutil, socket, statistics, subprocess, sys, tempfile, threading, time
+
+import idle
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 TOKEN = "cw_bench_token_0123456789"
 FP = "bench-edge-000000000000"
@@ -106,9 +115,17 @@ def proc_figures(pid):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default="target/release/cyberwave-edge-core")
-    ap.add_argument("--idle-seconds", type=int, default=60)
+    ap.add_argument("--idle-seconds", type=int, default=120)
+    ap.add_argument("--settle-seconds", type=int, default=20, help="from start to the idle window")
+    ap.add_argument("--python", default="target/py-venv/bin/python",
+                    help="a Python with eclipse-zenoh (the SDK's): the third-party and driver peers")
+    ap.add_argument("--original", help="the original's cyberwave-edge-core executable, run the same way")
+    ap.add_argument("--json", help="write every scenario's figures here")
+    ap.add_argument("--only-idle", action="store_true", help="skip parts 1 and 2")
     args = ap.parse_args()
     binary = os.path.abspath(args.binary)
+    if args.only_idle:
+        return idle_scenarios(binary, args)
     tmp = tempfile.mkdtemp()
     cfg = os.path.join(tmp, "cfg")
     os.makedirs(cfg)
@@ -138,46 +155,45 @@ def main():
     summary("status --json (no daemon, backend+broker hung)", [run([binary, "status", "--json"], base_env) for _ in range(10)])
     hung.close()
 
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not os.path.exists(mosquitto):
+    if not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")):
         print("idle daemon: skipped (mosquitto not installed)")
         return
-    mport = free_port()
-    conf = os.path.join(tmp, "m.conf")
-    with open(conf, "w") as f:
-        f.write(f"listener {mport} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    broker = subprocess.Popen([mosquitto, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    with open(os.path.join(cfg, "credentials.json"), "w") as f:
-        json.dump({"token": TOKEN, "envs": {"CYBERWAVE_BASE_URL": f"http://127.0.0.1:{server.server_port}",
-                                             "CYBERWAVE_MQTT_PORT": str(mport)}}, f)
-    try:
-        for label, linked in (("quiet: registered, no linked twin, no health publisher", False),
-                              (f"{len(TWINS)} linked twins, edge_health every 5 s", True)):
-            Backend.linked = linked
-            idle(binary, base_env, label, args.idle_seconds)
-    finally:
-        broker.terminate()
-        server.shutdown()
-        shutil.rmtree(tmp, ignore_errors=True)
+    idle_scenarios(binary, args)
 
 
-def idle(binary, env, label, seconds):
-    daemon = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(10)  # boot, register, first health rounds
-        out = subprocess.run([binary, "status", "--json"], env=env, capture_output=True, text=True)
-        state = json.loads(out.stdout)["state"]
-        r0, _, c0, v0, s0 = proc_figures(daemon.pid)
-        time.sleep(seconds)
-        r1, hwm, c1, v1, s1 = proc_figures(daemon.pid)
-        print(f"idle daemon ({label}; status={state}): RSS {r1:.2f} MiB (peak {hwm:.2f} MiB); "
-              f"CPU {1000 * (c1 - c0) / seconds:.3f} ms/s; wake-ups (voluntary switches) {(v1 - v0) / seconds:.2f}/s, "
-              f"all context switches {(s1 - s0) / seconds:.2f}/s, over {seconds} s")
-    finally:
-        daemon.terminate()
-        daemon.wait()
+def idle_scenarios(binary, args):
+    """Part 3: the idle daemon, ours and (--original) the Python original, scenario by
+    scenario (bench/idle.py)."""
+    python = args.python if args.python and os.path.exists(args.python) else None
+    if not python:
+        print("(no Python with eclipse-zenoh: no third-party zenoh peer, no zenoh drivers)")
+    subprocess.run([os.path.join(HERE, "..", "examples", "local", "build-driver-image.sh"), idle.IMAGE],
+                   check=True, stdout=subprocess.DEVNULL)
+    os.environ["PATH"] = "/usr/sbin:" + os.environ["PATH"]
+    quiet = lambda i: ["-e", "DRIVER_MODE=quiet"]
+    zenoh_driver = idle.zenoh_peer_params(python) if python else None
+    w, settle = args.idle_seconds, args.settle_seconds
+    programs = [("ours", [binary])] + ([("original 0.1.30", [os.path.abspath(args.original)])] if args.original else [])
+    results = {}
+    for who, command in programs:
+        print(f"{who} ({' '.join(command)}), {w} s per scenario after {settle} s, a third-party zenoh peer on the host"
+              f"{'' if python else ' (absent)'}:", flush=True)
+        plan = [("0 twins", 0, None), ("1 twin, no driver: edge_health every 5 s", 1, None),
+                ("1 twin with a running driver", 1, quiet), ("10 twins with running drivers", 10, quiet)]
+        if who == "ours" and zenoh_driver:
+            plan += [("3 twins with running drivers", 3, quiet),
+                     ("3 twins whose drivers each run an idle SDK zenoh peer", 3, lambda i: zenoh_driver)]
+        for label, twins, params in plan:
+            r = idle.scenario(label, command, twins, params, w, python, settle)
+            results[(who, label)] = r
+            idle.report(r)
+        if who == "ours" and zenoh_driver:
+            plain = results[(who, "3 twins with running drivers")]["wakeups"]
+            linked = results[(who, "3 twins whose drivers each run an idle SDK zenoh peer")]["wakeups"]
+            print(f"  each zenoh link of our drivers: {(linked - plain) / 3:+.2f} wake-ups/s", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({f"{k[0]}: {k[1]}": v for k, v in results.items()}, f, indent=1)
 
 
 if __name__ == "__main__":

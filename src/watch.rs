@@ -24,8 +24,33 @@ pub fn worker_file(name: &str) -> bool {
     name.ends_with(".py") && !name.starts_with('.')
 }
 
-/// Backstop scan even when inotify is quiet (a missed event, an NFS mount).
+/// Backstop scan even when inotify is quiet, on a network filesystem only (an NFS or SMB mount
+/// changed by another machine raises no event here). A local directory's watch sleeps until
+/// an event: a lost one is reported as a queue overflow, which rescans.
 const BACKSTOP: Duration = Duration::from_secs(15);
+
+/// Whether `dir` is on a filesystem whose changes inotify may not see.
+fn network_fs(dir: &Path) -> bool {
+    const NFS: i64 = 0x6969;
+    const SMB: i64 = 0x517B;
+    const CIFS: i64 = 0xFF53_4D42;
+    const SMB2: i64 = 0xFE53_4D42;
+    const FUSE: i64 = 0x6573_5546;
+    const NCP: i64 = 0x564C;
+    const AFS: i64 = 0x5346_414F;
+    const CEPH: i64 = 0x00C3_6400;
+    let Ok(path) = CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a zeroed statfs is a valid out-parameter; the path is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(path.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between targets
+    let kind = st.f_type as i64;
+    [NFS, SMB, CIFS, SMB2, FUSE, NCP, AFS, CEPH].contains(&kind)
+}
 /// Poll interval when inotify is unavailable.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -81,15 +106,15 @@ impl Inotify {
         (unsafe { libc::inotify_add_watch(fd, path.as_ptr(), mask) } >= 0).then_some(me)
     }
 
-    /// Waits up to `timeout` for events; returns `(name, mask)` pairs, or `None` when the
-    /// watch is gone (directory removed or moved).
-    fn wait(&self, timeout: Duration) -> Option<Vec<(String, u32)>> {
+    /// Waits up to `timeout` (`None`: until something happens) for events; returns
+    /// `(name, mask)` pairs, or `None` when the watch is gone (directory removed or moved).
+    fn wait(&self, timeout: Option<Duration>) -> Option<Vec<(String, u32)>> {
         let mut pfd = libc::pollfd {
             fd: self.fd,
             events: libc::POLLIN,
             revents: 0,
         };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
         if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
             return Some(Vec::new());
         }
@@ -150,6 +175,7 @@ pub fn run(dir: PathBuf, settle: Duration, filter: Filter, tx: Sender<Changed>) 
     let mut inotify: Option<Inotify> = None;
     let mut writers = Writers::default();
     let mut dirty_since: Option<Instant> = None;
+    let backstop = network_fs(&dir).then_some(BACKSTOP);
     loop {
         if inotify.is_none() {
             inotify = Inotify::watch(&dir);
@@ -159,9 +185,9 @@ pub fn run(dir: PathBuf, settle: Duration, filter: Filter, tx: Sender<Changed>) 
             }
         }
         let timeout = match (dirty_since, &inotify) {
-            (Some(t), _) => settle.saturating_sub(t.elapsed()),
-            (None, Some(_)) => BACKSTOP,
-            (None, None) => POLL,
+            (Some(t), _) => Some(settle.saturating_sub(t.elapsed())),
+            (None, Some(_)) => backstop,
+            (None, None) => Some(POLL),
         };
         match &inotify {
             Some(i) => match i.wait(timeout) {
@@ -169,7 +195,8 @@ pub fn run(dir: PathBuf, settle: Duration, filter: Filter, tx: Sender<Changed>) 
                     for (name, mask) in &events {
                         writers.feed(name, *mask, filter);
                     }
-                    if events.iter().any(|(n, _)| filter(n)) {
+                    let overflow = events.iter().any(|(_, m)| m & libc::IN_Q_OVERFLOW != 0);
+                    if overflow || events.iter().any(|(n, _)| filter(n)) {
                         dirty_since = Some(Instant::now());
                     }
                 }
@@ -178,7 +205,7 @@ pub fn run(dir: PathBuf, settle: Duration, filter: Filter, tx: Sender<Changed>) 
                     dirty_since = Some(Instant::now());
                 }
             },
-            None => std::thread::sleep(timeout),
+            None => std::thread::sleep(timeout.unwrap_or(POLL)),
         }
         let quiet = dirty_since.is_none_or(|t| t.elapsed() >= settle);
         // A writer that stays open blocks the report; one left open for a minute (a crashed

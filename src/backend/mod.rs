@@ -3,16 +3,19 @@
 
 mod error;
 mod remote_access;
+mod validators;
 
 pub use error::BackendError;
 use error::{retry_after_secs, snippet};
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::backoff::Backoff;
 use crate::config::{Secret, Settings};
+use validators::Validators;
 
 /// Largest backend answer read (64 MiB): an environment of thousands of twins with their
 /// metadata fits; past it the call fails with a clear error and the edge keeps its cached state.
@@ -26,6 +29,8 @@ pub struct Backend {
     workspace_id: Option<String>,
     /// Total attempts for idempotent calls.
     attempts: u32,
+    /// Validators of earlier GET answers (shared by clones): the next GET is conditional.
+    validators: Arc<Mutex<Validators>>,
 }
 
 /// `X-Cyberwave-SDK-Version` on every call: the Python SDK release whose REST contract we
@@ -122,6 +127,10 @@ impl Backend {
             .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
             .http_status_as_error(false)
             .user_agent(ua)
+            // Keep the connection of one tick for the next (15 s ticks, the 30 s keepalive):
+            // ureq's default 15 s would redo the TCP and TLS handshakes every time. Under
+            // the 60 s idle timeout of common load balancers.
+            .max_idle_age(Duration::from_secs(50))
             .build()
             .into();
         Backend {
@@ -130,6 +139,7 @@ impl Backend {
             token,
             workspace_id,
             attempts: attempts.max(1),
+            validators: Arc::default(),
         }
     }
 
@@ -206,7 +216,14 @@ impl Backend {
         let endpoint = format!("{method} {}", path.split('?').next().unwrap_or(path));
         let url = self.url(path);
         let auth = format!("Bearer {}", self.token.expose());
-        let h = (auth.as_str(), extra, deadline);
+        let get = method == "GET" && body.is_none();
+        let conditional = match self.validators.lock() {
+            Ok(v) if get => v.headers_for(&url),
+            _ => Vec::new(),
+        };
+        let mut headers: Vec<(&str, &str)> = extra.to_vec();
+        headers.extend(conditional.iter().map(|(k, v)| (*k, v.as_str())));
+        let h = (auth.as_str(), &headers[..], deadline);
         let result = match (method, body) {
             ("POST", None) => with_headers(self.agent.post(&url), h).send_empty(),
             (_, None) => with_headers(self.agent.get(&url), h).call(),
@@ -223,6 +240,13 @@ impl Backend {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(retry_after_secs);
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (etag, last_modified) = (header("etag"), header("last-modified"));
         let text = resp
             .body_mut()
             .with_config()
@@ -238,6 +262,16 @@ impl Backend {
                     e => format!("reading the response body: {e}"),
                 },
             })?;
+        if get && let Ok(mut v) = self.validators.lock() {
+            match status {
+                304 => match v.kept(&url) {
+                    Some(kept) => return answer(endpoint, 200, None, &kept),
+                    None => v.forget(&url),
+                },
+                200..=299 => v.remember(&url, etag.as_deref(), last_modified.as_deref(), &text),
+                _ => {}
+            }
+        }
         answer(endpoint, status, retry_after, &text)
     }
 

@@ -16,14 +16,13 @@ const MAX_LISTENERS: usize = 256;
 
 /// When we look for our containers' peers after the set of our running containers changed: a
 /// driver opens its session a few seconds after its container starts (Python imports take a
-/// while on a Pi), so a few looks spread over three minutes, then one every ten minutes.
-pub const LOOKS_AFTER_CHANGE: [Duration; 6] = [
+/// while on a Pi), so a few looks spread over its first minute, then one every ten minutes.
+pub const LOOKS_AFTER_CHANGE: [Duration; 5] = [
     Duration::from_secs(2),
     Duration::from_secs(5),
     Duration::from_secs(12),
-    Duration::from_secs(30),
-    Duration::from_secs(75),
-    Duration::from_secs(180),
+    Duration::from_secs(25),
+    Duration::from_secs(60),
 ];
 pub const LOOK_EVERY: Duration = Duration::from_secs(600);
 

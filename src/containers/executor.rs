@@ -21,6 +21,9 @@ pub enum ExecEvent {
     },
     Ps(Result<Vec<Container>, EngineError>),
     Container(ContainerEvent),
+    /// The engine's event stream opened (`true`; events may have been missed before it) or
+    /// ended (`false`: until it is back, only the tick's observation sees changes).
+    EventStream(bool),
     OpDone {
         name: String,
         what: &'static str,
@@ -230,6 +233,9 @@ pub fn follow_events(
                 if let Ok(mut s) = slot.lock() {
                     *s = Some(handle);
                 }
+                if !emit(ExecEvent::EventStream(true)) {
+                    return;
+                }
                 while let Ok(Some(line)) = lines.next_line() {
                     if let Some(ev) = parse(&line)
                         && !emit(ExecEvent::Container(ev))
@@ -239,6 +245,9 @@ pub fn follow_events(
                 }
                 // Dropping a process handle kills and reaps it (unless shutdown already did).
                 drop(slot.lock().ok().and_then(|mut s| s.take()));
+                if !emit(ExecEvent::EventStream(false)) {
+                    return;
+                }
             }
             Err(e) => log::warn!("cannot follow {} events: {e}", engine.name()),
         }

@@ -34,6 +34,9 @@ use crate::engine::{Container, StreamHandle};
 const REVIVE_AFTER: Duration = Duration::from_secs(10);
 /// At most one revival of a container per minute.
 const REVIVE_EVERY: Duration = Duration::from_secs(60);
+/// With the engine's event stream open, a quiet tick lists the containers every 4th time
+/// (once a minute): a backstop for an event the engine did not send.
+pub const OBSERVE_EVERY_TICKS: u32 = 4;
 
 /// What the helper threads tell the supervisor (hand it back to [`Runtime::on_event`]).
 #[derive(Debug)]
@@ -62,6 +65,10 @@ pub struct Runtime {
     /// The open events stream: dropped at shutdown (a CLI child is killed and reaped).
     events_child: Arc<Mutex<Option<StreamHandle>>>,
     observe_pending: bool,
+    /// The engine's event stream is open (see [`Runtime::tick`]).
+    events_live: bool,
+    /// Ticks since the last container list landed.
+    ticks_since_observe: u32,
     /// An observation was asked for while one was in flight: run another when it lands.
     observe_again: bool,
     /// Lists asked for and landed so far (one in flight at a time: the n-th to land answers
@@ -164,6 +171,8 @@ impl Runtime {
             info: BTreeMap::new(),
             events_child,
             observe_pending: true,
+            events_live: false,
+            ticks_since_observe: 0,
             observe_again: false,
             observes_requested: 1,
             observes_landed: 0,
@@ -265,9 +274,15 @@ impl Runtime {
     }
 
     /// Supervisor tick: one container list (unless one is already on its way), cleanup, and
-    /// breaker re-arming.
+    /// breaker re-arming. While the engine's event stream is open it reports every change
+    /// (each event asks for a list), so a quiet tick lists only every
+    /// [`OBSERVE_EVERY_TICKS`]th time, as a backstop.
     pub fn tick(&mut self) {
-        self.request_observe();
+        self.ticks_since_observe += 1;
+        let settled = self.inflight.is_empty() && self.recreating.is_empty();
+        if !self.events_live || !settled || self.ticks_since_observe >= OBSERVE_EVERY_TICKS {
+            self.request_observe();
+        }
         self.maybe_cleanup();
         let now = Instant::now();
         for info in self.info.values_mut() {
@@ -303,6 +318,12 @@ impl Runtime {
                 }
             }
             RuntimeEvent::Exec(ExecEvent::Container(ev)) => self.on_container_event(ev),
+            RuntimeEvent::Exec(ExecEvent::EventStream(live)) => {
+                self.events_live = live;
+                if live {
+                    self.request_observe(); // what happened while no stream was open
+                }
+            }
             RuntimeEvent::Exec(ExecEvent::LoopStopped {
                 name,
                 restart_count,

@@ -9,7 +9,7 @@ pub use metrics::{HostSnapshot, Sampler, cpu_percent, disk_percent, parse_meminf
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, after, bounded, select};
+use crossbeam_channel::{Receiver, Sender, after, bounded, never, select};
 use serde_json::{Map, Value, json};
 
 use crate::mqtt::{MqttHandle, topics};
@@ -101,13 +101,23 @@ impl HealthPublisher {
             sampler.set_disk_path(cfg.engine.data_root());
             let mut next = Instant::now();
             loop {
-                let wait = next.saturating_duration_since(Instant::now());
+                // With no twin to speak for, the thread parks until it is given some.
+                let timer = if twins.is_empty() {
+                    never()
+                } else {
+                    after(next.saturating_duration_since(Instant::now()))
+                };
                 select! {
                     recv(rx) -> msg => match msg {
-                        Ok(Ctl::Twins(t)) => twins = t,
+                        Ok(Ctl::Twins(t)) => {
+                            if twins.is_empty() {
+                                next = next.max(Instant::now());
+                            }
+                            twins = t;
+                        }
                         Ok(Ctl::Stop) | Err(_) => return,
                     },
-                    recv(after(wait)) -> _ => {
+                    recv(timer) -> _ => {
                         next += cfg.interval;
                         if next < Instant::now() {
                             next = Instant::now() + cfg.interval;

@@ -1,5 +1,5 @@
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -35,6 +35,8 @@ pub struct LinkStats {
     pub dropped: AtomicU64,
     pub connects: AtomicU64,
     pub received: AtomicU64,
+    /// Messages the outbox holds (waiting for the link, or for room in rumqttc's queue).
+    pub held: AtomicUsize,
     pub last_error: Mutex<Option<String>>,
     pub connected_since: Mutex<Option<SystemTime>>,
 }
@@ -82,6 +84,9 @@ impl SharedHandle {
 #[derive(Clone)]
 pub struct MqttHandle {
     tx: Sender<PumpMsg>,
+    /// rumqttc's own queue, used directly while the link is up and the outbox holds nothing:
+    /// a publish then wakes the connection thread only, not the outbox thread as well.
+    client: Option<Client>,
     stats: Arc<LinkStats>,
     session_id: Arc<str>,
     prefix: Arc<str>,
@@ -106,21 +111,22 @@ impl MqttHandle {
     /// carry one (as the SDK does). Held in the outbox while offline.
     pub fn publish_json(&self, topic: &str, payload: Value) {
         if let Some(bytes) = self.encode(topic, payload) {
-            let msg = PumpMsg::Publish {
-                topic: topic.to_string(),
-                payload: bytes,
-            };
-            self.send(msg, 1);
+            let mut one = vec![(topic.to_string(), bytes)];
+            self.publish_direct(&mut one);
+            if let Some((topic, payload)) = one.pop() {
+                self.send(PumpMsg::Publish { topic, payload }, 1);
+            }
         }
     }
 
     /// Publishes several JSON payloads in one hand-over (periodic fan-out to many twins):
     /// one wake-up of the pump instead of one per message.
     pub fn publish_json_batch(&self, messages: Vec<(String, Value)>) {
-        let batch: Vec<(String, Vec<u8>)> = messages
+        let mut batch: Vec<(String, Vec<u8>)> = messages
             .into_iter()
             .filter_map(|(topic, payload)| self.encode(&topic, payload).map(|b| (topic, b)))
             .collect();
+        self.publish_direct(&mut batch);
         let n = batch.len() as u64;
         if n > 0 {
             self.send(PumpMsg::Batch(batch), n);
@@ -147,6 +153,34 @@ impl MqttHandle {
                 payload,
             };
             self.send(msg, 1);
+        }
+    }
+
+    /// Hands messages from the front of `items` straight to rumqttc while the link is up and
+    /// the outbox is empty (so nothing overtakes what it holds); what is left goes through
+    /// the outbox.
+    fn publish_direct(&self, items: &mut Vec<(String, Vec<u8>)>) {
+        let Some(client) = &self.client else {
+            return;
+        };
+        let mut sent = 0;
+        for (topic, payload) in items.iter() {
+            if !self.is_connected()
+                || self.stats.held.load(Ordering::Acquire) > 0
+                || !self.tx.is_empty()
+                || client
+                    .try_publish(topic.as_str(), QoS::AtMostOnce, false, payload.clone())
+                    .is_err()
+            {
+                break;
+            }
+            sent += 1;
+        }
+        if sent > 0 {
+            self.stats
+                .published
+                .fetch_add(sent as u64, Ordering::Relaxed);
+            items.drain(..sent);
         }
     }
 
@@ -204,6 +238,7 @@ impl MqttHandle {
         let (tx, _rx) = bounded(1);
         MqttHandle {
             tx,
+            client: None,
             stats: Arc::new(LinkStats::default()),
             session_id: new_client_id().into(),
             prefix: prefix.into(),
@@ -271,6 +306,7 @@ impl Link {
         let (done_tx, done_rx) = bounded::<()>(2);
         let handle = MqttHandle {
             tx: pump_tx.clone(),
+            client: Some(client.clone()),
             stats: stats.clone(),
             session_id: client_id.into(),
             prefix: cfg.topic_prefix.clone().into(),
@@ -454,6 +490,7 @@ fn run_pump(client: &Client, rx: &Receiver<PumpMsg>, capacity: usize, stats: &Li
         }
     };
     loop {
+        stats.held.store(pending.len(), Ordering::Release);
         // Only when connected with a backlog do we wake up on a timer, to retry the flush.
         let msg = if connected && !pending.is_empty() {
             select! {
@@ -464,6 +501,8 @@ fn run_pump(client: &Client, rx: &Receiver<PumpMsg>, capacity: usize, stats: &Li
             rx.recv()
         };
         let Ok(msg) = msg else { return };
+        // Busy with a message: direct publishes must not overtake it.
+        stats.held.store(pending.len() + 1, Ordering::Release);
         match msg {
             PumpMsg::Publish { topic, payload } => {
                 hold(&mut pending, (topic, payload));

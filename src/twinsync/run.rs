@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, select, tick, unbounded};
+use crossbeam_channel::{Receiver, after, select, unbounded};
 
 use super::engine::{Outcome, Remote, sync_twin};
 use super::state::{self, SyncState};
@@ -118,9 +118,22 @@ pub fn run(
     let mut environment: Option<String> = None;
     let pushed: RefCell<BTreeMap<String, Instant>> = RefCell::new(BTreeMap::new());
     let mut last_sig: BTreeMap<String, (i128, u64)> = BTreeMap::new();
-    let ticker = tick(tick_every);
+    let mut next_tick = Instant::now() + tick_every;
     let mut watch_rx = watch_rx;
     loop {
+        // Only twins with a file are pulled: with none (no driver wrote one yet), the thread
+        // parks until a file appears (the watch) or the tracked set changes — no twin-list
+        // fetch that could change nothing.
+        let with_files: Vec<String> = tracked
+            .iter()
+            .filter(|u| crate::twins::file::path_for(&config_dir, u).is_file())
+            .cloned()
+            .collect();
+        let ticker = if with_files.is_empty() {
+            crossbeam_channel::never()
+        } else {
+            after(next_tick.saturating_duration_since(Instant::now()))
+        };
         let due: Vec<String> = select! {
             recv(ctl) -> m => match m {
                 Ok(SyncCtl::Track(list)) => {
@@ -168,7 +181,8 @@ pub fn run(
                 }
             },
             recv(ticker) -> _ => {
-                if let Some(env) = environment.as_deref().filter(|_| !tracked.is_empty()) {
+                next_tick = Instant::now() + tick_every;
+                if let Some(env) = environment.as_deref() {
                     match backend.environment_twins(env) {
                         Ok(twins) => {
                             snapshot = twins
@@ -184,7 +198,7 @@ pub fn run(
                     }
                 }
                 pushed.borrow_mut().retain(|_, t| t.elapsed() < AFTER_PUSH);
-                tracked.iter().cloned().collect()
+                with_files
             }
         };
         let remote = Snapshotted {

@@ -257,6 +257,11 @@ fn events_are_forwarded_until_nobody_listens() {
     );
     e.event("garbage");
     e.event("start cyberwave-driver-1");
+    // First the stream says it opened (events before it may have been missed).
+    assert!(matches!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+        ExecEvent::EventStream(true)
+    ));
     let got: Vec<(String, String, Option<i32>)> = (0..2)
         .map(|_| match rx.recv_timeout(Duration::from_secs(5)).unwrap() {
             ExecEvent::Container(c) => (c.action, c.name, c.exit_code),

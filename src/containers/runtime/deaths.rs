@@ -33,6 +33,8 @@ impl Runtime {
                 self.request_observe();
             }
             "oom" => log::warn!("{} was killed for running out of memory", ev.name),
+            // A health check changed its verdict: the list shows it (`(healthy)`).
+            a if a.starts_with("health_status") => self.request_observe(),
             "destroy" | "start" if self.inflight.is_empty() => self.request_observe(),
             _ => {}
         }

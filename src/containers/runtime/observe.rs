@@ -24,6 +24,7 @@ impl Runtime {
     /// A list landed (or failed); returns the number of the request it answers.
     pub(super) fn observation_landed(&mut self) -> u64 {
         self.observe_pending = false;
+        self.ticks_since_observe = 0;
         self.observes_landed += 1;
         let answered = self.observes_landed;
         if std::mem::take(&mut self.observe_again) {

@@ -343,3 +343,36 @@ fn a_list_taken_before_a_launch_finished_does_not_launch_it_again() {
     );
     h.runtime.shutdown();
 }
+
+#[test]
+fn with_the_event_stream_open_a_quiet_tick_lists_only_every_fourth_time() {
+    let mut h = start(FakeEngine::default());
+    h.until("the event stream opened and the first list landed", |h| {
+        h.runtime.events_live && h.called("ps") && !h.runtime.observe_pending
+    });
+    let lists = |h: &Harness| h.calls_of("ps");
+    let before = lists(&h);
+    for _ in 1..super::OBSERVE_EVERY_TICKS {
+        h.runtime.tick();
+        std::thread::sleep(Duration::from_millis(30));
+        while let Ok(ev) = h.rx.try_recv() {
+            h.runtime.on_event(ev);
+        }
+    }
+    assert_eq!(
+        lists(&h),
+        before,
+        "quiet ticks listed: {:?}",
+        h.engine.calls()
+    );
+    h.runtime.tick();
+    h.until("the backstop list", |h| lists(h) == before + 1);
+    // Without the stream, every tick lists.
+    h.runtime
+        .on_event(RuntimeEvent::Exec(ExecEvent::EventStream(false)));
+    h.until("settled again", |h| !h.runtime.observe_pending);
+    let before = lists(&h);
+    h.runtime.tick();
+    h.until("a list on the next tick", |h| lists(h) == before + 1);
+    h.runtime.shutdown();
+}

@@ -7,6 +7,7 @@ installs (what drivers and the worker run).
   zenoh_peer.py sub  ENDPOINT KEY COUNT TIMEOUT     print how many samples arrived (stop at COUNT)
   zenoh_peer.py ping ENDPOINT N SIZE                round trips over a pong peer: p50/p99 in ms
   zenoh_peer.py pong ENDPOINT SECONDS               answer ping/** on pong/**
+  zenoh_peer.py idle SECONDS                        a peer with zenoh's defaults that says nothing
   zenoh_peer.py sdkconfig                           the SDK's BackendConfig() of this environment
   zenoh_peer.py sdk  TWIN HZ SECONDS                 publish as a driver does, through the SDK's
                                                     own data API (cw.data: get_backend() from the
@@ -144,6 +145,12 @@ def sdk(twin, hz, seconds):
     bus.close()
 
 
+def idle(seconds):
+    s = zenoh.open(zenoh.Config())
+    time.sleep(float(seconds))
+    s.close()
+
+
 if __name__ == "__main__":
     verb, args = sys.argv[1], sys.argv[2:]
-    {"pub": pub, "sub": sub, "pong": pong, "ping": ping, "sdk": sdk, "sdkconfig": sdkconfig}[verb](*args)
+    {"pub": pub, "sub": sub, "pong": pong, "ping": ping, "sdk": sdk, "sdkconfig": sdkconfig, "idle": idle}[verb](*args)
