@@ -40,6 +40,7 @@ class Backend:
                                      "environment_uuid": ENV, "metadata": {"edge_fingerprint": FP}}
                       for i in range(twins)}
         self.driver_params = driver_params  # per twin index, or None: no driver
+        self.alerts = {}
 
     def asset(self, uuid):
         i = int(uuid.rsplit("-", 1)[1], 16)
@@ -49,8 +50,31 @@ class Backend:
                                             "params": self.driver_params(i)}}}
         return {"uuid": uuid, "name": "idle", "metadata": meta}
 
-    def route(self, method, path):
+    def alert(self, method, parts, query, body):
+        """Alerts as the backend keeps them: created, listed by twin and status, updated,
+        resolved."""
+        if method == "POST" and len(parts) == 1:
+            uuid = f"a1e70000-0000-4000-8000-{len(self.alerts) + 1:012x}"
+            self.alerts[uuid] = dict(body, uuid=uuid, status="active")
+            return 201, self.alerts[uuid]
+        if method == "GET" and len(parts) == 1:
+            q = dict(kv.split("=", 1) for kv in query.split("&") if "=" in kv)
+            return 200, [a for a in self.alerts.values()
+                         if a.get("twin_uuid") == q.get("twin_uuid", a.get("twin_uuid"))
+                         and a["status"] == q.get("status", a["status"])]
+        a = self.alerts.get(parts[1])
+        if a is None:
+            return 404, {"detail": "Not found."}
+        if method == "POST" and parts[2:] == ["resolve"]:
+            a["status"] = "resolved"
+        elif method in ("PUT", "PATCH"):
+            a.update(body)
+        return 200, a
+
+    def route(self, method, path, body=None):
         parts = path.split("?")[0].strip("/").split("/")[2:]
+        if parts[:1] == ["alerts"]:
+            return self.alert(method, parts, path.partition("?")[2], body or {})
         if method == "POST" and parts == ["edges"]:
             return 201, {"uuid": "ed1de000-0000-4000-8000-000000000001", "fingerprint": FP, "name": FP,
                          "workspace_uuid": WS, "metadata": {}}
@@ -70,8 +94,6 @@ class Backend:
             return 200, self.asset(parts[1])
         if method == "GET" and parts[:2] == ["workflows", "edge-sync"]:
             return 200, {"workflows": [], "skipped_workflows": []}
-        if parts[:1] == ["alerts"]:
-            return (201 if method == "POST" else 200), ([] if method == "GET" and len(parts) == 1 else {"uuid": "a"})
         return 404, {"detail": "Not found."}
 
     def serve(self):
@@ -89,13 +111,19 @@ class Backend:
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     code, out = 401, {"detail": "Invalid token."}
                 else:
-                    code, out = backend.route(method, self.path)
+                    try:
+                        body = json.loads(raw) if raw else {}
+                    except ValueError:
+                        body = {}
+                    with backend.lock:
+                        code, out = backend.route(method, self.path, body if isinstance(body, dict) else {})
                 data = json.dumps(out).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                # Head and body in one write, as a production server sends a small answer.
+                self._headers_buffer.append(b"\r\n" + data)
+                self.flush_headers()
                 key = f"{method} {UUID.sub('{id}', self.path.split('?')[0])}"
                 head = len(self.requestline) + sum(len(k) + len(v) + 4 for k, v in self.headers.items())
                 with backend.lock:

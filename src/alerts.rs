@@ -3,7 +3,9 @@
 //! appended to `alerts-outbox.json` (atomically) and removed only after the backend accepted
 //! them; a create whose dedupe key is already pending is not queued twice.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
 use serde_json::{Value, json};
@@ -253,6 +255,9 @@ pub struct AlertSink {
     tx: Option<Sender<AlertMsg>>,
     pub environment_uuid: Option<String>,
     pub workspace_uuid: Option<String>,
+    /// (twin, type) pairs resolved with nothing raised since (shared by clones): resolving
+    /// one again would only ask the backend for a list that cannot have changed.
+    settled: Arc<Mutex<BTreeSet<(String, String)>>>,
 }
 
 impl AlertSink {
@@ -265,6 +270,7 @@ impl AlertSink {
             tx,
             environment_uuid,
             workspace_uuid,
+            settled: Arc::default(),
         }
     }
 
@@ -277,6 +283,9 @@ impl AlertSink {
     ) {
         self.environment_uuid = environment_uuid;
         self.workspace_uuid = workspace_uuid;
+        if let Ok(mut s) = self.settled.lock() {
+            s.clear(); // another backend or environment: its alerts are unknown
+        }
         if let Some(tx) = &self.tx {
             let _ = tx.send(AlertMsg::Backend(Box::new(backend)));
         }
@@ -291,6 +300,9 @@ impl AlertSink {
             crate::clip(alert.name, 200),
             crate::clip(alert.description, 2000)
         );
+        if let Ok(mut s) = self.settled.lock() {
+            s.remove(&(alert.twin_uuid.to_string(), alert.alert_type.to_string()));
+        }
         if let Some(tx) = &self.tx {
             let body = alert_body(
                 &alert,
@@ -331,7 +343,15 @@ impl AlertSink {
         }
     }
 
+    /// Resolves the active alerts of `alert_type` on `twin_uuid`: the first time (one may be
+    /// left from an earlier run), then only after one was raised again.
     pub fn resolve(&self, twin_uuid: &str, alert_type: &str) {
+        let first = self.settled.lock().map_or(true, |mut s| {
+            s.insert((twin_uuid.to_string(), alert_type.to_string()))
+        });
+        if !first {
+            return;
+        }
         if let Some(tx) = &self.tx {
             let _ = tx.send(AlertMsg::Op(AlertOp::ResolveType {
                 twin_uuid: twin_uuid.to_string(),
@@ -346,6 +366,35 @@ mod tests {
     use super::*;
     use crate::backend::BackendError;
     use std::time::Duration;
+
+    #[test]
+    fn a_type_is_resolved_once_until_it_is_raised_again() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let sink = AlertSink::new(Some(tx), None, None);
+        let resolves = || {
+            rx.try_iter()
+                .filter(|m| matches!(m, AlertMsg::Op(AlertOp::ResolveType { .. })))
+                .count()
+        };
+        sink.resolve("t", "driver_start_failure");
+        sink.clone().resolve("t", "driver_start_failure");
+        sink.resolve("t", "sensor_device_missing");
+        assert_eq!(resolves(), 2);
+        sink.raise(
+            "k",
+            Alert {
+                alert_type: "driver_start_failure",
+                name: "n",
+                description: "d",
+                severity: "error",
+                twin_uuid: "t",
+                metadata: None,
+            },
+        );
+        sink.resolve("t", "driver_start_failure");
+        sink.resolve("t", "driver_start_failure");
+        assert_eq!(resolves(), 1);
+    }
 
     #[test]
     fn failed_deliveries_are_kept_unless_refused_for_good() {

@@ -3,6 +3,7 @@
 
 mod error;
 mod remote_access;
+mod resolver;
 mod validators;
 
 pub use error::BackendError;
@@ -122,7 +123,7 @@ impl Backend {
             Some(p) => format!("{p} {product}/{}", crate::VERSION),
             None => format!("{product}/{}", crate::VERSION),
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
             .http_status_as_error(false)
@@ -131,8 +132,12 @@ impl Backend {
             // ureq's default 15 s would redo the TCP and TLS handshakes every time. Under
             // the 60 s idle timeout of common load balancers.
             .max_idle_age(Duration::from_secs(50))
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            resolver::KeptResolver::default(),
+        );
         Backend {
             agent,
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -530,97 +535,4 @@ fn expect_object(v: Value, endpoint: &str, key: &str) -> Result<Value, BackendEr
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snippets_are_short_and_single_line() {
-        let long = "x\n".repeat(500);
-        let s = snippet(&long);
-        assert!(s.chars().count() <= 201);
-        assert!(!s.contains('\n'));
-    }
-
-    #[test]
-    fn workspace_query_is_appended_once() {
-        let b = Backend::build(
-            "cyberwave-edge-core",
-            "http://h/",
-            Secret::new("cw_x"),
-            Some("ws1".into()),
-            None,
-            Duration::from_secs(1),
-            1,
-        );
-        assert_eq!(
-            b.url("/api/v1/edges"),
-            "http://h/api/v1/edges?workspace_uuid=ws1"
-        );
-        assert_eq!(b.url("/a?x=1"), "http://h/a?x=1&workspace_uuid=ws1");
-        assert_eq!(b.url("/a?workspace_uuid=z"), "http://h/a?workspace_uuid=z");
-    }
-
-    #[test]
-    fn errors_never_carry_the_token_and_say_what_to_do() {
-        let e = BackendError::Unauthorized {
-            endpoint: "GET /api/v1/users/workspaces".into(),
-            status: 401,
-        };
-        assert!(e.to_string().contains("cyberwave login"));
-        assert!(!e.is_transient());
-        let b = Backend::build(
-            "cyberwave-edge-core",
-            "http://127.0.0.1:1",
-            Secret::new("cw_secret_token_value"),
-            None,
-            None,
-            Duration::from_millis(300),
-            1,
-        );
-        let err = b.validate_token().unwrap_err();
-        assert!(err.is_transient(), "{err}");
-        assert!(!err.to_string().contains("cw_secret_token_value"));
-    }
-
-    /// A server that answers every request after `delay`; returns its base URL.
-    fn slow_server(delay: Duration) -> String {
-        use std::io::{Read, Write};
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", l.local_addr().unwrap());
-        std::thread::spawn(move || {
-            for mut c in l.incoming().map_while(Result::ok) {
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 4096];
-                    let _ = c.read(&mut buf);
-                    std::thread::sleep(delay);
-                    let body = r#"{"workflows": [], "skipped_workflows": []}"#;
-                    let _ = write!(
-                        c,
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                });
-            }
-        });
-        url
-    }
-
-    #[test]
-    fn edge_sync_has_its_own_deadline_and_the_rest_the_clients() {
-        let url = slow_server(Duration::from_millis(1500));
-        let b = Backend::build(
-            "cyberwave-edge-core",
-            &url,
-            Secret::new("cw_x"),
-            None,
-            None,
-            Duration::from_millis(700),
-            1,
-        );
-        // The client's 0.7 s would cut it; edge-sync has the original's 30 s.
-        assert!(b.edge_sync("t").is_ok());
-        assert!(b.active_alerts("t").is_err());
-        assert_eq!(EDGE_SYNC_DEADLINE, Duration::from_secs(30));
-        assert_eq!(CATALOG_DEADLINE, Duration::from_secs(5));
-    }
-}
+mod tests;

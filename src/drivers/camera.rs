@@ -253,6 +253,12 @@ pub struct Presence {
 }
 
 impl Presence {
+    /// Nothing missing and nothing on its way to be: no check is needed until a device is
+    /// pinned.
+    pub fn idle(&self) -> bool {
+        self.missing.is_empty() && self.streaks.is_empty()
+    }
+
     /// One pass: `observed` holds `(twin, device, exists)` for every checked twin.
     pub fn check(&mut self, observed: &[(String, String, bool)]) -> Vec<PresenceEvent> {
         let mut out = Vec::new();

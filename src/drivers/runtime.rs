@@ -254,12 +254,16 @@ impl Drivers {
         self.meta.pulled(twin, metadata, std::time::Instant::now());
     }
 
-    /// When a metadata change next settles, or the pinned devices are next looked at.
+    /// When a metadata change next settles, or the pinned devices are next looked at (only
+    /// while some device is pinned or was missing: otherwise there is nothing to look at).
     pub fn next_deadline(&self) -> Option<std::time::Instant> {
-        Some(match self.meta.next_due() {
-            Some(m) => m.min(self.next_device_check),
-            None => self.next_device_check,
-        })
+        let pinned = self
+            .ctx
+            .cameras
+            .as_ref()
+            .is_some_and(|c| !super::camera::pinned_devices(c, &self.managed).is_empty());
+        let devices = (pinned || !self.presence.idle()).then_some(self.next_device_check);
+        [self.meta.next_due(), devices].into_iter().flatten().min()
     }
 
     /// Re-reads the camera pins (a camera file changed); true when what drivers are told

@@ -55,6 +55,30 @@ pub(super) enum Event {
     SignalsLost,
 }
 
+impl Event {
+    /// The event's name, for the trace log of what wakes the supervisor.
+    pub(super) fn kind(&self) -> &'static str {
+        match self {
+            Event::Deadline => "deadline",
+            Event::Tick => "tick",
+            Event::DataTick => "data tick",
+            Event::Saturation(_) => "saturation",
+            Event::Cameras => "cameras",
+            Event::Pulled(_) => "twin pulled",
+            Event::Flushed(_) => "twins flushed",
+            Event::Prep(_) => "worker prep",
+            Event::WorkerFiles(_) => "worker files",
+            Event::Signal(_) => "signal",
+            Event::Backend(_) => "backend",
+            Event::Link(_) => "mqtt link",
+            Event::Runtime(_) => "runtime",
+            Event::Tunnel(_) => "tunnel",
+            Event::Control(_) => "control",
+            Event::SignalsLost => "signals lost",
+        }
+    }
+}
+
 /// The receivers the supervisor reads.
 pub(super) struct Sources {
     pub(super) signals: Receiver<Signal>,

@@ -62,6 +62,7 @@ impl Supervisor {
             }
             let due = self.next_deadline();
             let ev = self.sources.next(due);
+            log::trace!("supervisor woken by {}", ev.kind());
             if let Some(outcome) = self.handle(ev) {
                 break outcome;
             }
