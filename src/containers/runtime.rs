@@ -37,6 +37,8 @@ const REVIVE_EVERY: Duration = Duration::from_secs(60);
 /// With the engine's event stream open, a quiet tick lists the containers every 4th time
 /// (once a minute): a backstop for an event the engine did not send.
 pub const OBSERVE_EVERY_TICKS: u32 = 4;
+/// When the second look after a death is taken.
+const RECHECK_AFTER_DEATH: Duration = Duration::from_secs(2);
 
 /// What the helper threads tell the supervisor (hand it back to [`Runtime::on_event`]).
 #[derive(Debug)]
@@ -69,6 +71,9 @@ pub struct Runtime {
     events_live: bool,
     /// Ticks since the last container list landed.
     ticks_since_observe: u32,
+    /// A second look after a death: the engine may send `die` before its list shows the
+    /// container stopped (Docker 20.10), and a quiet tick no longer lists at once.
+    recheck_at: Option<Instant>,
     /// An observation was asked for while one was in flight: run another when it lands.
     observe_again: bool,
     /// Lists asked for and landed so far (one in flight at a time: the n-th to land answers
@@ -173,6 +178,7 @@ impl Runtime {
             observe_pending: true,
             events_live: false,
             ticks_since_observe: 0,
+            recheck_at: None,
             observe_again: false,
             observes_requested: 1,
             observes_landed: 0,
@@ -560,11 +566,16 @@ impl Runtime {
     /// grace), so the supervisor reconciles then instead of at the next tick.
     pub fn next_deadline(&self) -> Option<Instant> {
         let (wants, _, book) = self.plan_inputs();
-        plan::next_due(&wants, &book, Instant::now(), &self.rules())
+        let planned = plan::next_due(&wants, &book, Instant::now(), &self.rules());
+        [planned, self.recheck_at].into_iter().flatten().min()
     }
 
     /// Called when [`Runtime::next_deadline`] passes.
     pub fn on_deadline(&mut self) {
+        if self.recheck_at.is_some_and(|t| t <= Instant::now()) {
+            self.recheck_at = None;
+            self.request_observe();
+        }
         self.reconcile();
     }
 

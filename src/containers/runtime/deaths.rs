@@ -9,6 +9,10 @@ use crate::engine::ContainerEvent;
 
 impl Runtime {
     pub(super) fn on_container_event(&mut self, ev: ContainerEvent) {
+        log::trace!("engine event: {} {}", ev.action, ev.name);
+        if ev.action == "die" {
+            self.recheck_at = Some(Instant::now() + super::RECHECK_AFTER_DEATH);
+        }
         if ev.action == "die"
             && let Some(info) = self.info.get_mut(&ev.name)
             && std::mem::take(&mut info.expect_die)

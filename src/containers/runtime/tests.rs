@@ -376,3 +376,33 @@ fn with_the_event_stream_open_a_quiet_tick_lists_only_every_fourth_time() {
     h.until("a list on the next tick", |h| lists(h) == before + 1);
     h.runtime.shutdown();
 }
+
+#[test]
+fn a_death_the_engine_lists_late_is_seen_by_a_second_look() {
+    let engine = FakeEngine::with_images(&["drv:local"]);
+    put(&engine, "cyberwave-driver-a", "running", "h");
+    let mut h = start(engine);
+    h.until("first observation", |h| {
+        h.runtime.observed_state("cyberwave-driver-a").is_some()
+    });
+    h.want(&[spec("cyberwave-driver-a", "h")]);
+    h.until("seen running", |h| h.runtime.any_running(Role::Driver));
+    h.until("the list after adoption", |h| !h.runtime.observe_pending);
+    // `die` arrives while the engine still lists the container running (Docker 20.10).
+    let lists = h.calls_of("ps");
+    assert!(h.engine.event("die cyberwave-driver-a 1"));
+    h.until("the list the death asked for", |h| {
+        h.runtime.recheck_at.is_some() && h.calls_of("ps") > lists && !h.runtime.observe_pending
+    });
+    assert!(!h.heard().iter().any(|l| l.starts_with("down ")));
+    put(&h.engine, "cyberwave-driver-a", "exited", "h");
+    // No tick: the second look is a deadline of its own, two seconds after the death.
+    let due = h.runtime.next_deadline().expect("a second look is due");
+    assert!(due <= Instant::now() + RECHECK_AFTER_DEATH);
+    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    h.runtime.on_deadline();
+    h.until("down", |h| {
+        h.heard().contains(&"down cyberwave-driver-a exited".into())
+    });
+    h.runtime.shutdown();
+}
