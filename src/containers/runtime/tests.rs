@@ -239,7 +239,7 @@ fn a_restart_loop_is_stopped_with_the_policy_off_and_told_to_the_role() {
         Some("exited")
     );
     // The breaker holds it down: observations do not relaunch it before the retry.
-    h.runtime.tick();
+    h.runtime.request_observe(); // a list, whatever the tick decides
     h.until("observed again", |h| {
         h.engine.calls().iter().filter(|c| *c == "ps").count() >= 3
     });
@@ -260,11 +260,11 @@ fn a_container_that_stops_is_told_to_its_role_once() {
     h.want(&[spec("cyberwave-driver-a", "h")]);
     h.until("seen running", |h| h.runtime.any_running(Role::Driver));
     put(&h.engine, "cyberwave-driver-a", "exited", "h");
-    h.runtime.tick();
+    h.runtime.request_observe(); // a list, whatever the tick decides
     h.until("down", |h| {
         h.heard().contains(&"down cyberwave-driver-a exited".into())
     });
-    h.runtime.tick();
+    h.runtime.request_observe(); // a list, whatever the tick decides
     h.until("observed again", |h| {
         h.engine.calls().iter().filter(|c| *c == "ps").count() >= 3
     });
@@ -288,7 +288,7 @@ fn a_failed_create_is_told_to_the_role_and_retried_later_not_at_once() {
             .iter()
             .any(|l| l.starts_with("failed cyberwave-driver-a"))
     });
-    h.runtime.tick();
+    h.runtime.request_observe(); // a list, whatever the tick decides
     h.until("observed again", |h| {
         h.engine.calls().iter().filter(|c| *c == "ps").count() >= 3
     });
@@ -313,7 +313,7 @@ fn a_list_taken_before_a_launch_finished_does_not_launch_it_again() {
     h.want(&[spec("cyberwave-driver-a", "h")]);
     // A list asked for while the create is under way: taken before the container exists.
     h.until("create begun", |h| h.called("create cyberwave-driver-a"));
-    h.runtime.tick();
+    h.runtime.request_observe(); // a list, whatever the tick decides
     // Hand the runtime the launch's result first, then that older list.
     let (mut ps, mut launched) = (None, None);
     let deadline = Instant::now() + Duration::from_secs(5);
