@@ -248,8 +248,19 @@ def scenario(label, command, twins, driver_params, seconds, python, settle):
     if python:
         foreign = subprocess.Popen([python, "-c", "import time, zenoh; s = zenoh.open(zenoh.Config()); time.sleep(1e6)"])
     driver_rm(twins)
+    # The first edge_health on the broker, timed from the daemon's start.
+    sub = subprocess.Popen(["mosquitto_sub", "-p", str(mport), "-t", "+/twin/+/edge_health", "-C", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    first = {}
     log = open(os.path.join(tmp, "daemon.log"), "w")
+    started = time.monotonic()
     daemon = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def first_health():
+        if sub.stdout.readline():
+            first["s"] = time.monotonic() - started
+    threading.Thread(target=first_health, daemon=True).start()
     try:
         time.sleep(settle)
         pids = family(daemon.pid)
@@ -273,13 +284,15 @@ def scenario(label, command, twins, driver_params, seconds, python, settle):
                 "cpu_ms_per_s": 1000 * cpu / seconds, "rss_mib": rss,
                 "requests_per_hour": sum((k1 - k0).values()) * hour,
                 "bytes_per_hour": sum((b1 - b0).values()) * hour,
-                "calls_per_hour": {k: v * hour for k, v in (k1 - k0).items()}}
+                "calls_per_hour": {k: v * hour for k, v in (k1 - k0).items()},
+                "first_edge_health_s": first.get("s")}
     finally:
         daemon.terminate()
         try:
             daemon.wait(timeout=30)
         except subprocess.TimeoutExpired:
             daemon.kill()
+        sub.kill()
         if foreign:
             foreign.terminate()
         broker.terminate()
@@ -306,4 +319,6 @@ def report(r):
     top = ", ".join(f"{k} {v:.2f}" for k, v in list(r["threads"].items())[:8] if v > 0)
     print(f"  {r['label']}: {r['wakeups']:.2f} wake-ups/s (threads: {top or '-'}); CPU {r['cpu_ms_per_s']:.3f} ms/s; "
           f"RSS {r['rss_mib']:.1f} MiB; backend {r['requests_per_hour']:.0f} requests/h, "
-          f"{r['bytes_per_hour'] / 1024:.0f} KiB/h", flush=True)
+          f"{r['bytes_per_hour'] / 1024:.0f} KiB/h"
+          + (f"; first edge_health after {r['first_edge_health_s']:.2f} s" if r.get("first_edge_health_s") else ""),
+          flush=True)
