@@ -173,6 +173,10 @@ def idle_scenarios(binary, args):
     quiet = lambda i: ["-e", "DRIVER_MODE=quiet"]
     zenoh_driver = idle.zenoh_peer_params(python) if python else None
     w, settle = args.idle_seconds, args.settle_seconds
+    if args.original:
+        # Every answer carries the fields the SDK requires (the original validates them), for
+        # both programs alike: the same bytes on the wire.
+        idle.load_shapes(os.path.join(os.path.dirname(os.path.abspath(args.original)), "python"))
     programs = [("ours", [binary])] + ([("original 0.1.30", [os.path.abspath(args.original)])] if args.original else [])
     results = {}
     for who, command in programs:

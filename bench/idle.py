@@ -32,6 +32,29 @@ class Backend:
     """The REST calls of an edge, answered over keep-alive HTTP/1.1 as the real backend does;
     counts requests and bytes (both directions) per method and path shape."""
 
+    # The schema each answer is an instance of, as the SDK names it (see `shapes`).
+    SCHEMAS = [("GET", ("users", "workspaces"), "WorkspaceSchema"), ("POST", ("edges",), "EdgeSchema"),
+               ("GET", ("edges", None), "EdgeSchema"), ("GET", ("edges",), "EdgeSchema"),
+               ("POST", ("edges", "discover"), "DiscoveryResponseSchema"),
+               ("GET", ("environments", None, "twins"), "TwinSchema"), ("GET", ("twins", None), "TwinSchema"),
+               ("PUT", ("twins", None), "TwinSchema"), ("GET", ("assets", None), "AssetSchema"),
+               ("POST", ("alerts",), "AlertSchema"), ("GET", ("alerts",), "AlertSchema"),
+               ("GET", ("alerts", None), "AlertSchema"), ("PUT", ("alerts", None), "AlertSchema"),
+               ("POST", ("alerts", None, "resolve"), "AlertSchema")]
+    shapes = {}  # schema name -> an instance with every field the SDK requires
+
+    def shaped(self, method, parts, out):
+        """`out` over the SDK's required fields, so a validating client (the original) takes it."""
+        for m, pattern, schema in self.SCHEMAS:
+            if m == method and len(pattern) == len(parts) and all(p is None or p == q for p, q in zip(pattern, parts)):
+                base = self.shapes.get(schema)
+                if base is None:
+                    return out
+                if isinstance(out, list):
+                    return [dict(base, **o) for o in out]
+                return dict(base, **out) if isinstance(out, dict) else out
+        return out
+
     def __init__(self, twins, driver_params):
         self.lock = threading.Lock()
         self.calls = collections.Counter()
@@ -56,7 +79,7 @@ class Backend:
         if method == "POST" and len(parts) == 1:
             uuid = f"a1e70000-0000-4000-8000-{len(self.alerts) + 1:012x}"
             self.alerts[uuid] = dict(body, uuid=uuid, status="active")
-            return 201, self.alerts[uuid]
+            return 200, self.alerts[uuid]
         if method == "GET" and len(parts) == 1:
             q = dict(kv.split("=", 1) for kv in query.split("&") if "=" in kv)
             return 200, [a for a in self.alerts.values()
@@ -76,7 +99,7 @@ class Backend:
         if parts[:1] == ["alerts"]:
             return self.alert(method, parts, path.partition("?")[2], body or {})
         if method == "POST" and parts == ["edges"]:
-            return 201, {"uuid": "ed1de000-0000-4000-8000-000000000001", "fingerprint": FP, "name": FP,
+            return 200, {"uuid": "ed1de000-0000-4000-8000-000000000001", "fingerprint": FP, "name": FP,
                          "workspace_uuid": WS, "metadata": {}}
         if method == "GET" and parts[:1] == ["edges"] and len(parts) == 2:
             return 200, {"uuid": parts[1], "fingerprint": FP, "workspace_uuid": WS, "metadata": {}}
@@ -117,6 +140,9 @@ class Backend:
                         body = {}
                     with backend.lock:
                         code, out = backend.route(method, self.path, body if isinstance(body, dict) else {})
+                        if code < 300:
+                            parts = self.path.split("?")[0].strip("/").split("/")[2:]
+                            out = backend.shaped(method, parts, out)
                 data = json.dumps(out).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
@@ -155,6 +181,27 @@ class Backend:
     def snapshot(self):
         with self.lock:
             return collections.Counter(self.calls), collections.Counter(self.bytes)
+
+
+def load_shapes(python):
+    """The SDK's required fields per schema, from the Python of a venv holding the SDK."""
+    out = subprocess.run([python, os.path.join(HERE, "sdk_shapes.py")] + sorted({s for _, _, s in Backend.SCHEMAS}),
+                         capture_output=True, text=True)
+    if out.returncode == 0:
+        Backend.shapes = json.loads(out.stdout)
+    else:
+        print(f"(no SDK shapes from {python}: {out.stderr.strip()[-200:]})")
+
+
+def broker_port():
+    """1883 when free (the original's SDK connects there whatever CYBERWAVE_MQTT_PORT says),
+    else any free port."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", 1883))
+            return 1883
+        except OSError:
+            return free_port()
 
 
 def free_port():
@@ -239,7 +286,7 @@ def scenario(label, command, twins, driver_params, seconds, python, settle):
     tmp = tempfile.mkdtemp(prefix="cw-idle-")
     backend = Backend(twins, driver_params)
     srv = backend.serve()
-    mport = free_port()
+    mport = broker_port()
     broker = subprocess.Popen(["mosquitto", "-p", str(mport)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cfg = config_dir(tmp, srv.server_address[1], mport)
     env = dict(PATH=os.environ["PATH"], HOME=tmp, CYBERWAVE_EDGE_CONFIG_DIR=cfg, CYBERWAVE_EDGE_UUID=FP,

@@ -5,6 +5,7 @@
 //! everything else and says that liveness and the embedded router are not in it.
 
 pub mod liveness;
+#[cfg(feature = "zenoh")]
 pub mod peers;
 pub mod router;
 #[cfg(feature = "zenoh")]
