@@ -122,6 +122,8 @@ def main():
     ap.add_argument("--original", help="the original's cyberwave-edge-core executable, run the same way")
     ap.add_argument("--json", help="write every scenario's figures here")
     ap.add_argument("--only-idle", action="store_true", help="skip parts 1 and 2")
+    ap.add_argument("--only", help="run only the idle scenarios whose name contains this")
+    ap.add_argument("--original-only", action="store_true", help="run the idle scenarios of --original alone")
     args = ap.parse_args()
     binary = os.path.abspath(args.binary)
     if args.only_idle:
@@ -164,7 +166,7 @@ def main():
 def idle_scenarios(binary, args):
     """Part 3: the idle daemon, ours and (--original) the Python original, scenario by
     scenario (bench/idle.py)."""
-    python = args.python if args.python and os.path.exists(args.python) else None
+    python = os.path.abspath(args.python) if args.python and os.path.exists(args.python) else None
     if not python:
         print("(no Python with eclipse-zenoh: no third-party zenoh peer, no zenoh drivers)")
     subprocess.run([os.path.join(HERE, "..", "examples", "local", "build-driver-image.sh"), idle.IMAGE],
@@ -177,7 +179,8 @@ def idle_scenarios(binary, args):
         # Every answer carries the fields the SDK requires (the original validates them), for
         # both programs alike: the same bytes on the wire.
         idle.load_shapes(os.path.join(os.path.dirname(os.path.abspath(args.original)), "python"))
-    programs = [("ours", [binary])] + ([("original 0.1.30", [os.path.abspath(args.original)])] if args.original else [])
+    programs = ([] if args.original_only else [("ours", [binary])]) + \
+        ([("original 0.1.30", [os.path.abspath(args.original)])] if args.original else [])
     results = {}
     for who, command in programs:
         print(f"{who} ({' '.join(command)}), {w} s per scenario after {settle} s, a third-party zenoh peer on the host"
@@ -188,10 +191,13 @@ def idle_scenarios(binary, args):
             plan += [("3 twins with running drivers", 3, quiet),
                      ("3 twins whose drivers each run an idle SDK zenoh peer", 3, lambda i: zenoh_driver)]
         for label, twins, params in plan:
+            if args.only and args.only not in label:
+                continue
             r = idle.scenario(label, command, twins, params, w, python, settle)
             results[(who, label)] = r
             idle.report(r)
-        if who == "ours" and zenoh_driver:
+        if who == "ours" and zenoh_driver and (who, "3 twins with running drivers") in results \
+                and (who, "3 twins whose drivers each run an idle SDK zenoh peer") in results:
             plain = results[(who, "3 twins with running drivers")]["wakeups"]
             linked = results[(who, "3 twins whose drivers each run an idle SDK zenoh peer")]["wakeups"]
             print(f"  each zenoh link of our drivers: {(linked - plain) / 3:+.2f} wake-ups/s", flush=True)

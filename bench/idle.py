@@ -248,7 +248,8 @@ def cpu_rss(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     with open(f"/proc/{pid}/status") as f:
-        rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 1024.0
+        # A process that already ended (a zombie child) has no VmRSS line.
+        rss = next((int(l.split()[1]) for l in f if l.startswith("VmRSS:")), 0) / 1024.0
     return cpu, rss
 
 
