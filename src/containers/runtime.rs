@@ -285,8 +285,14 @@ impl Runtime {
     /// [`OBSERVE_EVERY_TICKS`]th time, as a backstop.
     pub fn tick(&mut self) {
         self.ticks_since_observe += 1;
-        let settled = self.inflight.is_empty() && self.recreating.is_empty();
-        if !self.events_live || !settled || self.ticks_since_observe >= OBSERVE_EVERY_TICKS {
+        // Anything but every desired container running (a launch, a recreation, a container
+        // down or gone): every tick lists, as before the event stream was trusted.
+        let steady = self.inflight.is_empty()
+            && self.recreating.is_empty()
+            && self.desired.keys().all(|n| {
+                self.observed_state(n).is_some_and(|c| c.state == "running")
+            });
+        if !self.events_live || !steady || self.ticks_since_observe >= OBSERVE_EVERY_TICKS {
             self.request_observe();
         }
         self.maybe_cleanup();
