@@ -289,9 +289,10 @@ impl Runtime {
         // down or gone): every tick lists, as before the event stream was trusted.
         let steady = self.inflight.is_empty()
             && self.recreating.is_empty()
-            && self.desired.keys().all(|n| {
-                self.observed_state(n).is_some_and(|c| c.state == "running")
-            });
+            && self
+                .desired
+                .keys()
+                .all(|n| self.observed_state(n).is_some_and(|c| c.state == "running"));
         if !self.events_live || !steady || self.ticks_since_observe >= OBSERVE_EVERY_TICKS {
             self.request_observe();
         }
