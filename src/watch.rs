@@ -29,6 +29,9 @@ pub fn worker_file(name: &str) -> bool {
 /// an event: a lost one is reported as a queue overflow, which rescans.
 const BACKSTOP: Duration = Duration::from_secs(15);
 
+/// Poll interval when inotify is unavailable.
+const POLL: Duration = Duration::from_secs(1);
+
 /// Whether `dir` is on a filesystem whose changes inotify may not see.
 fn network_fs(dir: &Path) -> bool {
     const NFS: i64 = 0x6969;
@@ -51,8 +54,6 @@ fn network_fs(dir: &Path) -> bool {
     let kind = st.f_type as i64;
     [NFS, SMB, CIFS, SMB2, FUSE, NCP, AFS, CEPH].contains(&kind)
 }
-/// Poll interval when inotify is unavailable.
-const POLL: Duration = Duration::from_secs(1);
 
 pub fn signature(dir: &Path, filter: Filter) -> Signature {
     let mut out: Signature = std::fs::read_dir(dir)

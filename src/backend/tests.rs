@@ -72,18 +72,23 @@ fn slow_server(delay: Duration) -> String {
     url
 }
 
-#[test]
-fn edge_sync_has_its_own_deadline_and_the_rest_the_clients() {
-    let url = slow_server(Duration::from_millis(1500));
-    let b = Backend::build(
+/// The edge core's client of `url` (a test token, no workspace, one attempt).
+fn client(url: &str, timeout: Duration) -> Backend {
+    Backend::build(
         "cyberwave-edge-core",
-        &url,
+        url,
         Secret::new("cw_x"),
         None,
         None,
-        Duration::from_millis(700),
+        timeout,
         1,
-    );
+    )
+}
+
+#[test]
+fn edge_sync_has_its_own_deadline_and_the_rest_the_clients() {
+    let url = slow_server(Duration::from_millis(1500));
+    let b = client(&url, Duration::from_millis(700));
     // The client's 0.7 s would cut it; edge-sync has the original's 30 s.
     assert!(b.edge_sync("t").is_ok());
     assert!(b.active_alerts("t").is_err());
@@ -123,15 +128,7 @@ fn etag_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
 #[test]
 fn a_repeated_get_is_conditional_and_a_304_answers_with_the_kept_copy() {
     let (url, seen) = etag_server();
-    let b = Backend::build(
-        "cyberwave-edge-core",
-        &url,
-        Secret::new("cw_x"),
-        None,
-        None,
-        Duration::from_secs(5),
-        1,
-    );
+    let b = client(&url, Duration::from_secs(5));
     let first = b.environment_twins("e").unwrap();
     // A clone (another thread's client) shares what was kept.
     let second = b.clone().environment_twins("e").unwrap();

@@ -143,11 +143,9 @@ impl Loop {
     }
 
     /// Links to containers that stopped are dropped at once (zenoh would keep retrying
-    /// them); new containers are looked at a few times while their peers start.
+    /// them); new containers are looked at a few times while their peers start. (`Bus`
+    /// sends a set only when it changed.)
     fn containers_changed(&mut self, set: BTreeSet<String>) {
-        if set == self.containers {
-            return;
-        }
         self.containers = set;
         let before = self.links.len();
         let containers = &self.containers;

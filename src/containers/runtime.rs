@@ -227,16 +227,6 @@ impl Runtime {
         self.observed.as_ref().and_then(|o| o.get(name))
     }
 
-    /// The full ids of the containers of ours the engine last listed as running.
-    pub fn running_ids(&self) -> std::collections::BTreeSet<String> {
-        self.observed
-            .iter()
-            .flat_map(|o| o.values())
-            .filter(|c| c.state == "running" && !c.id.is_empty())
-            .map(|c| c.id.clone())
-            .collect()
-    }
-
     /// A launch of `name` is under way.
     pub fn launching(&self, name: &str) -> bool {
         self.inflight.contains(name)
@@ -285,15 +275,7 @@ impl Runtime {
     /// [`OBSERVE_EVERY_TICKS`]th time, as a backstop.
     pub fn tick(&mut self) {
         self.ticks_since_observe += 1;
-        // Anything but every desired container running (a launch, a recreation, a container
-        // down or gone): every tick lists, as before the event stream was trusted.
-        let steady = self.inflight.is_empty()
-            && self.recreating.is_empty()
-            && self
-                .desired
-                .keys()
-                .all(|n| self.observed_state(n).is_some_and(|c| c.state == "running"));
-        if !self.events_live || !steady || self.ticks_since_observe >= OBSERVE_EVERY_TICKS {
+        if self.tick_lists() {
             self.request_observe();
         }
         self.maybe_cleanup();

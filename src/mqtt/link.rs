@@ -119,8 +119,9 @@ impl MqttHandle {
         }
     }
 
-    /// Publishes several JSON payloads in one hand-over (periodic fan-out to many twins):
-    /// one wake-up of the pump instead of one per message.
+    /// Publishes several JSON payloads (periodic fan-out to many twins): straight to rumqttc
+    /// while the outbox is empty, else in one hand-over to the outbox — one wake-up of it
+    /// instead of one per message.
     pub fn publish_json_batch(&self, messages: Vec<(String, Value)>) {
         let mut batch: Vec<(String, Vec<u8>)> = messages
             .into_iter()

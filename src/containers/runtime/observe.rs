@@ -11,6 +11,29 @@ use crate::containers::executor::Op;
 use crate::engine::Container;
 
 impl Runtime {
+    /// The full ids of the containers of ours the engine last listed as running.
+    pub fn running_ids(&self) -> std::collections::BTreeSet<String> {
+        self.observed
+            .iter()
+            .flat_map(|o| o.values())
+            .filter(|c| c.state == "running" && !c.id.is_empty())
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    /// Whether this tick lists the containers: always without the event stream or while
+    /// anything is not simply running (a launch, a recreation, a container down or gone);
+    /// otherwise every [`super::OBSERVE_EVERY_TICKS`]th tick, as a backstop.
+    pub(super) fn tick_lists(&self) -> bool {
+        let steady = self.inflight.is_empty()
+            && self.recreating.is_empty()
+            && self
+                .desired
+                .keys()
+                .all(|n| self.observed_state(n).is_some_and(|c| c.state == "running"));
+        !self.events_live || !steady || self.ticks_since_observe >= super::OBSERVE_EVERY_TICKS
+    }
+
     pub(super) fn request_observe(&mut self) {
         if self.observe_pending {
             self.observe_again = true;

@@ -142,6 +142,21 @@ fn ours(hash: &str) -> Vec<(&'static str, String)> {
     vec![(crate::containers::LABEL_SPEC_HASH, hash.to_string())]
 }
 
+/// `cyberwave-driver-a` running before the runtime starts, then desired and adopted. The
+/// first list lands before it is desired (an adoption at start): a death before the next list
+/// is still a transition the role hears of.
+fn adopted_running() -> Harness {
+    let engine = FakeEngine::with_images(&["drv:local"]);
+    put(&engine, "cyberwave-driver-a", "running", "h");
+    let mut h = start(engine);
+    h.until("first observation", |h| {
+        h.runtime.observed_state("cyberwave-driver-a").is_some()
+    });
+    h.want(&[spec("cyberwave-driver-a", "h")]);
+    h.until("seen running", |h| h.runtime.any_running(Role::Driver));
+    h
+}
+
 fn put(engine: &FakeEngine, name: &str, state: &str, hash: &str) {
     let labels = ours(hash);
     let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -249,16 +264,7 @@ fn a_restart_loop_is_stopped_with_the_policy_off_and_told_to_the_role() {
 
 #[test]
 fn a_container_that_stops_is_told_to_its_role_once() {
-    let engine = FakeEngine::with_images(&["drv:local"]);
-    put(&engine, "cyberwave-driver-a", "running", "h");
-    let mut h = start(engine);
-    // The first list lands before the container is desired (an adoption at start): a death
-    // before the next list is still a transition the role hears of.
-    h.until("first observation", |h| {
-        h.runtime.observed_state("cyberwave-driver-a").is_some()
-    });
-    h.want(&[spec("cyberwave-driver-a", "h")]);
-    h.until("seen running", |h| h.runtime.any_running(Role::Driver));
+    let mut h = adopted_running();
     put(&h.engine, "cyberwave-driver-a", "exited", "h");
     h.runtime.request_observe(); // a list, whatever the tick decides
     h.until("down", |h| {
@@ -379,15 +385,10 @@ fn with_the_event_stream_open_a_quiet_tick_lists_only_every_fourth_time() {
 
 #[test]
 fn a_death_the_engine_lists_late_is_seen_by_a_second_look() {
-    let engine = FakeEngine::with_images(&["drv:local"]);
-    put(&engine, "cyberwave-driver-a", "running", "h");
-    let mut h = start(engine);
-    h.until("first observation", |h| {
-        h.runtime.observed_state("cyberwave-driver-a").is_some()
+    let mut h = adopted_running();
+    h.until("the event stream open and the list after adoption", |h| {
+        h.runtime.events_live && !h.runtime.observe_pending
     });
-    h.want(&[spec("cyberwave-driver-a", "h")]);
-    h.until("seen running", |h| h.runtime.any_running(Role::Driver));
-    h.until("the list after adoption", |h| !h.runtime.observe_pending);
     // `die` arrives while the engine still lists the container running (Docker 20.10).
     let lists = h.calls_of("ps");
     assert!(h.engine.event("die cyberwave-driver-a 1"));
