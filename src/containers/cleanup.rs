@@ -28,6 +28,10 @@ pub fn stale_containers(
         .filter(|e| e.labels.get(LABEL_OWNER).map(String::as_str) == Some(owner))
         .filter(|e| !e.labels.contains_key("cyberwave.min_restart_interval_s"))
         .filter(|e| !desired.contains(&e.name))
+        // What an interrupted switch of a desired container left: its next launch settles it.
+        .filter(|e| {
+            super::launch::switch::switching_base(&e.name).is_none_or(|b| !desired.contains(b))
+        })
         .map(|e| e.name.clone())
         .collect()
 }
@@ -126,11 +130,16 @@ mod tests {
             ps("cyberwave-driver-dddd", "exited", false), // not created by us → kept
             ps("someone-else", "exited", true),          // not a cyberwave name → kept
             owned("cyberwave-driver-eeee", "exited", true, "edge-b"), // another edge's → kept
+            ps("cyberwave-driver-bbbb.old", "exited", true), // settled by bbbb's launch → kept
+            ps("cyberwave-driver-aaaa.next", "created", true), // aaaa is gone → pruned
         ];
         let desired: BTreeSet<String> = ["cyberwave-driver-bbbb".to_string()].into();
         assert_eq!(
             stale_containers(&observed, &desired, "edge-a"),
-            vec!["cyberwave-driver-aaaa".to_string()]
+            vec![
+                "cyberwave-driver-aaaa".to_string(),
+                "cyberwave-driver-aaaa.next".to_string()
+            ]
         );
     }
 

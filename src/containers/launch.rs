@@ -39,8 +39,11 @@ pub struct LaunchJob {
     pub spec: ContainerSpec,
     /// What the role's [`LaunchHooks::prepare`] needs (a driver's twin file).
     pub payload: Value,
-    /// A container of that name was observed: remove it first.
+    /// A container of that name was observed: remove it first (or switch to the new one
+    /// when it runs).
     pub exists: bool,
+    /// The last observation showed what an interrupted switch of it left (`.next`, `.old`).
+    pub settle: bool,
 }
 
 /// A failed launch; `phase` names the step (the original's failure phases).
@@ -155,15 +158,22 @@ impl Launcher {
         }
         crate::fsutil::write_atomic(&env_file, spec.env_file_text().as_bytes(), 0o600)
             .map_err(|e| fail("env_file_failed", &e))?;
+        if job.settle {
+            self.settle_switch(&spec.name)?;
+        }
+        let mut run_spec = spec.clone();
+        run_spec.image = image.to_string();
+        let argv = run_spec.create_argv(&env_file);
+        let probe = spec.probe.unwrap_or(self.probe);
+        if (job.exists || job.settle) && self.runs(&spec.name) {
+            return self.switch(&spec.name, &argv, &env_file, probe);
+        }
         // Usually nothing to remove: skip the CLI call unless the last observation saw one
         // (a stale `created` leftover still fails `docker create` and is removed below).
         if job.exists {
             retire(self.engine.as_ref(), &spec.name)
                 .map_err(|e| fail("container_remove_failed", &e))?;
         }
-        let mut run_spec = spec.clone();
-        run_spec.image = image.to_string();
-        let argv = run_spec.create_argv(&env_file);
         let mut created = self.engine.create(&argv);
         if let Err(EngineError::Failed { message, .. }) = &created
             && message.contains("already in use")
@@ -195,7 +205,7 @@ impl Launcher {
             let _ = retire(self.engine.as_ref(), &spec.name);
             return Err(fail("docker_start_failed", &e));
         }
-        self.probe(&spec.name, spec.probe.unwrap_or(self.probe))
+        self.probe(&spec.name, probe)
     }
 
     /// The startup probe (reference §5.7 step 13): ready = running, or exited (or
@@ -328,6 +338,8 @@ fn env_file_problem(config_dir: &std::path::Path, options: &[String]) -> Option<
 
 /// The image step: local build, pull with progress (and the anonymous retry), fallbacks.
 mod image_step;
+/// Replacing a running container: create beside it, swap names, stop, start.
+pub mod switch;
 
 #[cfg(test)]
 mod tests;

@@ -19,6 +19,7 @@ use super::breaker::{Breaker, FlapDetector};
 use super::cleanup::{load_images, save_images};
 use super::executor::{ExecEvent, Op, follow_events, run_ops};
 use super::follow::Followers;
+use super::launch::switch::{next_name, old_name};
 use super::launch::{LaunchFailure, LaunchJob, Launcher};
 use super::plan::{self, Action, Why};
 pub use super::role::{CleanupTuning, Loop, Policy, RoleHooks, RoleSetup, Setup, Tuning};
@@ -500,10 +501,14 @@ impl Runtime {
                         Why::SpecChanged => log::info!("{name} differs from its spec: recreating"),
                         _ => {}
                     }
+                    let settle = [next_name(&name), old_name(&name)]
+                        .iter()
+                        .any(|n| observed.contains_key(n));
                     batch.push(LaunchJob {
                         spec: spec.clone(),
                         payload: payload.clone(),
                         exists: replace,
+                        settle,
                     });
                 }
                 Action::Revive { name, why } => {

@@ -331,6 +331,7 @@ fn start_directly(ctx: &Ctx) -> Result<(), String> {
             spec,
             payload: Value::Null,
             exists: existing.is_some(),
+            settle: true,
         }],
         |_, r| result = r.map(|_| ()).map_err(|e| e.to_string()),
     );

@@ -160,6 +160,10 @@ impl Engine for Docker {
         self.run(&["start", name], START_TIMEOUT).map(|_| ())
     }
 
+    fn rename(&self, from: &str, to: &str) -> Result<(), EngineError> {
+        self.run(&["rename", from, to], INSPECT_TIMEOUT).map(|_| ())
+    }
+
     fn stop(&self, name: &str, timeout_s: u64) -> Result<(), EngineError> {
         let t = timeout_s.to_string();
         self.run(

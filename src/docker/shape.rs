@@ -109,6 +109,7 @@ pub fn parse_inspect(v: &Value) -> Result<Details, ShapeError> {
         started_at: s("/State/StartedAt"),
         finished_at: s("/State/FinishedAt"),
         image: s("/Config/Image"),
+        image_id: s("/Image"),
         labels: labels_of(v.pointer("/Config/Labels")),
         env: v
             .pointer("/Config/Env")

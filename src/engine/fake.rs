@@ -32,6 +32,8 @@ pub struct FakeEngine {
     pub runtimes: Mutex<Runtimes>,
     /// A call whose text starts with a key takes this long (before it acts).
     pub slow: Mutex<BTreeMap<String, std::time::Duration>>,
+    /// name → the image it was created from (the one after the env file in the argv).
+    pub container_images: Mutex<BTreeMap<String, String>>,
     /// The write end of the open events stream: [`FakeEngine::event`] writes to it.
     event_writer: Mutex<Option<UnixStream>>,
     /// The write ends of open log follows, per container.
@@ -260,6 +262,12 @@ impl Engine for FakeEngine {
             started_at: String::new(),
             finished_at: String::new(),
             image: String::new(),
+            image_id: self
+                .container_images
+                .lock()
+                .ok()
+                .and_then(|m| m.get(name).map(|i| format!("sha256:{i}")))
+                .unwrap_or_default(),
             labels: labels.clone(),
             env: Vec::new(),
             mounts: Vec::new(),
@@ -343,6 +351,12 @@ impl Engine for FakeEngine {
         {
             timeouts.insert(name.clone(), t);
         }
+        if let Some(i) = argv.iter().position(|a| a == "--env-file")
+            && let Some(image) = argv.get(i + 2)
+            && let Ok(mut m) = self.container_images.lock()
+        {
+            m.insert(name.clone(), image.clone());
+        }
         if let Ok(mut c) = self.containers.lock() {
             c.insert(name.clone(), ("created".into(), labels, policy));
         }
@@ -351,6 +365,37 @@ impl Engine for FakeEngine {
     fn start(&self, name: &str) -> Result<(), EngineError> {
         self.record(format!("start {name}"))?;
         self.set_state(name, "running");
+        Ok(())
+    }
+    fn rename(&self, from: &str, to: &str) -> Result<(), EngineError> {
+        self.record(format!("rename {from} {to}"))?;
+        let mut c = self
+            .containers
+            .lock()
+            .map_err(|_| io_error("rename", std::io::Error::other("poisoned")))?;
+        if c.contains_key(to) {
+            return Err(EngineError::Failed {
+                command: "docker rename".into(),
+                code: Some(1),
+                message: format!("Conflict. The container name \"/{to}\" is already in use"),
+            });
+        }
+        let entry = c.remove(from).ok_or_else(|| EngineError::Failed {
+            command: "docker rename".into(),
+            code: Some(1),
+            message: format!("No such container: {from}"),
+        })?;
+        c.insert(to.to_string(), entry);
+        if let Ok(mut t) = self.stop_timeouts.lock()
+            && let Some(v) = t.remove(from)
+        {
+            t.insert(to.to_string(), v);
+        }
+        if let Ok(mut m) = self.container_images.lock()
+            && let Some(v) = m.remove(from)
+        {
+            m.insert(to.to_string(), v);
+        }
         Ok(())
     }
     fn stop(&self, name: &str, timeout_s: u64) -> Result<(), EngineError> {

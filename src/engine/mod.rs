@@ -66,6 +66,9 @@ pub struct Details {
     pub started_at: String,
     pub finished_at: String,
     pub image: String,
+    /// The id of the image it runs (`sha256:…`): what a rollback starts again, whatever a
+    /// tag points at by then.
+    pub image_id: String,
     pub labels: BTreeMap<String, String>,
     pub env: Vec<String>,
     pub mounts: Vec<Value>,
@@ -88,6 +91,7 @@ impl Details {
             started_at: String::new(),
             finished_at: String::new(),
             image: String::new(),
+            image_id: String::new(),
             labels: BTreeMap::new(),
             env: Vec::new(),
             mounts: Vec::new(),
@@ -166,6 +170,9 @@ pub trait Engine: Send + Sync {
     /// `create` with a full argv (after `create`); returns the id.
     fn create(&self, argv: &[String]) -> Result<String, EngineError>;
     fn start(&self, name: &str) -> Result<(), EngineError>;
+    /// Renames a container (running or not): a switch creates the successor beside the
+    /// running one and swaps their names before the stop, so downtime is a stop and a start.
+    fn rename(&self, from: &str, to: &str) -> Result<(), EngineError>;
     fn stop(&self, name: &str, timeout_s: u64) -> Result<(), EngineError>;
     /// Force-removes a container with its anonymous volumes; a missing one is not an error.
     /// SIGKILLs whatever still runs in it: call it only through `containers::retire`, which

@@ -92,6 +92,7 @@ fn launch(l: &Launcher, specs: Vec<ContainerSpec>) -> Vec<(String, Result<String
             payload: json!({"uuid": spec.owner}),
             spec,
             exists: false,
+            settle: false,
         })
         .collect();
     let out = Mutex::new(Vec::new());
@@ -290,34 +291,114 @@ fn env_files_must_be_regular_files_that_stay_inside_the_config_dir() {
     assert_eq!(env_file_problem(dir, &own), None);
 }
 
+/// Launches `s` over its running predecessor; returns the result and the engine calls made
+/// (image checks and hooks left out).
+fn switch_over(
+    engine: &Arc<FakeEngine>,
+    l: &Launcher,
+    s: &ContainerSpec,
+) -> (Result<String, LaunchFailure>, Vec<String>) {
+    let before = engine.calls().len();
+    let job = LaunchJob {
+        spec: s.clone(),
+        payload: json!({"uuid": "11111111-2222-4333-8444-555555555555"}),
+        exists: true,
+        settle: false,
+    };
+    let mut got = Vec::new();
+    l.launch_batch(vec![job], |_, r| got.push(r));
+    let calls = engine.calls()[before..]
+        .iter()
+        .filter(|c| !c.starts_with("image_exists") && !c.starts_with("prepare"))
+        .cloned()
+        .collect();
+    (got.remove(0), calls)
+}
+
 #[test]
-fn a_recreate_stops_the_running_container_with_its_own_grace_period_first() {
+fn a_running_container_is_switched_stop_then_start_with_its_own_grace_period() {
     let d = tempfile::tempdir().unwrap();
     let engine = Arc::new(FakeEngine::with_images(&["drv:local"]));
     let l = launcher(engine.clone(), d.path());
     let mut s = spec("arm", "drv:local");
     s.options.extend(["--stop-timeout".into(), "3".into()]);
     assert!(launch(&l, vec![s.clone()])[0].1.is_ok());
-    let before = engine.calls().len();
+    let (r, calls) = switch_over(&engine, &l, &s);
+    assert!(r.is_ok(), "{r:?}");
+    // Created beside it, names swapped while it runs; the robot is down from the stop to
+    // the start; the old container goes once the new one passed its probe.
+    assert_eq!(
+        calls,
+        [
+            "inspect arm",
+            "create arm.next",
+            "inspect arm",
+            "rename arm arm.old",
+            "rename arm.next arm",
+            "stop arm.old 3",
+            "start arm",
+            "inspect arm",
+            "remove arm.old",
+        ],
+    );
+    assert_eq!(engine.state("arm").as_deref(), Some("running"));
+    assert_eq!(engine.state("arm.old"), None);
+}
+
+#[test]
+fn a_successor_that_fails_its_probe_gives_the_name_back_to_the_old_container() {
+    let d = tempfile::tempdir().unwrap();
+    let engine = Arc::new(FakeEngine::with_images(&["drv:local"]));
+    let l = launcher(engine.clone(), d.path());
+    let s = spec("arm", "drv:local");
+    assert!(launch(&l, vec![s.clone()])[0].1.is_ok());
+    let (r, calls) = {
+        engine.fail("start arm", "exec format error");
+        switch_over(&engine, &l, &s)
+    };
+    let f = r.unwrap_err();
+    assert_eq!(f.phase, "docker_start_failed");
+    let tail: Vec<&str> = calls.iter().map(String::as_str).skip(6).collect();
+    assert_eq!(
+        tail,
+        [
+            "start arm",
+            "inspect arm",
+            "remove arm",
+            "rename arm.old arm",
+            "start arm"
+        ]
+    );
+    assert!(engine.state("arm.old").is_none() && engine.state("arm").is_some());
+}
+
+#[test]
+fn what_an_interrupted_switch_left_is_settled_first() {
+    let d = tempfile::tempdir().unwrap();
+    let engine = Arc::new(FakeEngine::with_images(&["drv:local"]));
+    let l = launcher(engine.clone(), d.path());
+    // Killed after the names were swapped... and before the new one was renamed: the old
+    // container runs as arm.old, a created arm.next waits.
+    engine.put("arm.old", "running", &[], "unless-stopped");
+    engine.put("arm.next", "created", &[], "unless-stopped");
     let job = LaunchJob {
-        spec: s,
+        spec: spec("arm", "drv:local"),
         payload: json!({"uuid": "11111111-2222-4333-8444-555555555555"}),
-        exists: true,
+        exists: false,
+        settle: true,
     };
     let mut got = Vec::new();
-    l.launch_batch(vec![job], |spec, r| got.push((spec.name.clone(), r)));
-    assert!(got[0].1.is_ok(), "{got:?}");
+    l.launch_batch(vec![job], |_, r| got.push(r));
+    assert!(got[0].is_ok(), "{got:?}");
     let calls = engine.calls();
-    let after: Vec<&str> = calls[before..]
-        .iter()
-        .map(String::as_str)
-        .filter(|c| !c.starts_with("image_exists") && !c.starts_with("prepare"))
-        .collect();
-    assert_eq!(
-        after[..4],
-        ["inspect arm", "stop arm 3", "remove arm", "create arm"],
+    // The old one got its name back and was then switched like any running container.
+    assert!(
+        calls.contains(&"rename arm.old arm".to_string()),
         "{calls:?}"
     );
+    assert!(calls.contains(&"stop arm.old 10".to_string()), "{calls:?}");
+    assert!(engine.state("arm.next").is_none() && engine.state("arm.old").is_none());
+    assert_eq!(engine.state("arm").as_deref(), Some("running"));
 }
 
 #[test]

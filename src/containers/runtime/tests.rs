@@ -204,7 +204,7 @@ fn launches_what_is_missing_and_adopts_what_runs_with_the_same_spec() {
 }
 
 #[test]
-fn a_changed_spec_stops_the_old_container_gracefully_before_its_successor_is_created() {
+fn a_changed_spec_switches_the_running_container_once_its_successor_exists() {
     let engine = FakeEngine::with_images(&["drv:local"]);
     put(&engine, "cyberwave-driver-a", "running", "old");
     let mut h = start(engine);
@@ -215,14 +215,14 @@ fn a_changed_spec_stops_the_old_container_gracefully_before_its_successor_is_cre
     });
     let calls = h.engine.calls();
     let at = |c: &str| calls.iter().position(|x| x == c).unwrap_or(usize::MAX);
-    let (stop, remove, create, start) = (
-        at("stop cyberwave-driver-a 10"),
-        at("remove cyberwave-driver-a"),
-        at("create cyberwave-driver-a"),
+    let (create, stop, start, remove) = (
+        at("create cyberwave-driver-a.next"),
+        at("stop cyberwave-driver-a.old 10"),
         at("start cyberwave-driver-a"),
+        at("remove cyberwave-driver-a.old"),
     );
     assert!(
-        stop < remove && remove < create && create < start,
+        create < stop && stop < start && start < remove && remove < usize::MAX,
         "{calls:?}"
     );
     h.runtime.shutdown();
