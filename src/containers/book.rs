@@ -73,6 +73,8 @@ pub struct Record {
     pub stopped_for_loop: bool,
     pub last_error: Option<String>,
     pub id: Option<String>,
+    /// The image id of the container it last launched.
+    pub image_id: String,
     /// Consecutive failed launches, and when the next launch may be tried.
     pub launch_failures: u32,
     pub next_launch: Option<Instant>,
@@ -88,6 +90,8 @@ pub struct Record {
     /// The first list (by request number) known to be taken after its last launch: earlier
     /// ones may predate the create and must not make it look gone.
     pub trust_lists_from: u64,
+    /// An update that waits while the old container runs: its image and why it waits.
+    pub pending_update: Option<(String, String)>,
 }
 
 impl Record {

@@ -115,6 +115,7 @@ mod tests {
             id: name.into(),
             name: name.into(),
             image: "i".into(),
+            image_id: String::new(),
             state: state.into(),
             status: String::new(),
             labels,

@@ -46,6 +46,14 @@ pub struct LaunchJob {
     pub settle: bool,
 }
 
+/// A container that came up: its id and the id of the image it runs (what a rollback to it
+/// starts again).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Up {
+    pub id: String,
+    pub image_id: String,
+}
+
 /// A failed launch; `phase` names the step (the original's failure phases).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LaunchFailure {
@@ -79,7 +87,7 @@ impl Launcher {
     pub fn launch_batch(
         &self,
         jobs: Vec<LaunchJob>,
-        mut report: impl FnMut(&ContainerSpec, Result<String, LaunchFailure>),
+        mut report: impl FnMut(&ContainerSpec, Result<Up, LaunchFailure>),
     ) {
         // One pull per image; its progress goes to every container using it (each twin's
         // `driverlog` and card), in order of first use.
@@ -141,7 +149,7 @@ impl Launcher {
         });
     }
 
-    fn launch_one(&self, job: &LaunchJob, image: &str) -> Result<String, LaunchFailure> {
+    fn launch_one(&self, job: &LaunchJob, image: &str) -> Result<Up, LaunchFailure> {
         let spec = &job.spec;
         let fail = |phase: &'static str, e: &dyn std::fmt::Display| LaunchFailure {
             phase,
@@ -213,7 +221,7 @@ impl Launcher {
     /// waited for (its restart policy is at work; the restart-loop detector judges loops); one
     /// that exited for good (no restart, policy `no`) or is dead has failed. A container still
     /// `created` when the probe ends gets one synchronous `docker start` and 30 s more.
-    fn probe(&self, name: &str, within: Duration) -> Result<String, LaunchFailure> {
+    fn probe(&self, name: &str, within: Duration) -> Result<Up, LaunchFailure> {
         match self.probe_for(name, within) {
             Probe::StillCreated => {
                 log::warn!(
@@ -244,7 +252,12 @@ impl Launcher {
                 Ok(Some(i)) => {
                     last = i.status.clone();
                     match probe_verdict(&i) {
-                        Verdict::Ready => return Probe::Done(Ok(i.id)),
+                        Verdict::Ready => {
+                            return Probe::Done(Ok(Up {
+                                id: i.id,
+                                image_id: i.image_id,
+                            }));
+                        }
                         Verdict::Failed => {
                             return Probe::Done(Err(LaunchFailure {
                                 phase: "container_unhealthy",
@@ -280,7 +293,7 @@ impl Launcher {
 }
 
 enum Probe {
-    Done(Result<String, LaunchFailure>),
+    Done(Result<Up, LaunchFailure>),
     StillCreated,
 }
 

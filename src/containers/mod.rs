@@ -16,6 +16,7 @@ pub mod role;
 pub mod runtime;
 pub mod spec;
 pub mod supervised;
+pub mod updates;
 
 /// Labels every managed container carries, whatever its role.
 pub const LABEL_SPEC_HASH: &str = "io.cyberwave.edge.spec-hash";

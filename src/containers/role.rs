@@ -29,6 +29,9 @@ pub struct Tuning {
     pub log_tail: u64,
     /// `None` when `CYBERWAVE_SKIP_PERIODIC_DOCKER_CLEANUP` is set.
     pub cleanup: Option<CleanupTuning>,
+    /// `CYBERWAVE_UPDATE_PROBATION_SECONDS` (120): how long a new spec runs before it is the
+    /// last good one.
+    pub probation: Duration,
 }
 
 #[cfg(test)]
@@ -46,6 +49,7 @@ impl Tuning {
             rearm_after: Duration::from_secs(300),
             log_tail: 10,
             cleanup: None,
+            probation: Duration::from_secs(120),
         }
     }
 }
@@ -78,6 +82,14 @@ pub trait Policy: Send {
     fn went_down(&mut self, spec: &ContainerSpec, status: &str);
     /// Where the running container's log lines go.
     fn log_sink(&self, spec: &ContainerSpec) -> Sink;
+    /// `failed` did not pass its probation (`why`); `back`, the last good spec, runs again.
+    fn rolled_back(
+        &mut self,
+        _failed: &ContainerSpec,
+        _why: &super::updates::Failed,
+        _back: &super::updates::Good,
+    ) {
+    }
 }
 
 /// Where the runtime keeps its files and whose containers it may clean up.

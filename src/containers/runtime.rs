@@ -20,7 +20,7 @@ use super::cleanup::{load_images, save_images};
 use super::executor::{ExecEvent, Op, follow_events, run_ops};
 use super::follow::Followers;
 use super::launch::switch::{next_name, old_name};
-use super::launch::{LaunchFailure, LaunchJob, Launcher};
+use super::launch::{LaunchFailure, LaunchJob, Launcher, Up};
 use super::plan::{self, Action, Why};
 pub use super::role::{CleanupTuning, Loop, Policy, RoleHooks, RoleSetup, Setup, Tuning};
 use super::spec::{ContainerSpec, Role};
@@ -29,6 +29,7 @@ use super::spec::{ContainerSpec, Role};
 mod deaths;
 mod observe;
 mod ops;
+mod updates;
 use crate::engine::{Container, StreamHandle};
 
 /// How long an exited container is left to Docker's restart policy before we start it.
@@ -47,7 +48,7 @@ pub enum RuntimeEvent {
     Exec(ExecEvent),
     Launched {
         spec_name: String,
-        result: Result<String, LaunchFailure>,
+        result: Result<Up, LaunchFailure>,
     },
 }
 
@@ -91,14 +92,19 @@ pub struct Runtime {
     last_volume_prune: Instant,
     /// Containers being removed to be recreated from their spec (a remote restart).
     recreating: BTreeSet<String>,
+    /// Last good, on trial and failed specs per container (persisted).
+    updates: super::updates::Book,
+    /// The role's specs that a rollback replaced in `desired`.
+    displaced: BTreeMap<String, ContainerSpec>,
 }
 
 /// What the engine's list would say of a container the launcher just saw up.
-fn launched_entry(spec: &ContainerSpec, id: &str) -> Container {
+fn launched_entry(spec: &ContainerSpec, id: &str, image_id: &str) -> Container {
     Container {
         id: id.to_string(),
         name: spec.name.clone(),
         image: spec.image.clone(),
+        image_id: image_id.to_string(),
         state: "running".into(),
         status: "Up".into(),
         labels: BTreeMap::from([(super::LABEL_SPEC_HASH.to_string(), spec.spec_hash.clone())]),
@@ -164,6 +170,7 @@ impl Runtime {
             flap: FlapDetector::new(tuning.restart_loop_threshold, tuning.restart_loop_window),
             followers: Followers::new(engine, tuning.log_tail),
             ran_images: load_images(&config_dir),
+            updates: super::updates::load(&config_dir),
             config_dir,
             owner,
             tuning,
@@ -190,6 +197,7 @@ impl Runtime {
             last_image_prune: Instant::now(),
             last_volume_prune: Instant::now(),
             recreating: BTreeSet::new(),
+            displaced: BTreeMap::new(),
         };
         (runtime, rx)
     }
@@ -248,6 +256,7 @@ impl Runtime {
             .into_iter()
             .filter(|(_, (s, _))| s.role == role)
             .collect();
+        let desired = self.substituted(desired);
         let same = desired.len()
             == self
                 .desired
@@ -349,14 +358,14 @@ impl Runtime {
         }
     }
 
-    fn on_launched(&mut self, spec_name: String, result: Result<String, LaunchFailure>) {
+    fn on_launched(&mut self, spec_name: String, result: Result<Up, LaunchFailure>) {
         self.inflight.remove(&spec_name);
         let Some((spec, _)) = self.desired.get(&spec_name) else {
             return;
         };
         let info = self.info.entry(spec_name.clone()).or_default();
         match result {
-            Ok(id) => {
+            Ok(Up { id, image_id }) => {
                 log::info!(
                     "{spec_name} for {} is up ({})",
                     spec.owner,
@@ -375,11 +384,14 @@ impl Runtime {
                 // says of it, so a reconcile in between does not launch it a second time (the
                 // create would collide and replace the driver that just started).
                 if let Some(o) = self.observed.as_mut() {
-                    o.insert(spec_name.clone(), launched_entry(spec, &id));
+                    o.insert(spec_name.clone(), launched_entry(spec, &id, &image_id));
                 }
                 info.id = Some(id);
+                info.image_id = image_id.clone();
                 // A list asked for before now may have been taken before the create.
                 info.trust_lists_from = self.observes_requested + 1;
+                info.pending_update = None;
+                self.on_trial_if_new(&spec_name, &image_id);
             }
             Err(f) => {
                 info.launch_failures += 1;
@@ -395,9 +407,17 @@ impl Runtime {
                     delay.as_secs()
                 );
                 info.last_error = Some(f.to_string());
+                // The old container still runs: the update waits (`status` says why).
+                let old_runs = self
+                    .observed_state(&spec_name)
+                    .is_some_and(|c| c.state == "running");
+                if let Some(i) = self.info.get_mut(&spec_name) {
+                    i.pending_update = old_runs.then(|| (spec.image.clone(), f.to_string()));
+                }
                 if let Some(p) = self.policies.get_mut(&spec.role) {
                     p.launch_failed(spec, &f, delay);
                 }
+                self.switch_failed(&spec_name, f.phase, &f.message);
             }
         }
     }
@@ -451,6 +471,7 @@ impl Runtime {
             }
         }
         self.observed = Some(seen);
+        self.judge_trials();
         self.reconcile();
     }
 
@@ -561,7 +582,10 @@ impl Runtime {
     pub fn next_deadline(&self) -> Option<Instant> {
         let (wants, _, book) = self.plan_inputs();
         let planned = plan::next_due(&wants, &book, Instant::now(), &self.rules());
-        [planned, self.recheck_at].into_iter().flatten().min()
+        [planned, self.recheck_at, self.next_trial_end()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Called when [`Runtime::next_deadline`] passes.
@@ -570,6 +594,7 @@ impl Runtime {
             self.recheck_at = None;
             self.request_observe();
         }
+        self.promote_due();
         self.reconcile();
     }
 
@@ -607,6 +632,7 @@ impl Runtime {
                     "since": info.since.map(crate::epoch_of),
                     "breaker_trips": info.breaker.trips,
                     "last_error": info.last_error,
+                    "update": self.update_status(name, &info),
                 });
                 (spec, v)
             })

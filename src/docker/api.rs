@@ -74,6 +74,7 @@ fn parse_list(v: &serde_json::Value) -> Vec<Container> {
                 .trim_start_matches('/')
                 .to_string(),
             image: s(c, "Image"),
+            image_id: s(c, "ImageID"),
             state: s(c, "State"),
             status: s(c, "Status"),
             labels: super::shape::labels_of(c.get("Labels")),

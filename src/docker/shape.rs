@@ -74,6 +74,7 @@ pub fn parse_ps(out: &str) -> Result<Vec<Container>, ShapeError> {
             id: s("ID"),
             name: s("Names").split(',').next().unwrap_or("").to_string(),
             image: s("Image"),
+            image_id: String::new(),
             state: s("State"),
             status: s("Status"),
             labels: parse_labels(&s("Labels")),

@@ -13,6 +13,7 @@ use crate::containers::follow::{LogEvent, Sink};
 use crate::containers::launch::{LaunchFailure, LaunchHooks};
 use crate::containers::runtime::{self, Policy};
 use crate::containers::spec::ContainerSpec;
+use crate::containers::updates::{Failed, Good};
 use crate::mqtt::{SharedHandle, topics};
 
 /// The label of an image that declares its own Compose topology (reference §5.5).
@@ -208,6 +209,32 @@ impl Policy for DriverPolicy {
         };
         if let Ok(a) = self.alerts.lock() {
             raise_health(&a, spec, &spec.name, status);
+        }
+    }
+
+    fn rolled_back(&mut self, failed: &ContainerSpec, why: &Failed, back: &Good) {
+        let good = crate::containers::updates::image_with_id(&back.spec.image, &back.image_id);
+        let w = super::words::update_rolled_back(&failed.title, &why.image, &why.reason, &good);
+        let alert = Alert {
+            alert_type: "driver_update_rolled_back",
+            name: w.title,
+            description: &w.description,
+            severity: "error",
+            twin_uuid: &failed.owner,
+            metadata: Some(
+                json!({"container_name": failed.name, "failed_image": why.image,
+                "failed_image_id": why.image_id, "reason": why.reason,
+                "running_image": back.spec.image, "running_image_id": back.image_id}),
+            ),
+        };
+        if let Ok(a) = self.alerts.lock() {
+            a.raise(
+                &format!(
+                    "driver_update_rolled_back:{}:{}",
+                    failed.name, why.spec_hash
+                ),
+                alert,
+            );
         }
     }
 

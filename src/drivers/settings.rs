@@ -92,6 +92,7 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
     let container_interval = secs("CYBERWAVE_CONTAINER_PRUNE_INTERVAL_SECONDS", 1800.0, 1.0);
     let image_interval = secs("CYBERWAVE_IMAGE_PRUNE_INTERVAL_SECONDS", 10800.0, 1.0);
     let volume_interval = secs("CYBERWAVE_VOLUME_PRUNE_INTERVAL_SECONDS", 10800.0, 1.0);
+    let probation = secs("CYBERWAVE_UPDATE_PROBATION_SECONDS", 120.0, 1.0);
     let removed_revival = crate::config::optional_seconds_or_warn(
         env,
         "CYBERWAVE_DRIVER_REMOVED_REVIVAL_SECONDS",
@@ -121,6 +122,7 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
             rearm_after: (window * 10).max(Duration::from_secs(600)),
             log_tail: tail,
             cleanup,
+            probation,
         },
         log_lines_per_second: rate,
         card_update_interval: card_every,

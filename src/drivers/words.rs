@@ -10,6 +10,17 @@ pub struct Words {
     pub description: String,
 }
 
+/// Ours (the original has no rollback): a switched driver failed its probation and the last
+/// good one runs again.
+pub fn update_rolled_back(twin: &str, failed: &str, reason: &str, back: &str) -> Words {
+    Words {
+        title: "Driver update rolled back",
+        description: format!(
+            "The driver update of twin '{twin}' to {failed} failed within its probation ({reason}). The edge switched back to the last good driver, {back}, and will not try {failed} again until the driver's configuration changes or a remote restart asks for it."
+        ),
+    }
+}
+
 pub fn twin_has_no_asset(twin: &str) -> Words {
     Words {
         title: "Twin has no asset",

@@ -239,6 +239,7 @@ impl Engine for FakeEngine {
                 id: format!("id-{name}"),
                 name,
                 image: String::new(),
+                image_id: String::new(),
                 status: state.clone(),
                 state,
                 labels,
@@ -266,7 +267,12 @@ impl Engine for FakeEngine {
                 .container_images
                 .lock()
                 .ok()
-                .and_then(|m| m.get(name).map(|i| format!("sha256:{i}")))
+                .and_then(|m| {
+                    m.get(name).map(|i| match i.starts_with("sha256:") {
+                        true => i.clone(),
+                        false => format!("sha256:{i}"),
+                    })
+                })
                 .unwrap_or_default(),
             labels: labels.clone(),
             env: Vec::new(),

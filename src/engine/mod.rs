@@ -39,6 +39,9 @@ pub struct Container {
     pub id: String,
     pub name: String,
     pub image: String,
+    /// The id of its image (`sha256:…`) where the engine lists it (the Engine API does, the
+    /// CLI's `ps` does not: empty then).
+    pub image_id: String,
     /// `created`, `running`, `paused`, `restarting`, `removing`, `exited`, `dead`.
     pub state: String,
     /// Human status, e.g. `Exited (1) 3 seconds ago`.

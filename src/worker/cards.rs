@@ -91,6 +91,19 @@ impl Worker {
         self.resolve("worker_starting");
     }
 
+    /// `worker_update_rolled_back` (ours): a new worker image failed its probation.
+    pub(super) fn rolled_back(&self, failed: &str, reason: &str, back: &str) {
+        let description = format!(
+            "The ML worker update to {failed} failed within its probation ({reason}). The edge switched back to the last good worker, {back}, and will not try {failed} again until the worker's configuration changes or a remote restart asks for it."
+        );
+        self.raise(
+            "worker_update_rolled_back",
+            "Worker update rolled back",
+            &description,
+            json!({"failed_image": failed, "reason": reason, "running_image": back}),
+        );
+    }
+
     pub(super) fn open_starting_card(&mut self, image: &str, name: &str) {
         self.raise(
             "worker_starting",

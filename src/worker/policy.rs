@@ -27,6 +27,12 @@ pub enum Note {
     WentDown {
         status: String,
     },
+    /// A new worker image failed its probation; the last good one runs again.
+    RolledBack {
+        failed_image: String,
+        reason: String,
+        back_image: String,
+    },
 }
 
 pub type Notes = Arc<Mutex<Vec<Note>>>;
@@ -90,6 +96,19 @@ impl Policy for WorkerPolicy {
         );
         self.note(Note::RestartLoop {
             deaths: l.deaths_in_window,
+        });
+    }
+
+    fn rolled_back(
+        &mut self,
+        _: &ContainerSpec,
+        why: &crate::containers::updates::Failed,
+        back: &crate::containers::updates::Good,
+    ) {
+        self.note(Note::RolledBack {
+            failed_image: why.image.clone(),
+            reason: why.reason.clone(),
+            back_image: crate::containers::updates::image_with_id(&back.spec.image, &back.image_id),
         });
     }
 

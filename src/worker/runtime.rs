@@ -319,6 +319,11 @@ impl Worker {
             .unwrap_or_default();
         for n in notes {
             match n {
+                Note::RolledBack {
+                    failed_image,
+                    reason,
+                    back_image,
+                } => self.rolled_back(&failed_image, &reason, &back_image),
                 Note::Up => {
                     self.card_phase("container_running", json!({}));
                     self.begin_readiness(Duration::ZERO);

@@ -114,8 +114,12 @@ impl Events {
         use std::io::BufRead;
         let mut cmd = Command::new("docker");
         cmd.args(["events", "--format", "{{json .}}"]);
+        // A switch renames the running container `<name>.old` before it stops it, and
+        // creates its successor as `<name>.next`.
         for n in names {
-            cmd.args(["--filter", &format!("container={n}")]);
+            for n in [n.to_string(), format!("{n}.old"), format!("{n}.next")] {
+                cmd.args(["--filter", &format!("container={n}")]);
+            }
         }
         let mut child = cmd
             .stdout(std::process::Stdio::piped())

@@ -9,7 +9,7 @@
 //! started) and a `<name>.old` (the previous container, perhaps still running);
 //! [`Launcher::settle_switch`] puts that right before anything else is done with the name.
 
-use super::{LaunchFailure, Launcher};
+use super::{LaunchFailure, Launcher, Up};
 use crate::containers::retire::{grace_period, retire, stop_first};
 use crate::engine::EngineError;
 
@@ -99,7 +99,7 @@ impl Launcher {
         argv: &[String],
         env_file: &std::path::Path,
         probe: std::time::Duration,
-    ) -> Result<String, LaunchFailure> {
+    ) -> Result<Up, LaunchFailure> {
         let engine = self.engine.as_ref();
         let (next, old) = (next_name(name), old_name(name));
         let created = engine.create(&renamed(argv, &next));
@@ -131,11 +131,11 @@ impl Launcher {
             return Err(fail("docker_start_failed", &e));
         }
         match self.probe(name, probe) {
-            Ok(id) => {
+            Ok(up) => {
                 if let Err(e) = engine.force_remove(&old) {
                     log::warn!("{old}: {e}; removed at the next launch of {name}");
                 }
-                Ok(id)
+                Ok(up)
             }
             Err(f) => {
                 self.restore(name, true);

@@ -85,7 +85,7 @@ fn launcher(engine: Arc<FakeEngine>, dir: &std::path::Path) -> Launcher {
     }
 }
 
-fn launch(l: &Launcher, specs: Vec<ContainerSpec>) -> Vec<(String, Result<String, LaunchFailure>)> {
+fn launch(l: &Launcher, specs: Vec<ContainerSpec>) -> Vec<(String, Result<Up, LaunchFailure>)> {
     let jobs = specs
         .into_iter()
         .map(|spec| LaunchJob {
@@ -110,7 +110,13 @@ fn a_local_build_is_not_pulled_and_the_token_stays_out_of_argv_and_off_disk() {
     let engine = Arc::new(FakeEngine::with_images(&["drv:local"]));
     let l = launcher(engine.clone(), d.path());
     let got = launch(&l, vec![spec("cyberwave-driver-11111111", "drv:local")]);
-    assert_eq!(got[0].1, Ok("id-cyberwave-driver-11111111".into()));
+    assert_eq!(
+        got[0].1,
+        Ok(Up {
+            id: "id-cyberwave-driver-11111111".into(),
+            image_id: "sha256:drv:local".into()
+        })
+    );
     let calls = engine.calls();
     assert_eq!(
         calls,
@@ -297,7 +303,7 @@ fn switch_over(
     engine: &Arc<FakeEngine>,
     l: &Launcher,
     s: &ContainerSpec,
-) -> (Result<String, LaunchFailure>, Vec<String>) {
+) -> (Result<Up, LaunchFailure>, Vec<String>) {
     let before = engine.calls().len();
     let job = LaunchJob {
         spec: s.clone(),

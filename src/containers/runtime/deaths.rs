@@ -24,6 +24,13 @@ impl Runtime {
             return;
         }
         match ev.action.as_str() {
+            "die"
+                if ev.exit_code != Some(0)
+                    && self.on_trial(&ev.name)
+                    && self.trial_failed(&ev.name, &died(ev.exit_code)) =>
+            {
+                self.reconcile();
+            }
             "die" => {
                 let info = self.info.entry(ev.name.clone()).or_default();
                 info.deaths += 1;
@@ -38,6 +45,12 @@ impl Runtime {
             }
             "oom" => log::warn!("{} was killed for running out of memory", ev.name),
             // A health check changed its verdict: the list shows it (`(healthy)`).
+            a if a.contains("unhealthy")
+                && self.on_trial(&ev.name)
+                && self.trial_failed(&ev.name, "its health check failed") =>
+            {
+                self.reconcile();
+            }
             a if a.starts_with("health_status") => self.request_observe(),
             "destroy" | "start" if self.inflight.is_empty() => self.request_observe(),
             _ => {}
@@ -84,5 +97,13 @@ impl Runtime {
         {
             p.restart_loop(spec, &l);
         }
+    }
+}
+
+/// Why a container died, for a rollback's words.
+fn died(exit_code: Option<i32>) -> String {
+    match exit_code {
+        Some(c) => format!("exited with code {c}"),
+        None => "died".to_string(),
     }
 }

@@ -70,7 +70,7 @@ impl Runtime {
                 .get(name)
                 .is_some_and(|e| e.id.starts_with(id.as_str()) || id.starts_with(&e.id));
             if !same {
-                seen.insert(name.clone(), launched_entry(spec, id));
+                seen.insert(name.clone(), launched_entry(spec, id, &info.image_id));
             }
         }
     }

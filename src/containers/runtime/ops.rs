@@ -53,6 +53,10 @@ impl Runtime {
     pub fn remove(&mut self, name: &str) {
         self.desired.remove(name);
         self.info.remove(name);
+        self.displaced.remove(name);
+        if self.updates.remove(name).is_some() {
+            crate::containers::updates::save(&self.config_dir, &self.updates);
+        }
         self.followers.stop(name);
         let _ = self.ops.send(Op::Remove {
             name: name.to_string(),
@@ -80,6 +84,7 @@ impl Runtime {
             .filter(|n| self.desired.contains_key(*n))
             .cloned()
             .collect();
+        self.forget_failures(&names);
         for name in names {
             if let Some((spec, _)) = self.desired.get(&name)
                 && spec.floor.is_some()
@@ -128,6 +133,7 @@ impl Runtime {
                 .desired
                 .values()
                 .map(|(s, _)| s.image.clone())
+                .chain(self.last_good_images())
                 .collect();
             images = stale_images(&self.ran_images, &wanted);
             for i in &images {

@@ -33,6 +33,17 @@ impl Policy for Heard {
     fn went_down(&mut self, spec: &ContainerSpec, status: &str) {
         self.push(format!("down {} {status}", spec.name));
     }
+    fn rolled_back(
+        &mut self,
+        failed: &ContainerSpec,
+        why: &crate::containers::updates::Failed,
+        back: &crate::containers::updates::Good,
+    ) {
+        self.push(format!(
+            "rolled back {} {} -> {} ({})",
+            failed.name, failed.image, back.image_id, why.reason
+        ));
+    }
     fn log_sink(&self, spec: &ContainerSpec) -> crate::containers::follow::Sink {
         let (heard, name) = (self.0.clone(), spec.name.clone());
         Box::new(move |ev| {
@@ -61,13 +72,20 @@ struct Harness {
 }
 
 fn start(engine: FakeEngine) -> Harness {
-    let engine = Arc::new(engine);
-    let dir = tempfile::tempdir().unwrap();
+    start_in(
+        Arc::new(engine),
+        tempfile::tempdir().unwrap(),
+        Tuning::example(3),
+    )
+}
+
+/// A runtime on `engine` keeping its files in `dir`.
+fn start_in(engine: Arc<FakeEngine>, dir: tempfile::TempDir, tuning: Tuning) -> Harness {
     let (mut runtime, rx) = Runtime::start(Setup {
         engine: engine.clone(),
         config_dir: dir.path().to_path_buf(),
         owner: "fp-1".into(),
-        tuning: Tuning::example(3),
+        tuning,
     });
     let heard = Arc::new(Mutex::new(Vec::new()));
     runtime.add_role(RoleSetup {
@@ -95,6 +113,30 @@ impl Harness {
                 self.engine.calls(),
                 self.heard()
             );
+            if let Ok(ev) = self.rx.recv_timeout(Duration::from_millis(50)) {
+                self.runtime.on_event(ev);
+            }
+        }
+    }
+
+    /// [`Harness::until`], also calling the runtime when its deadline passes (as the
+    /// supervisor does).
+    fn until_timed(&mut self, what: &str, within: Duration, done: impl Fn(&Harness) -> bool) {
+        let deadline = Instant::now() + within;
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: calls {:?}, heard {:?}",
+                self.engine.calls(),
+                self.heard()
+            );
+            if self
+                .runtime
+                .next_deadline()
+                .is_some_and(|t| t <= Instant::now())
+            {
+                self.runtime.on_deadline();
+            }
             if let Ok(ev) = self.rx.recv_timeout(Duration::from_millis(50)) {
                 self.runtime.on_event(ev);
             }
@@ -407,3 +449,5 @@ fn a_death_the_engine_lists_late_is_seen_by_a_second_look() {
     });
     h.runtime.shutdown();
 }
+
+mod rollback;

@@ -131,13 +131,18 @@ fn plans_become_containers_and_a_replanned_twin_touches_only_its_own() {
         .iter()
         .filter(|c| c.contains(&name(A)) && !c.starts_with("logs "));
     assert_eq!(ops_on_a.count(), 0, "A was touched: {after:?}");
-    // The running B is stopped with its grace period before its successor is created.
+    // B's successor is created beside it; the running B is then stopped with its grace
+    // period before the successor starts.
     let at = |c: &str| after.iter().position(|x| x.starts_with(c));
-    let (stop, create) = (
-        at(&format!("stop {} ", name(B))),
-        at(&format!("create {}", name(B))),
+    let (create, stop, start) = (
+        at(&format!("create {}.next", name(B))),
+        at(&format!("stop {}.old ", name(B))),
+        at(&format!("start {}", name(B))),
     );
-    assert!(stop.is_some() && stop < create, "{after:?}");
+    assert!(
+        create.is_some() && create < stop && stop < start,
+        "{after:?}"
+    );
     let planned: Vec<&str> = h.drivers.planned().collect();
     assert_eq!(planned, [A, B], "A keeps its plan");
     h.runtime.shutdown();
