@@ -28,5 +28,6 @@ mod remote_access;
 mod saturation;
 mod startup_report;
 mod twin_sync;
+mod updates;
 mod watchdog;
 mod worker;

@@ -26,6 +26,7 @@ pub fn plan_inputs(
     observed: Option<&BTreeMap<String, Container>>,
     info: &BTreeMap<String, Record>,
     inflight: &BTreeSet<String>,
+    held: &BTreeSet<String>,
 ) -> PlanInputs {
     let wants = desired
         .iter()
@@ -34,6 +35,7 @@ pub fn plan_inputs(
                 spec_hash: s.spec_hash.clone(),
                 floor: s.floor,
                 once: s.once,
+                hold: held.contains(n),
             };
             (n.clone(), want)
         })
@@ -92,6 +94,21 @@ pub struct Record {
     pub trust_lists_from: u64,
     /// An update that waits while the old container runs: its image and why it waits.
     pub pending_update: Option<(String, String)>,
+    /// An update held off by an update lock.
+    pub deferred: Option<Deferred>,
+}
+
+/// An update of a running container that waits for an update lock.
+#[derive(Debug, Clone)]
+pub struct Deferred {
+    /// The spec it updates to.
+    pub spec_hash: String,
+    /// Its images are present since then: the maximum deferral counts from here.
+    pub ready_at: Option<Instant>,
+    /// A prefetch is under way.
+    pub fetching: bool,
+    /// After a failed prefetch, the next one waits until then.
+    pub retry_at: Option<Instant>,
 }
 
 impl Record {

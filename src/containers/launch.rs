@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::engine::Engine;
+use super::lock;
 use super::retire::retire;
 use super::spec::ContainerSpec;
 use crate::engine::EngineError;
@@ -149,6 +150,12 @@ impl Launcher {
         });
     }
 
+    /// Makes `spec`'s image present without touching any container: an update that waits for
+    /// an update lock is ready to switch the moment the lock goes.
+    pub fn prefetch(&self, spec: &ContainerSpec) -> Result<String, LaunchFailure> {
+        self.ensure_image(&[spec])
+    }
+
     fn launch_one(&self, job: &LaunchJob, image: &str) -> Result<Up, LaunchFailure> {
         let spec = &job.spec;
         let fail = |phase: &'static str, e: &dyn std::fmt::Display| LaunchFailure {
@@ -160,17 +167,22 @@ impl Launcher {
             return Err(fail("host_env_file_missing", &problem));
         }
         self.hooks.prepare(spec, &job.payload)?;
+        let mut run_spec = spec.clone();
+        run_spec.image = image.to_string();
+        if lock::has_lock(spec.role) {
+            crate::fsutil::ensure_dir(&lock::lock_dir(&self.config_dir, &spec.name), 0o755)
+                .map_err(|e| fail("lock_dir_failed", &e))?;
+            lock::add_to(&mut run_spec, &self.config_dir);
+        }
         let env_file = env_file_path(&self.config_dir, &spec.name);
         if let Some(dir) = env_file.parent() {
             crate::fsutil::ensure_dir(dir, 0o700).map_err(|e| fail("env_file_failed", &e))?;
         }
-        crate::fsutil::write_atomic(&env_file, spec.env_file_text().as_bytes(), 0o600)
+        crate::fsutil::write_atomic(&env_file, run_spec.env_file_text().as_bytes(), 0o600)
             .map_err(|e| fail("env_file_failed", &e))?;
         if job.settle {
             self.settle_switch(&spec.name)?;
         }
-        let mut run_spec = spec.clone();
-        run_spec.image = image.to_string();
         let argv = run_spec.create_argv(&env_file);
         let probe = spec.probe.unwrap_or(self.probe);
         if (job.exists || job.settle) && self.runs(&spec.name) {

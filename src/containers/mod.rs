@@ -10,6 +10,7 @@ pub mod executor;
 pub mod follow;
 pub mod image;
 pub mod launch;
+pub mod lock;
 pub mod plan;
 pub mod retire;
 pub mod role;

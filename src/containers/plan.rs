@@ -4,7 +4,8 @@
 //!
 //! * missing → launch (after a launch backoff; a container that *vanished* while we ran it is
 //!   relaunched only after the removal grace, or never when that is off);
-//! * present with another spec hash → recreate; present as `created` → recreate;
+//! * present with another spec hash → recreate (unless held: a newer spec than a provisional
+//!   desired state's); present as `created` → recreate;
 //! * running, restarting, paused, removing → leave alone (adoption: same hash, same container);
 //! * exited or dead → revive: at once after a clean exit, else once Docker's own restart
 //!   policy has had `revive_after` to act, and at most once per `revive_every`;
@@ -26,6 +27,9 @@ pub struct Want {
     /// Runs once: launched while never seen, then left to its role (never revived, replaced
     /// or relaunched here).
     pub once: bool,
+    /// Kept while live whatever its spec: it runs a spec we switched to after the answer the
+    /// desired state comes from (a restart reading its cache must not step back).
+    pub hold: bool,
 }
 
 /// What the engine reported of a container.
@@ -162,8 +166,9 @@ pub fn plan(
                 }
                 (Some(_), Some(_)) => {}
             },
-            // A container with a restart floor is adopted while it runs, whatever its spec.
-            Some(s) if want.floor.is_some() && live(&s.state) => {}
+            // A container with a restart floor, or one held, is adopted while it runs,
+            // whatever its spec.
+            Some(s) if (want.floor.is_some() || want.hold) && live(&s.state) => {}
             Some(s) if s.spec_hash.as_deref() != Some(want.spec_hash.as_str()) => {
                 if launch_allowed {
                     out.push(launch(true, Why::SpecChanged));

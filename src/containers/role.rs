@@ -32,6 +32,9 @@ pub struct Tuning {
     /// `CYBERWAVE_UPDATE_PROBATION_SECONDS` (120): how long a new spec runs before it is the
     /// last good one.
     pub probation: Duration,
+    /// `CYBERWAVE_UPDATE_LOCK_MAX_DEFER_SECONDS` (3600; `None`: 0, no limit): how long a held
+    /// update lock defers an update that is ready to switch.
+    pub lock_max_defer: Option<Duration>,
 }
 
 #[cfg(test)]
@@ -50,6 +53,7 @@ impl Tuning {
             log_tail: 10,
             cleanup: None,
             probation: Duration::from_secs(120),
+            lock_max_defer: Some(Duration::from_secs(3600)),
         }
     }
 }
@@ -82,6 +86,9 @@ pub trait Policy: Send {
     fn went_down(&mut self, spec: &ContainerSpec, status: &str);
     /// Where the running container's log lines go.
     fn log_sink(&self, spec: &ContainerSpec) -> Sink;
+    /// An update of `spec` waited `waited` for the update locks of `holders` and goes ahead
+    /// anyway (the maximum deferral passed).
+    fn lock_overridden(&mut self, _spec: &ContainerSpec, _holders: &[String], _waited: Duration) {}
     /// `failed` did not pass its probation (`why`); `back`, the last good spec, runs again.
     fn rolled_back(
         &mut self,

@@ -12,23 +12,26 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::book::Record;
 use super::breaker::{Breaker, FlapDetector};
 use super::cleanup::{load_images, save_images};
-use super::executor::{ExecEvent, Op, follow_events, run_ops};
+use super::executor::{ExecEvent, Op};
 use super::follow::Followers;
 use super::launch::switch::{next_name, old_name};
-use super::launch::{LaunchFailure, LaunchJob, Launcher, Up};
+use super::launch::{LaunchFailure, LaunchJob, Up};
 use super::plan::{self, Action, Why};
 pub use super::role::{CleanupTuning, Loop, Policy, RoleHooks, RoleSetup, Setup, Tuning};
 use super::spec::{ContainerSpec, Role};
 
 /// Direct operations a role asks for (restart, stop, recreate) and periodic cleanup.
 mod deaths;
+mod locks;
 mod observe;
 mod ops;
+mod status;
+mod threads;
 mod updates;
 use crate::engine::{Container, StreamHandle};
 
@@ -50,6 +53,12 @@ pub enum RuntimeEvent {
         spec_name: String,
         result: Result<Up, LaunchFailure>,
     },
+    /// The images of an update that waits for an update lock are present (or not).
+    Prefetched {
+        spec_name: String,
+        spec_hash: String,
+        result: Result<String, LaunchFailure>,
+    },
 }
 
 pub struct Runtime {
@@ -60,6 +69,7 @@ pub struct Runtime {
     hooks: RoleHooks,
     ops: Sender<Op>,
     launches: Sender<Vec<LaunchJob>>,
+    prefetches: Sender<ContainerSpec>,
     desired: BTreeMap<String, (ContainerSpec, Value)>,
     observed: Option<BTreeMap<String, Container>>,
     inflight: BTreeSet<String>,
@@ -96,6 +106,12 @@ pub struct Runtime {
     updates: super::updates::Book,
     /// The role's specs that a rollback replaced in `desired`.
     displaced: BTreeMap<String, ContainerSpec>,
+    /// Recreations (remote or metadata restarts) waiting for an update lock, since when.
+    recreate_waiting: BTreeMap<String, Instant>,
+    /// When held update locks are looked at again (only while an update waits for one).
+    lock_check_at: Option<Instant>,
+    /// Roles whose desired state is provisional (the cache, before the backend answered).
+    provisional: BTreeSet<Role>,
 }
 
 /// What the engine's list would say of a container the launcher just saw up.
@@ -128,42 +144,13 @@ impl Runtime {
         } = setup;
         let hooks = RoleHooks::default();
         let (events, rx) = unbounded::<RuntimeEvent>();
-        let (ops, ops_rx) = unbounded::<Op>();
-        let (launches, launch_rx) = unbounded::<Vec<LaunchJob>>();
-        {
-            let (events, engine) = (events.clone(), engine.clone());
-            spawn_named("docker-ops", move || {
-                let emit = |ev| events.send(RuntimeEvent::Exec(ev)).is_ok();
-                run_ops(engine.as_ref(), &ops_rx, &emit)
-            });
-        }
-        {
-            let launcher = Launcher {
-                engine: engine.clone(),
-                config_dir: config_dir.clone(),
-                probe: tuning.probe,
-                hooks: Arc::new(hooks.clone()),
-            };
-            let events = events.clone();
-            spawn_named("launcher", move || {
-                for batch in launch_rx {
-                    launcher.launch_batch(batch, |spec, result| {
-                        let _ = events.send(RuntimeEvent::Launched {
-                            spec_name: spec.name.clone(),
-                            result,
-                        });
-                    });
-                }
-            });
-        }
-        let events_child = Arc::new(Mutex::new(None));
-        {
-            let (engine, slot) = (engine.clone(), events_child.clone());
-            spawn_named("docker-events", move || {
-                let emit = |ev| events.send(RuntimeEvent::Exec(ev)).is_ok();
-                follow_events(engine.as_ref(), &emit, &slot)
-            });
-        }
+        let helpers = threads::spawn(&engine, &config_dir, &tuning, &hooks, events);
+        let threads::Helpers {
+            ops,
+            launches,
+            prefetches,
+            events_child,
+        } = helpers;
         let _ = ops.send(Op::Runtimes);
         let _ = ops.send(Op::Observe);
         let runtime = Runtime {
@@ -178,6 +165,7 @@ impl Runtime {
             hooks,
             ops,
             launches,
+            prefetches,
             desired: BTreeMap::new(),
             observed: None,
             inflight: BTreeSet::new(),
@@ -198,6 +186,9 @@ impl Runtime {
             last_volume_prune: Instant::now(),
             recreating: BTreeSet::new(),
             displaced: BTreeMap::new(),
+            provisional: BTreeSet::new(),
+            recreate_waiting: BTreeMap::new(),
+            lock_check_at: None,
         };
         (runtime, rx)
     }
@@ -247,6 +238,25 @@ impl Runtime {
             h.insert(r.role, r.hooks);
         }
         self.policies.insert(r.role, r.policy);
+    }
+
+    /// [`Runtime::set_desired`] from a provisional source (the cache, before the backend's
+    /// answer): a running container whose spec is one we switched to ourselves (on trial or
+    /// last good) is kept until a live answer decides.
+    pub fn set_desired_from(
+        &mut self,
+        role: Role,
+        desired: BTreeMap<String, (ContainerSpec, Value)>,
+        provisional: bool,
+    ) {
+        let was = match provisional {
+            true => !self.provisional.insert(role),
+            false => self.provisional.remove(&role),
+        };
+        if was != provisional {
+            self.reconcile();
+        }
+        self.set_desired(role, desired);
     }
 
     /// The containers `role` wants now, each with what its launch hook needs (the other
@@ -322,6 +332,11 @@ impl Runtime {
                     self.request_observe();
                 }
             }
+            RuntimeEvent::Prefetched {
+                spec_name,
+                spec_hash,
+                result,
+            } => self.on_prefetched(&spec_name, &spec_hash, result),
             RuntimeEvent::Exec(ExecEvent::Container(ev)) => self.on_container_event(ev),
             RuntimeEvent::Exec(ExecEvent::EventStream(live)) => {
                 self.events_live = live;
@@ -482,6 +497,7 @@ impl Runtime {
             self.observed.as_ref(),
             &self.info,
             &self.inflight,
+            &self.held(),
         )
     }
 
@@ -511,6 +527,12 @@ impl Runtime {
         for action in plan::plan(&wants, &seen, &book, now, &self.rules()) {
             match action {
                 Action::Launch { name, replace, why } => {
+                    let live = self
+                        .observed_state(&name)
+                        .is_some_and(|c| matches!(c.state.as_str(), "running" | "restarting"));
+                    if why == Why::SpecChanged && live && !self.update_may_switch(&name) {
+                        continue;
+                    }
                     let Some((spec, payload)) = self.desired.get(&name) else {
                         continue;
                     };
@@ -524,7 +546,7 @@ impl Runtime {
                     }
                     let settle = [next_name(&name), old_name(&name)]
                         .iter()
-                        .any(|n| observed.contains_key(n));
+                        .any(|n| self.observed_state(n).is_some());
                     batch.push(LaunchJob {
                         spec: spec.clone(),
                         payload: payload.clone(),
@@ -582,10 +604,15 @@ impl Runtime {
     pub fn next_deadline(&self) -> Option<Instant> {
         let (wants, _, book) = self.plan_inputs();
         let planned = plan::next_due(&wants, &book, Instant::now(), &self.rules());
-        [planned, self.recheck_at, self.next_trial_end()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            planned,
+            self.recheck_at,
+            self.next_trial_end(),
+            self.next_lock_check(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Called when [`Runtime::next_deadline`] passes.
@@ -595,6 +622,7 @@ impl Runtime {
             self.request_observe();
         }
         self.promote_due();
+        self.recheck_locks();
         self.reconcile();
     }
 
@@ -604,39 +632,6 @@ impl Runtime {
         self.followers.stop_all();
         // Dropping the events child kills and reaps it.
         drop(self.events_child.lock().ok().and_then(|mut c| c.take()));
-    }
-
-    /// The desired containers for `status`, with what the engine and our book say of each.
-    pub fn snapshot(&self) -> Vec<(&ContainerSpec, Value)> {
-        let observed = self.observed.as_ref();
-        let now = SystemTime::now();
-        self.desired
-            .iter()
-            .map(|(name, (spec, _))| {
-                let info = self.info.get(name).cloned().unwrap_or_default();
-                let ps = observed.and_then(|o| o.get(name));
-                let state = info.state_text(self.inflight.contains(name), ps);
-                // Worked out now: the engine's "Up 3 seconds" was as old as the last list.
-                let status = info
-                    .since
-                    .and_then(|t| now.duration_since(t).ok())
-                    .map(|d| format!("{state} for {}", crate::human_duration(d)));
-                let v = json!({
-                    "name": name,
-                    "image": ps.map(|e| e.image.clone()).unwrap_or_else(|| spec.image.clone()),
-                    "state": state,
-                    "status": status,
-                    "id": ps.map(|e| e.id.chars().take(12).collect::<String>()),
-                    "restarts": info.deaths,
-                    "last_exit": info.last_exit,
-                    "since": info.since.map(crate::epoch_of),
-                    "breaker_trips": info.breaker.trips,
-                    "last_error": info.last_error,
-                    "update": self.update_status(name, &info),
-                });
-                (spec, v)
-            })
-            .collect()
     }
 }
 

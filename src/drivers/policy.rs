@@ -212,6 +212,28 @@ impl Policy for DriverPolicy {
         }
     }
 
+    fn lock_overridden(&mut self, spec: &ContainerSpec, holders: &[String], waited: Duration) {
+        let w = super::words::lock_overridden(&spec.title, &spec.image, holders, waited);
+        let alert = Alert {
+            alert_type: "driver_update_lock_overridden",
+            name: w.title,
+            description: &w.description,
+            severity: "warning",
+            twin_uuid: &spec.owner,
+            metadata: Some(json!({"container_name": spec.name, "image": spec.image,
+                "lock_holders": holders, "waited_s": waited.as_secs()})),
+        };
+        if let Ok(a) = self.alerts.lock() {
+            a.raise(
+                &format!(
+                    "driver_update_lock_overridden:{}:{}",
+                    spec.name, spec.spec_hash
+                ),
+                alert,
+            );
+        }
+    }
+
     fn rolled_back(&mut self, failed: &ContainerSpec, why: &Failed, back: &Good) {
         let good = crate::containers::updates::image_with_id(&back.spec.image, &back.image_id);
         let w = super::words::update_rolled_back(&failed.title, &why.image, &why.reason, &good);

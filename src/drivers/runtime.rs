@@ -232,7 +232,7 @@ impl Drivers {
                 }
             }
         }
-        runtime.set_desired(Role::Driver, desired);
+        runtime.set_desired_from(Role::Driver, desired, provisional);
         self.plans = plans;
     }
 

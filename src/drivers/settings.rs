@@ -93,6 +93,7 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
     let image_interval = secs("CYBERWAVE_IMAGE_PRUNE_INTERVAL_SECONDS", 10800.0, 1.0);
     let volume_interval = secs("CYBERWAVE_VOLUME_PRUNE_INTERVAL_SECONDS", 10800.0, 1.0);
     let probation = secs("CYBERWAVE_UPDATE_PROBATION_SECONDS", 120.0, 1.0);
+    let lock_max_defer = secs("CYBERWAVE_UPDATE_LOCK_MAX_DEFER_SECONDS", 3600.0, 0.0);
     let removed_revival = crate::config::optional_seconds_or_warn(
         env,
         "CYBERWAVE_DRIVER_REMOVED_REVIVAL_SECONDS",
@@ -123,6 +124,7 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
             log_tail: tail,
             cleanup,
             probation,
+            lock_max_defer: (!lock_max_defer.is_zero()).then_some(lock_max_defer),
         },
         log_lines_per_second: rate,
         card_update_interval: card_every,

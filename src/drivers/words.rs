@@ -21,6 +21,23 @@ pub fn update_rolled_back(twin: &str, failed: &str, reason: &str, back: &str) ->
     }
 }
 
+/// Ours: an update waited for a robot task's update lock as long as allowed and went ahead.
+pub fn lock_overridden(
+    twin: &str,
+    image: &str,
+    holders: &[String],
+    waited: std::time::Duration,
+) -> Words {
+    Words {
+        title: "Driver update lock overridden",
+        description: format!(
+            "The driver update of twin '{twin}' to {image} waited {} s for the update lock held by {} and went ahead (CYBERWAVE_UPDATE_LOCK_MAX_DEFER_SECONDS).",
+            waited.as_secs(),
+            holders.join(", ")
+        ),
+    }
+}
+
 pub fn twin_has_no_asset(twin: &str) -> Words {
     Words {
         title: "Twin has no asset",

@@ -266,6 +266,15 @@ impl State {
             t.set_metadata(p.metadata.clone());
             Some(before != links(t))
         });
+        // The cache follows every accepted change: a restart reading it must not step back to
+        // metadata (and drivers) older than what runs.
+        if changed.is_some()
+            && !self.local
+            && let Some(d) = &self.desired
+            && let Err(e) = super::desired::save(&self.settings.config_dir, d)
+        {
+            log::warn!("cannot update the desired-state cache: {e}");
+        }
         match changed {
             // Linked or unlinked by this change: everything that follows the linkage moves.
             Some(true) => {

@@ -91,6 +91,20 @@ impl Worker {
         self.resolve("worker_starting");
     }
 
+    /// `worker_update_lock_overridden` (ours): an update waited for the worker's lock as long
+    /// as allowed.
+    pub(super) fn lock_overridden(&self, image: &str, waited_s: u64) {
+        let description = format!(
+            "The ML worker update to {image} waited {waited_s} s for the worker's update lock and went ahead (CYBERWAVE_UPDATE_LOCK_MAX_DEFER_SECONDS)."
+        );
+        self.raise(
+            "worker_update_lock_overridden",
+            "Worker update lock overridden",
+            &description,
+            json!({"image": image, "waited_s": waited_s}),
+        );
+    }
+
     /// `worker_update_rolled_back` (ours): a new worker image failed its probation.
     pub(super) fn rolled_back(&self, failed: &str, reason: &str, back: &str) {
         let description = format!(

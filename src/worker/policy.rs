@@ -27,6 +27,11 @@ pub enum Note {
     WentDown {
         status: String,
     },
+    /// An update waited for the worker's update lock as long as allowed and went ahead.
+    LockOverridden {
+        image: String,
+        waited_s: u64,
+    },
     /// A new worker image failed its probation; the last good one runs again.
     RolledBack {
         failed_image: String,
@@ -96,6 +101,13 @@ impl Policy for WorkerPolicy {
         );
         self.note(Note::RestartLoop {
             deaths: l.deaths_in_window,
+        });
+    }
+
+    fn lock_overridden(&mut self, spec: &ContainerSpec, _: &[String], waited: Duration) {
+        self.note(Note::LockOverridden {
+            image: spec.image.clone(),
+            waited_s: waited.as_secs(),
         });
     }
 

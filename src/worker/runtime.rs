@@ -319,6 +319,7 @@ impl Worker {
             .unwrap_or_default();
         for n in notes {
             match n {
+                Note::LockOverridden { image, waited_s } => self.lock_overridden(&image, waited_s),
                 Note::RolledBack {
                     failed_image,
                     reason,

@@ -130,7 +130,14 @@ fn a_local_build_is_not_pulled_and_the_token_stays_out_of_argv_and_off_disk() {
         "{calls:?}"
     );
     let env_files = engine.env_files.lock().unwrap().clone();
-    assert_eq!(env_files, [format!("CYBERWAVE_API_KEY={TOKEN}\n")]);
+    // The token, and the update lock every driver gets (its directory made for it).
+    assert_eq!(
+        env_files,
+        [format!(
+            "CYBERWAVE_API_KEY={TOKEN}\nCYBERWAVE_UPDATE_LOCK_FILE=/run/cyberwave/lock/updates.lock\n"
+        )]
+    );
+    assert!(crate::containers::lock::lock_dir(d.path(), "cyberwave-driver-11111111").is_dir());
     assert!(!env_file_path(d.path(), "cyberwave-driver-11111111").exists());
     assert!(calls.iter().all(|c| !c.contains(TOKEN)));
 }

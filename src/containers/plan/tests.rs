@@ -37,6 +37,7 @@ fn decide_floor(
             spec_hash: "h".into(),
             floor,
             once: false,
+            hold: false,
         },
     )]);
     let observed: BTreeMap<String, Seen> =
@@ -175,6 +176,7 @@ fn a_restart_floor_keeps_a_live_container_and_rests_a_stopped_one() {
             spec_hash: "h".into(),
             floor: f,
             once: false,
+            hold: false,
         },
     )]);
     let book = BTreeMap::from([("c".to_string(), down(0))]);
@@ -195,6 +197,7 @@ fn undesired_containers_are_not_planned_and_deadlines_are_the_next_rule() {
             spec_hash: "h".into(),
             floor: None,
             once: false,
+            hold: false,
         },
     )]);
     let observed = BTreeMap::from([("stale".to_string(), seen("exited", Some(1), "x"))]);
@@ -249,6 +252,7 @@ fn a_container_that_runs_once_is_never_revived_or_relaunched() {
                 spec_hash: "h".into(),
                 floor: None,
                 once: true,
+                hold: false,
             },
         )]);
         let observed: BTreeMap<String, Seen> =
@@ -286,4 +290,44 @@ fn a_container_that_runs_once_is_never_revived_or_relaunched() {
     for (what, observed, book, now, want) in table {
         assert_eq!(decide_once(observed, book, now), want, "{what}");
     }
+}
+
+#[test]
+fn a_held_container_is_kept_while_it_runs_whatever_its_spec() {
+    let t0 = Instant::now();
+    let want = |hold| {
+        BTreeMap::from([(
+            "c".to_string(),
+            Want {
+                spec_hash: "cached".into(),
+                floor: None,
+                once: false,
+                hold,
+            },
+        )])
+    };
+    let seen = |state: &str| {
+        BTreeMap::from([(
+            "c".to_string(),
+            Seen {
+                state: state.into(),
+                exit_code: Some(1),
+                spec_hash: Some("newer".into()),
+            },
+        )])
+    };
+    let book = BTreeMap::new();
+    assert_eq!(
+        plan(&want(true), &seen("running"), &book, t0, &rules()),
+        vec![]
+    );
+    assert_eq!(
+        plan(&want(false), &seen("running"), &book, t0, &rules()),
+        launch(true, Why::SpecChanged)
+    );
+    // Held only while it runs: a dead one is replaced by the desired spec.
+    assert_eq!(
+        plan(&want(true), &seen("dead"), &book, t0, &rules()),
+        launch(true, Why::SpecChanged)
+    );
 }

@@ -54,6 +54,7 @@ impl Runtime {
         self.desired.remove(name);
         self.info.remove(name);
         self.displaced.remove(name);
+        self.recreate_waiting.remove(name);
         if self.updates.remove(name).is_some() {
             crate::containers::updates::save(&self.config_dir, &self.updates);
         }
@@ -85,6 +86,7 @@ impl Runtime {
             .cloned()
             .collect();
         self.forget_failures(&names);
+        let names = self.hold_locked_recreates(names);
         for name in names {
             if let Some((spec, _)) = self.desired.get(&name)
                 && spec.floor.is_some()
@@ -106,7 +108,7 @@ impl Runtime {
 
     /// Containers still being removed for a recreate.
     pub fn recreating(&self) -> usize {
-        self.recreating.len()
+        self.recreating.len() + self.recreate_waiting.len()
     }
 
     pub(super) fn maybe_cleanup(&mut self) {

@@ -33,6 +33,9 @@ impl Policy for Heard {
     fn went_down(&mut self, spec: &ContainerSpec, status: &str) {
         self.push(format!("down {} {status}", spec.name));
     }
+    fn lock_overridden(&mut self, spec: &ContainerSpec, holders: &[String], _waited: Duration) {
+        self.push(format!("lock overridden {} {holders:?}", spec.name));
+    }
     fn rolled_back(
         &mut self,
         failed: &ContainerSpec,
@@ -450,4 +453,5 @@ fn a_death_the_engine_lists_late_is_seen_by_a_second_look() {
     h.runtime.shutdown();
 }
 
+mod locks;
 mod rollback;

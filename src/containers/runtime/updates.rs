@@ -223,6 +223,34 @@ impl Runtime {
         self.trial_failed(name, &format!("{phase}: {message}"));
     }
 
+    /// Desired containers of a provisional role running a spec we switched to ourselves
+    /// (on trial or last good) other than the desired one: kept while they run.
+    pub(super) fn held(&self) -> std::collections::BTreeSet<String> {
+        let Some(observed) = &self.observed else {
+            return Default::default();
+        };
+        self.desired
+            .iter()
+            .filter(|(_, (s, _))| self.provisional.contains(&s.role))
+            .filter(|(n, (s, _))| {
+                let Some(hash) = observed
+                    .get(*n)
+                    .and_then(|c| c.labels.get(crate::containers::LABEL_SPEC_HASH))
+                else {
+                    return false;
+                };
+                let e = self.updates.get(*n);
+                let ours = e
+                    .and_then(|e| e.trial.as_ref())
+                    .is_some_and(|t| &t.spec_hash == hash)
+                    || e.and_then(|e| e.last_good.as_ref())
+                        .is_some_and(|g| &g.spec.spec_hash == hash);
+                ours && hash != &s.spec_hash
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
     /// Whether `name` is on trial now.
     pub(super) fn on_trial(&self, name: &str) -> bool {
         self.updates.get(name).is_some_and(|e| e.trial.is_some())

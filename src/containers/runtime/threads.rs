@@ -1,0 +1,89 @@
+//! The runtime's helper threads: engine operations, launches, prefetches and the events
+//! stream. Each reports to the supervisor through the runtime's event channel.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Sender, unbounded};
+
+use super::{RoleHooks, RuntimeEvent, Tuning, spawn_named};
+use crate::containers::executor::{Op, follow_events, run_ops};
+use crate::containers::launch::{LaunchJob, Launcher};
+use crate::containers::spec::ContainerSpec;
+use crate::engine::{Engine, StreamHandle};
+
+/// The senders to the helper threads, and the events stream's handle.
+pub(super) struct Helpers {
+    pub ops: Sender<Op>,
+    pub launches: Sender<Vec<LaunchJob>>,
+    /// Images to fetch for an update that waits (an update lock is held).
+    pub prefetches: Sender<ContainerSpec>,
+    pub events_child: Arc<Mutex<Option<StreamHandle>>>,
+}
+
+pub(super) fn spawn(
+    engine: &Arc<dyn Engine>,
+    config_dir: &Path,
+    tuning: &Tuning,
+    hooks: &RoleHooks,
+    events: Sender<RuntimeEvent>,
+) -> Helpers {
+    let (ops, ops_rx) = unbounded::<Op>();
+    let (launches, launch_rx) = unbounded::<Vec<LaunchJob>>();
+    let (prefetches, prefetch_rx) = unbounded::<ContainerSpec>();
+    {
+        let (events, engine) = (events.clone(), engine.clone());
+        spawn_named("docker-ops", move || {
+            let emit = |ev| events.send(RuntimeEvent::Exec(ev)).is_ok();
+            run_ops(engine.as_ref(), &ops_rx, &emit)
+        });
+    }
+    let launcher = || Launcher {
+        engine: engine.clone(),
+        config_dir: config_dir.to_path_buf(),
+        probe: tuning.probe,
+        hooks: Arc::new(hooks.clone()),
+    };
+    {
+        let (launcher, events) = (launcher(), events.clone());
+        spawn_named("launcher", move || {
+            for batch in launch_rx {
+                launcher.launch_batch(batch, |spec, result| {
+                    let _ = events.send(RuntimeEvent::Launched {
+                        spec_name: spec.name.clone(),
+                        result,
+                    });
+                });
+            }
+        });
+    }
+    {
+        // Apart from the launcher: a long download for a deferred update must not hold a
+        // crashed container's relaunch.
+        let (launcher, events) = (launcher(), events.clone());
+        spawn_named("prefetcher", move || {
+            for spec in prefetch_rx {
+                let result = launcher.prefetch(&spec);
+                let _ = events.send(RuntimeEvent::Prefetched {
+                    spec_name: spec.name.clone(),
+                    spec_hash: spec.spec_hash.clone(),
+                    result,
+                });
+            }
+        });
+    }
+    let events_child = Arc::new(Mutex::new(None));
+    {
+        let (engine, slot) = (engine.clone(), events_child.clone());
+        spawn_named("docker-events", move || {
+            let emit = |ev| events.send(RuntimeEvent::Exec(ev)).is_ok();
+            follow_events(engine.as_ref(), &emit, &slot)
+        });
+    }
+    Helpers {
+        ops,
+        launches,
+        prefetches,
+        events_child,
+    }
+}
