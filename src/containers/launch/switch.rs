@@ -10,7 +10,7 @@
 //! [`Launcher::settle_switch`] puts that right before anything else is done with the name.
 
 use super::{LaunchFailure, Launcher, Up};
-use crate::containers::retire::{grace_period, retire, stop_first};
+use crate::containers::retire::{grace_period, retire};
 use crate::engine::EngineError;
 
 /// The successor's name until the swap.
@@ -86,9 +86,11 @@ impl Launcher {
         Ok(())
     }
 
-    /// Whether `name` runs now (a switch keeps it until its successor is ready).
+    /// Whether `name` is up and serving now (a switch keeps it until its successor is ready).
+    /// One the engine is restarting serves nothing, and the engine refuses to rename it while
+    /// its network is set up again: it is retired first, as before switches existed.
     pub(super) fn runs(&self, name: &str) -> bool {
-        matches!(self.engine.inspect(name), Ok(Some(i)) if stop_first(&i).is_some())
+        matches!(self.engine.inspect(name), Ok(Some(i)) if i.running && i.status == "running")
     }
 
     /// Replaces the running `name` by a container created from `argv`; returns the new
@@ -111,8 +113,21 @@ impl Launcher {
             _ => crate::containers::retire::DEFAULT_STOP_TIMEOUT_S,
         };
         if let Err(e) = engine.rename(name, &old) {
-            let _ = engine.force_remove(&next); // created, never started
-            return Err(fail("container_rename_failed", &e));
+            // It went down meanwhile (a crash the engine is restarting): nothing to keep.
+            log::warn!("{name} cannot be renamed ({e}); it is stopped before its successor starts");
+            if let Err(e) = retire(engine, name) {
+                let _ = engine.force_remove(&next); // created, never started
+                return Err(fail("container_remove_failed", &e));
+            }
+            if let Err(e) = engine.rename(&next, name) {
+                let _ = engine.force_remove(&next);
+                return Err(fail("container_rename_failed", &e));
+            }
+            if let Err(e) = engine.start(name) {
+                let _ = retire(engine, name);
+                return Err(fail("docker_start_failed", &e));
+            }
+            return self.probe(name, probe);
         }
         if let Err(e) = engine.rename(&next, name) {
             let _ = engine.force_remove(&next);

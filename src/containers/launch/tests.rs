@@ -386,6 +386,35 @@ fn a_successor_that_fails_its_probe_gives_the_name_back_to_the_old_container() {
 }
 
 #[test]
+fn a_container_that_cannot_be_renamed_is_stopped_before_its_successor_starts() {
+    let d = tempfile::tempdir().unwrap();
+    let engine = Arc::new(FakeEngine::with_images(&["drv:local"]));
+    let l = launcher(engine.clone(), d.path());
+    let s = spec("arm", "drv:local");
+    assert!(launch(&l, vec![s.clone()])[0].1.is_ok());
+    // What Docker answers for a container whose network is being set up again.
+    engine.fail(
+        "rename arm arm.old",
+        "Error response from daemon: sandbox 0075c88 not found",
+    );
+    let (r, calls) = switch_over(&engine, &l, &s);
+    assert!(r.is_ok(), "{r:?}");
+    let tail: Vec<&str> = calls.iter().map(String::as_str).skip(3).collect();
+    assert_eq!(
+        tail,
+        [
+            "rename arm arm.old",
+            "inspect arm",
+            "stop arm 10",
+            "remove arm",
+            "rename arm.next arm",
+            "start arm",
+            "inspect arm"
+        ]
+    );
+}
+
+#[test]
 fn what_an_interrupted_switch_left_is_settled_first() {
     let d = tempfile::tempdir().unwrap();
     let engine = Arc::new(FakeEngine::with_images(&["drv:local"]));
