@@ -74,6 +74,8 @@ pub struct Launcher {
     pub config_dir: PathBuf,
     pub probe: Duration,
     pub hooks: std::sync::Arc<dyn LaunchHooks>,
+    /// The disk reserve pulls keep (`None`: not judged).
+    pub reserve: Option<std::sync::Arc<super::reserve::DiskReserve>>,
 }
 
 /// Where a container's env file lives (0600, outside argv) while `docker create` reads it.

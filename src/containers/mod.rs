@@ -12,6 +12,7 @@ pub mod image;
 pub mod launch;
 pub mod lock;
 pub mod plan;
+pub mod reserve;
 pub mod retire;
 pub mod role;
 pub mod runtime;

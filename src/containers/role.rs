@@ -35,6 +35,8 @@ pub struct Tuning {
     /// `CYBERWAVE_UPDATE_LOCK_MAX_DEFER_SECONDS` (3600; `None`: 0, no limit): how long a held
     /// update lock defers an update that is ready to switch.
     pub lock_max_defer: Option<Duration>,
+    /// `CYBERWAVE_DISK_RESERVE_MB` (512): free space pulls and model downloads leave.
+    pub disk_reserve_mb: u64,
 }
 
 #[cfg(test)]
@@ -54,6 +56,7 @@ impl Tuning {
             cleanup: None,
             probation: Duration::from_secs(120),
             lock_max_defer: Some(Duration::from_secs(3600)),
+            disk_reserve_mb: 0,
         }
     }
 }

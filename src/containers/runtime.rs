@@ -110,6 +110,8 @@ pub struct Runtime {
     recreate_waiting: BTreeMap<String, Instant>,
     /// When held update locks are looked at again (only while an update waits for one).
     lock_check_at: Option<Instant>,
+    /// The disk reserve the launchers keep, and what they may remove for it.
+    reserve: Arc<super::reserve::DiskReserve>,
     /// Roles whose desired state is provisional (the cache, before the backend answered).
     provisional: BTreeSet<Role>,
 }
@@ -144,7 +146,11 @@ impl Runtime {
         } = setup;
         let hooks = RoleHooks::default();
         let (events, rx) = unbounded::<RuntimeEvent>();
-        let helpers = threads::spawn(&engine, &config_dir, &tuning, &hooks, events);
+        let reserve = Arc::new(super::reserve::DiskReserve {
+            bytes: tuning.disk_reserve_mb.saturating_mul(1 << 20),
+            ..Default::default()
+        });
+        let helpers = threads::spawn(&engine, &config_dir, &tuning, &hooks, &reserve, events);
         let threads::Helpers {
             ops,
             launches,
@@ -189,6 +195,7 @@ impl Runtime {
             provisional: BTreeSet::new(),
             recreate_waiting: BTreeMap::new(),
             lock_check_at: None,
+            reserve,
         };
         (runtime, rx)
     }
@@ -486,6 +493,7 @@ impl Runtime {
             }
         }
         self.observed = Some(seen);
+        self.refresh_removable();
         self.judge_trials();
         self.reconcile();
     }

@@ -324,6 +324,8 @@ fn start_directly(ctx: &Ctx) -> Result<(), String> {
         config_dir: ctx.settings.config_dir.clone(),
         probe: Duration::from_secs(30),
         hooks: Arc::new(Quiet),
+        // A launch by hand, the daemon stopped: the engine's own errors say when it is full.
+        reserve: None,
     };
     let mut result = Err("the launch did not report".to_string());
     launcher.launch_batch(

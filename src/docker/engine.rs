@@ -150,6 +150,21 @@ impl Engine for Docker {
         self.pull_lines(image, anonymous, on_line)
     }
 
+    /// `docker manifest inspect -v` (15 s; `--insecure` for a loopback registry, which the
+    /// engine itself trusts without TLS).
+    fn announced_size(&self, image: &str) -> Option<u64> {
+        let host = image.split('/').next().unwrap_or("");
+        let local = host.starts_with("127.") || host.starts_with("localhost");
+        let mut args = vec!["manifest", "inspect", "-v"];
+        if local && image.contains('/') {
+            args.push("--insecure");
+        }
+        args.push(image);
+        let out = self.run(&args, Duration::from_secs(15)).ok()?;
+        let v: Value = serde_json::from_str(out.trim()).ok()?;
+        super::shape::manifest_size(&v, super::shape::registry_arch())
+    }
+
     fn create(&self, argv: &[String]) -> Result<String, EngineError> {
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
         self.run(&args, self.create_timeout)

@@ -189,3 +189,45 @@ pub fn parse_stats(out: &str) -> Vec<Usage> {
         })
         .collect()
 }
+
+/// The registry's word for this machine's architecture.
+pub fn registry_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        other => other,
+    }
+}
+
+/// The bytes an image's manifest announces (config and layers, compressed) from
+/// `docker manifest inspect -v`: one entry, or a list of per-platform entries of which this
+/// machine's (`arch`, linux) is taken. `None` when the answer says nothing usable.
+pub fn manifest_size(v: &Value, arch: &str) -> Option<u64> {
+    let one = |e: &Value| -> Option<u64> {
+        let m = e.get("SchemaV2Manifest").or_else(|| e.get("OCIManifest"))?;
+        let layers: u64 = m
+            .get("layers")?
+            .as_array()?
+            .iter()
+            .filter_map(|l| l.get("size").and_then(Value::as_u64))
+            .fold(0u64, u64::saturating_add);
+        let config = m
+            .pointer("/config/size")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        Some(layers.saturating_add(config))
+    };
+    match v {
+        Value::Array(list) => list
+            .iter()
+            .find(|e| {
+                e.pointer("/Descriptor/platform/architecture")
+                    .and_then(Value::as_str)
+                    == Some(arch)
+                    && e.pointer("/Descriptor/platform/os").and_then(Value::as_str) == Some("linux")
+            })
+            .and_then(one),
+        other => one(other),
+    }
+}

@@ -100,3 +100,22 @@ fn stats_lines() {
     assert_eq!((u[1].cpu_percent, u[1].memory_percent), (80.2, 1.0));
     assert!(u[2].cpu_percent.is_nan() && u[2].memory_percent.is_nan());
 }
+
+#[test]
+fn manifest_sizes_for_this_platform() {
+    use super::shape::manifest_size;
+    let single = serde_json::json!({"Ref": "r", "SchemaV2Manifest": {
+        "config": {"size": 1000}, "layers": [{"size": 100}, {"size": 20}]}});
+    assert_eq!(manifest_size(&single, "amd64"), Some(1120));
+    let oci = serde_json::json!({"OCIManifest": {"config": {"size": 1}, "layers": [{"size": 2}]}});
+    assert_eq!(manifest_size(&oci, "arm64"), Some(3));
+    let list = serde_json::json!([
+        {"Descriptor": {"platform": {"architecture": "amd64", "os": "linux"}},
+         "SchemaV2Manifest": {"config": {"size": 1}, "layers": [{"size": 10}]}},
+        {"Descriptor": {"platform": {"architecture": "arm64", "os": "linux"}},
+         "SchemaV2Manifest": {"config": {"size": 1}, "layers": [{"size": 20}]}}
+    ]);
+    assert_eq!(manifest_size(&list, "arm64"), Some(21));
+    assert_eq!(manifest_size(&list, "riscv64"), None);
+    assert_eq!(manifest_size(&serde_json::json!({"x": 1}), "amd64"), None);
+}

@@ -161,6 +161,7 @@ impl Policy for DriverPolicy {
         self.cards.done(&self.alerts, spec);
         if let Ok(a) = self.alerts.lock() {
             a.resolve(&spec.owner, "driver_start_failure");
+            a.resolve(&spec.owner, "edge_disk_reserve");
         }
     }
 
@@ -172,6 +173,12 @@ impl Policy for DriverPolicy {
             phase_text(failure.phase),
             &failure.message,
         );
+        if failure.phase == crate::containers::reserve::PHASE {
+            if let Ok(a) = self.alerts.lock() {
+                disk_reserve(&a, spec, &failure.message);
+            }
+            return;
+        }
         if self.alerted.insert(spec.name.clone(), failure.phase) == Some(failure.phase) {
             log::debug!(
                 "{}: failed again ({}); already alerted",
@@ -443,3 +450,20 @@ fn driver_log_sink(
 
 #[cfg(test)]
 mod tests;
+
+/// `edge_disk_reserve` (ours) on the twin whose update was refused: the old driver runs on.
+fn disk_reserve(alerts: &AlertSink, spec: &ContainerSpec, message: &str) {
+    let description = format!(
+        "An update of the driver of twin '{}' was not downloaded: {message}. The running driver is kept; the update is tried again once space is freed.",
+        spec.title
+    );
+    let alert = Alert {
+        alert_type: "edge_disk_reserve",
+        name: "Edge disk reserve reached",
+        description: &description,
+        severity: "warning",
+        twin_uuid: &spec.owner,
+        metadata: Some(json!({"container_name": spec.name, "image": spec.image})),
+    };
+    alerts.raise(&format!("edge_disk_reserve:{}", spec.name), alert);
+}

@@ -74,6 +74,7 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
     let threshold = num("CYBERWAVE_DRIVER_RESTART_LOOP_THRESHOLD", 4.0, 1.0).min(1e6) as usize;
     let tail = num("CYBERWAVE_DRIVER_LOG_COLD_START_TAIL", 500.0, 0.0).min(100_000.0) as u64;
     let rate = num("CYBERWAVE_DRIVER_LOG_LINES_PER_SECOND", 20.0, 0.1).min(1e6);
+    let disk_reserve_mb = num("CYBERWAVE_DISK_RESERVE_MB", 512.0, 0.0).min(1e9) as u64;
     let sd_card_threshold = num("CYBERWAVE_SD_CARD_CLEANUP_USAGE_PERCENT", 80.0, 0.0).min(100.0);
     let mut secs = |k: &str, default: f64, min: f64| {
         crate::config::seconds_or_warn(env, k, default, min, &mut warnings)
@@ -94,6 +95,7 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
     let volume_interval = secs("CYBERWAVE_VOLUME_PRUNE_INTERVAL_SECONDS", 10800.0, 1.0);
     let probation = secs("CYBERWAVE_UPDATE_PROBATION_SECONDS", 120.0, 1.0);
     let lock_max_defer = secs("CYBERWAVE_UPDATE_LOCK_MAX_DEFER_SECONDS", 3600.0, 0.0);
+
     let removed_revival = crate::config::optional_seconds_or_warn(
         env,
         "CYBERWAVE_DRIVER_REMOVED_REVIVAL_SECONDS",
@@ -125,6 +127,7 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
             cleanup,
             probation,
             lock_max_defer: (!lock_max_defer.is_zero()).then_some(lock_max_defer),
+            disk_reserve_mb,
         },
         log_lines_per_second: rate,
         card_update_interval: card_every,

@@ -272,6 +272,9 @@ fn start_roles(
     alerts: crate::alerts::AlertSink,
 ) -> Roles {
     let tuning = crate::drivers::settings::driver_tuning(settings);
+    crate::models::download::set_disk_reserve(
+        tuning.runtime.disk_reserve_mb.saturating_mul(1 << 20),
+    );
     let engine = crate::containers::engine::open(
         &settings.docker_bin,
         tuning.create_timeout,

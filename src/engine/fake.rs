@@ -32,6 +32,8 @@ pub struct FakeEngine {
     pub runtimes: Mutex<Runtimes>,
     /// A call whose text starts with a key takes this long (before it acts).
     pub slow: Mutex<BTreeMap<String, std::time::Duration>>,
+    /// What each image's manifest announces (`announced_size`); absent: unknown.
+    pub sizes: Mutex<BTreeMap<String, u64>>,
     /// name → the image it was created from (the one after the env file in the argv).
     pub container_images: Mutex<BTreeMap<String, String>>,
     /// The write end of the open events stream: [`FakeEngine::event`] writes to it.
@@ -314,6 +316,9 @@ impl Engine for FakeEngine {
             i.insert(image.to_string());
         }
         Ok(())
+    }
+    fn announced_size(&self, image: &str) -> Option<u64> {
+        self.sizes.lock().ok().and_then(|s| s.get(image).copied())
     }
     fn create(&self, argv: &[String]) -> Result<String, EngineError> {
         let name = argv

@@ -171,6 +171,9 @@ pub trait Engine: Send + Sync {
         on_line: &mut dyn FnMut(&str),
     ) -> Result<(), EngineError>;
     /// `create` with a full argv (after `create`); returns the id.
+    /// The bytes the registry's manifest of `image` announces for this machine, when the
+    /// registry answers within the engine's deadline (the disk reserve's estimate).
+    fn announced_size(&self, image: &str) -> Option<u64>;
     fn create(&self, argv: &[String]) -> Result<String, EngineError>;
     fn start(&self, name: &str) -> Result<(), EngineError>;
     /// Renames a container (running or not): a switch creates the successor beside the

@@ -12,6 +12,19 @@ use std::time::Duration;
 
 /// Room left free on the disk beyond the download itself.
 const DISK_MARGIN: u64 = 16 << 20;
+
+/// The disk reserve model downloads keep (`CYBERWAVE_DISK_RESERVE_MB`, set once at start by the
+/// daemon; at least [`DISK_MARGIN`]).
+static DISK_RESERVE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(DISK_MARGIN);
+
+/// Sets the free space a download must leave on the models' filesystem.
+pub fn set_disk_reserve(bytes: u64) {
+    DISK_RESERVE.store(bytes.max(DISK_MARGIN), std::sync::atomic::Ordering::Relaxed);
+}
+
+fn disk_reserve() -> u64 {
+    DISK_RESERVE.load(std::sync::atomic::Ordering::Relaxed)
+}
 const CHUNK: usize = 1 << 20;
 
 /// One download.
@@ -150,7 +163,7 @@ fn pipeline(
             // 64 MiB and stop while there is still room.
             if size % (64 << 20) < BUFFER as u64
                 && let Some(available) = crate::fsutil::available_bytes(dir)
-                && available < DISK_MARGIN
+                && available < disk_reserve()
             {
                 no_space = Some(available);
                 break;
@@ -167,7 +180,7 @@ fn pipeline(
         if let Some(available) = no_space {
             drop(file);
             return Err(DownloadError::NoSpace {
-                need: DISK_MARGIN,
+                need: disk_reserve(),
                 available,
             });
         }
@@ -259,7 +272,7 @@ fn attempt_once(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if let (Some(need), Some(available)) = (remaining, crate::fsutil::available_bytes(req.dir))
-        && need + DISK_MARGIN > available
+        && need.saturating_add(disk_reserve()) > available
     {
         return Err(DownloadError::NoSpace { need, available });
     }

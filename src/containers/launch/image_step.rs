@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{LaunchFailure, Launcher};
 use crate::containers::image::is_local_build;
+use crate::containers::reserve;
 use crate::containers::spec::ContainerSpec;
 use crate::engine::EngineError;
 use crate::engine::pull::PullProgress;
@@ -117,8 +118,23 @@ impl Launcher {
             log::info!("{image} is present and its tag is immutable: not pulled");
             return Ok(image.to_string());
         }
+        if let Err(short) = self.make_room(image) {
+            let message = format!("{image} is not pulled: {short}");
+            log::error!("{message}");
+            self.tell(specs, image, &message);
+            return Err(LaunchFailure {
+                phase: reserve::PHASE,
+                message,
+            });
+        }
         match self.pull(image, specs) {
             Ok(()) => Ok(image.to_string()),
+            Err(EngineError::Failed { message, .. }) if reserve::is_no_space(&message) => {
+                Err(LaunchFailure {
+                    phase: reserve::PHASE,
+                    message: format!("the pull of {image} ran out of disk space: {message}"),
+                })
+            }
             Err(e) if exists(image) => {
                 log::warn!("Pull failed for {image}; using local copy ({e})");
                 Ok(image.to_string())
@@ -141,6 +157,33 @@ impl Launcher {
                 })
             }
         }
+    }
+
+    /// Keeps the disk reserve for a pull of `image`: when the download would leave less, the
+    /// images nothing needs go first; what is still short is returned.
+    fn make_room(&self, image: &str) -> Result<(), reserve::Short> {
+        let Some(r) = &self.reserve else {
+            return Ok(());
+        };
+        let need = self.engine.announced_size(image).unwrap_or(0);
+        let root = r.data_root.get_or_init(|| self.engine.data_root());
+        let places = [root.as_path(), self.config_dir.as_path()];
+        let check = || reserve::short(&reserve::free_space(&places), need, r.bytes);
+        let Some(mut short) = check() else {
+            return Ok(());
+        };
+        let removable = r.removable.lock().map(|v| v.clone()).unwrap_or_default();
+        for old in removable {
+            match self.engine.remove_image(&old) {
+                Ok(()) => log::info!("removed the unused image {old} to keep the disk reserve"),
+                Err(e) => log::debug!("{old} stays: {e}"),
+            }
+            match check() {
+                None => return Ok(()),
+                Some(s) => short = s,
+            }
+        }
+        Err(short)
     }
 
     /// One pull of `image` (a fresh tracker per attempt; one anonymous retry when the stored

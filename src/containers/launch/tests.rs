@@ -82,6 +82,7 @@ fn launcher(engine: Arc<FakeEngine>, dir: &std::path::Path) -> Launcher {
         engine,
         config_dir: dir.to_path_buf(),
         probe: Duration::from_secs(5),
+        reserve: None,
     }
 }
 
@@ -566,4 +567,39 @@ fn a_role_may_ask_for_more_pull_attempts_within_one_launch() {
             .count(),
         1
     );
+}
+
+#[test]
+fn a_pull_that_would_eat_the_disk_reserve_removes_unused_images_then_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let engine = Arc::new(FakeEngine::with_images(&["old/drv:1"]));
+    engine
+        .sizes
+        .lock()
+        .unwrap()
+        .insert("repo/drv:2".into(), 300 << 20);
+    let mut l = launcher(engine.clone(), d.path());
+    // More than any disk has: nothing removed can make room.
+    let reserve = Arc::new(crate::containers::reserve::DiskReserve {
+        bytes: u64::MAX / 2,
+        ..Default::default()
+    });
+    *reserve.removable.lock().unwrap() = vec!["old/drv:1".into()];
+    l.reserve = Some(reserve);
+    let got = launch(&l, vec![spec("arm", "repo/drv:2")]);
+    let f = got[0].1.clone().unwrap_err();
+    assert_eq!(f.phase, "disk_reserve");
+    assert!(f.message.contains("300 MB"), "{f}");
+    let calls = engine.calls();
+    assert!(calls.contains(&"rmi old/drv:1".to_string()), "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| c.starts_with("pull") || c.starts_with("create")),
+        "{calls:?}"
+    );
+    // A reserve the disk can keep: pulled as usual.
+    l.reserve = Some(Arc::new(crate::containers::reserve::DiskReserve {
+        bytes: 1,
+        ..Default::default()
+    }));
+    assert!(launch(&l, vec![spec("arm", "repo/drv:2")])[0].1.is_ok());
 }

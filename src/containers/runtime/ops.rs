@@ -111,6 +111,27 @@ impl Runtime {
         self.recreating.len() + self.recreate_waiting.len()
     }
 
+    /// What a launcher may remove to keep the disk reserve: images we pulled that no desired
+    /// or running container uses and no rollback needs.
+    pub(super) fn refresh_removable(&mut self) {
+        let running = self
+            .observed
+            .iter()
+            .flat_map(|o| o.values())
+            .flat_map(|c| [c.image.clone(), c.image_id.clone()]);
+        let wanted: BTreeSet<String> = self
+            .desired
+            .values()
+            .map(|(s, _)| s.image.clone())
+            .chain(self.last_good_images())
+            .chain(running)
+            .collect();
+        let list = stale_images(&self.ran_images, &wanted);
+        if let Ok(mut r) = self.reserve.removable.lock() {
+            *r = list;
+        }
+    }
+
     pub(super) fn maybe_cleanup(&mut self) {
         let (Some(c), Some(observed)) = (self.tuning.cleanup.clone(), &self.observed) else {
             return;

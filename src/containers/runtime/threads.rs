@@ -9,6 +9,7 @@ use crossbeam_channel::{Sender, unbounded};
 use super::{RoleHooks, RuntimeEvent, Tuning, spawn_named};
 use crate::containers::executor::{Op, follow_events, run_ops};
 use crate::containers::launch::{LaunchJob, Launcher};
+use crate::containers::reserve::DiskReserve;
 use crate::containers::spec::ContainerSpec;
 use crate::engine::{Engine, StreamHandle};
 
@@ -26,6 +27,7 @@ pub(super) fn spawn(
     config_dir: &Path,
     tuning: &Tuning,
     hooks: &RoleHooks,
+    reserve: &Arc<DiskReserve>,
     events: Sender<RuntimeEvent>,
 ) -> Helpers {
     let (ops, ops_rx) = unbounded::<Op>();
@@ -43,6 +45,7 @@ pub(super) fn spawn(
         config_dir: config_dir.to_path_buf(),
         probe: tuning.probe,
         hooks: Arc::new(hooks.clone()),
+        reserve: Some(reserve.clone()),
     };
     {
         let (launcher, events) = (launcher(), events.clone());
