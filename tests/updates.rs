@@ -5,6 +5,7 @@
 //! the middle of it.
 
 use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -12,6 +13,7 @@ use serde_json::{Value, json};
 use crate::support::docker::{self as dk, Events, IMAGE};
 use crate::support::drivers::setup_profile;
 use crate::support::registry::Registry;
+use crate::support::throttle::Throttle;
 use crate::support::*;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -184,4 +186,270 @@ fn an_update_switches_with_one_stop_and_start_and_a_crashing_one_is_rolled_back(
     std::thread::sleep(6 * SEC);
     assert_eq!(dk::id_of(&name), back, "{}", d.log());
     assert_eq!(running_image(&name), Some(v2_id));
+}
+
+/// Builds a release carrying `mb` MB of random bytes (a layer nothing compresses) and pushes
+/// it; the local copies go, so a pull has to fetch every byte of that layer.
+fn big_release(registry: &Registry, tag: &str, mb: u64) -> String {
+    let local = format!("cyberwave-upd-release:{tag}-local");
+    let dockerfile = format!(
+        "FROM {IMAGE}\nRUN head -c {} /dev/urandom > /payload\nLABEL io.cyberwave.test.release={tag}\n",
+        mb * 1_000_000
+    );
+    let mut child = Command::new("docker")
+        .args(["build", "-q", "-t", &local, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dockerfile.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    registry.push(&local, &format!("cw/upd:{tag}"));
+    let _ = Command::new("docker").args(["rmi", &local]).output();
+    format!("cw/upd:{tag}")
+}
+
+#[test]
+fn a_slow_and_broken_pull_never_takes_the_running_driver_down() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let Some((twin, name, backend, _c)) = setup_profile("updates_slow", None, json!({})) else {
+        return;
+    };
+    release(&registry, "small", None);
+    let big = big_release(&registry, "big", 100);
+    // Everything the daemon pulls goes through a 5 MB/s link.
+    let link = Throttle::start(registry.port, 5_000_000);
+    let via = |repo: &str| format!("127.0.0.1:{}/{repo}", link.port);
+    let (v1, v2) = (via("cw/upd:small"), via(&big));
+    let _ = Command::new("docker").args(["rmi", &v2]).output();
+    let asset = format!("a55e7{}", &twin[5..]);
+    backend.add_asset(json!({"uuid": asset, "metadata": {"drivers": profile(&v1)}}));
+    let broker = broker_for_token();
+    let mut dir = EdgeDir::standard(&backend.url(), broker.port);
+    dir.set_env("CYBERWAVE_UPDATE_PROBATION_SECONDS", "2");
+    dir.set_env("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", "2");
+    let d = Daemon::start(&dir);
+    assert!(
+        wait_until(60 * SEC, || running_image(&name).is_some()),
+        "{}",
+        d.log()
+    );
+    let id1 = dk::id_of(&name);
+    let idle_kib = rss_kib(d.pid() as u32);
+
+    publish(&backend, &twin, &v2, &d);
+    let sent = |n: u64| link.link.sent.load(Ordering::SeqCst) >= n;
+    let base = link.link.sent.load(Ordering::SeqCst);
+    assert!(
+        wait_until(60 * SEC, || sent(base + 20_000_000)),
+        "{}",
+        d.log()
+    );
+    let mut peak_kib = rss_kib(d.pid() as u32);
+    // The link breaks mid-pull: the pull fails, v1 runs on, `status` says what waits and why.
+    link.link.break_now();
+    let (_, st) = dir.wait_status(60 * SEC, |_, v| {
+        update_of(v, &name)["pending"]["image"] == json!(v2)
+    });
+    let pending = &update_of(&st, &name)["pending"];
+    assert_eq!(pending["image"], json!(v2), "{st}\n{}", d.log());
+    assert!(
+        pending["waiting"].as_str().unwrap_or("").contains("pull"),
+        "{pending}"
+    );
+    assert_eq!(dk::id_of(&name), id1);
+    assert!(running_image(&name).is_some(), "v1 must still run");
+    link.link.mend();
+    // Retried: the whole layer comes down at 5 MB/s while v1 runs; only then the switch.
+    let mut sent_when_v1_stopped = 0;
+    let switched = wait_until(120 * SEC, || {
+        peak_kib = peak_kib.max(rss_kib(d.pid() as u32));
+        let v1_runs = dk::inspect(&id1).is_some_and(|i| i["State"]["Running"] == json!(true));
+        if !v1_runs && sent_when_v1_stopped == 0 {
+            sent_when_v1_stopped = link.link.sent.load(Ordering::SeqCst) - base;
+        }
+        dk::id_of(&name) != id1 && running_image(&name).is_some()
+    });
+    assert!(switched, "{}", d.log());
+    assert!(
+        sent_when_v1_stopped >= 100_000_000,
+        "v1 stopped after only {sent_when_v1_stopped} bytes of the new image\n{}",
+        d.log()
+    );
+    eprintln!(
+        "daemon RSS: idle {idle_kib} KiB, peak during the 100 MB pull {peak_kib} KiB (+{} KiB)",
+        peak_kib.saturating_sub(idle_kib)
+    );
+}
+
+#[test]
+fn a_held_update_lock_defers_the_switch_and_the_maximum_deferral_overrides_it() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let Some((twin, name, backend, _c)) = setup_profile("updates_lock", None, json!({})) else {
+        return;
+    };
+    let (v1, v2, v3) = (
+        release(&registry, "l1", None),
+        release(&registry, "l2", None),
+        release(&registry, "l3", None),
+    );
+    let asset = format!("a55e7{}", &twin[5..]);
+    backend.add_asset(json!({"uuid": asset, "metadata": {"drivers": profile(&v1)}}));
+    let broker = broker_for_token();
+    let mut dir = EdgeDir::standard(&backend.url(), broker.port);
+    dir.set_env("CYBERWAVE_UPDATE_PROBATION_SECONDS", "2");
+    dir.set_env("CYBERWAVE_UPDATE_LOCK_MAX_DEFER_SECONDS", "6");
+    let d = Daemon::start(&dir);
+    assert!(
+        wait_until(60 * SEC, || running_image(&name).is_some()),
+        "{}",
+        d.log()
+    );
+    // The driver sees its lock file's path and its directory.
+    let env = dk::env_of(&name);
+    assert!(
+        env.iter()
+            .any(|e| e == "CYBERWAVE_UPDATE_LOCK_FILE=/run/cyberwave/lock/updates.lock"),
+        "{env:?}"
+    );
+    let id1 = dk::id_of(&name);
+    // The robot's task takes the lock from inside its container.
+    let take = Command::new("docker")
+        .args([
+            "exec",
+            &name,
+            "sh",
+            "-c",
+            "echo task > \"$CYBERWAVE_UPDATE_LOCK_FILE\"",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        take.status.success(),
+        "{}",
+        String::from_utf8_lossy(&take.stderr)
+    );
+    let lock = dir.file(&format!("locks/{name}/updates.lock"));
+    assert!(lock.exists());
+    publish(&backend, &twin, &v2, &d);
+    // Fetched, not switched; `status` names the lock.
+    let (_, st) = dir.wait_status(30 * SEC, |_, v| {
+        v.pointer("/drivers/containers/0/update_lock/held_s")
+            .is_some()
+    });
+    assert!(
+        st.pointer("/drivers/containers/0/update_lock/held_s")
+            .is_some(),
+        "{st}"
+    );
+    assert!(
+        wait_until(30 * SEC, || d
+            .log()
+            .contains("the update switches once its lock goes")),
+        "{}",
+        d.log()
+    );
+    std::thread::sleep(2 * SEC);
+    assert_eq!(dk::id_of(&name), id1, "switched while the lock was held");
+    // Released: switched within a few seconds, before the maximum deferral.
+    std::fs::remove_file(&lock).unwrap();
+    assert!(
+        wait_until(15 * SEC, || dk::id_of(&name) != id1
+            && running_image(&name).is_some()),
+        "{}",
+        d.log()
+    );
+    assert!(
+        backend
+            .alerts_of_type("driver_update_lock_overridden")
+            .is_empty()
+    );
+    // Held again and never released: after 6 s ready to switch, it goes ahead, alerted.
+    let id2 = dk::id_of(&name);
+    std::fs::write(&lock, "task").unwrap();
+    publish(&backend, &twin, &v3, &d);
+    assert!(
+        wait_until(60 * SEC, || dk::id_of(&name) != id2
+            && running_image(&name).is_some()),
+        "{}",
+        d.log()
+    );
+    let alerts = backend.alerts_of_type("driver_update_lock_overridden");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let text = alerts[0]["description"].as_str().unwrap_or("");
+    assert!(
+        text.starts_with(&format!(
+            "The driver update of twin 'updates_lock' to {v3} waited "
+        )) && text.ends_with(&format!(
+            "s for the update lock held by {name} and went ahead (CYBERWAVE_UPDATE_LOCK_MAX_DEFER_SECONDS)."
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_mutable_tag_moved_to_a_crashing_image_is_rolled_back_to_the_image_that_ran() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let Some((twin, name, backend, _c)) = setup_profile("updates_mutable", None, json!({})) else {
+        return;
+    };
+    let _ = release(&registry, "good", None);
+    let good_id = {
+        let local = "cyberwave-upd-release:good-local";
+        registry.push(local, "cw/mut:latest");
+        image_id(local)
+    };
+    let latest = format!("127.0.0.1:{}/cw/mut:latest", registry.port);
+    let asset = format!("a55e7{}", &twin[5..]);
+    backend.add_asset(json!({"uuid": asset, "metadata": {"drivers": profile(&latest)}}));
+    let broker = broker_for_token();
+    let mut dir = EdgeDir::standard(&backend.url(), broker.port);
+    dir.set_env("CYBERWAVE_UPDATE_PROBATION_SECONDS", "2");
+    let d = Daemon::start(&dir);
+    let (_, st) = dir.wait_status(60 * SEC, |_, v| {
+        update_of(v, &name)["last_good"]["image_id"] == json!(good_id)
+    });
+    assert_eq!(
+        update_of(&st, &name)["last_good"]["image_id"],
+        json!(good_id),
+        "{st}\n{}",
+        d.log()
+    );
+    // The tag moves to a crashing image; it is pulled when the driver is recreated (a
+    // remote restart), not polled.
+    let _ = release(&registry, "bad", Some("crash"));
+    registry.push("cyberwave-upd-release:bad-local", "cw/mut:latest");
+    crate::support::drivers::request_restart(&backend, &broker, "mutable-r1");
+    assert!(
+        wait_until(90 * SEC, || !backend
+            .alerts_of_type("driver_update_rolled_back")
+            .is_empty()
+            && running_image(&name).as_deref() == Some(good_id.as_str())),
+        "{}",
+        d.log()
+    );
+    let inspect = dk::inspect(&name).unwrap();
+    assert_eq!(
+        inspect["Config"]["Image"],
+        json!(good_id),
+        "started by image id"
+    );
 }

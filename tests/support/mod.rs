@@ -9,6 +9,7 @@ pub mod docker;
 pub mod drivers;
 pub mod frpc;
 pub mod registry;
+pub mod throttle;
 pub mod worker;
 pub mod zenoh;
 

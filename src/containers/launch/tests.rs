@@ -593,7 +593,9 @@ fn a_pull_that_would_eat_the_disk_reserve_removes_unused_images_then_is_refused(
     let calls = engine.calls();
     assert!(calls.contains(&"rmi old/drv:1".to_string()), "{calls:?}");
     assert!(
-        !calls.iter().any(|c| c.starts_with("pull") || c.starts_with("create")),
+        !calls
+            .iter()
+            .any(|c| c.starts_with("pull") || c.starts_with("create")),
         "{calls:?}"
     );
     // A reserve the disk can keep: pulled as usual.
