@@ -453,3 +453,93 @@ fn a_mutable_tag_moved_to_a_crashing_image_is_rolled_back_to_the_image_that_ran(
         "started by image id"
     );
 }
+
+/// A small tmpfs, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn an_update_that_would_eat_the_disk_reserve_is_refused_until_space_returns() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let Some((twin, name, backend, _c)) = setup_profile("updates_reserve", None, json!({})) else {
+        return;
+    };
+    let v2 = release(&registry, "r2", None);
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("docker-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .arg(&root)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here: skipped");
+        return;
+    }
+    let fs = Tmpfs(root.clone());
+    // Docker as usual, except that it says it keeps its data on the small tmpfs.
+    let wrapper = work.path().join("docker");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$*\" = 'info --format {{{{.DockerRootDir}}}}' ]; then echo {}; exit 0; fi\nexec docker \"$@\"\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let filler = root.join("fill");
+    let _ = std::fs::write(&filler, vec![7u8; 60 << 20]);
+    let asset = format!("a55e7{}", &twin[5..]);
+    backend.add_asset(json!({"uuid": asset, "metadata": {"drivers": profile(IMAGE)}}));
+    let broker = broker_for_token();
+    let mut dir = EdgeDir::standard(&backend.url(), broker.port);
+    dir.set_env("CYBERWAVE_DOCKER_BIN", wrapper.to_str().unwrap());
+    dir.set_env("CYBERWAVE_DISK_RESERVE_MB", "16");
+    dir.set_env("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", "2");
+    let d = Daemon::start(&dir);
+    assert!(
+        wait_until(60 * SEC, || running_image(&name).is_some()),
+        "{}",
+        d.log()
+    );
+    let id1 = dk::id_of(&name);
+    publish(&backend, &twin, &v2, &d);
+    let alerts = || backend.alerts_of_type("edge_disk_reserve");
+    assert!(wait_until(60 * SEC, || !alerts().is_empty()), "{}", d.log());
+    let a = &alerts()[0];
+    assert_eq!(a["twin_uuid"], json!(twin));
+    assert_eq!(a["name"], json!("Edge disk reserve reached"));
+    let text = a["description"].as_str().unwrap_or("");
+    assert!(
+        text.starts_with(&format!(
+            "An update of the driver of twin 'updates_reserve' was not downloaded: {v2} is not pulled: {} has "
+        , root.display())) && text.ends_with("The running driver is kept; the update is tried again once space is freed."),
+        "{text}"
+    );
+    assert_eq!(dk::id_of(&name), id1, "the old driver is untouched");
+    assert!(running_image(&name).is_some());
+    // Room again: the retry pulls and switches, and the alert is resolved.
+    std::fs::remove_file(&filler).unwrap();
+    assert!(
+        wait_until(60 * SEC, || dk::id_of(&name) != id1
+            && running_image(&name).is_some()),
+        "{}",
+        d.log()
+    );
+    assert!(
+        wait_until(20 * SEC, || alerts()[0]["status"] == json!("resolved")),
+        "{:?}",
+        alerts()
+    );
+    drop(fs);
+}
