@@ -114,6 +114,7 @@ impl Launcher {
             });
             resolved.extend(results);
         }
+        let held = held_graphs(&jobs, &resolved);
         let ready: Vec<&ContainerSpec> = jobs
             .iter()
             .filter(|j| matches!(resolved.get(&j.spec.image), Some(Ok(_))))
@@ -128,10 +129,16 @@ impl Launcher {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::scope(|s| {
             for _ in 0..PARALLEL_LAUNCHES {
-                let (queue, tx, resolved) = (&queue, tx.clone(), &resolved);
+                let (queue, tx, resolved, held) = (&queue, tx.clone(), &resolved, &held);
                 s.spawn(move || {
                     while let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
                         let result = match resolved.get(&job.spec.image).cloned() {
+                            Some(Ok(_)) if held.contains(&graph_of(&job.spec)) => {
+                                Err(LaunchFailure {
+                                    phase: "pull_failed",
+                                    message: "another container of its graph could not get its image: the graph is switched as a unit".into(),
+                                })
+                            }
                             Some(Ok(image)) => self.launch_one(&job, &image),
                             Some(Err(e)) => Err(e),
                             None => Err(LaunchFailure {
@@ -304,6 +311,24 @@ impl Launcher {
         }
         Probe::Done(Err(timeout_failure(name, &last, within)))
     }
+}
+
+/// The graph a container belongs to: the containers of one owner (a twin's services) in one
+/// role.
+fn graph_of(spec: &ContainerSpec) -> (String, super::spec::Role) {
+    (spec.owner.clone(), spec.role)
+}
+
+/// Graphs being updated (a job replacing a running container) of which some image could not
+/// be had: none of their containers is switched, so a graph is never half old, half new.
+fn held_graphs(
+    jobs: &[LaunchJob],
+    resolved: &BTreeMap<String, Result<String, LaunchFailure>>,
+) -> std::collections::BTreeSet<(String, super::spec::Role)> {
+    jobs.iter()
+        .filter(|j| j.exists && !matches!(resolved.get(&j.spec.image), Some(Ok(_))))
+        .map(|j| graph_of(&j.spec))
+        .collect()
 }
 
 enum Probe {

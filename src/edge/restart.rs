@@ -42,8 +42,39 @@ pub(super) fn check(state: &mut State, jobctl: &Sender<JobCtl>) {
     if state.restart.running.is_none() {
         return;
     }
+    tell_lock_holders(state);
     let containers_back = state.runtime.recreating() == 0 && state.runtime.settled(Role::Driver);
     on(state, Event::Look { containers_back }, jobctl);
+}
+
+/// The card says which containers' update locks hold the restart up, when that changes.
+fn tell_lock_holders(state: &mut State) {
+    let holders: Vec<String> = match state.runtime.recreating() {
+        0 => Vec::new(),
+        _ => state.runtime.held_locks().into_keys().collect(),
+    };
+    if holders == state.restart_waits_on {
+        return;
+    }
+    state.restart_waits_on = holders.clone();
+    let uuid = state
+        .restart
+        .running
+        .as_ref()
+        .and_then(|r| r.alert_uuid.clone());
+    if let (Some(uuid), false) = (uuid, holders.is_empty()) {
+        log::info!(
+            "remote restart: waiting for the update lock of {}",
+            holders.join(", ")
+        );
+        state.drivers.alerts().transition(
+            &uuid,
+            "recreating_containers",
+            json!({"waiting_for_update_lock": holders,
+                   "detail": format!("waiting for the update lock held by {}", holders.join(", "))}),
+            false,
+        );
+    }
 }
 
 fn on(state: &mut State, ev: Event, jobctl: &Sender<JobCtl>) {

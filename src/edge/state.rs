@@ -69,6 +69,8 @@ pub(super) struct State {
     /// A remote restart under way, the end of the last one, its result, and where the
     /// twin-sync thread says the twin files are flushed.
     pub(super) restart: super::restart_machine::Machine,
+    /// The containers whose update locks hold up the remote restart, as its card last said.
+    pub(super) restart_waits_on: Vec<String>,
     pub(super) restart_tx: crossbeam_channel::Sender<usize>,
     /// The node state last published, the edge uuid our link's last will names, and where a
     /// new link reports.

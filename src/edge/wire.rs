@@ -390,6 +390,7 @@ fn assemble(
         worker_mqtt: roles.worker_mqtt,
         twin_sync: Default::default(),
         restart: Default::default(),
+        restart_waits_on: Vec::new(),
         restart_tx,
         node: None,
         will_edge_uuid: will_uuid,

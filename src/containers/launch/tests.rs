@@ -605,3 +605,42 @@ fn a_pull_that_would_eat_the_disk_reserve_removes_unused_images_then_is_refused(
     }));
     assert!(launch(&l, vec![spec("arm", "repo/drv:2")])[0].1.is_ok());
 }
+
+#[test]
+fn a_graph_whose_image_cannot_be_had_is_not_switched_half() {
+    let d = tempfile::tempdir().unwrap();
+    let engine = Arc::new(FakeEngine::with_images(&["drv:local"]));
+    let l = launcher(engine.clone(), d.path());
+    engine.put("arm-bridge", "running", &[], "unless-stopped");
+    engine.put("arm-moveit", "running", &[], "unless-stopped");
+    engine.fail("pull repo/moveit:2", "manifest unknown");
+    let job = |name: &str, image: &str| LaunchJob {
+        spec: spec(name, image),
+        payload: json!({"uuid": "11111111-2222-4333-8444-555555555555"}),
+        exists: true,
+        settle: false,
+    };
+    let mut got = Vec::new();
+    l.launch_batch(
+        vec![
+            job("arm-bridge", "drv:local"),
+            job("arm-moveit", "repo/moveit:2"),
+        ],
+        |s, r| got.push((s.name.clone(), r.map(|_| ()).map_err(|f| f.phase))),
+    );
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("arm-bridge".to_string(), Err("pull_failed")),
+            ("arm-moveit".to_string(), Err("pull_failed"))
+        ]
+    );
+    let calls = engine.calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("create") || c.starts_with("stop")),
+        "{calls:?}"
+    );
+}

@@ -98,3 +98,47 @@ fn a_successor_dying_in_probation_is_rolled_back_by_image_id_and_not_retried() {
     h.until("failure forgotten", |h| book(h)[A]["failed"].is_null());
     h.runtime.shutdown();
 }
+
+#[test]
+fn a_restart_reading_an_older_cached_spec_keeps_the_newer_container_until_the_live_answer() {
+    let engine = Arc::new(FakeEngine::with_images(&["drv:local", "drv2:local"]));
+    let mut h = start_in(engine.clone(), tempfile::tempdir().unwrap(), quick());
+    h.until("first observation", |h| h.called("ps"));
+    h.want(&[on("drv:local", "h1")]);
+    h.until("v1 up", |h| image_of(h, A).is_some());
+    h.want(&[on("drv2:local", "h2")]);
+    h.until_timed("v2 last good", Duration::from_secs(5), |h| {
+        book(h)[A]["last_good"]["spec"]["spec_hash"] == json!("h2")
+    });
+    h.runtime.shutdown();
+    let Harness { _dir, .. } = h;
+    let mut h = start_in(engine, _dir, quick());
+    h.until("first observation", |h| {
+        h.runtime.observed_state(A).is_some()
+    });
+    let creates = h.calls_of(&format!("create {A}.next"));
+    let cached = |h: &mut Harness, provisional| {
+        let s = on("drv:local", "h1");
+        let desired = BTreeMap::from([(A.to_string(), (s, json!({"uuid": "o"})))]);
+        h.runtime
+            .set_desired_from(Role::Driver, desired, provisional);
+    };
+    // The cache still says v1: v2, which we switched to ourselves, is kept.
+    cached(&mut h, true);
+    let quiet = Instant::now() + Duration::from_millis(1500);
+    h.until_timed("a quiet while", Duration::from_secs(3), |_| {
+        Instant::now() >= quiet
+    });
+    assert_eq!(
+        h.calls_of(&format!("create {A}.next")),
+        creates,
+        "{:?}",
+        h.engine.calls()
+    );
+    // The live answer says v1 too: now it decides.
+    cached(&mut h, false);
+    h.until("back to v1", |h| {
+        h.calls_of(&format!("create {A}.next")) == creates + 1
+    });
+    h.runtime.shutdown();
+}
