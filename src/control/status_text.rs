@@ -112,6 +112,35 @@ fn remote_access_lines(r: &Value) -> String {
 }
 
 /// The human report of [`collect`]'s object.
+/// A driver's update state, one line per fact that matters now: a pending update and why it
+/// waits, a held update lock, probation, a rollback.
+fn update_lines(c: &Value) -> String {
+    let u = &c["update"];
+    let mut out = String::new();
+    if let Some(p) = u.get("pending").filter(|p| !p.is_null()) {
+        out += &format!(
+            "        update to {} waits: {}\n",
+            text_at(p, "/image"),
+            text_at(p, "/waiting")
+        );
+    }
+    if let Some(s) = c.pointer("/update_lock/held_s").and_then(Value::as_u64) {
+        out += &format!("        update lock held for {s} s\n");
+    }
+    if let Some(s) = u["probation_left_s"].as_u64() {
+        out += &format!("        on probation, {s} s left\n");
+    }
+    if let Some(r) = u.get("rolled_back").filter(|r| !r.is_null()) {
+        out += &format!(
+            "        rolled back from {} ({}); last good {}\n",
+            text_at(r, "/image"),
+            text_at(r, "/reason"),
+            text_at(u, "/last_good/image")
+        );
+    }
+    out
+}
+
 pub fn render(r: &Value) -> String {
     let s = |p: &str| text_at(r, p);
     let mut out = String::from("\nCyberwave Edge Core — Status\n\n");
@@ -186,6 +215,7 @@ pub fn render(r: &Value) -> String {
                 c["restarts"],
                 exit
             );
+            out += &update_lines(c);
         }
     }
     if let Some(mode) = r.pointer("/bus/mode").and_then(Value::as_str) {
@@ -293,7 +323,11 @@ mod tests {
             "twins": {"linked": ["t1"], "source": "cache", "fetched_at": 0.0},
             "drivers": {"containers": [{"name": "cyberwave-driver-t1", "status": "running for 5s",
                 "image": "i", "twin_uuid": "t1", "restarts": 0,
-                "data": {"rate_hz": 20.0, "last_sample_age_s": 0.1}}], "problems": []},
+                "data": {"rate_hz": 20.0, "last_sample_age_s": 0.1},
+                "update": {"pending": {"image": "r/d:4", "waiting": "pull_failed: timeout"},
+                    "probation_left_s": 30, "last_good": {"image": "r/d:2"},
+                    "rolled_back": {"image": "r/d:3", "reason": "exited with code 1"}},
+                "update_lock": {"held_s": 12}}], "problems": []},
             "bus": {"mode": "router-managed (router-connected (endpoints: tcp/127.0.0.1:7447))",
                 "session": {"state": "open"}, "warnings": ["ZENOH_MODE=\"x\" is not peer or client"]},
             "last_errors": [{"at": 1.0, "message": "boom"}],
@@ -313,6 +347,10 @@ mod tests {
             "data 20.0 Hz, last 0.1 s ago",
             "Zenoh        router-managed (router-connected (endpoints: tcp/127.0.0.1:7447)); session open",
             "! ZENOH_MODE=\"x\" is not peer or client",
+            "update to r/d:4 waits: pull_failed: timeout",
+            "update lock held for 12 s",
+            "on probation, 30 s left",
+            "rolled back from r/d:3 (exited with code 1); last good r/d:2",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
