@@ -93,10 +93,12 @@ def floor(ev, image, rounds):
     out = []
     for _ in range(rounds):
         subprocess.run(["docker", "rm", "-f", "bench-floor-a", "bench-floor-b"], capture_output=True)
-        subprocess.run(["docker", "run", "-d", "--init", "--name", "bench-floor-a", "-e", "DRIVER_MODE=run", BASE],
-                       check=True, capture_output=True)
-        subprocess.run(["docker", "create", "--init", "--name", "bench-floor-b", "-e", "DRIVER_MODE=run", image],
-                       check=True, capture_output=True)
+        # The options that matter for start and stop as a driver has them: host network, init.
+        opts = ["--init", "--network", "host", "--restart", "unless-stopped", "-e", "DRIVER_MODE=run"]
+        subprocess.run(["docker", "run", "-d", "--name", "bench-floor-a"] + opts + [BASE], check=True,
+                       capture_output=True)
+        subprocess.run(["docker", "create", "--name", "bench-floor-b"] + opts + [image], check=True,
+                       capture_output=True)
         a, b = cid("bench-floor-a"), cid("bench-floor-b")
         time.sleep(1)
         subprocess.run(["sh", "-c", "docker stop -t 10 bench-floor-a >/dev/null && docker start bench-floor-b >/dev/null"],
@@ -144,19 +146,21 @@ def daemon_switches(binary, ev, targets, rounds, probation):
                     if image == target and g is not None:
                         results[target].append(g)
                     time.sleep(1)
-        # Wake-ups while on probation (just switched) and after it ended.
-        time.sleep(probation + 2)
-        c0 = csw(p.pid)
-        time.sleep(20)
-        after = (csw(p.pid) - c0) / 20
+        # Wake-ups while a container is on probation (from 25 s after its switch, when what
+        # a switch sets going has settled) and after its probation ended.
         old = cid(NAME)
         backend.image = SMALL
         p.send_signal(signal.SIGHUP)
         fb.wait(lambda: cid(NAME) not in (None, old), 60)
-        time.sleep(2)
+        switched = time.monotonic()
+        time.sleep(25)
         c0 = csw(p.pid)
         time.sleep(20)
         during = (csw(p.pid) - c0) / 20
+        time.sleep(max(0, probation + 5 - (time.monotonic() - switched)))
+        c0 = csw(p.pid)
+        time.sleep(20)
+        after = (csw(p.pid) - c0) / 20
         wakeups = (during, after)
     finally:
         p.terminate()

@@ -138,7 +138,7 @@ impl Runtime {
         }
     }
 
-    /// The earliest end of a running trial, as an instant.
+    /// The earliest end of a running trial still to come, as an instant.
     pub(super) fn next_trial_end(&self) -> Option<Instant> {
         let now = now_s();
         self.updates
@@ -146,6 +146,9 @@ impl Runtime {
             .filter(|(n, _)| self.desired.contains_key(*n))
             .filter_map(|(_, e)| e.trial.as_ref())
             .map(|t| trial_ends(t, self.tuning.probation))
+            // An overdue trial that could not be promoted (its container not running its spec)
+            // is judged by the next list, never by a deadline that is always due.
+            .filter(|end| *end > now)
             .min()
             .map(|end| Instant::now() + Duration::from_secs(end.saturating_sub(now)))
     }

@@ -100,3 +100,30 @@ fn a_remote_restart_waits_for_the_lock_too() {
     });
     h.runtime.shutdown();
 }
+
+#[test]
+fn a_trial_overdue_behind_a_deferred_update_sets_no_deadline_that_is_always_due() {
+    let engine = Arc::new(FakeEngine::with_images(&["drv:local", "drv2:local"]));
+    let tuning = Tuning {
+        probation: Duration::from_secs(1),
+        lock_max_defer: None,
+        ..Tuning::example(3)
+    };
+    let mut h = start_in(engine, tempfile::tempdir().unwrap(), tuning);
+    h.until("first observation", |h| h.called("ps"));
+    let mut v1 = spec(A, "h1");
+    v1.image = "drv:local".into();
+    h.want(&[v1]);
+    h.until("v1 up", |h| h.heard().contains(&format!("up {A}")));
+    // v2 waits for the lock while v1's probation runs out: v1 cannot be promoted (its spec is
+    // not the desired one any more).
+    hold(&h);
+    h.want(&[v2()]);
+    let later = Instant::now() + Duration::from_millis(2500);
+    h.until_timed("probation over", Duration::from_secs(4), |_| {
+        Instant::now() >= later
+    });
+    let due = h.runtime.next_deadline();
+    assert!(due.is_none_or(|t| t > Instant::now()), "{due:?}");
+    h.runtime.shutdown();
+}
