@@ -108,23 +108,24 @@ fn start_in(engine: Arc<FakeEngine>, dir: tempfile::TempDir, tuning: Tuning) -> 
 impl Harness {
     /// Hands the runtime its events until `done` holds (5 s at most).
     fn until(&mut self, what: &str, done: impl Fn(&Harness) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !done(self) {
-            assert!(
-                Instant::now() < deadline,
-                "{what}: calls {:?}, heard {:?}",
-                self.engine.calls(),
-                self.heard()
-            );
-            if let Ok(ev) = self.rx.recv_timeout(Duration::from_millis(50)) {
-                self.runtime.on_event(ev);
-            }
-        }
+        self.pump(what, Duration::from_secs(5), false, done);
     }
 
     /// [`Harness::until`], also calling the runtime when its deadline passes (as the
     /// supervisor does).
     fn until_timed(&mut self, what: &str, within: Duration, done: impl Fn(&Harness) -> bool) {
+        self.pump(what, within, true, done);
+    }
+
+    /// Runs the runtime as the supervisor would for `d`, deadlines included.
+    fn quiet_for(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        self.pump("a quiet while", d + Duration::from_secs(1), true, |_| {
+            Instant::now() >= end
+        });
+    }
+
+    fn pump(&mut self, what: &str, within: Duration, timed: bool, done: impl Fn(&Harness) -> bool) {
         let deadline = Instant::now() + within;
         while !done(self) {
             assert!(
@@ -133,10 +134,11 @@ impl Harness {
                 self.engine.calls(),
                 self.heard()
             );
-            if self
-                .runtime
-                .next_deadline()
-                .is_some_and(|t| t <= Instant::now())
+            if timed
+                && self
+                    .runtime
+                    .next_deadline()
+                    .is_some_and(|t| t <= Instant::now())
             {
                 self.runtime.on_deadline();
             }

@@ -99,41 +99,33 @@ impl Runtime {
     pub(super) fn promote_due(&mut self) {
         let now = now_s();
         let probation = self.tuning.probation;
-        let mut changed = false;
-        for (name, entry) in self.updates.iter_mut() {
-            let Some(t) = entry
-                .trial
-                .as_ref()
-                .filter(|t| trial_ends(t, probation) <= now)
+        let due: Vec<String> = self
+            .updates
+            .iter()
+            .filter_map(|(n, e)| Some((n, e.trial.as_ref()?)))
+            .filter(|(n, t)| trial_ends(t, probation) <= now && self.promotable(n, t))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in &due {
+            let (Some((spec, _)), Some(entry)) =
+                (self.desired.get(name), self.updates.get_mut(name))
             else {
                 continue;
             };
-            let (Some((spec, _)), Some(seen)) = (
-                self.desired.get(name),
-                self.observed.as_ref().and_then(|o| o.get(name)),
-            ) else {
+            let Some(t) = entry.trial.take() else {
                 continue;
             };
-            let hash = seen.labels.get(crate::containers::LABEL_SPEC_HASH);
-            if seen.state != "running"
-                || hash != Some(&t.spec_hash)
-                || spec.spec_hash != t.spec_hash
-            {
-                continue;
-            }
             log::info!(
                 "{name} passed its probation: {} is its last good spec",
                 t.image
             );
             entry.last_good = Some(Good {
                 spec: updates::store(spec),
-                image_id: t.image_id.clone(),
+                image_id: t.image_id,
                 since: now,
             });
-            entry.trial = None;
-            changed = true;
         }
-        if changed {
+        if !due.is_empty() {
             updates::save(&self.config_dir, &self.updates);
         }
     }
@@ -143,14 +135,31 @@ impl Runtime {
         let now = now_s();
         self.updates
             .iter()
-            .filter(|(n, _)| self.desired.contains_key(*n))
-            .filter_map(|(_, e)| e.trial.as_ref())
-            .map(|t| trial_ends(t, self.tuning.probation))
-            // An overdue trial that could not be promoted (its container not running its spec)
-            // is judged by the next list, never by a deadline that is always due.
-            .filter(|end| *end > now)
+            .filter_map(|(n, e)| Some((n, e.trial.as_ref()?)))
+            // Only a trial that can pass when its time comes: one whose container runs the
+            // desired spec. Another (its update deferred by a lock, its container down) is
+            // judged by the next list, never by a deadline that would always be due.
+            .filter(|(n, t)| self.promotable(n, t))
+            .map(|(_, t)| trial_ends(t, self.tuning.probation))
             .min()
             .map(|end| Instant::now() + Duration::from_secs(end.saturating_sub(now)))
+    }
+
+    /// `name` runs the desired spec of its trial `t`.
+    fn promotable(&self, name: &str, t: &Trial) -> bool {
+        let desired = self
+            .desired
+            .get(name)
+            .is_some_and(|(s, _)| s.spec_hash == t.spec_hash);
+        let runs = self
+            .observed
+            .as_ref()
+            .and_then(|o| o.get(name))
+            .is_some_and(|c| {
+                c.state == "running"
+                    && c.labels.get(crate::containers::LABEL_SPEC_HASH) == Some(&t.spec_hash)
+            });
+        desired && runs
     }
 
     /// A container on trial died, turned unhealthy or failed its probe: back to the last

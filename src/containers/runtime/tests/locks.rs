@@ -8,11 +8,15 @@ use crate::containers::lock::{LOCK_FILE, lock_dir};
 const A: &str = "cyberwave-driver-a";
 
 fn harness(max_defer: Option<Duration>) -> Harness {
-    let engine = Arc::new(FakeEngine::with_images(&["drv:local", "drv2:local"]));
-    let tuning = Tuning {
+    harness_with(Tuning {
         lock_max_defer: max_defer,
         ..Tuning::example(3)
-    };
+    })
+}
+
+/// v1 up on a runtime with these knobs.
+fn harness_with(tuning: Tuning) -> Harness {
+    let engine = Arc::new(FakeEngine::with_images(&["drv:local", "drv2:local"]));
     let mut h = start_in(engine, tempfile::tempdir().unwrap(), tuning);
     h.until("first observation", |h| h.called("ps"));
     let mut v1 = spec(A, "h1");
@@ -43,10 +47,7 @@ fn a_held_lock_defers_the_switch_until_it_is_released() {
     h.until_timed("prefetched", Duration::from_secs(3), |h| {
         h.calls_of("image_exists drv2:local") >= 1
     });
-    let waited = Instant::now() + Duration::from_millis(1500);
-    h.until_timed("waiting", Duration::from_secs(3), |_| {
-        Instant::now() >= waited
-    });
+    h.quiet_for(Duration::from_millis(1500));
     assert_eq!(
         h.calls_of(&format!("create {A}.next")),
         0,
@@ -89,10 +90,7 @@ fn a_remote_restart_waits_for_the_lock_too() {
     let file = hold(&h);
     h.runtime.recreate(Role::Driver);
     assert_eq!(h.runtime.recreating(), 1);
-    let waited = Instant::now() + Duration::from_millis(1500);
-    h.until_timed("waiting", Duration::from_secs(3), |_| {
-        Instant::now() >= waited
-    });
+    h.quiet_for(Duration::from_millis(1500));
     assert!(!h.called(&format!("remove {A}")), "{:?}", h.engine.calls());
     std::fs::remove_file(file).unwrap();
     h.until_timed("recreated", Duration::from_secs(5), |h| {
@@ -103,26 +101,16 @@ fn a_remote_restart_waits_for_the_lock_too() {
 
 #[test]
 fn a_trial_overdue_behind_a_deferred_update_sets_no_deadline_that_is_always_due() {
-    let engine = Arc::new(FakeEngine::with_images(&["drv:local", "drv2:local"]));
-    let tuning = Tuning {
+    let mut h = harness_with(Tuning {
         probation: Duration::from_secs(1),
         lock_max_defer: None,
         ..Tuning::example(3)
-    };
-    let mut h = start_in(engine, tempfile::tempdir().unwrap(), tuning);
-    h.until("first observation", |h| h.called("ps"));
-    let mut v1 = spec(A, "h1");
-    v1.image = "drv:local".into();
-    h.want(&[v1]);
-    h.until("v1 up", |h| h.heard().contains(&format!("up {A}")));
+    });
     // v2 waits for the lock while v1's probation runs out: v1 cannot be promoted (its spec is
     // not the desired one any more).
     hold(&h);
     h.want(&[v2()]);
-    let later = Instant::now() + Duration::from_millis(2500);
-    h.until_timed("probation over", Duration::from_secs(4), |_| {
-        Instant::now() >= later
-    });
+    h.quiet_for(Duration::from_millis(2500));
     let due = h.runtime.next_deadline();
     assert!(due.is_none_or(|t| t > Instant::now()), "{due:?}");
     h.runtime.shutdown();

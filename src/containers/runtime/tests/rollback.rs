@@ -61,10 +61,7 @@ fn a_successor_dying_in_probation_is_rolled_back_by_image_id_and_not_retried() {
     let creates = h.calls_of(&format!("create {A}.next"));
     // The role still wants v2: nothing is tried again.
     h.want(&[on("drv2:local", "h2")]);
-    let quiet = Instant::now() + Duration::from_millis(1500);
-    h.until_timed("a quiet while", Duration::from_secs(3), |_| {
-        Instant::now() >= quiet
-    });
+    h.quiet_for(Duration::from_millis(1500));
     assert_eq!(
         h.calls_of(&format!("create {A}.next")),
         creates,
@@ -125,10 +122,7 @@ fn a_restart_reading_an_older_cached_spec_keeps_the_newer_container_until_the_li
     };
     // The cache still says v1: v2, which we switched to ourselves, is kept.
     cached(&mut h, true);
-    let quiet = Instant::now() + Duration::from_millis(1500);
-    h.until_timed("a quiet while", Duration::from_secs(3), |_| {
-        Instant::now() >= quiet
-    });
+    h.quiet_for(Duration::from_millis(1500));
     assert_eq!(
         h.calls_of(&format!("create {A}.next")),
         creates,
