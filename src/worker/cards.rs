@@ -2,12 +2,12 @@
 //! its phases, `worker_start_failure`), readiness from `worker-status.json`, and
 //! `worker_health` on MQTT (reference §2.4, §6.7, §3.7).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use super::health::{health_payload, readiness};
-use super::runtime::Worker;
+use super::runtime::{Starting, Worker};
 use super::spec::{STATUS_FILE, container_name};
 use crate::alerts::Alert;
 use crate::containers::runtime::Runtime;
@@ -128,6 +128,16 @@ impl Worker {
                    "overall_progress_percent": 0, "stage_progress_percent": 0}),
         );
         self.starting = None;
+        self.ready = false;
+    }
+
+    pub(super) fn begin_readiness(&mut self, grace: Duration) {
+        self.starting = Some(Starting {
+            since: Instant::now(),
+            phase: None,
+            misses: 0,
+            grace,
+        });
         self.ready = false;
     }
 

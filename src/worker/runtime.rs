@@ -352,16 +352,6 @@ impl Worker {
         self.reconcile(runtime);
     }
 
-    fn begin_readiness(&mut self, grace: Duration) {
-        self.starting = Some(Starting {
-            since: Instant::now(),
-            phase: None,
-            misses: 0,
-            grace,
-        });
-        self.ready = false;
-    }
-
     /// The helper thread's results.
     pub fn on_prep(&mut self, ev: PrepEvent, runtime: &mut Runtime) {
         match ev {
