@@ -75,6 +75,25 @@ fn publish(backend: &FakeBackend, twin: &str, image: &str, d: &Daemon) {
     d.signal(libc::SIGHUP);
 }
 
+/// The twin's driver runs `image` under a daemon with these settings: (broker, config dir,
+/// daemon). The daemon has started; its driver may not run yet.
+fn edge_running(
+    twin: &str,
+    backend: &FakeBackend,
+    image: &str,
+    env: &[(&str, &str)],
+) -> (Broker, EdgeDir, Daemon) {
+    let asset = format!("a55e7{}", &twin[5..]);
+    backend.add_asset(json!({"uuid": asset, "metadata": {"drivers": profile(image)}}));
+    let broker = broker_for_token();
+    let mut dir = EdgeDir::standard(&backend.url(), broker.port);
+    for (k, v) in env {
+        dir.set_env(k, v);
+    }
+    let d = Daemon::start(&dir);
+    (broker, dir, d)
+}
+
 fn update_of(v: &Value, name: &str) -> Value {
     v.pointer("/drivers/containers")
         .and_then(Value::as_array)
@@ -100,13 +119,13 @@ fn an_update_switches_with_one_stop_and_start_and_a_crashing_one_is_rolled_back(
     let v1 = release(&registry, "1", None);
     let v2 = release(&registry, "2", None);
     let v3 = release(&registry, "3", Some("crash"));
-    let asset = format!("a55e7{}", &twin[5..]);
-    backend.add_asset(json!({"uuid": asset, "metadata": {"drivers": profile(&v1)}}));
-    let broker = broker_for_token();
-    let mut dir = EdgeDir::standard(&backend.url(), broker.port);
-    dir.set_env("CYBERWAVE_UPDATE_PROBATION_SECONDS", "3");
     let events = Events::watch(&[&name]);
-    let mut d = Daemon::start(&dir);
+    let (_broker, dir, mut d) = edge_running(
+        &twin,
+        &backend,
+        &v1,
+        &[("CYBERWAVE_UPDATE_PROBATION_SECONDS", "3")],
+    );
 
     // v1 runs its probation and becomes the last good spec.
     let (_, st) = dir.wait_status(60 * SEC, |_, v| {
@@ -222,13 +241,15 @@ fn a_slow_and_broken_pull_never_takes_the_running_driver_down() {
     let via = |repo: &str| format!("127.0.0.1:{}/{repo}", link.port);
     let (v1, v2) = (via("cw/upd:small"), via(&big));
     let _ = Command::new("docker").args(["rmi", &v2]).output();
-    let asset = format!("a55e7{}", &twin[5..]);
-    backend.add_asset(json!({"uuid": asset, "metadata": {"drivers": profile(&v1)}}));
-    let broker = broker_for_token();
-    let mut dir = EdgeDir::standard(&backend.url(), broker.port);
-    dir.set_env("CYBERWAVE_UPDATE_PROBATION_SECONDS", "2");
-    dir.set_env("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", "2");
-    let d = Daemon::start(&dir);
+    let (_broker, dir, d) = edge_running(
+        &twin,
+        &backend,
+        &v1,
+        &[
+            ("CYBERWAVE_UPDATE_PROBATION_SECONDS", "2"),
+            ("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", "2"),
+        ],
+    );
     assert!(
         wait_until(60 * SEC, || running_image(&name).is_some()),
         "{}",
@@ -295,13 +316,15 @@ fn a_held_update_lock_defers_the_switch_and_the_maximum_deferral_overrides_it() 
         release(&registry, "l2", None),
         release(&registry, "l3", None),
     );
-    let asset = format!("a55e7{}", &twin[5..]);
-    backend.add_asset(json!({"uuid": asset, "metadata": {"drivers": profile(&v1)}}));
-    let broker = broker_for_token();
-    let mut dir = EdgeDir::standard(&backend.url(), broker.port);
-    dir.set_env("CYBERWAVE_UPDATE_PROBATION_SECONDS", "2");
-    dir.set_env("CYBERWAVE_UPDATE_LOCK_MAX_DEFER_SECONDS", "6");
-    let d = Daemon::start(&dir);
+    let (_broker, dir, d) = edge_running(
+        &twin,
+        &backend,
+        &v1,
+        &[
+            ("CYBERWAVE_UPDATE_PROBATION_SECONDS", "2"),
+            ("CYBERWAVE_UPDATE_LOCK_MAX_DEFER_SECONDS", "6"),
+        ],
+    );
     assert!(
         wait_until(60 * SEC, || running_image(&name).is_some()),
         "{}",
@@ -404,12 +427,12 @@ fn a_mutable_tag_moved_to_a_crashing_image_is_rolled_back_to_the_image_that_ran(
         image_id(local)
     };
     let latest = format!("127.0.0.1:{}/cw/mut:latest", registry.port);
-    let asset = format!("a55e7{}", &twin[5..]);
-    backend.add_asset(json!({"uuid": asset, "metadata": {"drivers": profile(&latest)}}));
-    let broker = broker_for_token();
-    let mut dir = EdgeDir::standard(&backend.url(), broker.port);
-    dir.set_env("CYBERWAVE_UPDATE_PROBATION_SECONDS", "2");
-    let d = Daemon::start(&dir);
+    let (broker, dir, d) = edge_running(
+        &twin,
+        &backend,
+        &latest,
+        &[("CYBERWAVE_UPDATE_PROBATION_SECONDS", "2")],
+    );
     let (_, st) = dir.wait_status(60 * SEC, |_, v| {
         update_of(v, &name)["last_good"]["image_id"] == json!(good_id)
     });
@@ -485,14 +508,15 @@ fn an_update_that_would_eat_the_disk_reserve_is_refused_until_space_returns() {
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     let filler = root.join("fill");
     let _ = std::fs::write(&filler, vec![7u8; 60 << 20]);
-    let asset = format!("a55e7{}", &twin[5..]);
-    backend.add_asset(json!({"uuid": asset, "metadata": {"drivers": profile(IMAGE)}}));
-    let broker = broker_for_token();
-    let mut dir = EdgeDir::standard(&backend.url(), broker.port);
-    dir.set_env("CYBERWAVE_DOCKER_BIN", wrapper.to_str().unwrap());
-    dir.set_env("CYBERWAVE_DISK_RESERVE_MB", "16");
-    dir.set_env("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", "2");
-    let d = Daemon::start(&dir);
+    let (_broker, _dir, d) = edge_running(
+        &twin,
+        &backend,
+        IMAGE,
+        &[
+            ("CYBERWAVE_DISK_RESERVE_MB", "16"),
+            ("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", "2"),
+        ],
+    );
     assert!(
         wait_until(60 * SEC, || running_image(&name).is_some()),
         "{}",
