@@ -513,6 +513,7 @@ fn an_update_that_would_eat_the_disk_reserve_is_refused_until_space_returns() {
         &backend,
         IMAGE,
         &[
+            ("CYBERWAVE_DOCKER_BIN", wrapper.to_str().unwrap()),
             ("CYBERWAVE_DISK_RESERVE_MB", "16"),
             ("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", "2"),
         ],
