@@ -165,3 +165,19 @@ fn the_book_survives_a_round_trip_and_a_bad_file_is_an_empty_book() {
     std::fs::write(d.path().join(UPDATES_FILE), "{not json").unwrap();
     assert!(load(d.path()).is_empty());
 }
+
+#[test]
+fn a_hostile_book_is_never_waited_on_or_read_whole() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join(UPDATES_FILE);
+    // A FIFO where the book should be: `load` must not block on it.
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let t = std::time::Instant::now();
+    assert!(load(d.path()).is_empty());
+    assert!(t.elapsed() < Duration::from_secs(1));
+    std::fs::remove_file(&path).unwrap();
+    // Larger than any book: not read.
+    std::fs::write(&path, vec![b' '; (MAX_FILE + 1) as usize]).unwrap();
+    assert!(load(d.path()).is_empty());
+}
