@@ -512,7 +512,9 @@ fn a_key_held_by_another_install_is_kept_and_no_tunnel_opens_until_it_is_reset()
     command(&s, "close_tunnel", S1);
     assert!(
         wait_until(20 * SEC, || dk::inspect(CONTAINER).is_none()),
-        "not closed"
+        "not closed: {:?}\n{}",
+        dk::inspect(CONTAINER).map(|i| i["State"].clone()),
+        d.log()
     );
     s.backend.set_remote_key(None);
     let claims = |b: &FakeBackend| {

@@ -554,3 +554,42 @@ fn an_update_that_would_eat_the_disk_reserve_is_refused_until_space_returns() {
     );
     drop(fs);
 }
+
+#[test]
+fn a_remote_restart_waits_for_a_held_lock_and_its_card_names_the_holder() {
+    let Some((twin, name, backend, _c)) = setup_profile("updates_restart_lock", None, json!({}))
+    else {
+        return;
+    };
+    let (broker, dir, d) = edge_running(&twin, &backend, IMAGE, &[]);
+    assert!(
+        wait_until(60 * SEC, || running_image(&name).is_some()),
+        "{}",
+        d.log()
+    );
+    let id1 = dk::id_of(&name);
+    let lock = dir.file(&format!("locks/{name}/updates.lock"));
+    std::fs::write(&lock, "mapping run").unwrap();
+    let card = crate::support::drivers::request_restart(&backend, &broker, "restart-lock-r1");
+    assert!(
+        wait_until(30 * SEC, || backend.alert(&card).is_some_and(
+            |a| a["metadata"]["waiting_for_update_lock"] == json!([name])
+        )),
+        "{:?}\n{}",
+        backend.alert(&card),
+        d.log()
+    );
+    std::thread::sleep(2 * SEC);
+    assert_eq!(dk::id_of(&name), id1, "recreated while the lock was held");
+    std::fs::remove_file(&lock).unwrap();
+    assert!(
+        wait_until(30 * SEC, || dk::id_of(&name) != id1
+            && running_image(&name).is_some()
+            && backend
+                .alert(&card)
+                .is_some_and(|a| a["metadata"]["phase"] == json!("completed"))),
+        "{:?}\n{}",
+        backend.alert(&card),
+        d.log()
+    );
+}
