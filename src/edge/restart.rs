@@ -44,7 +44,15 @@ pub(super) fn check(state: &mut State, jobctl: &Sender<JobCtl>) {
     }
     tell_lock_holders(state);
     let containers_back = state.runtime.recreating() == 0 && state.runtime.settled(Role::Driver);
-    on(state, Event::Look { containers_back }, jobctl);
+    let held_by_lock = !state.restart_waits_on.is_empty();
+    on(
+        state,
+        Event::Look {
+            containers_back,
+            held_by_lock,
+        },
+        jobctl,
+    );
 }
 
 /// The card says which containers' update locks hold the restart up, when that changes.

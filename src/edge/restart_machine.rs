@@ -67,8 +67,12 @@ pub enum Event {
     Flushed { removed: usize },
     /// The backend answered the refetch of the desired state.
     Refetched,
-    /// A look after runtime events and ticks: are our containers all back?
-    Look { containers_back: bool },
+    /// A look after runtime events and ticks: are our containers all back? Is their
+    /// recreation waiting for a robot task's update lock (its own bound, not the deadline's)?
+    Look {
+        containers_back: bool,
+        held_by_lock: bool,
+    },
 }
 
 /// What the supervisor does for a step.
@@ -117,7 +121,10 @@ pub fn step(m: &Machine, ev: Event, now: Instant, wall: SystemTime) -> (Machine,
             }
             _ => Vec::new(),
         },
-        Event::Look { containers_back } => look(&mut next, containers_back, now, wall),
+        Event::Look {
+            containers_back,
+            held_by_lock,
+        } => look(&mut next, containers_back, held_by_lock, now, wall),
     };
     (next, actions)
 }
@@ -173,14 +180,21 @@ fn ask(m: &mut Machine, alert_uuid: Option<String>, now: Instant, wall: SystemTi
     out
 }
 
-/// Done when refetched and every container is back; failed once past [`DEADLINE`].
-fn look(m: &mut Machine, containers_back: bool, now: Instant, wall: SystemTime) -> Vec<Action> {
+/// Done when refetched and every container is back; failed once past [`DEADLINE`], unless an
+/// update lock holds the recreation (it is bounded by `CYBERWAVE_UPDATE_LOCK_MAX_DEFER_SECONDS`).
+fn look(
+    m: &mut Machine,
+    containers_back: bool,
+    held_by_lock: bool,
+    now: Instant,
+    wall: SystemTime,
+) -> Vec<Action> {
     let Some(r) = &m.running else {
         return Vec::new();
     };
     let done = r.phase == (Phase::Recreating { refetched: true }) && containers_back;
     let took = now.saturating_duration_since(r.started);
-    if !done && took <= DEADLINE {
+    if !done && (took <= DEADLINE || held_by_lock) {
         return Vec::new();
     }
     let (result, error) = if done {

@@ -141,6 +141,7 @@ fn each_state_and_event_gives_its_next_phase_and_actions() {
             &recreating,
             Event::Look {
                 containers_back: true,
+                held_by_lock: false,
             },
             3,
             Some(Phase::Recreating { refetched: false }),
@@ -151,6 +152,7 @@ fn each_state_and_event_gives_its_next_phase_and_actions() {
             &refetched,
             Event::Look {
                 containers_back: false,
+                held_by_lock: false,
             },
             3,
             Some(Phase::Recreating { refetched: true }),
@@ -161,6 +163,7 @@ fn each_state_and_event_gives_its_next_phase_and_actions() {
             &refetched,
             Event::Look {
                 containers_back: true,
+                held_by_lock: false,
             },
             4,
             None,
@@ -177,6 +180,7 @@ fn each_state_and_event_gives_its_next_phase_and_actions() {
             &flushing,
             Event::Look {
                 containers_back: true,
+                held_by_lock: false,
             },
             300,
             Some(Phase::Flushing),
@@ -187,6 +191,7 @@ fn each_state_and_event_gives_its_next_phase_and_actions() {
             &flushing,
             Event::Look {
                 containers_back: true,
+                held_by_lock: false,
             },
             301,
             None,
@@ -204,10 +209,22 @@ fn each_state_and_event_gives_its_next_phase_and_actions() {
             ],
         ),
         (
+            "past the deadline, its recreation held by an update lock: it waits",
+            &refetched,
+            Event::Look {
+                containers_back: false,
+                held_by_lock: true,
+            },
+            3600,
+            Some(Phase::Recreating { refetched: true }),
+            vec![],
+        ),
+        (
             "a look while idle",
             &idle,
             Event::Look {
                 containers_back: true,
+                held_by_lock: false,
             },
             301,
             None,
@@ -245,6 +262,7 @@ fn an_end_is_recorded_and_starts_the_rate_limit() {
         &m,
         Event::Look {
             containers_back: true,
+            held_by_lock: false,
         },
         at(t0, 5),
         end,
