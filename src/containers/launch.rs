@@ -194,8 +194,10 @@ impl Launcher {
         }
         let argv = run_spec.create_argv(&env_file);
         let probe = spec.probe.unwrap_or(self.probe);
-        if (job.exists || job.settle) && self.runs(&spec.name) {
-            return self.switch(&spec.name, &argv, &env_file, probe);
+        if (job.exists || job.settle)
+            && let Some(old_one) = self.serving(&spec.name)
+        {
+            return self.switch(&spec.name, &argv, &env_file, probe, &old_one);
         }
         // Usually nothing to remove: skip the CLI call unless the last observation saw one
         // (a stale `created` leftover still fails `docker create` and is removed below).

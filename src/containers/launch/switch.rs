@@ -11,7 +11,7 @@
 
 use super::{LaunchFailure, Launcher, Up};
 use crate::containers::retire::{grace_period, retire};
-use crate::engine::EngineError;
+use crate::engine::{Details, EngineError};
 
 /// The successor's name until the swap.
 pub fn next_name(name: &str) -> String {
@@ -86,21 +86,26 @@ impl Launcher {
         Ok(())
     }
 
-    /// Whether `name` is up and serving now (a switch keeps it until its successor is ready).
-    /// One the engine is restarting serves nothing, and the engine refuses to rename it while
-    /// its network is set up again: it is retired first, as before switches existed.
-    pub(super) fn runs(&self, name: &str) -> bool {
-        matches!(self.engine.inspect(name), Ok(Some(i)) if i.running && i.status == "running")
+    /// `name`'s details when it is up and serving now (a switch keeps it until its successor is
+    /// ready). One the engine is restarting serves nothing, and the engine refuses to rename it
+    /// while its network is set up again: it is retired first, as before switches existed.
+    pub(super) fn serving(&self, name: &str) -> Option<Details> {
+        self.engine
+            .inspect(name)
+            .ok()
+            .flatten()
+            .filter(|i| i.running && i.status == "running")
     }
 
-    /// Replaces the running `name` by a container created from `argv`; returns the new
-    /// container's id once it passed its startup probe.
+    /// Replaces the running `old_one` (named `name`) by a container created from `argv`;
+    /// returns the new container's id once it passed its startup probe.
     pub(super) fn switch(
         &self,
         name: &str,
         argv: &[String],
         env_file: &std::path::Path,
         probe: std::time::Duration,
+        old_one: &Details,
     ) -> Result<Up, LaunchFailure> {
         let engine = self.engine.as_ref();
         let (next, old) = (next_name(name), old_name(name));
@@ -108,10 +113,7 @@ impl Launcher {
         // Docker has read it (or never will): the token does not stay on disk.
         let _ = std::fs::remove_file(env_file);
         created.map_err(|e| fail(create_phase(&e), &e))?;
-        let grace = match engine.inspect(name) {
-            Ok(Some(i)) => grace_period(&i),
-            _ => crate::containers::retire::DEFAULT_STOP_TIMEOUT_S,
-        };
+        let grace = grace_period(old_one);
         if let Err(e) = engine.rename(name, &old) {
             // It went down meanwhile (a crash the engine is restarting): nothing to keep.
             log::warn!("{name} cannot be renamed ({e}); it is stopped before its successor starts");
@@ -136,7 +138,7 @@ impl Launcher {
         }
         log::info!("switching {name}: stopping the previous container (grace period {grace} s)");
         if let Err(e) = engine.stop(&old, grace)
-            && self.runs(&old)
+            && self.serving(&old).is_some()
         {
             self.restore(name, false);
             return Err(fail("container_stop_failed", &e));

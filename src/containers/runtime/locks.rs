@@ -76,15 +76,7 @@ impl Runtime {
             }
             Gate::Override { waited } => {
                 info.deferred = None;
-                let names: Vec<String> = holders.into_iter().map(|(n, _)| n).collect();
-                log::warn!(
-                    "the update of {name} waited {} s for the update lock of {}: going ahead",
-                    waited.as_secs(),
-                    names.join(", ")
-                );
-                if let Some(p) = self.policies.get_mut(&spec.role) {
-                    p.lock_overridden(spec, &names, waited);
-                }
+                self.overridden(name, holders, waited);
                 true
             }
         }
@@ -147,17 +139,28 @@ impl Runtime {
                 }
                 Gate::Override { waited } => {
                     self.recreate_waiting.remove(&name);
-                    let names: Vec<String> = holders.into_iter().map(|(n, _)| n).collect();
-                    if let Some((spec, _)) = self.desired.get(&name)
-                        && let Some(p) = self.policies.get_mut(&spec.role)
-                    {
-                        p.lock_overridden(spec, &names, waited);
-                    }
+                    self.overridden(&name, holders, waited);
                     go.push(name);
                 }
             }
         }
         go
+    }
+
+    /// An update of `name` waited its longest for the locks of `holders`: it goes ahead, and
+    /// its role hears of it.
+    fn overridden(&mut self, name: &str, holders: Vec<(String, SystemTime)>, waited: Duration) {
+        let names: Vec<String> = holders.into_iter().map(|(n, _)| n).collect();
+        log::warn!(
+            "the update of {name} waited {} s for the update lock of {}: going ahead",
+            waited.as_secs(),
+            names.join(", ")
+        );
+        if let Some((spec, _)) = self.desired.get(name)
+            && let Some(p) = self.policies.get_mut(&spec.role)
+        {
+            p.lock_overridden(spec, &names, waited);
+        }
     }
 
     /// When the locks are next looked at: a second after an update found one held, else
@@ -182,28 +185,28 @@ impl Runtime {
     /// The held locks of our containers and for how long, for `status` and a remote restart's
     /// card: (container, seconds held).
     pub fn held_locks(&self) -> BTreeMap<String, u64> {
-        let now = SystemTime::now();
         self.desired
             .keys()
-            .filter_map(|n| {
-                let since = lock::held_since(&self.config_dir, n)?;
-                Some((
-                    n.clone(),
-                    now.duration_since(since).unwrap_or_default().as_secs(),
-                ))
-            })
+            .filter_map(|n| Some((n.clone(), self.held_for(n)?)))
             .collect()
     }
 
     /// What `status` shows of `name`'s lock.
     pub(super) fn lock_status(&self, name: &str) -> Value {
-        let Some(since) = lock::held_since(&self.config_dir, name) else {
-            return Value::Null;
-        };
-        let held = SystemTime::now()
-            .duration_since(since)
-            .unwrap_or_default()
-            .as_secs();
-        json!({"held_s": held})
+        match self.held_for(name) {
+            Some(held) => json!({"held_s": held}),
+            None => Value::Null,
+        }
+    }
+
+    /// For how many seconds `name`'s lock has been held, if it is.
+    fn held_for(&self, name: &str) -> Option<u64> {
+        let since = lock::held_since(&self.config_dir, name)?;
+        Some(
+            SystemTime::now()
+                .duration_since(since)
+                .unwrap_or_default()
+                .as_secs(),
+        )
     }
 }

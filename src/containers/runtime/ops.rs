@@ -111,6 +111,16 @@ impl Runtime {
         self.recreating.len() + self.recreate_waiting.len()
     }
 
+    /// The images cleanup never removes: those of desired containers and those a rollback
+    /// may need.
+    fn kept_images(&self) -> BTreeSet<String> {
+        self.desired
+            .values()
+            .map(|(s, _)| s.image.clone())
+            .chain(self.last_good_images())
+            .collect()
+    }
+
     /// What a launcher may remove to keep the disk reserve: images we pulled that no desired
     /// or running container uses and no rollback needs.
     pub(super) fn refresh_removable(&mut self) {
@@ -119,13 +129,8 @@ impl Runtime {
             .iter()
             .flat_map(|o| o.values())
             .flat_map(|c| [c.image.clone(), c.image_id.clone()]);
-        let wanted: BTreeSet<String> = self
-            .desired
-            .values()
-            .map(|(s, _)| s.image.clone())
-            .chain(self.last_good_images())
-            .chain(running)
-            .collect();
+        let mut wanted = self.kept_images();
+        wanted.extend(running);
         let list = stale_images(&self.ran_images, &wanted);
         if let Ok(mut r) = self.reserve.removable.lock() {
             *r = list;
@@ -152,13 +157,7 @@ impl Runtime {
         }
         if now.duration_since(self.last_image_prune) >= c.image_interval {
             self.last_image_prune = now;
-            let wanted: BTreeSet<String> = self
-                .desired
-                .values()
-                .map(|(s, _)| s.image.clone())
-                .chain(self.last_good_images())
-                .collect();
-            images = stale_images(&self.ran_images, &wanted);
+            images = stale_images(&self.ran_images, &self.kept_images());
             for i in &images {
                 self.ran_images.remove(i);
             }
