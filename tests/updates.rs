@@ -94,6 +94,16 @@ fn edge_running(
     (broker, dir, d)
 }
 
+/// Waits until `name` runs, as another container than `than` (`""`: any), within `within`.
+fn until_running_other_than(name: &str, than: &str, within: Duration, d: &Daemon) {
+    assert!(
+        wait_until(within, || dk::id_of(name) != than
+            && running_image(name).is_some()),
+        "{name} not running (other than {than:?})\n{}",
+        d.log()
+    );
+}
+
 fn update_of(v: &Value, name: &str) -> Value {
     v.pointer("/drivers/containers")
         .and_then(Value::as_array)
@@ -250,11 +260,7 @@ fn a_slow_and_broken_pull_never_takes_the_running_driver_down() {
             ("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", "2"),
         ],
     );
-    assert!(
-        wait_until(60 * SEC, || running_image(&name).is_some()),
-        "{}",
-        d.log()
-    );
+    until_running_other_than(&name, "", 60 * SEC, &d);
     let id1 = dk::id_of(&name);
     let idle_kib = rss_kib(d.pid() as u32);
 
@@ -325,11 +331,7 @@ fn a_held_update_lock_defers_the_switch_and_the_maximum_deferral_overrides_it() 
             ("CYBERWAVE_UPDATE_LOCK_MAX_DEFER_SECONDS", "6"),
         ],
     );
-    assert!(
-        wait_until(60 * SEC, || running_image(&name).is_some()),
-        "{}",
-        d.log()
-    );
+    until_running_other_than(&name, "", 60 * SEC, &d);
     // The driver sees its lock file's path and its directory.
     let env = dk::env_of(&name);
     assert!(
@@ -378,12 +380,7 @@ fn a_held_update_lock_defers_the_switch_and_the_maximum_deferral_overrides_it() 
     assert_eq!(dk::id_of(&name), id1, "switched while the lock was held");
     // Released: switched within a few seconds, before the maximum deferral.
     std::fs::remove_file(&lock).unwrap();
-    assert!(
-        wait_until(15 * SEC, || dk::id_of(&name) != id1
-            && running_image(&name).is_some()),
-        "{}",
-        d.log()
-    );
+    until_running_other_than(&name, &id1, 15 * SEC, &d);
     assert!(
         backend
             .alerts_of_type("driver_update_lock_overridden")
@@ -393,12 +390,7 @@ fn a_held_update_lock_defers_the_switch_and_the_maximum_deferral_overrides_it() 
     let id2 = dk::id_of(&name);
     std::fs::write(&lock, "task").unwrap();
     publish(&backend, &twin, &v3, &d);
-    assert!(
-        wait_until(60 * SEC, || dk::id_of(&name) != id2
-            && running_image(&name).is_some()),
-        "{}",
-        d.log()
-    );
+    until_running_other_than(&name, &id2, 60 * SEC, &d);
     let alerts = backend.alerts_of_type("driver_update_lock_overridden");
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let text = alerts[0]["description"].as_str().unwrap_or("");
@@ -518,11 +510,7 @@ fn an_update_that_would_eat_the_disk_reserve_is_refused_until_space_returns() {
             ("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", "2"),
         ],
     );
-    assert!(
-        wait_until(60 * SEC, || running_image(&name).is_some()),
-        "{}",
-        d.log()
-    );
+    until_running_other_than(&name, "", 60 * SEC, &d);
     let id1 = dk::id_of(&name);
     publish(&backend, &twin, &v2, &d);
     let alerts = || backend.alerts_of_type("edge_disk_reserve");
@@ -541,12 +529,7 @@ fn an_update_that_would_eat_the_disk_reserve_is_refused_until_space_returns() {
     assert!(running_image(&name).is_some());
     // Room again: the retry pulls and switches, and the alert is resolved.
     std::fs::remove_file(&filler).unwrap();
-    assert!(
-        wait_until(60 * SEC, || dk::id_of(&name) != id1
-            && running_image(&name).is_some()),
-        "{}",
-        d.log()
-    );
+    until_running_other_than(&name, &id1, 60 * SEC, &d);
     assert!(
         wait_until(20 * SEC, || alerts()[0]["status"] == json!("resolved")),
         "{:?}",
@@ -562,11 +545,7 @@ fn a_remote_restart_waits_for_a_held_lock_and_its_card_names_the_holder() {
         return;
     };
     let (broker, dir, d) = edge_running(&twin, &backend, IMAGE, &[]);
-    assert!(
-        wait_until(60 * SEC, || running_image(&name).is_some()),
-        "{}",
-        d.log()
-    );
+    until_running_other_than(&name, "", 60 * SEC, &d);
     let id1 = dk::id_of(&name);
     let lock = dir.file(&format!("locks/{name}/updates.lock"));
     std::fs::write(&lock, "mapping run").unwrap();

@@ -31,12 +31,18 @@ fn image_of(h: &Harness, name: &str) -> Option<String> {
     h.engine.container_images.lock().unwrap().get(name).cloned()
 }
 
-#[test]
-fn a_successor_dying_in_probation_is_rolled_back_by_image_id_and_not_retried() {
+/// A runtime with a short probation, v1 (`drv:local`, `h1`) desired.
+fn v1_wanted() -> (Arc<FakeEngine>, Harness) {
     let engine = Arc::new(FakeEngine::with_images(&["drv:local", "drv2:local"]));
     let mut h = start_in(engine.clone(), tempfile::tempdir().unwrap(), quick());
     h.until("first observation", |h| h.called("ps"));
     h.want(&[on("drv:local", "h1")]);
+    (engine, h)
+}
+
+#[test]
+fn a_successor_dying_in_probation_is_rolled_back_by_image_id_and_not_retried() {
+    let (engine, mut h) = v1_wanted();
     h.until_timed("last good", Duration::from_secs(5), |h| {
         book(h)[A]["last_good"]["image_id"] == json!("sha256:drv:local")
     });
@@ -98,10 +104,7 @@ fn a_successor_dying_in_probation_is_rolled_back_by_image_id_and_not_retried() {
 
 #[test]
 fn a_restart_reading_an_older_cached_spec_keeps_the_newer_container_until_the_live_answer() {
-    let engine = Arc::new(FakeEngine::with_images(&["drv:local", "drv2:local"]));
-    let mut h = start_in(engine.clone(), tempfile::tempdir().unwrap(), quick());
-    h.until("first observation", |h| h.called("ps"));
-    h.want(&[on("drv:local", "h1")]);
+    let (engine, mut h) = v1_wanted();
     h.until("v1 up", |h| image_of(h, A).is_some());
     h.want(&[on("drv2:local", "h2")]);
     h.until_timed("v2 last good", Duration::from_secs(5), |h| {
