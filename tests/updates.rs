@@ -204,17 +204,28 @@ fn an_update_switches_with_one_stop_and_start_and_a_crashing_one_is_rolled_back(
     let u = update_of(&st, &name);
     assert_eq!(u["last_good"]["image"], json!(v2), "{u}");
     let back = dk::id_of(&name);
-    let alerts = backend.alerts_of_type("driver_update_rolled_back");
     let want = format!(
         "The driver update of twin 'updates_rollback' to {v3} failed within its probation ({reason}). The edge switched back to the last good driver, {v2} (image {id12}), and will not try {v3} again until the driver's configuration changes or a remote restart asks for it.",
         reason = u["rolled_back"]["reason"].as_str().unwrap_or(""),
         id12 = &v2_id["sha256:".len().."sha256:".len() + 12],
     );
+    // Alerts go through the durable outbox, delivered on their own thread (by the next
+    // daemon when the first was killed before it delivered).
+    let alerted = || {
+        backend
+            .alerts_of_type("driver_update_rolled_back")
+            .iter()
+            .any(|a| {
+                a["description"] == json!(want)
+                    && a["name"] == json!("Driver update rolled back")
+                    && a["severity"] == json!("error")
+            })
+    };
     assert!(
-        alerts.iter().any(|a| a["description"] == json!(want)
-            && a["name"] == json!("Driver update rolled back")
-            && a["severity"] == json!("error")),
-        "{want}\n{alerts:?}"
+        wait_until(30 * SEC, alerted),
+        "{want}\n{:?}\nkilled daemon:\n{first_log}\nnext daemon:\n{}",
+        backend.alerts_of_type("driver_update_rolled_back"),
+        d.log()
     );
     // Not tried again: the same container keeps running on v2.
     std::thread::sleep(6 * SEC);

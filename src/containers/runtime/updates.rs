@@ -194,6 +194,11 @@ impl Runtime {
         let Some((back, payload)) = one.remove(name) else {
             return false;
         };
+        // The role's alert is raised before anything else is said or done: it goes to the
+        // durable outbox, so a daemon killed from here on has it on record.
+        if let (Some(f), Some(g), Some(p)) = (&failed, &good, self.policies.get_mut(&back.role)) {
+            p.rolled_back(&wanted, f, g);
+        }
         log::error!(
             "{name}: {} failed within its probation ({reason}); rolling back to {}",
             wanted.image,
@@ -206,9 +211,6 @@ impl Runtime {
         info.launch_failures = 0;
         info.next_launch = None;
         self.flap.clear(name);
-        if let (Some(f), Some(g), Some(p)) = (&failed, &good, self.policies.get_mut(&back.role)) {
-            p.rolled_back(&wanted, f, g);
-        }
         self.desired.insert(name.to_string(), (back, payload));
         true
     }
