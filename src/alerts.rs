@@ -1,7 +1,10 @@
 //! Alerts through the REST API (reference §2.2, §2.5) via a durable outbox in the config dir:
 //! an alert raised while offline is delivered once when the backend returns. Operations are
 //! appended to `alerts-outbox.json` (atomically) and removed only after the backend accepted
-//! them; a create whose dedupe key is already pending is not queued twice.
+//! them; a create whose dedupe key is already pending is not queued twice. The daemon's sink
+//! writes the outbox itself before `raise` returns, so an alert whose cause was logged or acted
+//! on survives the process being killed the next instant (a channel to the delivery thread
+//! would lose it).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -22,7 +25,19 @@ pub const OUTBOX_FILE: &str = "alerts-outbox.json";
 /// on (a SIGHUP may change the token or the backend).
 pub enum AlertMsg {
     Op(AlertOp),
+    /// The shared outbox has something new (it was persisted by the sender).
+    Wake,
     Backend(Box<Backend>),
+}
+
+/// The outbox the daemon's sink and the delivery thread share.
+pub type SharedOutbox = Arc<Mutex<Outbox>>;
+
+/// Locks the shared outbox; a panic elsewhere while holding it leaves a usable list.
+pub(crate) fn lock(outbox: &SharedOutbox) -> std::sync::MutexGuard<'_, Outbox> {
+    outbox
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One alert operation.
@@ -241,8 +256,10 @@ impl Outbox {
         self.save();
     }
 
-    fn pop_front(&mut self) {
-        if !self.pending.is_empty() {
+    /// Removes the head once delivered, unless it changed meanwhile (a card update folded into
+    /// it): then it stays and is delivered again with the merged patch.
+    fn pop_delivered(&mut self, delivered: &AlertOp) {
+        if self.pending.first() == Some(delivered) {
             self.pending.remove(0);
             self.save();
         }
@@ -253,6 +270,9 @@ impl Outbox {
 #[derive(Clone)]
 pub struct AlertSink {
     tx: Option<Sender<AlertMsg>>,
+    /// The daemon's outbox, written before an operation is announced on `tx`; without it the
+    /// operations themselves go over `tx`.
+    outbox: Option<SharedOutbox>,
     pub environment_uuid: Option<String>,
     pub workspace_uuid: Option<String>,
     /// (twin, type) pairs resolved with nothing raised since (shared by clones): resolving
@@ -268,10 +288,37 @@ impl AlertSink {
     ) -> Self {
         AlertSink {
             tx,
+            outbox: None,
             environment_uuid,
             workspace_uuid,
             settled: Arc::default(),
         }
+    }
+
+    /// The daemon's sink: every operation is persisted in `outbox` before the call returns,
+    /// then the delivery thread is woken over `tx`.
+    pub fn durable(
+        outbox: SharedOutbox,
+        tx: Sender<AlertMsg>,
+        environment_uuid: Option<String>,
+        workspace_uuid: Option<String>,
+    ) -> Self {
+        AlertSink {
+            outbox: Some(outbox),
+            ..AlertSink::new(Some(tx), environment_uuid, workspace_uuid)
+        }
+    }
+
+    fn send(&self, op: AlertOp) {
+        let Some(tx) = &self.tx else { return };
+        let msg = match &self.outbox {
+            Some(outbox) => {
+                lock(outbox).push(op);
+                AlertMsg::Wake
+            }
+            None => AlertMsg::Op(op),
+        };
+        let _ = tx.send(msg);
     }
 
     /// After a reload: the client, environment and workspace alerts are sent with.
@@ -303,16 +350,16 @@ impl AlertSink {
         if let Ok(mut s) = self.settled.lock() {
             s.remove(&(alert.twin_uuid.to_string(), alert.alert_type.to_string()));
         }
-        if let Some(tx) = &self.tx {
+        if self.tx.is_some() {
             let body = alert_body(
                 &alert,
                 self.environment_uuid.as_deref(),
                 self.workspace_uuid.as_deref(),
             );
-            let _ = tx.send(AlertMsg::Op(AlertOp::Create {
+            self.send(AlertOp::Create {
                 key: key.to_string(),
                 body,
-            }));
+            });
         }
     }
 
@@ -322,25 +369,21 @@ impl AlertSink {
             "alert {uuid}: {phase}{}",
             if resolve { " (resolved)" } else { "" }
         );
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(AlertMsg::Op(AlertOp::Transition {
-                uuid: uuid.to_string(),
-                phase: phase.to_string(),
-                extra,
-                resolve,
-            }));
-        }
+        self.send(AlertOp::Transition {
+            uuid: uuid.to_string(),
+            phase: phase.to_string(),
+            extra,
+            resolve,
+        });
     }
 
     /// Updates the active alerts of `alert_type` on `twin_uuid` (metadata merged).
     pub fn update(&self, twin_uuid: &str, alert_type: &str, patch: Value) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(AlertMsg::Op(AlertOp::UpdateType {
-                twin_uuid: twin_uuid.to_string(),
-                alert_type: alert_type.to_string(),
-                patch,
-            }));
-        }
+        self.send(AlertOp::UpdateType {
+            twin_uuid: twin_uuid.to_string(),
+            alert_type: alert_type.to_string(),
+            patch,
+        });
     }
 
     /// Resolves the active alerts of `alert_type` on `twin_uuid`: the first time (one may be
@@ -352,12 +395,10 @@ impl AlertSink {
         if !first {
             return;
         }
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(AlertMsg::Op(AlertOp::ResolveType {
-                twin_uuid: twin_uuid.to_string(),
-                alert_type: alert_type.to_string(),
-            }));
-        }
+        self.send(AlertOp::ResolveType {
+            twin_uuid: twin_uuid.to_string(),
+            alert_type: alert_type.to_string(),
+        });
     }
 }
 
@@ -475,6 +516,46 @@ mod tests {
             merged,
             json!({"metadata": {"started_at": 1, "phase": "ready"}, "severity": "critical"})
         );
+    }
+
+    #[test]
+    fn the_daemons_sink_has_persisted_an_alert_when_raise_returns() {
+        let d = tempfile::tempdir().unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let outbox = Arc::new(Mutex::new(Outbox::open(d.path())));
+        let sink = AlertSink::durable(outbox, tx, Some("e1".into()), None);
+        let alert = Alert {
+            alert_type: "driver_update_rolled_back",
+            name: "n",
+            description: "d",
+            severity: "error",
+            twin_uuid: "t1",
+            metadata: None,
+        };
+        sink.raise("k", alert);
+        // nothing has read the channel: a process killed now still has it on disk
+        let on_disk = Outbox::open(d.path());
+        assert!(matches!(on_disk.pending(), [AlertOp::Create { key, .. }] if key == "k"));
+        assert!(matches!(rx.try_recv(), Ok(AlertMsg::Wake)));
+    }
+
+    #[test]
+    fn a_card_update_folded_into_the_head_in_flight_is_delivered_again() {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(d.path());
+        let update = |p: f64| AlertOp::UpdateType {
+            twin_uuid: "t".into(),
+            alert_type: "driver_pull".into(),
+            patch: json!({"metadata": {"progress_percent": p}}),
+        };
+        o.push(update(1.0));
+        let in_flight = o.pending()[0].clone();
+        o.push(update(2.0)); // folded while the head was being delivered
+        o.pop_delivered(&in_flight);
+        assert_eq!(o.pending().len(), 1, "the merged update is still owed");
+        let head = o.pending()[0].clone();
+        o.pop_delivered(&head);
+        assert!(Outbox::open(d.path()).pending().is_empty());
     }
 
     #[test]

@@ -1,13 +1,12 @@
 //! The `alerts` thread: delivers the outbox in order; what a failed delivery means (retry after
 //! a backoff or the backend's `Retry-After`, keep until the token is renewed, drop for good).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde_json::{Value, json};
 
-use super::{AlertMsg, AlertOp, Outbox, merge_patch};
+use super::{AlertMsg, AlertOp, SharedOutbox, lock, merge_patch};
 use crate::backend::{Backend, BackendError};
 use crate::backoff::Backoff;
 
@@ -125,12 +124,12 @@ pub fn on_failure(e: &BackendError) -> Retry {
 }
 
 /// The `alerts` thread: delivers the outbox in order, retrying with backoff while offline or
-/// throttled, keeping alerts through a rejected token; counts into `stats`.
-pub fn run(config_dir: PathBuf, mut backend: Backend, rx: Receiver<AlertMsg>, stats: &AlertStats) {
+/// throttled, keeping alerts through a rejected token; counts into `stats`. The outbox is
+/// locked only to read its head and to remove it, never across a request.
+pub fn run(outbox: SharedOutbox, mut backend: Backend, rx: Receiver<AlertMsg>, stats: &AlertStats) {
     use std::sync::atomic::Ordering::Relaxed;
-    let mut outbox = Outbox::open(&config_dir);
     let mut backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(60));
-    let mut wait: Option<Duration> = if outbox.pending().is_empty() {
+    let mut wait: Option<Duration> = if lock(&outbox).pending().is_empty() {
         None
     } else {
         Some(Duration::ZERO)
@@ -141,7 +140,8 @@ pub fn run(config_dir: PathBuf, mut backend: Backend, rx: Receiver<AlertMsg>, st
             Some(d) => rx.recv_timeout(d),
         };
         let mut take = |m: AlertMsg| match m {
-            AlertMsg::Op(op) => outbox.push(op),
+            AlertMsg::Op(op) => lock(&outbox).push(op),
+            AlertMsg::Wake => {}
             AlertMsg::Backend(b) => {
                 backend = *b;
                 backoff.reset();
@@ -158,46 +158,56 @@ pub fn run(config_dir: PathBuf, mut backend: Backend, rx: Receiver<AlertMsg>, st
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        // How long the alert at the head waits, when it is kept.
-        let mut next: Option<Duration> = None;
-        while let Some(op) = outbox.pending().first().cloned() {
-            match deliver(&backend, &op) {
-                Ok(()) => {
-                    outbox.pop_front();
-                    stats.delivered.fetch_add(1, Relaxed);
-                    backoff.reset();
-                }
-                Err(e) => match on_failure(&e) {
-                    Retry::Accepted => {
-                        log::warn!("alert delivered, odd answer: {e}");
-                        outbox.pop_front();
-                        stats.delivered.fetch_add(1, Relaxed);
-                    }
-                    Retry::Drop => {
-                        log::error!("alert dropped: {e}");
-                        outbox.pop_front();
-                        stats.dropped.fetch_add(1, Relaxed);
-                    }
-                    // A rejected token is fixed by `cyberwave login` and SIGHUP: keep it.
-                    Retry::Token => {
-                        log::warn!("alert kept until the token is renewed: {e}");
-                        next = Some(backoff.next_delay());
-                        break;
-                    }
-                    Retry::After(asked) => {
-                        log::debug!("alert delivery deferred: {e}");
-                        let d = backoff.next_delay();
-                        next = Some(asked.map_or(d, |a| a.max(d)));
-                        break;
-                    }
-                },
-            }
-        }
-        stats.pending.store(outbox.pending().len() as u64, Relaxed);
-        wait = if outbox.pending().is_empty() {
+        let next = deliver_pending(&outbox, &backend, &mut backoff, stats);
+        let left = lock(&outbox).pending().len();
+        stats.pending.store(left as u64, Relaxed);
+        wait = if left == 0 {
             None
         } else {
             next.or_else(|| Some(backoff.next_delay()))
         };
+    }
+}
+
+/// Delivers from the head until the outbox is empty or a delivery is kept; returns how long
+/// the kept one waits.
+fn deliver_pending(
+    outbox: &SharedOutbox,
+    backend: &Backend,
+    backoff: &mut Backoff,
+    stats: &AlertStats,
+) -> Option<Duration> {
+    use std::sync::atomic::Ordering::Relaxed;
+    loop {
+        let op = lock(outbox).pending().first().cloned()?;
+        match deliver(backend, &op) {
+            Ok(()) => {
+                lock(outbox).pop_delivered(&op);
+                stats.delivered.fetch_add(1, Relaxed);
+                backoff.reset();
+            }
+            Err(e) => match on_failure(&e) {
+                Retry::Accepted => {
+                    log::warn!("alert delivered, odd answer: {e}");
+                    lock(outbox).pop_delivered(&op);
+                    stats.delivered.fetch_add(1, Relaxed);
+                }
+                Retry::Drop => {
+                    log::error!("alert dropped: {e}");
+                    lock(outbox).pop_delivered(&op);
+                    stats.dropped.fetch_add(1, Relaxed);
+                }
+                // A rejected token is fixed by `cyberwave login` and SIGHUP: keep it.
+                Retry::Token => {
+                    log::warn!("alert kept until the token is renewed: {e}");
+                    return Some(backoff.next_delay());
+                }
+                Retry::After(asked) => {
+                    log::debug!("alert delivery deferred: {e}");
+                    let d = backoff.next_delay();
+                    return Some(asked.map_or(d, |a| a.max(d)));
+                }
+            },
+        }
     }
 }

@@ -272,7 +272,7 @@ mod tests {
             .try_iter()
             .filter_map(|m| match m {
                 crate::alerts::AlertMsg::Op(op) => Some(format!("{op:?}")),
-                crate::alerts::AlertMsg::Backend(_) => None,
+                crate::alerts::AlertMsg::Backend(_) | crate::alerts::AlertMsg::Wake => None,
             })
             .collect();
         assert_eq!(updates.len(), 3, "{updates:?}"); // raise + 2 updates

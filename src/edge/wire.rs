@@ -2,7 +2,7 @@
 //! [`Supervisor`]. Nothing here decides anything at run time.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -223,19 +223,20 @@ fn start_alerts(
     environment_uuid: Option<String>,
 ) -> Result<(crate::alerts::AlertSink, Arc<crate::alerts::AlertStats>), DaemonError> {
     let stats = Arc::new(crate::alerts::AlertStats::default());
-    let tx = if local {
-        None
-    } else {
-        let (tx, rx) = unbounded();
-        let (backend, dir, s) = (
-            Backend::new(settings),
-            settings.config_dir.clone(),
-            stats.clone(),
-        );
-        thread_named("alerts", move || crate::alerts::run(dir, backend, rx, &s))?;
-        Some(tx)
-    };
-    let sink = crate::alerts::AlertSink::new(tx, environment_uuid, settings.workspace_id.clone());
+    let workspace = settings.workspace_id.clone();
+    if local {
+        let sink = crate::alerts::AlertSink::new(None, environment_uuid, workspace);
+        return Ok((sink, stats));
+    }
+    let (tx, rx) = unbounded();
+    let outbox = Arc::new(Mutex::new(crate::alerts::Outbox::open(
+        &settings.config_dir,
+    )));
+    let (backend, shared, s) = (Backend::new(settings), outbox.clone(), stats.clone());
+    thread_named("alerts", move || {
+        crate::alerts::run(shared, backend, rx, &s)
+    })?;
+    let sink = crate::alerts::AlertSink::durable(outbox, tx, environment_uuid, workspace);
     Ok((sink, stats))
 }
 
