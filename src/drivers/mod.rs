@@ -6,6 +6,7 @@
 pub mod bridge;
 pub mod camera;
 pub mod card;
+pub mod compose;
 pub mod conflict;
 pub mod jetson_power;
 pub mod logs;

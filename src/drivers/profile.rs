@@ -310,7 +310,7 @@ pub fn services_of(key: &str, profile: &Value) -> Result<Vec<ServiceProfile>, Pr
 }
 
 /// Service names become part of container names.
-fn valid_service_name(n: &str) -> bool {
+pub(crate) fn valid_service_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 40
         && n.chars()
