@@ -65,6 +65,7 @@ pub fn spec(s: &BusSettings, c: &RouterContext) -> Option<ContainerSpec> {
         probe: None,
         pull_attempts: 1,
         once: false,
+        links: Default::default(),
     })
 }
 

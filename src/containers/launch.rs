@@ -192,12 +192,16 @@ impl Launcher {
         if job.settle {
             self.settle_switch(&spec.name)?;
         }
+        if let Err(f) = self.ensure_resources(spec) {
+            let _ = std::fs::remove_file(&env_file);
+            return Err(f);
+        }
         let argv = run_spec.create_argv(&env_file);
         let probe = spec.probe.unwrap_or(self.probe);
         if (job.exists || job.settle)
             && let Some(old_one) = self.serving(&spec.name)
         {
-            return self.switch(&spec.name, &argv, &env_file, probe, &old_one);
+            return self.switch(spec, &argv, &env_file, probe, &old_one);
         }
         // Usually nothing to remove: skip the CLI call unless the last observation saw one
         // (a stale `created` leftover still fails `docker create` and is removed below).
@@ -232,6 +236,7 @@ impl Launcher {
             }
             Err(e) => return Err(fail("docker_create_failed", &e)),
         }
+        self.attach_networks(spec, &spec.name)?;
         if let Err(e) = self.engine.start(&spec.name) {
             let _ = retire(self.engine.as_ref(), &spec.name);
             return Err(fail("docker_start_failed", &e));
@@ -391,6 +396,7 @@ fn env_file_problem(config_dir: &std::path::Path, options: &[String]) -> Option<
 }
 
 /// The image step: local build, pull with progress (and the anonymous retry), fallbacks.
+pub mod graph;
 mod image_step;
 /// Replacing a running container: create beside it, swap names, stop, start.
 pub mod switch;

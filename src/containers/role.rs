@@ -37,6 +37,10 @@ pub struct Tuning {
     pub lock_max_defer: Option<Duration>,
     /// `CYBERWAVE_DISK_RESERVE_MB` (512): free space pulls and model downloads leave.
     pub disk_reserve_mb: u64,
+    /// `CYBERWAVE_DRIVER_DEPENDENCY_HEALTH_POLL_SECONDS` (2) / `…_TIMEOUT_SECONDS` (180): how
+    /// often a start waiting for a dependency's health looks again, and how long it waits.
+    pub gate_poll: Duration,
+    pub gate_timeout: Duration,
 }
 
 #[cfg(test)]
@@ -57,6 +61,8 @@ impl Tuning {
             probation: Duration::from_secs(120),
             lock_max_defer: Some(Duration::from_secs(3600)),
             disk_reserve_mb: 0,
+            gate_poll: Duration::from_secs(2),
+            gate_timeout: Duration::from_secs(180),
         }
     }
 }

@@ -27,6 +27,7 @@ use super::spec::{ContainerSpec, Role};
 
 /// Direct operations a role asks for (restart, stop, recreate) and periodic cleanup.
 mod deaths;
+mod gates;
 mod launched;
 mod locks;
 mod observe;
@@ -60,6 +61,12 @@ pub enum RuntimeEvent {
         spec_hash: String,
         result: Result<String, LaunchFailure>,
     },
+    /// The labels of a role's image, asked for by [`Runtime::discover`] (the role's to use).
+    Discovered {
+        image: String,
+        refresh: bool,
+        result: Result<BTreeMap<String, String>, String>,
+    },
 }
 
 pub struct Runtime {
@@ -70,7 +77,7 @@ pub struct Runtime {
     hooks: RoleHooks,
     ops: Sender<Op>,
     launches: Sender<Vec<LaunchJob>>,
-    prefetches: Sender<ContainerSpec>,
+    prefetches: Sender<threads::Fetch>,
     desired: BTreeMap<String, (ContainerSpec, Value)>,
     observed: Option<BTreeMap<String, Container>>,
     inflight: BTreeSet<String>,
@@ -115,6 +122,8 @@ pub struct Runtime {
     reserve: Arc<super::reserve::DiskReserve>,
     /// Roles whose desired state is provisional (the cache, before the backend answered).
     provisional: BTreeSet<Role>,
+    /// Launches held until a dependency is ready (a service graph's start order).
+    gates: gates::Gates,
 }
 
 /// What the engine's list would say of a container the launcher just saw up.
@@ -125,7 +134,12 @@ fn launched_entry(spec: &ContainerSpec, id: &str, image_id: &str) -> Container {
         image: spec.image.clone(),
         image_id: image_id.to_string(),
         state: "running".into(),
-        status: "Up".into(),
+        // What the list will say: a dependent's health gate must not open on our guess.
+        status: if spec.options.iter().any(|o| o == "--health-cmd") {
+            "Up (health: starting)".into()
+        } else {
+            "Up".into()
+        },
         labels: BTreeMap::from([(super::LABEL_SPEC_HASH.to_string(), spec.spec_hash.clone())]),
     }
 }
@@ -197,6 +211,7 @@ impl Runtime {
             recreate_waiting: BTreeMap::new(),
             lock_check_at: None,
             reserve,
+            gates: Default::default(),
         };
         (runtime, rx)
     }
@@ -345,6 +360,7 @@ impl Runtime {
                 spec_hash,
                 result,
             } => self.on_prefetched(&spec_name, &spec_hash, result),
+            RuntimeEvent::Discovered { .. } => {}
             RuntimeEvent::Exec(ExecEvent::Container(ev)) => self.on_container_event(ev),
             RuntimeEvent::Exec(ExecEvent::EventStream(live)) => {
                 self.events_live = live;
@@ -478,6 +494,9 @@ impl Runtime {
                     if why == Why::SpecChanged && live && !self.update_may_switch(&name) {
                         continue;
                     }
+                    if self.waits_for(&name, now).is_some() {
+                        continue;
+                    }
                     let Some((spec, payload)) = self.desired.get(&name) else {
                         continue;
                     };
@@ -546,7 +565,7 @@ impl Runtime {
 
     /// The next moment a timed decision falls due (breaker retry, launch backoff, removal
     /// grace), so the supervisor reconciles then instead of at the next tick.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub fn next_deadline(&mut self) -> Option<Instant> {
         let (wants, _, book) = self.plan_inputs();
         let planned = plan::next_due(&wants, &book, Instant::now(), &self.rules());
         [
@@ -554,6 +573,7 @@ impl Runtime {
             self.recheck_at,
             self.next_trial_end(),
             self.next_lock_check(),
+            self.next_gate_check(),
         ]
         .into_iter()
         .flatten()
@@ -568,6 +588,7 @@ impl Runtime {
         }
         self.promote_due();
         self.recheck_locks();
+        self.poll_gates();
         self.reconcile();
     }
 

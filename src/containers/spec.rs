@@ -62,7 +62,42 @@ pub struct ContainerSpec {
     /// it was seen; its role decides what follows (the remote-access tunnel reports the exit
     /// and removes it).
     pub once: bool,
+    /// Its place in a service graph (networks, start order, what it needs created).
+    pub links: Links,
 }
+
+/// What a container of a service graph (an image-declared Compose topology, inline
+/// `services`) needs around it; empty for a lone container.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Links {
+    /// Networks connected after create, before start (`docker create` takes one).
+    pub extra_networks: Vec<String>,
+    /// Containers it starts after.
+    pub after: Vec<Gate>,
+    /// Networks and volumes it uses that are created, labelled ours, when missing.
+    pub resources: Vec<Resource>,
+}
+
+/// A dependency of a container's start (`depends_on`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    /// The container it waits for.
+    pub name: String,
+    /// `service_healthy`: until Docker says healthy (or it has no healthcheck, or has exited,
+    /// or the wait's deadline passed); otherwise until it was started.
+    pub healthy: bool,
+}
+
+/// A network or volume a graph uses: created when missing (labelled with this edge and the
+/// graph's owner, so it goes with the graph), unless declared `external`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Resource {
+    pub kind: ResourceKind,
+    pub name: String,
+    pub external: bool,
+}
+
+pub use crate::engine::ResourceKind;
 
 impl std::fmt::Debug for ContainerSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -151,6 +186,7 @@ pub fn example(role: Role) -> ContainerSpec {
         probe: None,
         pull_attempts: 1,
         once: false,
+        links: Default::default(),
     }
 }
 

@@ -195,6 +195,7 @@ pub fn rollback_spec(good: &Good, current: &ContainerSpec) -> ContainerSpec {
         probe: s.probe_s.map(Duration::from_secs),
         pull_attempts: 1,
         once: false,
+        links: Default::default(),
     }
 }
 

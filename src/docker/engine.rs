@@ -14,7 +14,7 @@ use super::{
 };
 use crate::engine::{
     Container, Details, Engine, EngineError, EventStream, ImageConfig, LineStream, LogStart,
-    Runtimes, StreamHandle, Usage,
+    ResourceKind, Runtimes, StreamHandle, Usage,
 };
 use crate::process::OwnedChild;
 
@@ -227,6 +227,33 @@ impl Engine for Docker {
 
     fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
         self.run(&["volume", "rm", name], RM_TIMEOUT).map(|_| ())
+    }
+
+    fn ensure_resource(
+        &self,
+        kind: ResourceKind,
+        name: &str,
+        labels: &[(String, String)],
+    ) -> Result<bool, EngineError> {
+        self.ensure_resource_cli(kind, name, labels)
+    }
+
+    fn connect_network(&self, network: &str, container: &str) -> Result<(), EngineError> {
+        self.run(&["network", "connect", network, container], START_TIMEOUT)
+            .map(|_| ())
+    }
+
+    fn owned_resources(
+        &self,
+        kind: ResourceKind,
+        owner: &str,
+        label: &str,
+    ) -> Result<Vec<(String, String)>, EngineError> {
+        self.owned_resources_cli(kind, owner, label)
+    }
+
+    fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<(), EngineError> {
+        self.remove_resource_cli(kind, name)
     }
 
     fn runtimes(&self) -> Result<Runtimes, EngineError> {

@@ -7,6 +7,7 @@
 pub mod api;
 mod engine;
 mod pulling;
+mod resources;
 mod shape;
 
 use std::process::{Child, Command};

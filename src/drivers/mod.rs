@@ -8,6 +8,7 @@ pub mod camera;
 pub mod card;
 pub mod compose;
 pub mod conflict;
+mod discovery;
 pub mod jetson_power;
 pub mod logs;
 pub mod meta_restart;

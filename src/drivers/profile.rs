@@ -55,6 +55,17 @@ pub struct ServiceProfile {
     pub min_restart_interval_s: Option<u64>,
     /// `host_env_file`: a file under the config dir handed to Docker as `--env-file`.
     pub host_env_file: Option<String>,
+    /// Its place in the twin's graph (start order, networks, what it needs created).
+    pub graph: GraphLinks,
+}
+
+/// A service's links to the rest of its graph, by service name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GraphLinks {
+    pub extra_networks: Vec<String>,
+    /// (service, waits for its health).
+    pub depends_on: Vec<(String, bool)>,
+    pub resources: Vec<crate::containers::spec::Resource>,
 }
 
 /// `host_env_file` as the original accepts it: a relative path inside the config dir, no `..`
@@ -207,7 +218,7 @@ pub fn services_of(key: &str, profile: &Value) -> Result<Vec<ServiceProfile>, Pr
             let name = s
                 .get("name")
                 .and_then(Value::as_str)
-                .filter(|n| valid_service_name(n))
+                .filter(|n| super::compose::valid_service_name(n))
                 .ok_or_else(|| {
                     ProfileError(format!(
                         "services[{i}] of driver '{key}' needs a \"name\" of [a-z0-9_.-]"
@@ -276,6 +287,12 @@ pub fn services_of(key: &str, profile: &Value) -> Result<Vec<ServiceProfile>, Pr
                 privileged: s.get("privileged").and_then(Value::as_bool).unwrap_or(true),
                 min_restart_interval_s: floor,
                 host_env_file,
+                // Ours (the original reads `depends_on` only in image-declared graphs): the
+                // same start order and health gate for inline services.
+                graph: GraphLinks {
+                    depends_on: super::compose::service::depends_on(s.get("depends_on")),
+                    ..Default::default()
+                },
             });
         }
         return Ok(out);
@@ -306,15 +323,8 @@ pub fn services_of(key: &str, profile: &Value) -> Result<Vec<ServiceProfile>, Pr
         privileged: p.get("privileged").and_then(Value::as_bool).unwrap_or(true),
         min_restart_interval_s: None,
         host_env_file: None,
+        graph: GraphLinks::default(),
     }])
-}
-
-/// Service names become part of container names.
-pub(crate) fn valid_service_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 40
-        && n.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
 }
 
 #[cfg(test)]

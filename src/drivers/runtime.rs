@@ -45,6 +45,8 @@ pub struct Drivers {
     saturation: BTreeMap<String, (Saturated, std::collections::BTreeSet<String>)>,
     /// The plan of every twin linked to this edge, by uuid.
     plans: BTreeMap<String, TwinPlan>,
+    /// What driver images declare, as it is learnt.
+    pub(super) discovery: super::discovery::Discovery,
 }
 
 impl Drivers {
@@ -104,6 +106,7 @@ impl Drivers {
             device_check_every: tuning.device_check_every,
             saturation: BTreeMap::new(),
             plans: BTreeMap::new(),
+            discovery: Default::default(),
         };
         (drivers, role)
     }
@@ -152,6 +155,11 @@ impl Drivers {
             self.plans.insert(p.twin_uuid.clone(), p);
         }
         self.apply_plans(runtime, provisional);
+    }
+
+    /// Twins to plan again: what their driver image declares became known or changed.
+    pub fn take_replans(&mut self) -> Vec<String> {
+        self.discovery.take_replans()
     }
 
     /// The twins planned now (linked to this edge), by uuid.
@@ -224,6 +232,11 @@ impl Drivers {
                         self.problems.insert(p.twin_uuid.clone(), title.clone());
                     }
                 }
+                TwinOutcome::Discovering(spec) => {
+                    // Whatever of it runs is left alone until its image's labels say what the
+                    // twin is (a lone container or a graph).
+                    self.discovery.want(runtime, &p.twin_uuid, spec);
+                }
                 TwinOutcome::CameraChild { .. } | TwinOutcome::FileOnly => {
                     // Its settings are read by its parent's driver (§8.3 restarts that).
                     self.meta
@@ -263,7 +276,14 @@ impl Drivers {
             .as_ref()
             .is_some_and(|c| !super::camera::pinned_devices(c, &self.managed).is_empty());
         let devices = (pinned || !self.presence.idle()).then_some(self.next_device_check);
-        [self.meta.next_due(), devices].into_iter().flatten().min()
+        [
+            self.meta.next_due(),
+            devices,
+            self.discovery.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Re-reads the camera pins (a camera file changed); true when what drivers are told
@@ -460,6 +480,7 @@ impl Drivers {
 
     /// What the engine says that shapes driver specs (NVIDIA as Docker's default runtime).
     pub fn on_event(&mut self, ev: &RuntimeEvent) {
+        self.on_discovered(ev);
         if let RuntimeEvent::Exec(ExecEvent::Runtimes { nvidia_default, .. }) = ev
             && *nvidia_default != self.ctx.nvidia_default_runtime
         {
@@ -496,7 +517,18 @@ impl Drivers {
                        "degrades": p == crate::drivers::spec::NAME_COLLISION})
             })
             .collect();
-        json!({"containers": list, "problems": problems})
+        // Twins whose driver image is being fetched to learn what it declares.
+        let discovering: Vec<Value> = self
+            .plans
+            .values()
+            .filter_map(|p| match &p.outcome {
+                TwinOutcome::Discovering(s) => {
+                    Some(json!({"twin_uuid": p.twin_uuid, "image": s.image}))
+                }
+                _ => None,
+            })
+            .collect();
+        json!({"containers": list, "problems": problems, "discovering": discovering})
     }
 }
 

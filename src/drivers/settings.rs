@@ -61,6 +61,14 @@ pub fn launch_context_keeping(
         host_has_v4l: super::camera::host_has_v4l(),
         troubleshooting_url: troubleshooting_url(s),
         has_so101_lib: s.config_dir.join("so101_lib").is_dir(),
+        // Credentials left out: a graph's placeholder never expands to one.
+        edge_env: s
+            .env
+            .with_prefix("")
+            .into_iter()
+            .filter(|(k, _)| !crate::containers::updates::is_secret_name(k))
+            .collect(),
+        images: Default::default(),
     }
 }
 
@@ -95,6 +103,12 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
     let volume_interval = secs("CYBERWAVE_VOLUME_PRUNE_INTERVAL_SECONDS", 10800.0, 1.0);
     let probation = secs("CYBERWAVE_UPDATE_PROBATION_SECONDS", 120.0, 1.0);
     let lock_max_defer = secs("CYBERWAVE_UPDATE_LOCK_MAX_DEFER_SECONDS", 3600.0, 0.0);
+    let gate_poll = secs("CYBERWAVE_DRIVER_DEPENDENCY_HEALTH_POLL_SECONDS", 2.0, 0.1);
+    let gate_timeout = secs(
+        "CYBERWAVE_DRIVER_DEPENDENCY_HEALTH_TIMEOUT_SECONDS",
+        180.0,
+        0.0,
+    );
 
     let removed_revival = crate::config::optional_seconds_or_warn(
         env,
@@ -128,6 +142,8 @@ pub fn driver_tuning(s: &Settings) -> DriverTuning {
             probation,
             lock_max_defer: (!lock_max_defer.is_zero()).then_some(lock_max_defer),
             disk_reserve_mb,
+            gate_poll,
+            gate_timeout,
         },
         log_lines_per_second: rate,
         card_update_interval: card_every,

@@ -57,6 +57,11 @@ pub struct LaunchContext {
     pub troubleshooting_url: String,
     /// `<config dir>/so101_lib` exists: every driver gets it (§5.8), not only SO101 images.
     pub has_so101_lib: bool,
+    /// The edge's whole environment (process, then credentials `envs`): what an image-declared
+    /// graph's placeholders and trains read.
+    pub edge_env: BTreeMap<String, String>,
+    /// Driver images' labels, as far as known.
+    pub images: KnownImages,
 }
 
 /// A driver container is a [`ContainerSpec`] of role [`Role::Driver`] whose owner is its twin.
@@ -76,6 +81,9 @@ pub enum TwinOutcome {
     },
     /// Attached twin without drivers: only its twin file.
     FileOnly,
+    /// Its driver image's labels are not known yet (it may declare a service graph): nothing
+    /// runs for it until they are; this single-container spec names the image to fetch.
+    Discovering(Box<DriverSpec>),
     /// Cannot run: `title` is the `driver_start_failure` alert name.
     Problem {
         title: String,
@@ -160,96 +168,6 @@ fn bad_env_key(svc: &ServiceProfile) -> Option<String> {
         .find(|k| !valid_env_key(k))
 }
 
-/// The edge-injected environment of §5.8, before params' `-e` pairs are merged in.
-fn injected_env(
-    ctx: &LaunchContext,
-    twin_uuid: &str,
-    image: &str,
-    children: &[String],
-    param_env: &BTreeMap<String, String>,
-    service_env: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> = BTreeMap::new();
-    let setdefault = |env: &mut BTreeMap<String, String>, k: &str, v: String| {
-        env.entry(k.to_string()).or_insert(v);
-    };
-    env.insert("CYBERWAVE_TWIN_UUID".into(), twin_uuid.to_string());
-    env.insert("CYBERWAVE_EDGE_HOST_PLATFORM".into(), "linux".into());
-    if !children.is_empty() {
-        env.insert("CYBERWAVE_CHILD_TWIN_UUIDS".into(), children.join(","));
-    }
-    if !param_env.contains_key(camera::VIDEO_DEVICE)
-        && !camera::is_alsa_image(image)
-        && let Some(d) = ctx
-            .cameras
-            .as_ref()
-            .and_then(|c| c.device_for(Some(twin_uuid)))
-    {
-        env.insert(camera::VIDEO_DEVICE.into(), d);
-    }
-    let local_base = crate::mqtt::url_host(&ctx.base_url).filter(|h| crate::mqtt::is_local_host(h));
-    // A local backend has its broker on the same host. The original injected that host only
-    // when no MQTT port was configured either, sending drivers with a custom port to the
-    // public broker; we inject it whenever no host is configured.
-    match (&ctx.mqtt_host_var, &local_base) {
-        (Some(h), _) | (None, Some(h)) => {
-            env.insert("CYBERWAVE_MQTT_HOST".into(), h.clone());
-        }
-        _ => {}
-    }
-    match (&ctx.mqtt_port_var, &local_base) {
-        (Some(p), _) => {
-            env.insert("CYBERWAVE_MQTT_PORT".into(), p.clone());
-        }
-        (None, Some(_)) => setdefault(&mut env, "CYBERWAVE_MQTT_PORT", "1883".into()),
-        _ => {}
-    }
-    if let Some(l) = &ctx.log_level {
-        setdefault(&mut env, "CYBERWAVE_EDGE_LOG_LEVEL", l.clone());
-    }
-    if !ctx.environment.eq_ignore_ascii_case("production") {
-        env.insert("CYBERWAVE_ENVIRONMENT".into(), ctx.environment.clone());
-    }
-    for (k, v) in &ctx.forwarded {
-        if k.starts_with("CYBERWAVE_") && !v.is_empty() {
-            setdefault(&mut env, k, v.clone());
-        }
-    }
-    if !env.contains_key("CYBERWAVE_MQTT_USE_TLS")
-        && !param_env.contains_key("CYBERWAVE_MQTT_USE_TLS")
-        && ctx.mqtt_port == 8883
-    {
-        env.insert("CYBERWAVE_MQTT_USE_TLS".into(), "true".into());
-    }
-    env.insert("CYBERWAVE_EDGE_CONFIG_DIR".into(), "/app/.cyberwave".into());
-    for (k, v) in &ctx.bus_env {
-        if !param_env.contains_key(*k) {
-            setdefault(&mut env, k, v.clone());
-        }
-    }
-    for (k, v) in service_env {
-        env.insert(k.clone(), v.clone());
-    }
-    env.insert("CYBERWAVE_API_KEY".into(), ctx.token.expose().to_string());
-    env.insert("CYBERWAVE_BASE_URL".into(), ctx.base_url.clone());
-    env.insert("CYBERWAVE_API_URL".into(), ctx.base_url.clone());
-    env.insert(
-        "CYBERWAVE_TWIN_JSON_FILE".into(),
-        format!("/app/{twin_uuid}.json"),
-    );
-    env
-}
-
-/// Keys where a driver's own `-e` wins over the edge (the original checks these explicitly).
-const DRIVER_WINS: &[&str] = &[
-    "CYBERWAVE_METADATA_VIDEO_DEVICE",
-    "CYBERWAVE_DATA_BACKEND",
-    "ZENOH_SHARED_MEMORY",
-    "ZENOH_MODE",
-    "ZENOH_CONNECT",
-    "CYBERWAVE_MQTT_USE_TLS",
-];
-
 /// Builds one container's spec.
 fn build_spec(
     ctx: &LaunchContext,
@@ -264,11 +182,11 @@ fn build_spec(
         params = super::params::with_alsa_devices(&params);
     }
     let param_env: BTreeMap<String, String> = param_pairs.into_iter().collect();
-    let injected = injected_env(ctx, twin_uuid, &svc.image, children, &param_env, &svc.env);
+    let injected = env::injected_env(ctx, twin_uuid, &svc.image, children, &param_env, &svc.env);
     // One value per key: params' -e first, then the edge's (edge wins, except DRIVER_WINS).
     let mut env = param_env.clone();
     for (k, v) in injected {
-        if DRIVER_WINS.contains(&k.as_str()) && param_env.contains_key(&k) {
+        if env::DRIVER_WINS.contains(&k.as_str()) && param_env.contains_key(&k) {
             continue;
         }
         env.insert(k, v);
@@ -367,7 +285,14 @@ fn build_spec(
             *v = format!("sha256:{}", crate::sha256_hex(v.as_bytes()));
         }
     }
-    let canonical = json!({"schema": 2, "image": image, "options": o, "env": hashed_env, "command": svc.command});
+    let mut canonical = json!({"schema": 2, "image": image, "options": o, "env": hashed_env, "command": svc.command});
+    let links = links_of(twin_uuid, svc);
+    if !links.extra_networks.is_empty() {
+        // Only then: a lone container's hash (and so its container) stays what it was.
+        let mut nets = links.extra_networks.clone();
+        nets.sort();
+        canonical["extra_networks"] = json!(nets);
+    }
     let spec_hash = crate::sha256_hex(canonical.to_string().as_bytes());
     crate::containers::push_managed_labels(&mut o, &spec_hash, &ctx.owner);
 
@@ -391,6 +316,24 @@ fn build_spec(
         probe: None,
         pull_attempts: 1,
         once: false,
+        links,
+    }
+}
+
+/// A service's graph links with its dependencies named as our containers.
+fn links_of(twin_uuid: &str, svc: &ServiceProfile) -> crate::containers::spec::Links {
+    let g = &svc.graph;
+    crate::containers::spec::Links {
+        extra_networks: g.extra_networks.clone(),
+        after: g
+            .depends_on
+            .iter()
+            .map(|(d, healthy)| crate::containers::spec::Gate {
+                name: container_name(twin_uuid, Some(d)),
+                healthy: *healthy,
+            })
+            .collect(),
+        resources: g.resources.clone(),
     }
 }
 
@@ -485,32 +428,28 @@ pub fn plan_twins(
                                 problem(words::unusable_topology(&name, &e.0, url), Some(e.0))
                             }
                             Err(e) => problem(words::no_driver_image(&name), Some(e.0)),
-                            Ok(mut services) => {
-                                if services.len() == 1
-                                    && services[0].name.is_none()
-                                    && let Some(img) = ctx.driver_overrides.get(uuid)
-                                {
-                                    services[0].image = img.clone();
-                                    services[0].params.clear();
-                                }
-                                let cams = camera_children.get(uuid).cloned().unwrap_or_default();
-                                match services.iter().find_map(bad_env_key) {
-                                    Some(key) => TwinOutcome::Problem {
-                                        title: "Invalid environment variable in driver metadata"
-                                            .into(),
-                                        detail: format!(
-                                            "twin '{name}': environment variable name {key:?} is not [A-Za-z_][A-Za-z0-9_]*"
-                                        ),
-                                        technical: None,
-                                    },
-                                    None => TwinOutcome::Containers(
-                                        services
-                                            .iter()
-                                            .map(|s| build_spec(ctx, uuid, &name, s, &cams))
-                                            .collect(),
+                            Ok(services) => match services.iter().find_map(bad_env_key) {
+                                Some(key) => TwinOutcome::Problem {
+                                    title: "Invalid environment variable in driver metadata".into(),
+                                    detail: format!(
+                                        "twin '{name}': environment variable name {key:?} is not [A-Za-z_][A-Za-z0-9_]*"
                                     ),
+                                    technical: None,
+                                },
+                                None => {
+                                    let services =
+                                        with_override(services, ctx.driver_overrides.get(uuid));
+                                    let cams =
+                                        camera_children.get(uuid).cloned().unwrap_or_default();
+                                    graph::outcome(
+                                        ctx,
+                                        (uuid, &name),
+                                        &drivers[&key],
+                                        services,
+                                        &cams,
+                                    )
                                 }
-                            }
+                            },
                         },
                     }
                 }
@@ -528,6 +467,18 @@ pub fn plan_twins(
     }
     refuse_name_collisions(&mut out);
     out
+}
+
+/// credentials.json `driver_overrides` replaces a single-container driver's image (params
+/// cleared).
+fn with_override(mut services: Vec<ServiceProfile>, image: Option<&String>) -> Vec<ServiceProfile> {
+    if let ([s], Some(img)) = (services.as_mut_slice(), image)
+        && s.name.is_none()
+    {
+        s.image = img.clone();
+        s.params.clear();
+    }
+    services
 }
 
 /// The first twin to claim a container name keeps it; a later twin whose uuid shares the first
@@ -596,8 +547,18 @@ pub(crate) fn example_context() -> LaunchContext {
         host_has_v4l: false,
         troubleshooting_url: "https://docs.cyberwave.com".into(),
         has_so101_lib: false,
+        edge_env: BTreeMap::new(),
+        images: KnownImages {
+            unknown_is_plain: true,
+            ..Default::default()
+        },
     }
 }
+
+mod env;
+mod graph;
+
+pub use graph::{ImageFacts, KnownImages};
 
 #[cfg(test)]
 mod tests;

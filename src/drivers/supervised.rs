@@ -15,13 +15,16 @@ impl Supervised for Drivers {
     fn on_deadline(&mut self, runtime: &mut Runtime) {
         self.check_meta_restarts(runtime);
         self.check_devices();
+        self.discovery.send_due(runtime);
     }
 
     fn before_runtime_event(&mut self, ev: &RuntimeEvent) {
         self.on_event(ev);
     }
 
-    fn after_runtime_event(&mut self, _runtime: &mut Runtime) {}
+    fn after_runtime_event(&mut self, runtime: &mut Runtime) {
+        self.discovery.send_due(runtime);
+    }
 
     fn tick(&mut self, runtime: &mut Runtime) {
         self.check_meta_restarts(runtime);

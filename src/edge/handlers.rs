@@ -234,12 +234,15 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
         log::error!("{e}");
     }
     let nvidia = state.drivers.ctx.nvidia_default_runtime;
+    let images = std::mem::take(&mut state.drivers.ctx.images);
     state.drivers.ctx = crate::drivers::settings::launch_context_keeping(
         &settings,
         &state.fingerprint,
         &state.drivers.ctx.camera_files,
     );
     state.drivers.ctx.nvidia_default_runtime = nvidia;
+    // What the images declare does not change with the settings.
+    state.drivers.ctx.images = images;
     // The bus is wired once per process (its session and router run on): containers keep
     // being told what it is.
     state.drivers.ctx.bus_env = state.data.bus.settings.driver_env();

@@ -296,8 +296,25 @@ impl State {
         let Some(d) = &self.desired else {
             return;
         };
+        let family = crate::twins::linkage::family_of(&d.twins, twin);
+        self.replan(family);
+    }
+
+    /// Twins whose driver image's labels became known or changed: planned again.
+    pub(super) fn replan_discovered(&mut self) {
+        let twins = self.drivers.take_replans();
+        if !twins.is_empty() {
+            self.replan(twins);
+        }
+    }
+
+    /// Plans these twins again (those still planned).
+    fn replan(&mut self, twins: Vec<String>) {
+        let Some(d) = &self.desired else {
+            return;
+        };
         let planned: Vec<&str> = self.drivers.planned().collect();
-        let affected: Vec<String> = crate::twins::linkage::family_of(&d.twins, twin)
+        let affected: Vec<String> = twins
             .into_iter()
             .filter(|t| planned.contains(&t.as_str()))
             .collect();

@@ -151,6 +151,7 @@ impl Supervisor {
                 r.after_runtime_event(runtime);
             }
         }
+        state.replan_discovered();
         state.stop_health_once_drivers_run();
         state.data.bus.containers(state.runtime.running_ids());
         super::portal::refresh(state, false);

@@ -25,6 +25,10 @@ pub struct FakeEngine {
     pub stop_timeouts: Mutex<BTreeMap<String, u64>>,
     /// Unused volumes: name → owner label.
     pub volumes: Mutex<BTreeMap<String, String>>,
+    /// Networks and volumes created through `ensure_resource`: (kind, name) → labels.
+    pub resources: Mutex<BTreeMap<(ResourceKind, String), BTreeMap<String, String>>>,
+    /// name → networks connected after create.
+    pub connected: Mutex<BTreeMap<String, Vec<String>>>,
     /// What each image declares (`image_config`); absent: nothing.
     pub image_configs: Mutex<BTreeMap<String, ImageConfig>>,
     /// Other running containers (any owner), for `running`.
@@ -458,6 +462,60 @@ impl Engine for FakeEngine {
         self.record(format!("rmv {name}"))?;
         if let Ok(mut v) = self.volumes.lock() {
             v.remove(name);
+        }
+        Ok(())
+    }
+    fn ensure_resource(
+        &self,
+        kind: ResourceKind,
+        name: &str,
+        labels: &[(String, String)],
+    ) -> Result<bool, EngineError> {
+        self.record(format!("{} ensure {name}", kind.as_str()))?;
+        let mut r = self
+            .resources
+            .lock()
+            .map_err(|_| io_error("ensure", std::io::Error::other("poisoned")))?;
+        let key = (kind, name.to_string());
+        if r.contains_key(&key) {
+            return Ok(false);
+        }
+        r.insert(key, labels.iter().cloned().collect());
+        Ok(true)
+    }
+    fn connect_network(&self, network: &str, container: &str) -> Result<(), EngineError> {
+        self.record(format!("network connect {network} {container}"))?;
+        if let Ok(mut c) = self.connected.lock() {
+            c.entry(container.to_string())
+                .or_default()
+                .push(network.to_string());
+        }
+        Ok(())
+    }
+    fn owned_resources(
+        &self,
+        kind: ResourceKind,
+        owner: &str,
+        label: &str,
+    ) -> Result<Vec<(String, String)>, EngineError> {
+        self.record(format!("{} ls {owner}", kind.as_str()))?;
+        Ok(self
+            .resources
+            .lock()
+            .map(|r| {
+                r.iter()
+                    .filter(|((k, _), l)| {
+                        *k == kind && l.get(super::LABEL_OWNER).map(String::as_str) == Some(owner)
+                    })
+                    .map(|((_, n), l)| (n.clone(), l.get(label).cloned().unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+    fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<(), EngineError> {
+        self.record(format!("{} rm {name}", kind.as_str()))?;
+        if let Ok(mut r) = self.resources.lock() {
+            r.remove(&(kind, name.to_string()));
         }
         Ok(())
     }

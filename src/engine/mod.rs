@@ -121,6 +121,23 @@ pub struct ImageConfig {
     pub labels: BTreeMap<String, String>,
 }
 
+/// The objects a service graph creates around its containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ResourceKind {
+    Network,
+    Volume,
+}
+
+impl ResourceKind {
+    /// The CLI's word for it (`docker network …`, `docker volume …`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Network => "network",
+            ResourceKind::Volume => "volume",
+        }
+    }
+}
+
 /// One running container's share of the host (`docker stats --no-stream`), in percent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Usage {
@@ -189,6 +206,25 @@ pub trait Engine: Send + Sync {
     /// Volumes no container uses that carry this edge's owner label.
     fn unused_volumes(&self, owner: &str) -> Result<Vec<String>, EngineError>;
     fn remove_volume(&self, name: &str) -> Result<(), EngineError>;
+    /// Creates the network or volume `name` with `labels` unless one of that name exists;
+    /// `Ok(true)` when it was created.
+    fn ensure_resource(
+        &self,
+        kind: ResourceKind,
+        name: &str,
+        labels: &[(String, String)],
+    ) -> Result<bool, EngineError>;
+    /// Connects a created container to another network.
+    fn connect_network(&self, network: &str, container: &str) -> Result<(), EngineError>;
+    /// Networks or volumes carrying this edge's owner label: (name, value of `label`).
+    fn owned_resources(
+        &self,
+        kind: ResourceKind,
+        owner: &str,
+        label: &str,
+    ) -> Result<Vec<(String, String)>, EngineError>;
+    /// Removes a network or volume (the engine refuses one still in use).
+    fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<(), EngineError>;
     fn runtimes(&self) -> Result<Runtimes, EngineError>;
     /// Where the engine keeps images, containers and their logs (the disk that fills).
     fn data_root(&self) -> PathBuf;

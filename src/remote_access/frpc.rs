@@ -201,6 +201,7 @@ pub fn spec(session: &str, c: &SpecContext) -> ContainerSpec {
         probe: None,
         pull_attempts: 3,
         once: true,
+        links: Default::default(),
     }
 }
 

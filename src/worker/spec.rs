@@ -331,6 +331,7 @@ pub fn worker_spec(ctx: &WorkerContext, twins: &[String]) -> (ContainerSpec, Ima
         probe: Some(ctx.startup_probe),
         pull_attempts: ctx.pull_attempts,
         once: false,
+        links: Default::default(),
     };
     (spec, choice)
 }

@@ -101,18 +101,19 @@ impl Launcher {
     /// returns the new container's id once it passed its startup probe.
     pub(super) fn switch(
         &self,
-        name: &str,
+        spec: &super::ContainerSpec,
         argv: &[String],
         env_file: &std::path::Path,
         probe: std::time::Duration,
         old_one: &Details,
     ) -> Result<Up, LaunchFailure> {
-        let engine = self.engine.as_ref();
+        let (engine, name) = (self.engine.as_ref(), spec.name.as_str());
         let (next, old) = (next_name(name), old_name(name));
         let created = engine.create(&renamed(argv, &next));
         // Docker has read it (or never will): the token does not stay on disk.
         let _ = std::fs::remove_file(env_file);
         created.map_err(|e| fail(create_phase(&e), &e))?;
+        self.attach_networks(spec, &next)?;
         let grace = grace_period(old_one);
         if let Err(e) = engine.rename(name, &old) {
             // It went down meanwhile (a crash the engine is restarting): nothing to keep.

@@ -58,6 +58,7 @@ fn spec(name: &str, image: &str) -> ContainerSpec {
         probe: None,
         pull_attempts: 1,
         once: false,
+        links: Default::default(),
         options: [
             "--restart",
             "unless-stopped",

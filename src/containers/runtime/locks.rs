@@ -66,7 +66,9 @@ impl Runtime {
         };
         if d.ready_at.is_none() && !d.fetching && d.retry_at.is_none_or(|t| now >= t) {
             d.fetching = true;
-            let _ = self.prefetches.send(spec.clone());
+            let _ = self
+                .prefetches
+                .send(super::threads::Fetch::Update(spec.clone()));
         }
         match gate(true, d.ready_at, now, self.tuning.lock_max_defer) {
             Gate::Go => true,

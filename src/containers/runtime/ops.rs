@@ -106,6 +106,15 @@ impl Runtime {
         }
     }
 
+    /// Fetches `spec`'s image off the supervisor thread and reads its labels
+    /// ([`RuntimeEvent::Discovered`]); `refresh`: pull even when a copy is present.
+    pub fn discover(&mut self, spec: &crate::containers::spec::ContainerSpec, refresh: bool) {
+        let _ = self.prefetches.send(super::threads::Fetch::Discover {
+            spec: spec.clone(),
+            refresh,
+        });
+    }
+
     /// Containers still being removed for a recreate.
     pub fn recreating(&self) -> usize {
         self.recreating.len() + self.recreate_waiting.len()

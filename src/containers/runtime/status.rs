@@ -36,6 +36,7 @@ impl Runtime {
                     "last_error": info.last_error,
                     "update": self.update_status(name, &info),
                     "update_lock": self.lock_status(name),
+                    "waiting_for": self.gate_status(name),
                 });
                 (spec, v)
             })

@@ -18,7 +18,7 @@ pub(super) struct Helpers {
     pub ops: Sender<Op>,
     pub launches: Sender<Vec<LaunchJob>>,
     /// Images to fetch for an update that waits (an update lock is held).
-    pub prefetches: Sender<ContainerSpec>,
+    pub prefetches: Sender<Fetch>,
     pub events_child: Arc<Mutex<Option<StreamHandle>>>,
 }
 
@@ -32,7 +32,7 @@ pub(super) fn spawn(
 ) -> Helpers {
     let (ops, ops_rx) = unbounded::<Op>();
     let (launches, launch_rx) = unbounded::<Vec<LaunchJob>>();
-    let (prefetches, prefetch_rx) = unbounded::<ContainerSpec>();
+    let (prefetches, prefetch_rx) = unbounded::<Fetch>();
     {
         let (events, engine) = (events.clone(), engine.clone());
         spawn_named("docker-ops", move || {
@@ -65,13 +65,20 @@ pub(super) fn spawn(
         // crashed container's relaunch.
         let (launcher, events) = (launcher(), events.clone());
         spawn_named("prefetcher", move || {
-            for spec in prefetch_rx {
-                let result = launcher.prefetch(&spec);
-                let _ = events.send(RuntimeEvent::Prefetched {
-                    spec_name: spec.name.clone(),
-                    spec_hash: spec.spec_hash.clone(),
-                    result,
-                });
+            for fetch in prefetch_rx {
+                let ev = match fetch {
+                    Fetch::Update(spec) => RuntimeEvent::Prefetched {
+                        spec_name: spec.name.clone(),
+                        spec_hash: spec.spec_hash.clone(),
+                        result: launcher.prefetch(&spec),
+                    },
+                    Fetch::Discover { spec, refresh } => RuntimeEvent::Discovered {
+                        image: spec.image.clone(),
+                        refresh,
+                        result: discover(&launcher, &spec, refresh),
+                    },
+                };
+                let _ = events.send(ev);
             }
         });
     }
@@ -89,4 +96,28 @@ pub(super) fn spawn(
         prefetches,
         events_child,
     }
+}
+
+/// What the prefetcher thread is asked for.
+pub enum Fetch {
+    /// An update's image, ahead of its switch.
+    Update(ContainerSpec),
+    /// The labels of `spec`'s image (a driver image may declare a service graph): read from
+    /// the local copy when there is one and `refresh` is off, else after a pull (a failed pull
+    /// with a local copy reads that copy).
+    Discover { spec: ContainerSpec, refresh: bool },
+}
+
+fn discover(
+    launcher: &Launcher,
+    spec: &ContainerSpec,
+    refresh: bool,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let local = launcher.engine.image_exists(&spec.image).unwrap_or(false);
+    let image = if local && !refresh {
+        spec.image.clone()
+    } else {
+        launcher.prefetch(spec).map_err(|f| f.to_string())?
+    };
+    Ok(launcher.engine.image_config(&image).labels)
 }

@@ -42,6 +42,8 @@ pub struct Inputs<'a> {
     pub zenoh: &'a [(&'static str, String)],
     /// The profile's `service_image_overrides`.
     pub image_overrides: &'a BTreeMap<String, String>,
+    /// Our container name of a service of this graph (`network_mode: service:x`).
+    pub container_of: &'a dyn Fn(&str) -> String,
 }
 
 /// One service of a declared graph, translated.
@@ -74,6 +76,14 @@ pub enum Declared {
         services: Vec<Service>,
         summary: String,
     },
+}
+
+/// Service names become part of container names: `[a-z0-9_.-]`, at most 40.
+pub fn valid_service_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 40
+        && n.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
 }
 
 /// The variant this edge runs: `CYBERWAVE_DRIVER_COMPOSE_VARIANT`, else `robot`.
@@ -176,7 +186,6 @@ fn translate(
     let subs = subst::substitutions(&trains, inputs.twin_uuid, inputs.zenoh);
     let pins = subst::pin_overrides(env);
     let empty = Map::new();
-    let container_of = |s: &str| super::spec::container_name(inputs.twin_uuid, Some(s));
     let cx = service::Ctx {
         subs: &subs,
         env,
@@ -188,7 +197,7 @@ fn translate(
             .get("volumes")
             .and_then(Value::as_object)
             .unwrap_or(&empty),
-        container_of: &container_of,
+        container_of: inputs.container_of,
     };
     let mut out = Vec::new();
     for name in service::dependency_order(services)? {
@@ -235,7 +244,7 @@ fn one_service(
     cx: &service::Ctx,
     pins: &BTreeMap<&'static str, String>,
 ) -> Result<Service, String> {
-    if !super::profile::valid_service_name(name) {
+    if !valid_service_name(name) {
         return Err("its name is not [a-z0-9_.-], at most 40 characters".into());
     }
     let svc = raw.as_object().ok_or("it is not a mapping")?;

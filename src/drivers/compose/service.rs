@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::subst::{Subs, substitute};
+pub use crate::containers::spec::{Resource, ResourceKind};
 
 /// Keys translated; `restart`, `container_name` and `logging` are ours to decide and ignored;
 /// anything else refuses the graph (a container silently missing a device or a privilege still
@@ -27,21 +28,6 @@ pub const TRANSLATED: &[&str] = &[
     "x-cyberwave",
 ];
 pub const EDGE_OWNED: &[&str] = &["restart", "container_name", "logging"];
-
-/// A network or volume a service uses that is not the host's: created (labelled ours) when
-/// missing, unless declared `external`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Resource {
-    pub kind: ResourceKind,
-    pub name: String,
-    pub external: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ResourceKind {
-    Network,
-    Volume,
-}
 
 /// What one translated service needs beyond its flags.
 pub struct Flags {

@@ -43,6 +43,7 @@ fn run(
         env,
         zenoh: &zenoh,
         image_overrides: overrides,
+        container_of: &|s| format!("cyberwave-driver-8e2f7a10-{s}"),
     })
 }
 

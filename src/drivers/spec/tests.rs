@@ -150,6 +150,7 @@ fn gpu_network_and_log_overrides() {
         privileged: false,
         min_restart_interval_s: Some(45),
         host_env_file: None,
+        graph: Default::default(),
     };
     let s = build_spec(&c, T, "arm", &svc, &[]);
     let j = s.create_argv(Path::new("/e")).join(" ");
@@ -434,3 +435,5 @@ fn so101_lib_is_mounted_for_so101_images_or_when_it_exists() {
     c.has_so101_lib = true;
     assert!(mounts(&c));
 }
+
+mod graph;

@@ -1,0 +1,69 @@
+//! What a container of a service graph needs around its create: the networks and volumes it
+//! uses (created when missing, labelled with this edge and the graph's owner so they go with
+//! the graph) and the networks it joins after create.
+
+use super::{LaunchFailure, Launcher};
+use crate::containers::spec::ContainerSpec;
+use crate::containers::{LABEL_CREATED_BY, LABEL_OWNER};
+
+/// The label naming the graph's owner (a driver's twin) on what a graph creates.
+pub const LABEL_GRAPH_OWNER: &str = "io.cyberwave.edge.twin";
+
+/// The value of `--label key=…` in `spec`'s options.
+fn label<'a>(spec: &'a ContainerSpec, key: &str) -> Option<&'a str> {
+    spec.options
+        .windows(2)
+        .filter(|w| w[0] == "--label")
+        .find_map(|w| w[1].strip_prefix(key)?.strip_prefix('='))
+}
+
+impl Launcher {
+    /// Creates the graph's networks and volumes `spec` uses that do not exist yet (an
+    /// `external` one must exist: `docker create` then says so).
+    pub(super) fn ensure_resources(&self, spec: &ContainerSpec) -> Result<(), LaunchFailure> {
+        let labels = vec![
+            (
+                LABEL_OWNER.to_string(),
+                label(spec, LABEL_OWNER).unwrap_or_default().to_string(),
+            ),
+            (LABEL_GRAPH_OWNER.to_string(), spec.owner.clone()),
+            (
+                LABEL_CREATED_BY.to_string(),
+                format!("cyberwave-edge-core/{}", crate::VERSION),
+            ),
+        ];
+        for r in spec.links.resources.iter().filter(|r| !r.external) {
+            match self.engine.ensure_resource(r.kind, &r.name, &labels) {
+                Ok(true) => log::info!("{}: created {} {}", spec.name, r.kind.as_str(), r.name),
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(LaunchFailure {
+                        phase: "docker_resource_failed",
+                        message: format!("cannot create {} {}: {e}", r.kind.as_str(), r.name),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Connects the created (never started) `container` to `spec`'s other networks; removes
+    /// it when one cannot be joined (a container missing a network looks healthy while it
+    /// cannot reach its peers).
+    pub(super) fn attach_networks(
+        &self,
+        spec: &ContainerSpec,
+        container: &str,
+    ) -> Result<(), LaunchFailure> {
+        for n in &spec.links.extra_networks {
+            if let Err(e) = self.engine.connect_network(n, container) {
+                let _ = self.engine.force_remove(container); // created, never started
+                return Err(LaunchFailure {
+                    phase: "docker_network_attach_failed",
+                    message: format!("Could not attach {container} to network {n}: {e}"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
