@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use crate::engine::{Container, ContainerEvent, Engine, EngineError, EventStream, StreamHandle};
+use super::launch::graph::LABEL_GRAPH_OWNER;
+use crate::engine::{
+    Container, ContainerEvent, Engine, EngineError, EventStream, ResourceKind, StreamHandle,
+};
 
 /// What the executor threads report.
 #[derive(Debug)]
@@ -74,6 +77,12 @@ pub enum Op {
         name: String,
         policy: String,
     },
+    /// Removes the networks and volumes this edge created for graphs whose owner is not in
+    /// `keep` (a twin no longer linked here).
+    PruneGraphs {
+        owner: String,
+        keep: std::collections::BTreeSet<String>,
+    },
 }
 
 /// The executor of ops (observe, stop, revive, cleanup): one thread, so the supervisor never
@@ -114,6 +123,10 @@ pub fn run_ops(engine: &dyn Engine, rx: &Receiver<Op>, emit: &dyn Fn(ExecEvent) 
                 name,
                 what: "remove",
             },
+            Op::PruneGraphs { owner, keep } => {
+                prune_graphs(engine, &owner, &keep);
+                continue;
+            }
             Op::Stop { name, timeout_s } => ExecEvent::OpDone {
                 result: engine.stop(&name, timeout_s),
                 name,
@@ -200,9 +213,14 @@ fn stop_loop(engine: &dyn Engine, name: String) -> ExecEvent {
 /// Removes the volumes no container uses that this edge made (its owner label); never a
 /// volume of anyone else (the original's `docker volume prune` took every unused volume).
 fn prune_volumes(engine: &dyn Engine, owner: &str) {
+    // A graph's volume (a robot's map) lives as long as its twin is linked here, in use or not.
+    let of_graphs: Vec<String> = graph_resources(engine, ResourceKind::Volume, owner)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     match engine.unused_volumes(owner) {
         Ok(list) => {
-            for v in list {
+            for v in list.into_iter().filter(|v| !of_graphs.contains(v)) {
                 match engine.remove_volume(&v) {
                     Ok(()) => log::info!("cleanup: removed unused volume {v}"),
                     Err(e) => log::debug!("cleanup: volume {v} kept: {e}"),
@@ -210,6 +228,33 @@ fn prune_volumes(engine: &dyn Engine, owner: &str) {
             }
         }
         Err(e) => log::debug!("cleanup: volumes not listed: {e}"),
+    }
+}
+
+/// This edge's networks or volumes created for a graph: (name, its graph's owner).
+fn graph_resources(engine: &dyn Engine, kind: ResourceKind, owner: &str) -> Vec<(String, String)> {
+    match engine.owned_resources(kind, owner, LABEL_GRAPH_OWNER) {
+        Ok(list) => list.into_iter().filter(|(_, o)| !o.is_empty()).collect(),
+        Err(e) => {
+            log::debug!("cleanup: {}s not listed: {e}", kind.as_str());
+            Vec::new()
+        }
+    }
+}
+
+/// Removes what graphs of owners no longer in `keep` created (their containers are removed
+/// first, on this same thread).
+fn prune_graphs(engine: &dyn Engine, owner: &str, keep: &std::collections::BTreeSet<String>) {
+    for kind in [ResourceKind::Network, ResourceKind::Volume] {
+        for (name, of) in graph_resources(engine, kind, owner) {
+            if keep.contains(&of) {
+                continue;
+            }
+            match engine.remove_resource(kind, &name) {
+                Ok(()) => log::info!("removed {} {name} of {of} (no longer here)", kind.as_str()),
+                Err(e) => log::warn!("{} {name} of {of} kept: {e}", kind.as_str()),
+            }
+        }
     }
 }
 

@@ -4,18 +4,14 @@
 //! what to ask for and what the answers change. As in the original, an image whose tag can
 //! move is pulled once per run before its labels are trusted; unlike it, a copy already here
 //! is read first, so a restarted edge adopts its running drivers at once instead of waiting
-//! for a registry.
+//! for a registry. An image that cannot be fetched runs as one container, as in the original
+//! (its launch pulls, retries and alerts); once a launch brought it, its labels are read.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
 
 use super::runtime::Drivers;
 use super::spec::{DriverSpec, ImageFacts};
 use crate::containers::runtime::{Runtime, RuntimeEvent};
-
-/// First wait before an image that could not be fetched is tried again (doubling to 5 min).
-const RETRY_FIRST: Duration = Duration::from_secs(15);
-const RETRY_CAP: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Default)]
 pub struct Discovery {
@@ -27,10 +23,12 @@ pub struct Discovery {
     specs: BTreeMap<String, DriverSpec>,
     /// The twins planned from each image.
     users: BTreeMap<String, BTreeSet<String>>,
-    /// Images that could not be fetched: when next, after how many failures.
-    retry: BTreeMap<String, (Instant, u32)>,
+    /// Images that could not be fetched.
+    unavailable: BTreeSet<String>,
     /// Images to pull again now that their local copy was read.
     to_refresh: BTreeSet<String>,
+    /// Images to read again (a launch brought one that could not be fetched).
+    to_read: BTreeSet<String>,
     /// Twins to plan again: what their image declares became known or changed.
     replan: BTreeSet<String>,
 }
@@ -44,7 +42,7 @@ impl Discovery {
             .or_default()
             .insert(twin.to_string());
         self.specs.insert(image.clone(), spec.clone());
-        if !self.retry.contains_key(&image) && self.pending.insert(image) {
+        if !self.unavailable.contains(&image) && self.pending.insert(image) {
             runtime.discover(spec, false);
         }
     }
@@ -54,25 +52,35 @@ impl Discovery {
         std::mem::take(&mut self.replan).into_iter().collect()
     }
 
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.retry.values().map(|(t, _)| *t).min()
-    }
-
-    /// Fetches again what is due: failed images, moving tags read from their local copy.
+    /// Asks for what is due: moving tags read from their local copy are pulled, images a
+    /// launch brought are read.
     pub fn send_due(&mut self, runtime: &mut Runtime) {
-        let now = Instant::now();
-        let due: Vec<String> = self
-            .retry
-            .iter()
-            .filter(|(i, (t, _))| *t <= now && !self.pending.contains(*i))
-            .map(|(i, _)| i.clone())
-            .collect();
-        for image in due.into_iter().chain(std::mem::take(&mut self.to_refresh)) {
+        let refresh = std::mem::take(&mut self.to_refresh)
+            .into_iter()
+            .map(|i| (i, true));
+        let read = std::mem::take(&mut self.to_read)
+            .into_iter()
+            .map(|i| (i, false));
+        for (image, pull) in refresh.chain(read) {
             if let Some(spec) = self.specs.get(&image)
                 && self.pending.insert(image.clone())
             {
-                runtime.discover(spec, true);
+                runtime.discover(spec, pull);
             }
+        }
+    }
+
+    /// A container came up: when it runs an image that could not be fetched, that image is on
+    /// this machine now and what it declares is read.
+    fn launched(&mut self, container: &str) {
+        let brought = self
+            .unavailable
+            .iter()
+            .find(|i| self.specs.get(*i).is_some_and(|s| s.name == container))
+            .cloned();
+        if let Some(image) = brought {
+            self.unavailable.remove(&image);
+            self.to_read.insert(image);
         }
     }
 
@@ -87,7 +95,7 @@ impl Discovery {
         self.pending.remove(image);
         let facts = match result {
             Ok(labels) => {
-                self.retry.remove(image);
+                self.unavailable.remove(image);
                 if refresh {
                     self.refreshed.insert(image.to_string());
                 } else if crate::containers::image::is_mutable(image)
@@ -104,14 +112,10 @@ impl Discovery {
                 return None;
             }
             Err(why) => {
-                let failures = self.retry.get(image).map_or(0, |(_, n)| *n) + 1;
-                let wait = (RETRY_FIRST * 2u32.saturating_pow(failures - 1)).min(RETRY_CAP);
                 log::warn!(
-                    "{image} cannot be fetched to read what it declares ({why}); trying again in {} s",
-                    wait.as_secs()
+                    "{image} cannot be fetched to read what it declares ({why}); it is launched as one container and read once a launch brought it"
                 );
-                self.retry
-                    .insert(image.to_string(), (Instant::now() + wait, failures));
+                self.unavailable.insert(image.to_string());
                 ImageFacts::Unavailable(why.clone())
             }
         };
@@ -126,6 +130,13 @@ impl Discovery {
 impl Drivers {
     /// A runtime event about a driver image's labels.
     pub(super) fn on_discovered(&mut self, ev: &RuntimeEvent) {
+        if let RuntimeEvent::Launched {
+            spec_name,
+            result: Ok(_),
+        } = ev
+        {
+            self.discovery.launched(spec_name);
+        }
         if let RuntimeEvent::Discovered {
             image,
             refresh,

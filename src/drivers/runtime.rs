@@ -47,6 +47,10 @@ pub struct Drivers {
     plans: BTreeMap<String, TwinPlan>,
     /// What driver images declare, as it is learnt.
     pub(super) discovery: super::discovery::Discovery,
+    /// The linked twins the last removal of unlinked graphs kept.
+    graphs_kept_for: Option<std::collections::BTreeSet<String>>,
+    /// That removal waits for the engine's first list.
+    graphs_unsettled: bool,
 }
 
 impl Drivers {
@@ -107,6 +111,8 @@ impl Drivers {
             saturation: BTreeMap::new(),
             plans: BTreeMap::new(),
             discovery: Default::default(),
+            graphs_kept_for: None,
+            graphs_unsettled: false,
         };
         (drivers, role)
     }
@@ -246,7 +252,36 @@ impl Drivers {
             }
         }
         runtime.set_desired_from(Role::Driver, desired, provisional);
+        self.remove_unlinked_graphs(runtime, &plans, provisional);
         self.plans = plans;
+    }
+
+    /// A graph of a twin no longer linked here goes as a unit, with the networks and volumes it
+    /// created; once per change of the linked twins (the desired state must be the backend's).
+    fn remove_unlinked_graphs(
+        &mut self,
+        runtime: &mut Runtime,
+        plans: &BTreeMap<String, TwinPlan>,
+        provisional: bool,
+    ) {
+        let keep: std::collections::BTreeSet<String> = plans.keys().cloned().collect();
+        if provisional || self.graphs_kept_for.as_ref() == Some(&keep) {
+            return;
+        }
+        self.graphs_unsettled = !runtime.remove_graphs_except(Role::Driver, &keep);
+        if !self.graphs_unsettled {
+            self.graphs_kept_for = Some(keep);
+        }
+    }
+
+    /// After a runtime event: the removal of unlinked graphs that waited for the engine's
+    /// first list.
+    pub(super) fn settle_graphs(&mut self, runtime: &mut Runtime) {
+        if self.graphs_unsettled {
+            let plans = std::mem::take(&mut self.plans);
+            self.remove_unlinked_graphs(runtime, &plans, false);
+            self.plans = plans;
+        }
     }
 
     /// Writes a twin's file from its plan when there is none. An existing file is the twin
@@ -276,14 +311,7 @@ impl Drivers {
             .as_ref()
             .is_some_and(|c| !super::camera::pinned_devices(c, &self.managed).is_empty());
         let devices = (pinned || !self.presence.idle()).then_some(self.next_device_check);
-        [
-            self.meta.next_due(),
-            devices,
-            self.discovery.next_deadline(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.meta.next_due(), devices].into_iter().flatten().min()
     }
 
     /// Re-reads the camera pins (a camera file changed); true when what drivers are told

@@ -15,7 +15,6 @@ impl Supervised for Drivers {
     fn on_deadline(&mut self, runtime: &mut Runtime) {
         self.check_meta_restarts(runtime);
         self.check_devices();
-        self.discovery.send_due(runtime);
     }
 
     fn before_runtime_event(&mut self, ev: &RuntimeEvent) {
@@ -24,6 +23,7 @@ impl Supervised for Drivers {
 
     fn after_runtime_event(&mut self, runtime: &mut Runtime) {
         self.discovery.send_due(runtime);
+        self.settle_graphs(runtime);
     }
 
     fn tick(&mut self, runtime: &mut Runtime) {

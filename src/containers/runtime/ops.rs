@@ -10,6 +10,9 @@ use crate::containers::executor::Op;
 use crate::containers::spec::Role;
 use crate::engine::Container;
 
+/// The label of a container that is one service of a graph.
+const ROLE_SERVICE_LABEL: &str = "io.cyberwave.edge.service";
+
 impl Runtime {
     /// Stops and starts a running container (a hot reload); its exit is not counted as a crash.
     pub fn restart(&mut self, name: &str, timeout: Duration) {
@@ -113,6 +116,39 @@ impl Runtime {
             spec: spec.clone(),
             refresh,
         });
+    }
+
+    /// Removes the graph containers of owners no longer in `keep` (gracefully, each with its
+    /// stop timeout), then the networks and volumes this edge created for them. False when
+    /// the engine was not listed yet (ask again later).
+    pub fn remove_graphs_except(&mut self, role: Role, keep: &BTreeSet<String>) -> bool {
+        if self.observed.is_none() {
+            return false;
+        }
+        let graph_label = crate::containers::launch::graph::LABEL_GRAPH_OWNER;
+        let gone: Vec<String> = self
+            .observed
+            .iter()
+            .flat_map(|o| o.values())
+            .filter(|c| c.labels.get(crate::containers::LABEL_OWNER) == Some(&self.owner))
+            .filter(|c| c.labels.contains_key(ROLE_SERVICE_LABEL))
+            .filter(|c| c.labels.get(graph_label).is_some_and(|o| !keep.contains(o)))
+            .filter(|c| {
+                self.desired
+                    .get(&c.name)
+                    .is_none_or(|(s, _)| s.role == role)
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        for name in gone {
+            log::info!("{name}: its graph's owner is no longer here; removing it");
+            self.remove(&name);
+        }
+        let _ = self.ops.send(Op::PruneGraphs {
+            owner: self.owner.clone(),
+            keep: keep.clone(),
+        });
+        true
     }
 
     /// Containers still being removed for a recreate.

@@ -23,7 +23,7 @@ pub struct KnownImages {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ImageFacts {
     Labels(BTreeMap<String, String>),
-    /// It could not be fetched or read: why (retried).
+    /// It could not be fetched: why (read again once a launch brought it).
     Unavailable(String),
 }
 
@@ -46,14 +46,9 @@ pub(super) fn outcome(
     let labels = match ctx.images.facts.get(&spec.image) {
         None if ctx.images.unknown_is_plain => return TwinOutcome::Containers(vec![spec]),
         None => return TwinOutcome::Discovering(Box::new(spec)),
-        Some(ImageFacts::Unavailable(why)) => {
-            let w = words::image_not_available(&spec.image, name, &ctx.troubleshooting_url);
-            return TwinOutcome::Problem {
-                title: w.title.into(),
-                detail: w.description,
-                technical: Some(why.clone()),
-            };
-        }
+        // As the original: the launch then pulls, retries and alerts as for any image; once a
+        // launch brought the image, its labels are read again.
+        Some(ImageFacts::Unavailable(_)) => return TwinOutcome::Containers(vec![spec]),
         Some(ImageFacts::Labels(l)) => l,
     };
     match declared_services(ctx, uuid, &spec, labels, profile, single) {
