@@ -9,6 +9,7 @@ mod bus;
 mod cameras;
 mod cloud_node;
 mod cloud_node_hostile;
+mod compose_graphs;
 mod containers;
 mod driver_alerts;
 mod driver_graphs;

@@ -6,6 +6,11 @@ use super::{LaunchFailure, Launcher};
 use crate::containers::spec::ContainerSpec;
 use crate::containers::{LABEL_CREATED_BY, LABEL_OWNER};
 
+/// One ensure at a time in this process: Docker lets two networks share a name, so two
+/// services creating their graph's network at once would make two (and every later `--network`
+/// of that name ambiguous).
+static ENSURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The label naming the graph's owner (a driver's twin) on what a graph creates.
 pub const LABEL_GRAPH_OWNER: &str = "io.cyberwave.edge.twin";
 
@@ -32,6 +37,9 @@ impl Launcher {
                 format!("cyberwave-edge-core/{}", crate::VERSION),
             ),
         ];
+        let _one_at_a_time = ENSURING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for r in spec.links.resources.iter().filter(|r| !r.external) {
             match self.engine.ensure_resource(r.kind, &r.name, &labels) {
                 Ok(true) => log::info!("{}: created {} {}", spec.name, r.kind.as_str(), r.name),
