@@ -295,7 +295,7 @@ fn a_declared_graph_runs_in_order_is_adopted_recreated_and_goes_with_its_twin() 
         ),
         "{refusal}"
     );
-    assert!(!dk::inspect(&format!("cyberwave-driver-{}", &refused[..8])).is_some());
+    assert!(dk::inspect(&format!("cyberwave-driver-{}", &refused[..8])).is_none());
 
     // A restarted daemon adopts the running graph: same containers.
     let ids: Vec<String> = [&router, &app, &sidecar]
