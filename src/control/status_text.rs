@@ -130,6 +130,13 @@ fn update_lines(c: &Value) -> String {
     if let Some(s) = u["probation_left_s"].as_u64() {
         out += &format!("        on probation, {s} s left\n");
     }
+    if let Some(w) = c.get("waiting_for").filter(|w| !w.is_null()) {
+        out += &format!(
+            "        starts after {} is ready (waiting {} s)\n",
+            text_at(w, "/container"),
+            w["for_s"]
+        );
+    }
     if let Some(r) = u.get("rolled_back").filter(|r| !r.is_null()) {
         out += &format!(
             "        rolled back from {} ({}); last good {}\n",
@@ -217,6 +224,18 @@ pub fn render(r: &Value) -> String {
             );
             out += &update_lines(c);
         }
+    }
+    for d in r
+        .pointer("/drivers/discovering")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        out += &format!(
+            "      twin {}: fetching {} to read what it declares\n",
+            text_at(d, "/twin_uuid"),
+            text_at(d, "/image")
+        );
     }
     if let Some(mode) = r.pointer("/bus/mode").and_then(Value::as_str) {
         out += &format!(
@@ -327,7 +346,8 @@ mod tests {
                 "update": {"pending": {"image": "r/d:4", "waiting": "pull_failed: timeout"},
                     "probation_left_s": 30, "last_good": {"image": "r/d:2"},
                     "rolled_back": {"image": "r/d:3", "reason": "exited with code 1"}},
-                "update_lock": {"held_s": 12}}], "problems": []},
+                "update_lock": {"held_s": 12}, "waiting_for": {"container": "cyberwave-driver-t-router", "for_s": 3}}], "problems": [],
+                "discovering": [{"twin_uuid": "t2", "image": "r/go2:dev"}]},
             "bus": {"mode": "router-managed (router-connected (endpoints: tcp/127.0.0.1:7447))",
                 "session": {"state": "open"}, "warnings": ["ZENOH_MODE=\"x\" is not peer or client"]},
             "last_errors": [{"at": 1.0, "message": "boom"}],
@@ -351,6 +371,8 @@ mod tests {
             "update lock held for 12 s",
             "on probation, 30 s left",
             "rolled back from r/d:3 (exited with code 1); last good r/d:2",
+            "starts after cyberwave-driver-t-router is ready (waiting 3 s)",
+            "twin t2: fetching r/go2:dev to read what it declares",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -27,6 +27,8 @@ pub struct FakeEngine {
     pub volumes: Mutex<BTreeMap<String, String>>,
     /// Networks and volumes created through `ensure_resource`: (kind, name) → labels.
     pub resources: Mutex<BTreeMap<(ResourceKind, String), BTreeMap<String, String>>>,
+    /// name → the status text `ps` shows (its state otherwise): `Up 2 s (health: starting)`.
+    pub statuses: Mutex<BTreeMap<String, String>>,
     /// name → networks connected after create.
     pub connected: Mutex<BTreeMap<String, Vec<String>>>,
     /// What each image declares (`image_config`); absent: nothing.
@@ -240,13 +242,17 @@ impl Engine for FakeEngine {
             .lock()
             .map(|c| c.clone())
             .unwrap_or_default();
+        let statuses = self.statuses.lock().map(|s| s.clone()).unwrap_or_default();
         Ok(c.into_iter()
             .map(|(name, (state, labels, _))| Container {
                 id: format!("id-{name}"),
+                status: statuses
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_else(|| state.clone()),
                 name,
                 image: String::new(),
                 image_id: String::new(),
-                status: state.clone(),
                 state,
                 labels,
             })

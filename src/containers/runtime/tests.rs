@@ -455,5 +455,6 @@ fn a_death_the_engine_lists_late_is_seen_by_a_second_look() {
     h.runtime.shutdown();
 }
 
+mod gates;
 mod locks;
 mod rollback;
