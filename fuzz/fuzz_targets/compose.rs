@@ -20,6 +20,7 @@ fn check(labels: &BTreeMap<String, String>) {
         zenoh: &zenoh,
         image_overrides: &overrides,
         container_of: &|s| format!("cyberwave-driver-8e2f7a10-{s}"),
+        derived: &BTreeMap::new(),
     };
     if let Ok(Declared::Graph { services, .. }) = declared(&inputs) {
         for s in services {

@@ -55,7 +55,12 @@ fuzz_target!(|data: &[u8]| {
             .collect();
         c.images.facts.insert(
             image.clone(),
-            cyberwave_edge::drivers::spec::ImageFacts::Labels(labels),
+            cyberwave_edge::drivers::spec::ImageFacts::Known(
+                cyberwave_edge::containers::launch::ImageLook {
+                    labels,
+                    derived: BTreeMap::new(),
+                },
+            ),
         );
     }
     for plan in cyberwave_edge::drivers::spec::plan_twins(&twins, &assets, &linked, &c) {

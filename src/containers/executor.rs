@@ -48,8 +48,9 @@ pub enum Op {
         containers: Vec<String>,
         images: Vec<String>,
         /// Remove the unused volumes carrying this owner label (§5.14's volume prune, ours
-        /// only).
-        volumes_of: Option<String>,
+        /// only), except the ones desired containers use (a graph's, a navigation bundle's:
+        /// unused only while their containers are recreated).
+        volumes_of: Option<(String, std::collections::BTreeSet<String>)>,
         sd_card_threshold: f64,
     },
     Observe,
@@ -153,7 +154,7 @@ fn cleanup(
     engine: &dyn Engine,
     containers: &[String],
     images: &[String],
-    volumes_of: Option<String>,
+    volumes_of: Option<(String, std::collections::BTreeSet<String>)>,
     sd_card_threshold: f64,
 ) -> Option<ExecEvent> {
     let root = engine.data_root();
@@ -182,8 +183,8 @@ fn cleanup(
             Err(e) => log::debug!("cleanup: image {i} kept: {e}"),
         }
     }
-    if let Some(owner) = volumes_of {
-        prune_volumes(engine, &owner);
+    if let Some((owner, keep)) = volumes_of {
+        prune_volumes(engine, &owner, &keep);
     }
     Some(ExecEvent::OpDone {
         name: "cleanup".into(),
@@ -212,7 +213,7 @@ fn stop_loop(engine: &dyn Engine, name: String) -> ExecEvent {
 
 /// Removes the volumes no container uses that this edge made (its owner label); never a
 /// volume of anyone else (the original's `docker volume prune` took every unused volume).
-fn prune_volumes(engine: &dyn Engine, owner: &str) {
+fn prune_volumes(engine: &dyn Engine, owner: &str, keep: &std::collections::BTreeSet<String>) {
     // A graph's volume (a robot's map) lives as long as its twin is linked here, in use or not.
     let of_graphs: Vec<String> = graph_resources(engine, ResourceKind::Volume, owner)
         .into_iter()
@@ -220,7 +221,10 @@ fn prune_volumes(engine: &dyn Engine, owner: &str) {
         .collect();
     match engine.unused_volumes(owner) {
         Ok(list) => {
-            for v in list.into_iter().filter(|v| !of_graphs.contains(v)) {
+            for v in list
+                .into_iter()
+                .filter(|v| !of_graphs.contains(v) && !keep.contains(v))
+            {
                 match engine.remove_volume(&v) {
                     Ok(()) => log::info!("cleanup: removed unused volume {v}"),
                     Err(e) => log::debug!("cleanup: volume {v} kept: {e}"),

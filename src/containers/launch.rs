@@ -33,6 +33,22 @@ pub trait LaunchHooks: Send + Sync {
     /// Once per batch, after the images and before any container is created (host-wide
     /// settings a role applies for its containers: a Jetson power mode).
     fn before_start(&self, _specs: &[&ContainerSpec]) {}
+    /// What the role derives from an image it asked to look at, once its labels were read (a
+    /// driver image's navigation bundle, copied into a volume). On the prefetcher thread.
+    fn derive(
+        &self,
+        _spec: &ContainerSpec,
+        _image: &crate::engine::ImageConfig,
+    ) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+}
+
+/// What a look at a role's image found: its labels, and what the role derived from it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageLook {
+    pub labels: BTreeMap<String, String>,
+    pub derived: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]

@@ -65,7 +65,7 @@ pub enum RuntimeEvent {
     Discovered {
         image: String,
         refresh: bool,
-        result: Result<BTreeMap<String, String>, String>,
+        result: Result<super::launch::ImageLook, String>,
     },
 }
 

@@ -119,14 +119,21 @@ impl Engine for Docker {
     }
 
     fn image_config(&self, image: &str) -> ImageConfig {
-        let v: Value = self
+        let both: Value = self
             .run(
-                &["image", "inspect", "--format", "{{json .Config}}", image],
+                &[
+                    "image",
+                    "inspect",
+                    "--format",
+                    "{\"Id\":{{json .Id}},\"Config\":{{json .Config}}}",
+                    image,
+                ],
                 INSPECT_TIMEOUT,
             )
             .ok()
             .and_then(|out| serde_json::from_str(out.trim()).ok())
             .unwrap_or_default();
+        let v = &both["Config"];
         let env = v["Env"]
             .as_array()
             .map(|a| {
@@ -136,6 +143,7 @@ impl Engine for Docker {
             })
             .unwrap_or_default();
         ImageConfig {
+            id: both["Id"].as_str().unwrap_or_default().to_string(),
             env,
             labels: labels_of(v.get("Labels")),
         }
@@ -238,6 +246,10 @@ impl Engine for Docker {
         self.ensure_resource_cli(kind, name, labels)
     }
 
+    fn resource_exists(&self, kind: ResourceKind, name: &str) -> Result<bool, EngineError> {
+        self.resource_exists_cli(kind, name)
+    }
+
     fn connect_network(&self, network: &str, container: &str) -> Result<(), EngineError> {
         self.run(&["network", "connect", network, container], START_TIMEOUT)
             .map(|_| ())
@@ -254,6 +266,12 @@ impl Engine for Docker {
 
     fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<(), EngineError> {
         self.remove_resource_cli(kind, name)
+    }
+
+    fn run_helper(&self, args: &[String], deadline: Duration) -> Result<String, EngineError> {
+        let mut all: Vec<&str> = vec!["run", "--rm"];
+        all.extend(args.iter().map(String::as_str));
+        self.run(&all, deadline)
     }
 
     fn runtimes(&self) -> Result<Runtimes, EngineError> {

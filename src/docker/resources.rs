@@ -36,6 +36,25 @@ impl Docker {
         }
     }
 
+    pub(super) fn resource_exists_cli(
+        &self,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<bool, EngineError> {
+        match self.run(
+            &[kind.as_str(), "inspect", "--format", "{{.Name}}", name],
+            INSPECT_TIMEOUT,
+        ) {
+            Ok(_) => Ok(true),
+            Err(EngineError::Failed { message, .. })
+                if message.to_lowercase().contains("no such") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub(super) fn owned_resources_cli(
         &self,
         kind: ResourceKind,

@@ -84,17 +84,22 @@ impl Discovery {
         }
     }
 
+    /// Looks at `image` again (what was derived from it may be gone).
+    pub fn read_again(&mut self, image: &str) {
+        self.to_read.insert(image.to_string());
+    }
+
     /// An answer: the labels (or why not) of `image`; returns the facts to keep.
     fn answered(
         &mut self,
         image: &str,
         refresh: bool,
-        result: &Result<BTreeMap<String, String>, String>,
+        result: &Result<crate::containers::launch::ImageLook, String>,
         known: Option<&ImageFacts>,
     ) -> Option<ImageFacts> {
         self.pending.remove(image);
         let facts = match result {
-            Ok(labels) => {
+            Ok(look) => {
                 self.unavailable.remove(image);
                 if refresh {
                     self.refreshed.insert(image.to_string());
@@ -103,10 +108,10 @@ impl Discovery {
                 {
                     self.to_refresh.insert(image.to_string());
                 }
-                ImageFacts::Labels(labels.clone())
+                ImageFacts::Known(look.clone())
             }
             // A refresh that failed keeps what the local copy said.
-            Err(why) if matches!(known, Some(ImageFacts::Labels(_))) => {
+            Err(why) if matches!(known, Some(ImageFacts::Known(_))) => {
                 log::warn!("{image}: {why}; its labels are read from the local copy");
                 self.refreshed.insert(image.to_string());
                 return None;
@@ -130,12 +135,27 @@ impl Discovery {
 impl Drivers {
     /// A runtime event about a driver image's labels.
     pub(super) fn on_discovered(&mut self, ev: &RuntimeEvent) {
-        if let RuntimeEvent::Launched {
-            spec_name,
-            result: Ok(_),
-        } = ev
-        {
-            self.discovery.launched(spec_name);
+        match ev {
+            RuntimeEvent::Launched {
+                spec_name,
+                result: Ok(_),
+            } => self.discovery.launched(spec_name),
+            // A navigation bundle's volume went away: every bundle is looked at (and copied)
+            // again before the launch's next try.
+            RuntimeEvent::Launched { result: Err(f), .. }
+                if f.phase == crate::containers::launch::graph::VOLUME_MISSING =>
+            {
+                for (image, facts) in &self.ctx.images.facts {
+                    if let ImageFacts::Known(look) = facts
+                        && look
+                            .derived
+                            .contains_key(super::compose::bundle::VOLUME_KEY)
+                    {
+                        self.discovery.read_again(image);
+                    }
+                }
+            }
+            _ => {}
         }
         if let RuntimeEvent::Discovered {
             image,

@@ -12,6 +12,7 @@ mod discovery;
 pub mod jetson_power;
 pub mod logs;
 pub mod meta_restart;
+mod navigation;
 pub mod params;
 pub mod policy;
 pub mod profile;

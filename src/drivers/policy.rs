@@ -32,9 +32,29 @@ pub struct DriverHooks {
     /// The Jetson power mode applied by this process, and the nvpmodel configuration.
     pub nvp_applied: Mutex<Option<String>>,
     pub nvp_conf: std::path::PathBuf,
+    /// This edge's fingerprint, its environment (a graph's variant) and this process's
+    /// navigation-bundle session.
+    pub owner: String,
+    pub edge_env: std::collections::BTreeMap<String, String>,
+    pub bundle_session: String,
 }
 
 impl LaunchHooks for DriverHooks {
+    fn derive(
+        &self,
+        spec: &ContainerSpec,
+        image: &crate::engine::ImageConfig,
+    ) -> std::collections::BTreeMap<String, String> {
+        super::navigation::derive(
+            self.engine.as_ref(),
+            &self.owner,
+            &self.bundle_session,
+            &self.edge_env,
+            spec,
+            image,
+        )
+    }
+
     fn prepare(
         &self,
         spec: &ContainerSpec,

@@ -91,6 +91,9 @@ impl Drivers {
                 .get("CYBERWAVE_NVPMODEL_CONF")
                 .map(std::path::PathBuf::from)
                 .unwrap_or_else(|| super::jetson_power::CONF.into()),
+            owner: ctx.owner.clone(),
+            edge_env: ctx.edge_env.clone(),
+            bundle_session: super::navigation::new_session(),
         };
         let role = RoleSetup {
             role: Role::Driver,

@@ -29,6 +29,10 @@ pub struct FakeEngine {
     pub resources: Mutex<BTreeMap<(ResourceKind, String), BTreeMap<String, String>>>,
     /// name → the status text `ps` shows (its state otherwise): `Up 2 s (health: starting)`.
     pub statuses: Mutex<BTreeMap<String, String>>,
+    /// Helper containers run (`run_helper`): their args; each answers with the next of
+    /// `helper_answers` (empty output when none is left).
+    pub helpers: Mutex<Vec<Vec<String>>>,
+    pub helper_answers: Mutex<std::collections::VecDeque<Result<String, String>>>,
     /// name → networks connected after create.
     pub connected: Mutex<BTreeMap<String, Vec<String>>>,
     /// What each image declares (`image_config`); absent: nothing.
@@ -489,6 +493,13 @@ impl Engine for FakeEngine {
         r.insert(key, labels.iter().cloned().collect());
         Ok(true)
     }
+    fn resource_exists(&self, kind: ResourceKind, name: &str) -> Result<bool, EngineError> {
+        self.record(format!("{} inspect {name}", kind.as_str()))?;
+        Ok(self
+            .resources
+            .lock()
+            .is_ok_and(|r| r.contains_key(&(kind, name.to_string()))))
+    }
     fn connect_network(&self, network: &str, container: &str) -> Result<(), EngineError> {
         self.record(format!("network connect {network} {container}"))?;
         if let Ok(mut c) = self.connected.lock() {
@@ -524,5 +535,26 @@ impl Engine for FakeEngine {
             r.remove(&(kind, name.to_string()));
         }
         Ok(())
+    }
+    fn run_helper(
+        &self,
+        args: &[String],
+        _deadline: std::time::Duration,
+    ) -> Result<String, EngineError> {
+        self.record(format!("run {}", args.join(" ")))?;
+        if let Ok(mut h) = self.helpers.lock() {
+            h.push(args.to_vec());
+        }
+        let answer = self
+            .helper_answers
+            .lock()
+            .ok()
+            .and_then(|mut a| a.pop_front())
+            .unwrap_or(Ok(String::new()));
+        answer.map_err(|message| EngineError::Failed {
+            command: "docker run".into(),
+            code: Some(1),
+            message,
+        })
     }
 }

@@ -114,9 +114,11 @@ pub struct ContainerEvent {
     pub labels: BTreeMap<String, String>,
 }
 
-/// What an image declares: its `Config.Env` and `Config.Labels`.
+/// What an image declares: its `Config.Env` and `Config.Labels`, and its id.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImageConfig {
+    /// `sha256:…`; empty when the engine could not say.
+    pub id: String,
     pub env: Vec<String>,
     pub labels: BTreeMap<String, String>,
 }
@@ -214,6 +216,8 @@ pub trait Engine: Send + Sync {
         name: &str,
         labels: &[(String, String)],
     ) -> Result<bool, EngineError>;
+    /// Whether a network or volume of that name exists.
+    fn resource_exists(&self, kind: ResourceKind, name: &str) -> Result<bool, EngineError>;
     /// Connects a created container to another network.
     fn connect_network(&self, network: &str, container: &str) -> Result<(), EngineError>;
     /// Networks or volumes carrying this edge's owner label: (name, value of `label`).
@@ -225,6 +229,13 @@ pub trait Engine: Send + Sync {
     ) -> Result<Vec<(String, String)>, EngineError>;
     /// Removes a network or volume (the engine refuses one still in use).
     fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<(), EngineError>;
+    /// Runs a short-lived helper container to its end and returns what it printed:
+    /// `run --rm` with `args` (options, image, command), within `deadline`.
+    fn run_helper(
+        &self,
+        args: &[String],
+        deadline: std::time::Duration,
+    ) -> Result<String, EngineError>;
     fn runtimes(&self) -> Result<Runtimes, EngineError>;
     /// Where the engine keeps images, containers and their logs (the disk that fills).
     fn data_root(&self) -> PathBuf;

@@ -207,7 +207,7 @@ fn cleanup_retires_containers_removes_images_and_only_our_volumes() {
         vec![Op::Cleanup {
             containers: vec!["stale-running".into(), "stale-exited".into()],
             images: vec!["old:1".into(), "in-use:1".into()],
-            volumes_of: Some("fp-1".into()),
+            volumes_of: Some(("fp-1".into(), Default::default())),
             // The fake's data root is `/`, not an SD card: never deferred.
             sd_card_threshold: 80.0,
         }],

@@ -3,13 +3,16 @@
 //! the graph) and the networks it joins after create.
 
 use super::{LaunchFailure, Launcher};
-use crate::containers::spec::ContainerSpec;
+use crate::containers::spec::{ContainerSpec, ResourceKind};
 use crate::containers::{LABEL_CREATED_BY, LABEL_OWNER};
 
 /// One ensure at a time in this process: Docker lets two networks share a name, so two
 /// services creating their graph's network at once would make two (and every later `--network`
 /// of that name ambiguous).
 static ENSURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The launch failure of a container whose external volume is missing.
+pub const VOLUME_MISSING: &str = "docker_volume_missing";
 
 /// The label naming the graph's owner (a driver's twin) on what a graph creates.
 pub const LABEL_GRAPH_OWNER: &str = "io.cyberwave.edge.twin";
@@ -40,6 +43,18 @@ impl Launcher {
         let _one_at_a_time = ENSURING
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // An external volume must be there: `docker create` would make an empty one (a
+        // navigation bundle that went missing must be copied again, not mounted empty).
+        for r in spec.links.resources.iter().filter(|r| r.external) {
+            if r.kind == ResourceKind::Volume
+                && matches!(self.engine.resource_exists(r.kind, &r.name), Ok(false))
+            {
+                return Err(LaunchFailure {
+                    phase: VOLUME_MISSING,
+                    message: format!("volume {} does not exist", r.name),
+                });
+            }
+        }
         for r in spec.links.resources.iter().filter(|r| !r.external) {
             match self.engine.ensure_resource(r.kind, &r.name, &labels) {
                 Ok(true) => log::info!("{}: created {} {}", spec.name, r.kind.as_str(), r.name),

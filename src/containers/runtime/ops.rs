@@ -192,7 +192,14 @@ impl Runtime {
         let mut volumes_of = None;
         if now.duration_since(self.last_volume_prune) >= c.volume_interval {
             self.last_volume_prune = now;
-            volumes_of = Some(self.owner.clone());
+            let used = self
+                .desired
+                .values()
+                .flat_map(|(s, _)| &s.links.resources)
+                .filter(|r| r.kind == crate::engine::ResourceKind::Volume)
+                .map(|r| r.name.clone())
+                .collect();
+            volumes_of = Some((self.owner.clone(), used));
         }
         if now.duration_since(self.last_container_prune) >= c.container_interval {
             self.last_container_prune = now;

@@ -112,12 +112,16 @@ fn discover(
     launcher: &Launcher,
     spec: &ContainerSpec,
     refresh: bool,
-) -> Result<std::collections::BTreeMap<String, String>, String> {
+) -> Result<crate::containers::launch::ImageLook, String> {
     let local = launcher.engine.image_exists(&spec.image).unwrap_or(false);
     let image = if local && !refresh {
         spec.image.clone()
     } else {
         launcher.prefetch(spec).map_err(|f| f.to_string())?
     };
-    Ok(launcher.engine.image_config(&image).labels)
+    let config = launcher.engine.image_config(&image);
+    Ok(crate::containers::launch::ImageLook {
+        derived: launcher.hooks.derive(spec, &config),
+        labels: config.labels,
+    })
 }

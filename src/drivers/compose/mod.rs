@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
+pub mod bundle;
 pub mod service;
 pub mod subst;
 
@@ -44,6 +45,9 @@ pub struct Inputs<'a> {
     pub image_overrides: &'a BTreeMap<String, String>,
     /// Our container name of a service of this graph (`network_mode: service:x`).
     pub container_of: &'a dyn Fn(&str) -> String,
+    /// What was derived from the image when it was looked at (its navigation bundle's volume,
+    /// or why it has none: [`bundle::VOLUME_KEY`], [`bundle::ERROR_KEY`]).
+    pub derived: &'a BTreeMap<String, String>,
 }
 
 /// One service of a declared graph, translated.
@@ -94,28 +98,59 @@ pub fn variant(env: &BTreeMap<String, String>) -> String {
         .unwrap_or_else(|| DEFAULT_VARIANT.into())
 }
 
+/// A declaration found for our variant, or what to do instead.
+enum Found {
+    Not(Declared),
+    Doc {
+        doc: Map<String, Value>,
+        raw: String,
+        variant: String,
+    },
+}
+
 /// Reads and translates the graph `inputs.labels` declare. `Err` is why a declared graph
 /// cannot run (the `Unusable declared topology` alert's detail).
 pub fn declared(inputs: &Inputs) -> Result<Declared, String> {
-    let Some(schema) = inputs.labels.get(SCHEMA_LABEL).filter(|s| !s.is_empty()) else {
-        return Ok(Declared::Nothing);
-    };
-    let image = inputs.image;
-    if schema.trim() != SUPPORTED_SCHEMA {
-        return Ok(Declared::Unreadable(format!(
-            "image {image} declares compose schema {schema:?}; this edge reads {SUPPORTED_SCHEMA}: running the image as one container"
-        )));
+    match find(inputs.image, inputs.labels, inputs.env)? {
+        Found::Not(d) => Ok(d),
+        Found::Doc { doc, raw, variant } => translate(&doc, &raw, inputs, &variant),
     }
-    let variant = variant(inputs.env);
-    let encoded = inputs
-        .labels
+}
+
+/// The navigation bundle the graph of `labels` declares for this edge's variant, if any.
+pub fn declared_bundle(
+    image: &str,
+    labels: &BTreeMap<String, String>,
+    env: &BTreeMap<String, String>,
+) -> Result<Option<bundle::Bundle>, String> {
+    match find(image, labels, env)? {
+        Found::Not(_) => Ok(None),
+        Found::Doc { doc, .. } => bundle::declared(&doc, labels),
+    }
+}
+
+fn find(
+    image: &str,
+    labels: &BTreeMap<String, String>,
+    env: &BTreeMap<String, String>,
+) -> Result<Found, String> {
+    let Some(schema) = labels.get(SCHEMA_LABEL).filter(|s| !s.is_empty()) else {
+        return Ok(Found::Not(Declared::Nothing));
+    };
+    if schema.trim() != SUPPORTED_SCHEMA {
+        return Ok(Found::Not(Declared::Unreadable(format!(
+            "image {image} declares compose schema {schema:?}; this edge reads {SUPPORTED_SCHEMA}: running the image as one container"
+        ))));
+    }
+    let variant = variant(env);
+    let encoded = labels
         .get(&format!("{LABEL_PREFIX}.{variant}"))
         .map(|s| s.trim())
         .unwrap_or("");
     if encoded.is_empty() {
-        return Ok(Declared::Unreadable(format!(
+        return Ok(Found::Not(Declared::Unreadable(format!(
             "image {image} declares compose schema 2 but no variant {variant:?}: running the image as one container"
-        )));
+        ))));
     }
     if encoded.len() > MAX_DOC_BYTES / 3 * 4 + 4 {
         return Err(format!(
@@ -128,9 +163,9 @@ pub fn declared(inputs: &Inputs) -> Result<Declared, String> {
     let raw = String::from_utf8(raw)
         .map_err(|_| format!("its compose label for {variant:?} is not UTF-8"))?;
     if raw.trim() == "{}" {
-        return Ok(Declared::Unreadable(format!(
+        return Ok(Found::Not(Declared::Unreadable(format!(
             "image {image} declares an empty graph for {variant:?}: running the image as one container"
-        )));
+        ))));
     }
     let doc: Value = serde_json::from_str(&raw).map_err(|e| {
         format!(
@@ -138,10 +173,12 @@ pub fn declared(inputs: &Inputs) -> Result<Declared, String> {
             raw.len()
         )
     })?;
-    let doc = doc
-        .as_object()
-        .ok_or_else(|| format!("its compose label for {variant:?} is not an object"))?;
-    translate(doc, &raw, inputs, &variant)
+    let Value::Object(doc) = doc else {
+        return Err(format!(
+            "its compose label for {variant:?} is not an object"
+        ));
+    };
+    Ok(Found::Doc { doc, raw, variant })
 }
 
 fn translate(
@@ -166,7 +203,7 @@ fn translate(
             services.len()
         ));
     }
-    navigation_bundle(doc)?;
+    let nav = bundle::declared(doc, inputs.labels)?;
     let env = inputs.env;
     let (channel, channel_from) = subst::channel_tag(inputs.image, inputs.labels, env);
     let (sim_proxy, proxy_from) = subst::sim_proxy_tag(env);
@@ -183,7 +220,21 @@ fn translate(
         sim_proxy: sim_proxy.clone(),
         moveit: moveit.ok(),
     };
-    let subs = subst::substitutions(&trains, inputs.twin_uuid, inputs.zenoh);
+    let mut subs = subst::substitutions(&trains, inputs.twin_uuid, inputs.zenoh);
+    if let Some(b) = &nav {
+        let d = inputs.derived;
+        let volume = match (d.get(bundle::VOLUME_KEY), d.get(bundle::ERROR_KEY)) {
+            (Some(v), _) => v,
+            (None, Some(e)) => {
+                return Err(format!(
+                    "invalid navigation bundle in {}: {e}",
+                    inputs.image
+                ));
+            }
+            (None, None) => return Err("its navigation bundle is not materialised".into()),
+        };
+        subs.extend(bundle::substitutions(b, volume).map(|(k, v)| (k.to_string(), v)));
+    }
     let pins = subst::pin_overrides(env);
     let empty = Map::new();
     let cx = service::Ctx {
@@ -315,25 +366,6 @@ fn one_service(
             .is_some_and(|v| v.as_bool().unwrap_or(!v.is_null())),
         gpu,
     })
-}
-
-/// Checks the graph-level `x-cyberwave.navigation_bundle`: a declared bundle must never degrade
-/// to an image's defaults, and this edge does not materialise bundles yet, so a graph that
-/// declares one is refused with that reason.
-fn navigation_bundle(doc: &Map<String, Value>) -> Result<(), String> {
-    let ext = match doc.get("x-cyberwave") {
-        None | Some(Value::Null) => return Ok(()),
-        Some(Value::Object(m)) => m,
-        Some(_) => return Err("x-cyberwave must be a mapping".into()),
-    };
-    match ext.get("navigation_bundle") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::Object(_)) => Err(
-            "it declares x-cyberwave.navigation_bundle, which this edge does not materialise yet"
-                .into(),
-        ),
-        Some(_) => Err("x-cyberwave.navigation_bundle must be a mapping".into()),
-    }
 }
 
 #[cfg(test)]

@@ -187,9 +187,11 @@ fn volumes(svc: &Map<String, Value>, cx: &Ctx, f: &mut Flags) -> Result<(), Stri
         let named = v.get("type").and_then(Value::as_str) == Some("volume")
             || (declared.is_some() && !resolved.starts_with(['/', '.', '~']));
         if named {
-            let external = declared
-                .and_then(|d| d.get("external"))
-                .is_some_and(|e| e.as_bool().unwrap_or(true));
+            // A navigation bundle's volume is made by its copy, never empty by a launch.
+            let external = resolved.starts_with(super::bundle::VOLUME_PREFIX)
+                || declared
+                    .and_then(|d| d.get("external"))
+                    .is_some_and(|e| e.as_bool().unwrap_or(true));
             f.resources.push(Resource {
                 kind: ResourceKind::Volume,
                 name: resolved.clone(),

@@ -35,6 +35,15 @@ fn run(
     env: &BTreeMap<String, String>,
     overrides: &BTreeMap<String, String>,
 ) -> Result<Declared, String> {
+    run_with(labels, env, overrides, &BTreeMap::new())
+}
+
+fn run_with(
+    labels: &BTreeMap<String, String>,
+    env: &BTreeMap<String, String>,
+    overrides: &BTreeMap<String, String>,
+    derived: &BTreeMap<String, String>,
+) -> Result<Declared, String> {
     let zenoh = [("ZENOH_CONNECT", "tcp/10.0.0.1:7447".to_string())];
     declared(&Inputs {
         image: "reg.example/go2-driver:humble-dev",
@@ -44,6 +53,7 @@ fn run(
         zenoh: &zenoh,
         image_overrides: overrides,
         container_of: &|s| format!("cyberwave-driver-8e2f7a10-{s}"),
+        derived,
     })
 }
 
@@ -276,9 +286,6 @@ fn bad_values_are_refused_naming_the_service() {
         "b": {"image": "b:1", "depends_on": {"a": {"condition": "service_started"}}}
     }}));
     assert!(e.contains("depends_on cycle"), "{e}");
-    let e = refusal(json!({"services": {"a": {"image": "a:1"}},
-        "x-cyberwave": {"navigation_bundle": {"schema": 1, "source": "/opt/nav", "target": "/nav", "profile": "humble"}}}));
-    assert!(e.contains("navigation_bundle"), "{e}");
 }
 
 #[test]
@@ -430,4 +437,97 @@ fn oversized_or_deep_labels_are_refused_without_panicking() {
         .map(|i| (format!("s{i}"), json!({"image": "a:1"})))
         .collect();
     assert!(refusal(json!({"services": many})).contains("at most 64"));
+}
+
+fn nav_doc(bundle: Value) -> Value {
+    json!({"services": {"nav": {"image": "a:1",
+        "command": ["run", "${CW_NAVIGATION_PROFILE}", "${CW_CONFIG_PROFILE}", "${CW_ROS_DISTRO}"],
+        "volumes": [{"type": "volume", "source": "bundle", "target": "/nav", "read_only": true}]}},
+        "volumes": {"bundle": {"name": "${CW_NAVIGATION_BUNDLE}", "external": true}},
+        "x-cyberwave": {"navigation_bundle": bundle}})
+}
+
+#[test]
+fn a_navigation_bundle_runs_from_its_copy_and_is_checked_first() {
+    let good =
+        json!({"schema": 1, "source": "/opt/nav", "target": "/nav/", "profile": "go2/params.yaml"});
+    let nav_labels = [
+        (bundle::CONFIG_PROFILE_LABEL, "humble"),
+        (bundle::ROS_DISTRO_LABEL, "humble"),
+    ];
+    let l = labels(&nav_doc(good.clone()), &nav_labels);
+    let volume = "cyberwave-navigation-0123456789abcdef-0a0b0c0d";
+    let derived = BTreeMap::from([(bundle::VOLUME_KEY.to_string(), volume.to_string())]);
+    let Ok(Declared::Graph { services, .. }) = run_with(&l, &env(&[]), &BTreeMap::new(), &derived)
+    else {
+        panic!("graph")
+    };
+    assert_eq!(
+        services[0].command,
+        ["run", "/nav/go2/params.yaml", "humble", "humble"]
+    );
+    assert_eq!(services[0].params, ["-v", &format!("{volume}:/nav:ro")]);
+    assert!(
+        services[0].resources[0].external,
+        "never created empty by a launch"
+    );
+    // Not copied (yet, or it failed): refused with the reason.
+    assert!(
+        matches!(run(&l, &env(&[]), &BTreeMap::new()), Err(e) if e.contains("not materialised"))
+    );
+    let failed = BTreeMap::from([(bundle::ERROR_KEY.to_string(), "copy failed".to_string())]);
+    let e = run_with(&l, &env(&[]), &BTreeMap::new(), &failed);
+    assert!(
+        matches!(&e, Err(m) if m.contains("invalid navigation bundle") && m.contains("copy failed")),
+        "{e:?}"
+    );
+    let cases = [
+        (
+            json!({"schema": 2, "source": "/a", "target": "/b", "profile": "p"}),
+            &nav_labels[..],
+            "schema",
+        ),
+        (
+            json!({"schema": 1, "source": "rel", "target": "/b", "profile": "p"}),
+            &nav_labels[..],
+            "absolute",
+        ),
+        (
+            json!({"schema": 1, "source": "/a", "target": "/b", "profile": "../p"}),
+            &nav_labels[..],
+            "safe relative",
+        ),
+        (
+            json!({"schema": 1, "source": "/a", "target": "/b", "profile": "/p"}),
+            &nav_labels[..],
+            "safe relative",
+        ),
+        (
+            good.clone(),
+            &nav_labels[..1],
+            "missing io.cyberwave.navigation.ros-distro",
+        ),
+        (
+            good.clone(),
+            &[
+                (bundle::CONFIG_PROFILE_LABEL, "jazzy"),
+                (bundle::ROS_DISTRO_LABEL, "humble"),
+            ][..],
+            "does not match",
+        ),
+        (json!("x"), &nav_labels[..], "must be a mapping"),
+    ];
+    for (b, extra, want) in cases {
+        let l = labels(&nav_doc(b), extra);
+        let e = run_with(&l, &env(&[]), &BTreeMap::new(), &derived);
+        assert!(matches!(&e, Err(m) if m.contains(want)), "{want}: {e:?}");
+    }
+    let jetson = labels(
+        &nav_doc(good),
+        &[
+            (bundle::CONFIG_PROFILE_LABEL, "jetson"),
+            (bundle::ROS_DISTRO_LABEL, "humble"),
+        ],
+    );
+    assert!(run_with(&jetson, &env(&[]), &BTreeMap::new(), &derived).is_ok());
 }

@@ -18,6 +18,9 @@ fn hooks(engine: Arc<FakeEngine>, dir: &std::path::Path) -> DriverHooks {
         robots: Default::default(),
         nvp_applied: Default::default(),
         nvp_conf: dir.join("nvpmodel.conf"),
+        owner: "fp".into(),
+        edge_env: BTreeMap::new(),
+        bundle_session: "0a0b0c0d".into(),
     }
 }
 
@@ -77,7 +80,7 @@ fn a_robot_another_twin_drives_is_refused_and_released_when_that_driver_is_gone(
         "drv:1".into(),
         ImageConfig {
             env: vec!["ROBOT_IP=10.0.0.5".into()],
-            labels: BTreeMap::new(),
+            ..Default::default()
         },
     );
     engine.others.lock().unwrap().extend([

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{DriverSpec, LaunchContext, TwinOutcome, build_spec, container_name};
+pub use crate::containers::launch::ImageLook;
 use crate::drivers::compose::{self, Declared};
 use crate::drivers::profile::{GraphLinks, ServiceProfile};
 use crate::drivers::words;
@@ -22,7 +23,8 @@ pub struct KnownImages {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ImageFacts {
-    Labels(BTreeMap<String, String>),
+    /// Its labels, and what was derived from it (its navigation bundle's volume).
+    Known(ImageLook),
     /// It could not be fetched: why (read again once a launch brought it).
     Unavailable(String),
 }
@@ -49,7 +51,7 @@ pub(super) fn outcome(
         // As the original: the launch then pulls, retries and alerts as for any image; once a
         // launch brought the image, its labels are read again.
         Some(ImageFacts::Unavailable(_)) => return TwinOutcome::Containers(vec![spec]),
-        Some(ImageFacts::Labels(l)) => l,
+        Some(ImageFacts::Known(look)) => look,
     };
     match declared_services(ctx, uuid, &spec, labels, profile, single) {
         Ok(None) => TwinOutcome::Containers(vec![spec]),
@@ -70,7 +72,7 @@ fn declared_services(
     ctx: &LaunchContext,
     uuid: &str,
     single: &DriverSpec,
-    labels: &BTreeMap<String, String>,
+    look: &ImageLook,
     profile: &Value,
     base: &ServiceProfile,
 ) -> Result<Option<Vec<ServiceProfile>>, String> {
@@ -78,7 +80,8 @@ fn declared_services(
     let container_of = |s: &str| container_name(uuid, Some(s));
     let declared = compose::declared(&compose::Inputs {
         image: &single.image,
-        labels,
+        labels: &look.labels,
+        derived: &look.derived,
         twin_uuid: uuid,
         env: &ctx.edge_env,
         zenoh: &ctx.bus_env,

@@ -3,6 +3,7 @@
 use base64::Engine as _;
 
 use super::*;
+use crate::drivers::spec::graph::ImageLook;
 
 const G: &str = "22222222-2222-4333-8444-555555555555";
 const AG: &str = "bbbbbbbb-0000-4000-8000-000000000001";
@@ -18,16 +19,19 @@ fn twin(profile: Value) -> (Vec<Twin>, BTreeMap<String, Value>) {
 }
 
 fn declaring(doc: &Value) -> ImageFacts {
-    ImageFacts::Labels(BTreeMap::from([
-        (
-            crate::drivers::compose::SCHEMA_LABEL.to_string(),
-            "2".to_string(),
-        ),
-        (
-            "io.cyberwave.driver.compose.robot".to_string(),
-            base64::engine::general_purpose::STANDARD.encode(doc.to_string()),
-        ),
-    ]))
+    ImageFacts::Known(ImageLook {
+        labels: BTreeMap::from([
+            (
+                crate::drivers::compose::SCHEMA_LABEL.to_string(),
+                "2".to_string(),
+            ),
+            (
+                "io.cyberwave.driver.compose.robot".to_string(),
+                base64::engine::general_purpose::STANDARD.encode(doc.to_string()),
+            ),
+        ]),
+        derived: BTreeMap::new(),
+    })
 }
 
 fn plan(profile: Value, facts: Option<ImageFacts>) -> TwinOutcome {
@@ -59,7 +63,10 @@ fn an_image_not_looked_at_yet_runs_nothing_until_its_labels_are_known() {
         (spec.image.as_str(), spec.name.as_str()),
         (IMAGE, "cyberwave-driver-22222222")
     );
-    let plain = plan(profile.clone(), Some(ImageFacts::Labels(BTreeMap::new())));
+    let plain = plan(
+        profile.clone(),
+        Some(ImageFacts::Known(ImageLook::default())),
+    );
     assert!(matches!(&plain, TwinOutcome::Containers(s) if s.len() == 1 && s[0].image == IMAGE));
     // Not fetched: launched as one container, whose launch pulls, retries and alerts.
     let gone = plan(
