@@ -341,3 +341,136 @@ fn a_declared_graph_runs_in_order_is_adopted_recreated_and_goes_with_its_twin() 
     let _ = docker_ok(&["network", "rm", &foreign]);
     d.terminate();
 }
+
+/// An image with a navigation bundle under /opt/nav (its marker and a profile), built here
+/// from a static busybox with the applets the copy needs.
+fn bundle_image(tag: &str, doc: &Value) {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(doc.to_string());
+    let script = format!(
+        r#"set -euo pipefail
+. "{dir}/examples/local/busybox-rootfs.sh"
+busybox_rootfs sh cat echo sleep test find cp rm mkdir
+mkdir -p "$root/opt/nav/go2"
+echo "speed: 0.5" > "$root/opt/nav/go2/params.yaml"
+echo "abc123" > "$root/opt/nav/.cyberwave-navigation-bundle.sha256"
+tar -C "$root" -c . | docker import \
+  --change 'CMD ["/bin/sh", "-c", "sleep 3600"]' \
+  --change 'LABEL io.cyberwave.driver.compose.schema=2 io.cyberwave.driver.compose.robot={b64} io.cyberwave.navigation.config-profile=humble io.cyberwave.navigation.ros-distro=humble' \
+  - {tag} >/dev/null
+"#,
+        dir = env!("CARGO_MANIFEST_DIR"),
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn volumes_named(prefix: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter", &format!("name={prefix}")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|v| v.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_navigation_bundle_is_copied_once_mounted_adopted_and_copied_again_when_gone() {
+    if !dk::available() {
+        return;
+    }
+    let twin = dk::twin_uuid("compose_nav_bundle");
+    let nav = format!("cyberwave-driver-{}-nav", &twin[..8]);
+    let _c = Cleanup(vec![nav.clone()]);
+    dk::rm(&nav);
+    let image = "cyberwave-nav-driver:local";
+    let doc = json!({"services": {"nav": {
+            "image": image,
+            "command": ["/bin/sh", "-c", "cat /nav/go2/params.yaml; exec sleep 3600"],
+            "environment": {"PROFILE": "${CW_NAVIGATION_PROFILE}", "DISTRO": "${CW_ROS_DISTRO}"},
+            "volumes": [{"type": "volume", "source": "bundle", "target": "/nav", "read_only": true}]}},
+        "volumes": {"bundle": {"name": "${CW_NAVIGATION_BUNDLE}", "external": true}},
+        "x-cyberwave": {"navigation_bundle": {"schema": 1, "source": "/opt/nav", "target": "/nav", "profile": "go2/params.yaml"}}});
+    bundle_image(image, &doc);
+    let image_id = {
+        let out = Command::new("docker")
+            .args(["image", "inspect", "--format", "{{.Id}}", image])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let before: std::collections::BTreeSet<String> =
+        volumes_named("cyberwave-navigation-").into_iter().collect();
+    let backend = FakeBackend::start(TOKEN);
+    let asset = format!("a55e7{}", &twin[5..]);
+    backend.add_asset(json!({"uuid": asset, "metadata": {"drivers": {"default": {
+        "docker_image": image, "privileged": false}}}}));
+    backend.add_environment(
+        ENV_UUID,
+        vec![
+            json!({"uuid": twin, "name": "go2", "asset_uuid": asset, "environment_uuid": ENV_UUID,
+                    "metadata": {"edge_fingerprint": FINGERPRINT}}),
+        ],
+    );
+    let broker = broker_for_token();
+    let dir = EdgeDir::standard(&backend.url(), broker.port);
+    let mut d = Daemon::start(&dir);
+    assert!(
+        wait_until(60 * SEC, || running(&nav)),
+        "not up\n{}",
+        d.log()
+    );
+    let ours: Vec<String> = volumes_named("cyberwave-navigation-")
+        .into_iter()
+        .filter(|v| !before.contains(v))
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}\n{}", d.log());
+    let volume = &ours[0];
+    let l = labels_of("volume", volume);
+    assert_eq!(l["io.cyberwave.navigation.bundle"], json!("1"));
+    assert_eq!(l["io.cyberwave.navigation.image"], json!(image_id));
+    assert!(
+        wait_until(10 * SEC, || dk::logs(&nav).contains("speed: 0.5")),
+        "the service did not read the bundle: {}",
+        dk::logs(&nav)
+    );
+    let env = dk::env_of(&nav);
+    assert!(
+        env.iter().any(|e| e == "PROFILE=/nav/go2/params.yaml"),
+        "{env:?}"
+    );
+    assert!(env.iter().any(|e| e == "DISTRO=humble"), "{env:?}");
+
+    // A restarted edge finds the complete copy: same volume, same container.
+    let id = dk::id_of(&nav);
+    d.terminate();
+    let mut d = Daemon::start(&dir);
+    d.wait_ready(&dir);
+    std::thread::sleep(5 * SEC);
+    assert_eq!(dk::id_of(&nav), id, "not adopted\n{}", d.log());
+    d.terminate();
+
+    // The bundle gone (and its container): the next edge copies it again, never mounts an
+    // empty volume.
+    dk::rm(&nav);
+    assert!(docker_ok(&["volume", "rm", volume]));
+    let d = Daemon::start(&dir);
+    assert!(
+        wait_until(60 * SEC, || running(&nav)
+            && dk::logs(&nav).contains("speed: 0.5")),
+        "not copied again\n{}",
+        d.log()
+    );
+    for v in volumes_named("cyberwave-navigation-") {
+        if !before.contains(&v) {
+            let _ = Command::new("docker").args(["rm", "-f", &nav]).output();
+            let _ = docker_ok(&["volume", "rm", &v]);
+        }
+    }
+}

@@ -176,6 +176,16 @@ impl LaunchHooks for RoleHooks {
             }
         }
     }
+
+    fn derive(
+        &self,
+        spec: &ContainerSpec,
+        image: &crate::engine::ImageConfig,
+    ) -> std::collections::BTreeMap<String, String> {
+        self.of(spec.role)
+            .map(|h| h.derive(spec, image))
+            .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
