@@ -7,7 +7,7 @@
 //! Edge Core does not translate is refused with the original's words; unlinking the twin
 //! removes its containers, networks and volume and nothing else.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -26,26 +26,7 @@ fn declaring_image(tag: &str, doc: &Value) {
     let dockerfile = format!(
         "FROM {IMAGE}\nLABEL io.cyberwave.driver.compose.schema=2 io.cyberwave.driver.compose.robot={b64}\n"
     );
-    let mut child = Command::new("docker")
-        .args(["build", "-q", "-t", tag, "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("docker build");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(dockerfile.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dk::build(tag, &dockerfile);
 }
 
 fn graph_doc(bind_source: &str) -> Value {

@@ -27,33 +27,9 @@ fn release(registry: &Registry, tag: &str, mode: Option<&str>) -> String {
     if let Some(m) = mode {
         dockerfile.push_str(&format!("ENV DRIVER_MODE={m}\n"));
     }
-    build(&local, &dockerfile);
+    dk::build(&local, &dockerfile);
     let repo = registry.push(&local, &format!("cw/upd:{tag}"));
     format!("127.0.0.1:{}/{repo}", registry.port)
-}
-
-/// `docker build -t <tag>` of a Dockerfile given on stdin (no context).
-fn build(tag: &str, dockerfile: &str) {
-    use std::io::Write;
-    let mut child = Command::new("docker")
-        .args(["build", "-q", "-t", tag, "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(dockerfile.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker build: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn image_id(reference: &str) -> String {
@@ -241,7 +217,7 @@ fn big_release(registry: &Registry, tag: &str, mb: u64) -> String {
         "FROM {IMAGE}\nRUN head -c {} /dev/urandom > /payload\nLABEL io.cyberwave.test.release={tag}\n",
         mb * 1_000_000
     );
-    build(&local, &dockerfile);
+    dk::build(&local, &dockerfile);
     registry.push(&local, &format!("cw/upd:{tag}"));
     let _ = Command::new("docker").args(["rmi", &local]).output();
     format!("cw/upd:{tag}")

@@ -78,11 +78,11 @@ pub enum Op {
         name: String,
         policy: String,
     },
-    /// Removes the networks and volumes this edge created for graphs whose owner is not in
-    /// `keep` (a twin no longer linked here).
+    /// Removes the networks and volumes this edge created for the graphs of the owners in
+    /// `of` (twins no longer linked here).
     PruneGraphs {
         owner: String,
-        keep: std::collections::BTreeSet<String>,
+        of: std::collections::BTreeSet<String>,
     },
 }
 
@@ -124,8 +124,8 @@ pub fn run_ops(engine: &dyn Engine, rx: &Receiver<Op>, emit: &dyn Fn(ExecEvent) 
                 name,
                 what: "remove",
             },
-            Op::PruneGraphs { owner, keep } => {
-                prune_graphs(engine, &owner, &keep);
+            Op::PruneGraphs { owner, of } => {
+                prune_graphs(engine, &owner, &of);
                 continue;
             }
             Op::Stop { name, timeout_s } => ExecEvent::OpDone {
@@ -246,12 +246,12 @@ fn graph_resources(engine: &dyn Engine, kind: ResourceKind, owner: &str) -> Vec<
     }
 }
 
-/// Removes what graphs of owners no longer in `keep` created (their containers are removed
+/// Removes what the graphs of the owners in `gone` created (their containers are removed
 /// first, on this same thread).
-fn prune_graphs(engine: &dyn Engine, owner: &str, keep: &std::collections::BTreeSet<String>) {
+fn prune_graphs(engine: &dyn Engine, owner: &str, gone: &std::collections::BTreeSet<String>) {
     for kind in [ResourceKind::Network, ResourceKind::Volume] {
         for (name, of) in graph_resources(engine, kind, owner) {
-            if keep.contains(&of) {
+            if !gone.contains(&of) {
                 continue;
             }
             match engine.remove_resource(kind, &name) {

@@ -47,10 +47,9 @@ pub struct Drivers {
     plans: BTreeMap<String, TwinPlan>,
     /// What driver images declare, as it is learnt.
     pub(super) discovery: super::discovery::Discovery,
-    /// The linked twins the last removal of unlinked graphs kept.
-    graphs_kept_for: Option<std::collections::BTreeSet<String>>,
-    /// That removal waits for the engine's first list.
-    graphs_unsettled: bool,
+    /// Twins no longer linked whose graphs are still to be removed (waiting for the engine's
+    /// first list).
+    graphs_gone: std::collections::BTreeSet<String>,
 }
 
 impl Drivers {
@@ -114,8 +113,7 @@ impl Drivers {
             saturation: BTreeMap::new(),
             plans: BTreeMap::new(),
             discovery: Default::default(),
-            graphs_kept_for: None,
-            graphs_unsettled: false,
+            graphs_gone: Default::default(),
         };
         (drivers, role)
     }
@@ -150,11 +148,20 @@ impl Drivers {
     /// `provisional`: the plans come from the offline cache a moment before the backend
     /// answers; an asset missing from the cache is not alerted (the answer brings it).
     pub fn set_plans(&mut self, runtime: &mut Runtime, plans: Vec<TwinPlan>, provisional: bool) {
+        let before = std::mem::take(&mut self.plans);
         self.plans = plans
             .into_iter()
             .map(|p| (p.twin_uuid.clone(), p))
             .collect();
+        if !provisional {
+            let plans = &self.plans;
+            self.graphs_gone
+                .extend(before.into_keys().filter(|t| !plans.contains_key(t)));
+        }
+        let plans = &self.plans;
+        self.graphs_gone.retain(|t| !plans.contains_key(t));
         self.apply_plans(runtime, provisional);
+        self.remove_unlinked_graphs(runtime);
     }
 
     /// New plans for some twins (one twin's pulled metadata, with its parent and attached
@@ -164,6 +171,13 @@ impl Drivers {
             self.plans.insert(p.twin_uuid.clone(), p);
         }
         self.apply_plans(runtime, provisional);
+    }
+
+    /// Some twin waits for its driver image's labels (its containers are not known yet).
+    pub fn discovering(&self) -> bool {
+        self.plans
+            .values()
+            .any(|p| matches!(p.outcome, TwinOutcome::Discovering(_)))
     }
 
     /// Twins to plan again: what their driver image declares became known or changed.
@@ -255,36 +269,23 @@ impl Drivers {
             }
         }
         runtime.set_desired_from(Role::Driver, desired, provisional);
-        self.remove_unlinked_graphs(runtime, &plans, provisional);
         self.plans = plans;
     }
 
-    /// A graph of a twin no longer linked here goes as a unit, with the networks and volumes it
-    /// created; once per change of the linked twins (the desired state must be the backend's).
-    fn remove_unlinked_graphs(
-        &mut self,
-        runtime: &mut Runtime,
-        plans: &BTreeMap<String, TwinPlan>,
-        provisional: bool,
-    ) {
-        let keep: std::collections::BTreeSet<String> = plans.keys().cloned().collect();
-        if provisional || self.graphs_kept_for.as_ref() == Some(&keep) {
-            return;
-        }
-        self.graphs_unsettled = !runtime.remove_graphs_except(Role::Driver, &keep);
-        if !self.graphs_unsettled {
-            self.graphs_kept_for = Some(keep);
+    /// The graphs of twins no longer linked here (by the backend's answer) go as a unit, with
+    /// the networks and volumes they created; only twins this process planned are judged (a
+    /// graph of another edge sharing the engine and the fingerprint is not ours to remove).
+    fn remove_unlinked_graphs(&mut self, runtime: &mut Runtime) {
+        if !self.graphs_gone.is_empty() && runtime.remove_graphs_of(Role::Driver, &self.graphs_gone)
+        {
+            self.graphs_gone.clear();
         }
     }
 
     /// After a runtime event: the removal of unlinked graphs that waited for the engine's
     /// first list.
     pub(super) fn settle_graphs(&mut self, runtime: &mut Runtime) {
-        if self.graphs_unsettled {
-            let plans = std::mem::take(&mut self.plans);
-            self.remove_unlinked_graphs(runtime, &plans, false);
-            self.plans = plans;
-        }
+        self.remove_unlinked_graphs(runtime);
     }
 
     /// Writes a twin's file from its plan when there is none. An existing file is the twin

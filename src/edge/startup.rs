@@ -168,7 +168,11 @@ pub(super) fn observe(r: &mut StartupReport, state: &State) -> bool {
     if r.is_open(Step::Router) {
         observe_router(r, state, &t);
     }
-    if r.is_open(Step::Drivers) && desired && state.runtime.settled(Role::Driver) {
+    if r.is_open(Step::Drivers)
+        && desired
+        && !state.drivers.discovering()
+        && state.runtime.settled(Role::Driver)
+    {
         observe_drivers(r, state, &t);
     }
     if r.is_open(Step::WorkerSync) && !r.is_open(Step::Drivers) {

@@ -198,3 +198,27 @@ pub fn id_of(name: &str) -> String {
         .and_then(|i| i["Id"].as_str().map(str::to_string))
         .unwrap_or_default()
 }
+
+/// `docker build -t <tag>` of a Dockerfile given on stdin (no context).
+pub fn build(tag: &str, dockerfile: &str) {
+    use std::io::Write;
+    let mut child = Command::new("docker")
+        .args(["build", "-q", "-t", tag, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dockerfile.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -118,21 +118,21 @@ impl Runtime {
         });
     }
 
-    /// Removes the graph containers of owners no longer in `keep` (gracefully, each with its
-    /// stop timeout), then the networks and volumes this edge created for them. False when
-    /// the engine was not listed yet (ask again later).
-    pub fn remove_graphs_except(&mut self, role: Role, keep: &BTreeSet<String>) -> bool {
+    /// Removes the graph containers of the owners in `gone` (gracefully, each with its stop
+    /// timeout), then the networks and volumes this edge created for them. False when the
+    /// engine was not listed yet (ask again later).
+    pub fn remove_graphs_of(&mut self, role: Role, gone: &BTreeSet<String>) -> bool {
         if self.observed.is_none() {
             return false;
         }
         let graph_label = crate::containers::launch::graph::LABEL_GRAPH_OWNER;
-        let gone: Vec<String> = self
+        let names: Vec<String> = self
             .observed
             .iter()
             .flat_map(|o| o.values())
             .filter(|c| c.labels.get(crate::containers::LABEL_OWNER) == Some(&self.owner))
             .filter(|c| c.labels.contains_key(ROLE_SERVICE_LABEL))
-            .filter(|c| c.labels.get(graph_label).is_some_and(|o| !keep.contains(o)))
+            .filter(|c| c.labels.get(graph_label).is_some_and(|o| gone.contains(o)))
             .filter(|c| {
                 self.desired
                     .get(&c.name)
@@ -140,13 +140,13 @@ impl Runtime {
             })
             .map(|c| c.name.clone())
             .collect();
-        for name in gone {
+        for name in names {
             log::info!("{name}: its graph's owner is no longer here; removing it");
             self.remove(&name);
         }
         let _ = self.ops.send(Op::PruneGraphs {
             owner: self.owner.clone(),
-            keep: keep.clone(),
+            of: gone.clone(),
         });
         true
     }
