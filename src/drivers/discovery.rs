@@ -84,6 +84,14 @@ impl Discovery {
         }
     }
 
+    /// Pulls these images again and reads them (a remote restart).
+    pub fn refresh_all(&mut self, images: &[String]) {
+        for i in images {
+            self.refreshed.remove(i);
+            self.to_refresh.insert(i.clone());
+        }
+    }
+
     /// Looks at `image` again (what was derived from it may be gone).
     pub fn read_again(&mut self, image: &str) {
         self.to_read.insert(image.to_string());
@@ -105,6 +113,9 @@ impl Discovery {
                     self.refreshed.insert(image.to_string());
                 } else if crate::containers::image::is_mutable(image)
                     && !self.refreshed.contains(image)
+                    // A plain driver image is kept current by its launches' pulls; a graph's
+                    // declaring image is not launched itself.
+                    && look.labels.contains_key(super::compose::SCHEMA_LABEL)
                 {
                     self.to_refresh.insert(image.to_string());
                 }
@@ -171,5 +182,60 @@ impl Drivers {
                 self.ctx.images.facts.insert(image.clone(), f);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::containers::launch::ImageLook;
+
+    fn look(graph: bool) -> Result<ImageLook, String> {
+        let mut l = ImageLook::default();
+        if graph {
+            l.labels
+                .insert(crate::drivers::compose::SCHEMA_LABEL.into(), "2".into());
+        }
+        Ok(l)
+    }
+
+    fn used_by(d: &mut Discovery, image: &str, twin: &str) {
+        d.users.entry(image.into()).or_default().insert(twin.into());
+        d.pending.insert(image.into());
+    }
+
+    #[test]
+    fn answers_decide_refreshes_replans_and_what_is_kept() {
+        let mut d = Discovery::default();
+        used_by(&mut d, "r/plain:dev", "t1");
+        used_by(&mut d, "r/graph:dev", "t2");
+        used_by(&mut d, "r/graph:1.0", "t3");
+        // Local copies read: only a graph's moving tag is pulled again.
+        let plain = d.answered("r/plain:dev", false, &look(false), None);
+        let graph = d.answered("r/graph:dev", false, &look(true), None);
+        let pinned = d.answered("r/graph:1.0", false, &look(true), None);
+        assert!(plain.is_some() && graph.is_some() && pinned.is_some());
+        assert_eq!(d.to_refresh, BTreeSet::from(["r/graph:dev".to_string()]));
+        assert_eq!(d.take_replans(), ["t1", "t2", "t3"]);
+        // The refresh fails (offline): the local copy's labels stand, nothing re-planned.
+        let known = graph.clone();
+        let kept = d.answered("r/graph:dev", true, &Err("offline".into()), known.as_ref());
+        assert!(kept.is_none() && d.take_replans().is_empty());
+        // The same answer again changes nothing; an image that cannot be had runs as one
+        // container and is read once a launch brought it.
+        assert_eq!(
+            d.answered("r/graph:dev", true, &look(true), known.as_ref()),
+            known
+        );
+        assert!(d.take_replans().is_empty());
+        let gone = d.answered("r/new:1", false, &Err("404".into()), None);
+        assert_eq!(gone, Some(ImageFacts::Unavailable("404".into())));
+        d.specs.insert("r/new:1".into(), {
+            let mut s = crate::containers::spec::example(crate::containers::spec::Role::Driver);
+            s.name = "cyberwave-driver-t4".into();
+            s
+        });
+        d.launched("cyberwave-driver-t4");
+        assert!(d.to_read.contains("r/new:1"));
     }
 }

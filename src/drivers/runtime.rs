@@ -173,6 +173,23 @@ impl Drivers {
         self.apply_plans(runtime, provisional);
     }
 
+    /// A remote restart: every image that declares a graph is pulled and read again.
+    pub fn look_again(&mut self, runtime: &mut Runtime) {
+        let graphs: Vec<String> = self
+            .ctx
+            .images
+            .facts
+            .iter()
+            .filter(|(_, f)| {
+                matches!(f, super::spec::ImageFacts::Known(l)
+                    if l.labels.contains_key(super::compose::SCHEMA_LABEL))
+            })
+            .map(|(i, _)| i.clone())
+            .collect();
+        self.discovery.refresh_all(&graphs);
+        self.discovery.send_due(runtime);
+    }
+
     /// Some twin waits for its driver image's labels (its containers are not known yet).
     pub fn discovering(&self) -> bool {
         self.plans

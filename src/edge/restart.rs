@@ -133,6 +133,8 @@ fn perform(state: &mut State, action: Action, jobctl: &Sender<JobCtl>) {
             // The router first, as the original (§9.3), named for the environment read again.
             state.update_router();
             state.runtime.recreate(Role::Router);
+            // What graph images declare is fetched and read again (a moving tag may have moved).
+            state.drivers.look_again(&mut state.runtime);
             state.runtime.recreate(Role::Driver);
             state.runtime.recreate(Role::Worker);
             let _ = jobctl.send(JobCtl::Resync);
