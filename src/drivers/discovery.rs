@@ -9,8 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::runtime::Drivers;
-use super::spec::{DriverSpec, ImageFacts};
+use super::spec::{DriverSpec, ImageFacts, KnownImages};
 use crate::containers::runtime::{Runtime, RuntimeEvent};
 
 #[derive(Debug, Default)]
@@ -143,44 +142,41 @@ impl Discovery {
     }
 }
 
-impl Drivers {
-    /// A runtime event about a driver image's labels.
-    pub(super) fn on_discovered(&mut self, ev: &RuntimeEvent) {
+impl Discovery {
+    /// A runtime event about a driver image: what its look found (kept in `images`), a
+    /// launch that brought an image that could not be fetched, a bundle volume gone.
+    pub fn on_event(&mut self, ev: &RuntimeEvent, images: &mut KnownImages) {
         match ev {
             RuntimeEvent::Launched {
                 spec_name,
                 result: Ok(_),
-            } => self.discovery.launched(spec_name),
+            } => self.launched(spec_name),
             // A navigation bundle's volume went away: every bundle is looked at (and copied)
             // again before the launch's next try.
             RuntimeEvent::Launched { result: Err(f), .. }
                 if f.phase == crate::containers::launch::graph::VOLUME_MISSING =>
             {
-                for (image, facts) in &self.ctx.images.facts {
+                for (image, facts) in &images.facts {
                     if let ImageFacts::Known(look) = facts
                         && look
                             .derived
                             .contains_key(super::compose::bundle::VOLUME_KEY)
                     {
-                        self.discovery.read_again(image);
+                        self.read_again(image);
                     }
                 }
             }
-            _ => {}
-        }
-        if let RuntimeEvent::Discovered {
-            image,
-            refresh,
-            result,
-        } = ev
-        {
-            let known = self.ctx.images.facts.get(image).cloned();
-            if let Some(f) = self
-                .discovery
-                .answered(image, *refresh, result, known.as_ref())
-            {
-                self.ctx.images.facts.insert(image.clone(), f);
+            RuntimeEvent::Discovered {
+                image,
+                refresh,
+                result,
+            } => {
+                let known = images.facts.get(image).cloned();
+                if let Some(f) = self.answered(image, *refresh, result, known.as_ref()) {
+                    images.facts.insert(image.clone(), f);
+                }
             }
+            _ => {}
         }
     }
 }

@@ -529,7 +529,7 @@ impl Drivers {
 
     /// What the engine says that shapes driver specs (NVIDIA as Docker's default runtime).
     pub fn on_event(&mut self, ev: &RuntimeEvent) {
-        self.on_discovered(ev);
+        self.discovery.on_event(ev, &mut self.ctx.images);
         if let RuntimeEvent::Exec(ExecEvent::Runtimes { nvidia_default, .. }) = ev
             && *nvidia_default != self.ctx.nvidia_default_runtime
         {
