@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use super::launch::graph::LABEL_GRAPH_OWNER;
+use super::LABEL_GRAPH_OWNER;
 use crate::engine::{
     Container, ContainerEvent, Engine, EngineError, EventStream, ResourceKind, StreamHandle,
 };

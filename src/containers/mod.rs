@@ -22,6 +22,11 @@ pub mod updates;
 
 /// Labels every managed container carries, whatever its role.
 pub const LABEL_SPEC_HASH: &str = "io.cyberwave.edge.spec-hash";
+/// The owner of a service graph (a driver's twin), on its containers and on the networks and
+/// volumes it creates.
+pub const LABEL_GRAPH_OWNER: &str = "io.cyberwave.edge.twin";
+/// The service a container is in its graph.
+pub const LABEL_SERVICE: &str = "io.cyberwave.edge.service";
 pub use crate::engine::{LABEL_CREATED_BY, LABEL_OWNER};
 
 /// Appends the json-file log caps every managed container gets (`None`:

@@ -19,7 +19,7 @@ use crate::engine::{
 use crate::process::OwnedChild;
 
 /// Docker said the object does not exist (`No such container`, `No such image`).
-fn no_such(e: &EngineError) -> bool {
+pub(super) fn no_such(e: &EngineError) -> bool {
     matches!(e, EngineError::Failed { message, .. } if message.to_lowercase().contains("no such"))
 }
 

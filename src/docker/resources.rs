@@ -11,13 +11,8 @@ impl Docker {
         labels: &[(String, String)],
     ) -> Result<bool, EngineError> {
         let k = kind.as_str();
-        if self
-            .run(
-                &[k, "inspect", "--format", "{{.Name}}", name],
-                INSPECT_TIMEOUT,
-            )
-            .is_ok()
-        {
+        // Created unless the engine says it exists (a create that cannot work says why).
+        if matches!(self.resource_exists_cli(kind, name), Ok(true)) {
             return Ok(false);
         }
         let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -46,11 +41,7 @@ impl Docker {
             INSPECT_TIMEOUT,
         ) {
             Ok(_) => Ok(true),
-            Err(EngineError::Failed { message, .. })
-                if message.to_lowercase().contains("no such") =>
-            {
-                Ok(false)
-            }
+            Err(e) if super::engine::no_such(&e) => Ok(false),
             Err(e) => Err(e),
         }
     }

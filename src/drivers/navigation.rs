@@ -162,7 +162,7 @@ fn materialise(
 pub fn new_session() -> String {
     let mut b = [0u8; 4];
     crate::random_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::hex(&b)
 }
 
 #[cfg(test)]

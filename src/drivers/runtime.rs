@@ -292,17 +292,12 @@ impl Drivers {
     /// The graphs of twins no longer linked here (by the backend's answer) go as a unit, with
     /// the networks and volumes they created; only twins this process planned are judged (a
     /// graph of another edge sharing the engine and the fingerprint is not ours to remove).
-    fn remove_unlinked_graphs(&mut self, runtime: &mut Runtime) {
+    /// Called again after runtime events while it waits for the engine's first list.
+    pub(super) fn remove_unlinked_graphs(&mut self, runtime: &mut Runtime) {
         if !self.graphs_gone.is_empty() && runtime.remove_graphs_of(Role::Driver, &self.graphs_gone)
         {
             self.graphs_gone.clear();
         }
-    }
-
-    /// After a runtime event: the removal of unlinked graphs that waited for the engine's
-    /// first list.
-    pub(super) fn settle_graphs(&mut self, runtime: &mut Runtime) {
-        self.remove_unlinked_graphs(runtime);
     }
 
     /// Writes a twin's file from its plan when there is none. An existing file is the twin

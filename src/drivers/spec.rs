@@ -13,8 +13,9 @@ use super::profile::{HostPlatform, ServiceProfile, drivers_of, select_profile_ke
 use super::words;
 use crate::config::Secret;
 
-pub const LABEL_TWIN: &str = "io.cyberwave.edge.twin";
-pub const LABEL_SERVICE: &str = "io.cyberwave.edge.service";
+/// A driver graph's owner is its twin.
+pub const LABEL_TWIN: &str = crate::containers::LABEL_GRAPH_OWNER;
+pub use crate::containers::LABEL_SERVICE;
 /// The original's label for a service with a restart floor (kept by restarts and cleanup).
 pub const LABEL_RESTART_FLOOR: &str = "cyberwave.min_restart_interval_s";
 pub use crate::containers::spec::{ContainerSpec, Role};
@@ -428,28 +429,31 @@ pub fn plan_twins(
                                 problem(words::unusable_topology(&name, &e.0, url), Some(e.0))
                             }
                             Err(e) => problem(words::no_driver_image(&name), Some(e.0)),
-                            Ok(services) => match services.iter().find_map(bad_env_key) {
-                                Some(key) => TwinOutcome::Problem {
-                                    title: "Invalid environment variable in driver metadata".into(),
-                                    detail: format!(
-                                        "twin '{name}': environment variable name {key:?} is not [A-Za-z_][A-Za-z0-9_]*"
-                                    ),
-                                    technical: None,
-                                },
-                                None => {
-                                    let services =
-                                        with_override(services, ctx.driver_overrides.get(uuid));
-                                    let cams =
-                                        camera_children.get(uuid).cloned().unwrap_or_default();
-                                    graph::outcome(
-                                        ctx,
-                                        (uuid, &name),
-                                        &drivers[&key],
-                                        services,
-                                        &cams,
-                                    )
+                            Ok(services) => {
+                                let services =
+                                    with_override(services, ctx.driver_overrides.get(uuid));
+                                match services.iter().find_map(bad_env_key) {
+                                    Some(key) => TwinOutcome::Problem {
+                                        title: "Invalid environment variable in driver metadata"
+                                            .into(),
+                                        detail: format!(
+                                            "twin '{name}': environment variable name {key:?} is not [A-Za-z_][A-Za-z0-9_]*"
+                                        ),
+                                        technical: None,
+                                    },
+                                    None => {
+                                        let cams =
+                                            camera_children.get(uuid).cloned().unwrap_or_default();
+                                        graph::outcome(
+                                            ctx,
+                                            (uuid, &name),
+                                            &drivers[&key],
+                                            services,
+                                            &cams,
+                                        )
+                                    }
                                 }
-                            },
+                            }
                         },
                     }
                 }

@@ -23,7 +23,7 @@ impl Supervised for Drivers {
 
     fn after_runtime_event(&mut self, runtime: &mut Runtime) {
         self.discovery.send_due(runtime);
-        self.settle_graphs(runtime);
+        self.remove_unlinked_graphs(runtime);
     }
 
     fn tick(&mut self, runtime: &mut Runtime) {

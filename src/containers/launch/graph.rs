@@ -4,7 +4,8 @@
 
 use super::{LaunchFailure, Launcher};
 use crate::containers::spec::{ContainerSpec, ResourceKind};
-use crate::containers::{LABEL_CREATED_BY, LABEL_OWNER};
+use crate::containers::{LABEL_CREATED_BY, LABEL_GRAPH_OWNER, LABEL_OWNER};
+use crate::engine::args::label_value;
 
 /// One ensure at a time in this process: Docker lets two networks share a name, so two
 /// services creating their graph's network at once would make two (and every later `--network`
@@ -14,17 +15,6 @@ static ENSURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// The launch failure of a container whose external volume is missing.
 pub const VOLUME_MISSING: &str = "docker_volume_missing";
 
-/// The label naming the graph's owner (a driver's twin) on what a graph creates.
-pub const LABEL_GRAPH_OWNER: &str = "io.cyberwave.edge.twin";
-
-/// The value of `--label key=…` in `spec`'s options.
-fn label<'a>(spec: &'a ContainerSpec, key: &str) -> Option<&'a str> {
-    spec.options
-        .windows(2)
-        .filter(|w| w[0] == "--label")
-        .find_map(|w| w[1].strip_prefix(key)?.strip_prefix('='))
-}
-
 impl Launcher {
     /// Creates the graph's networks and volumes `spec` uses that do not exist yet (an
     /// `external` one must exist: `docker create` then says so).
@@ -32,7 +22,9 @@ impl Launcher {
         let labels = vec![
             (
                 LABEL_OWNER.to_string(),
-                label(spec, LABEL_OWNER).unwrap_or_default().to_string(),
+                label_value(&spec.options, LABEL_OWNER)
+                    .unwrap_or_default()
+                    .to_string(),
             ),
             (LABEL_GRAPH_OWNER.to_string(), spec.owner.clone()),
             (

@@ -10,9 +10,6 @@ use crate::containers::executor::Op;
 use crate::containers::spec::Role;
 use crate::engine::Container;
 
-/// The label of a container that is one service of a graph.
-const ROLE_SERVICE_LABEL: &str = "io.cyberwave.edge.service";
-
 impl Runtime {
     /// Stops and starts a running container (a hot reload); its exit is not counted as a crash.
     pub fn restart(&mut self, name: &str, timeout: Duration) {
@@ -125,14 +122,18 @@ impl Runtime {
         if self.observed.is_none() {
             return false;
         }
-        let graph_label = crate::containers::launch::graph::LABEL_GRAPH_OWNER;
+        use crate::containers::{LABEL_GRAPH_OWNER, LABEL_OWNER, LABEL_SERVICE};
         let names: Vec<String> = self
             .observed
             .iter()
             .flat_map(|o| o.values())
-            .filter(|c| c.labels.get(crate::containers::LABEL_OWNER) == Some(&self.owner))
-            .filter(|c| c.labels.contains_key(ROLE_SERVICE_LABEL))
-            .filter(|c| c.labels.get(graph_label).is_some_and(|o| gone.contains(o)))
+            .filter(|c| c.labels.get(LABEL_OWNER) == Some(&self.owner))
+            .filter(|c| c.labels.contains_key(LABEL_SERVICE))
+            .filter(|c| {
+                c.labels
+                    .get(LABEL_GRAPH_OWNER)
+                    .is_some_and(|o| gone.contains(o))
+            })
             .filter(|c| {
                 self.desired
                     .get(&c.name)

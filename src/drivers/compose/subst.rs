@@ -118,15 +118,10 @@ pub fn pin_overrides(env: &BTreeMap<String, String>) -> BTreeMap<&'static str, S
 
 /// `image` with its tag replaced (a registry port is not a tag; a digest is left alone).
 pub fn retag(image: &str, tag: &str) -> String {
-    if image.contains('@') {
-        return image.to_string();
+    match crate::containers::image::split(image) {
+        (_, _, Some(_)) => image.to_string(),
+        (repo, _, None) => format!("{repo}:{tag}"),
     }
-    let (head, tail) = match image.rsplit_once('/') {
-        Some((h, t)) => (format!("{h}/"), t),
-        None => (String::new(), image),
-    };
-    let repo = tail.split_once(':').map_or(tail, |(r, _)| r);
-    format!("{head}{repo}:{tag}")
 }
 
 /// Expands `${NAME}` from `subs`, then from the edge's environment (what Compose would have

@@ -45,7 +45,7 @@ pub(super) fn outcome(
         _ => return TwinOutcome::Containers(services.iter().map(build).collect()),
     };
     let spec = build(single);
-    let labels = match ctx.images.facts.get(&spec.image) {
+    let look = match ctx.images.facts.get(&spec.image) {
         None if ctx.images.unknown_is_plain => return TwinOutcome::Containers(vec![spec]),
         None => return TwinOutcome::Discovering(Box::new(spec)),
         // As the original: the launch then pulls, retries and alerts as for any image; once a
@@ -53,7 +53,7 @@ pub(super) fn outcome(
         Some(ImageFacts::Unavailable(_)) => return TwinOutcome::Containers(vec![spec]),
         Some(ImageFacts::Known(look)) => look,
     };
-    match declared_services(ctx, uuid, &spec, labels, profile, single) {
+    match declared_services(ctx, uuid, &spec, look, profile, single) {
         Ok(None) => TwinOutcome::Containers(vec![spec]),
         Ok(Some(graph)) => TwinOutcome::Containers(graph.iter().map(build).collect()),
         Err(why) => {

@@ -178,3 +178,21 @@ fn inline_services_get_the_same_start_order() {
         "cyberwave-driver-22222222-bridge"
     );
 }
+
+#[test]
+fn a_driver_override_clears_params_before_their_env_names_are_judged() {
+    let (t, a) = twin(json!({"docker_image": IMAGE, "params": ["-e", "BAD-NAME=1"]}));
+    let mut c = ctx();
+    c.driver_overrides
+        .insert(G.into(), "mine/driver:local".into());
+    let out = plan_twins(&t, &a, &[G.to_string()], &c).remove(0).outcome;
+    assert!(
+        matches!(&out, TwinOutcome::Containers(s) if s[0].image == "mine/driver:local"),
+        "{out:?}"
+    );
+    let refused = plan_twins(&t, &a, &[G.to_string()], &ctx())
+        .remove(0)
+        .outcome;
+    assert!(matches!(refused, TwinOutcome::Problem { title, .. }
+        if title == "Invalid environment variable in driver metadata"));
+}
