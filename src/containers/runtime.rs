@@ -126,24 +126,6 @@ pub struct Runtime {
     gates: gates::Gates,
 }
 
-/// What the engine's list would say of a container the launcher just saw up.
-fn launched_entry(spec: &ContainerSpec, id: &str, image_id: &str) -> Container {
-    Container {
-        id: id.to_string(),
-        name: spec.name.clone(),
-        image: spec.image.clone(),
-        image_id: image_id.to_string(),
-        state: "running".into(),
-        // What the list will say: a dependent's health gate must not open on our guess.
-        status: if spec.options.iter().any(|o| o == "--health-cmd") {
-            "Up (health: starting)".into()
-        } else {
-            "Up".into()
-        },
-        labels: BTreeMap::from([(super::LABEL_SPEC_HASH.to_string(), spec.spec_hash.clone())]),
-    }
-}
-
 fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) {
     if let Err(e) = thread::Builder::new().name(name.into()).spawn(f) {
         log::error!("cannot start thread {name}: {e}");

@@ -2,12 +2,15 @@
 //! probation, the list is told what the launcher saw) or it failed (backoff, the update it was
 //! waits, a switch whose successor failed is a failed trial).
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::{Runtime, launched_entry};
+use super::Runtime;
 use crate::containers::breaker::Breaker;
 use crate::containers::cleanup::save_images;
 use crate::containers::launch::{LaunchFailure, Up};
+use crate::containers::spec::ContainerSpec;
+use crate::engine::Container;
 
 impl Runtime {
     pub(super) fn on_launched(&mut self, spec_name: String, result: Result<Up, LaunchFailure>) {
@@ -72,5 +75,26 @@ impl Runtime {
                 self.switch_failed(&spec_name, f.phase, &f.message);
             }
         }
+    }
+}
+
+/// What the engine's list would say of a container the launcher just saw up.
+pub(super) fn launched_entry(spec: &ContainerSpec, id: &str, image_id: &str) -> Container {
+    Container {
+        id: id.to_string(),
+        name: spec.name.clone(),
+        image: spec.image.clone(),
+        image_id: image_id.to_string(),
+        state: "running".into(),
+        // What the list will say: a dependent's health gate must not open on our guess.
+        status: if spec.options.iter().any(|o| o == "--health-cmd") {
+            "Up (health: starting)".into()
+        } else {
+            "Up".into()
+        },
+        labels: BTreeMap::from([(
+            crate::containers::LABEL_SPEC_HASH.to_string(),
+            spec.spec_hash.clone(),
+        )]),
     }
 }

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use super::{Runtime, launched_entry};
+use super::Runtime;
+use super::launched::launched_entry;
 use crate::containers::executor::Op;
 use crate::engine::Container;
 
