@@ -49,6 +49,11 @@ pub fn assess(
             .and_then(|d| d.pointer("/drivers/problems"))
             .and_then(Value::as_array)
             .is_some_and(|list| list.iter().any(|p| p["degrades"] == json!(true)))
+        // A twin whose driver image is still being looked at runs no driver yet.
+        || daemon
+            .and_then(|d| d.pointer("/drivers/discovering"))
+            .and_then(Value::as_array)
+            .is_some_and(|l| !l.is_empty())
         // A worker that should run and does not (or whose models failed) degrades too.
         || daemon.and_then(|d| d.get("worker")).is_some_and(|w| {
             (w["wanted"] == json!(true) && w["state"] != json!("running"))
@@ -299,6 +304,12 @@ mod tests {
         assert_eq!(assess(true, true, Some(&collided), &ok), ("degraded", 1));
         collided["drivers"]["problems"][0]["degrades"] = json!(false);
         assert_eq!(assess(true, true, Some(&collided), &ok), ("healthy", 0));
+        let mut looking = up.clone();
+        looking["drivers"] = json!({"containers": [], "problems": [],
+            "discovering": [{"twin_uuid": "t", "image": "r/go2:dev"}]});
+        assert_eq!(assess(true, true, Some(&looking), &ok), ("degraded", 1));
+        looking["drivers"]["discovering"] = json!([]);
+        assert_eq!(assess(true, true, Some(&looking), &ok), ("healthy", 0));
         let mut worker = up.clone();
         worker["worker"] = json!({"wanted": true, "state": "exited", "models_state": "ready"});
         assert_eq!(assess(true, true, Some(&worker), &ok), ("degraded", 1));

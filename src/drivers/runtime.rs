@@ -190,11 +190,13 @@ impl Drivers {
         self.discovery.send_due(runtime);
     }
 
-    /// Some twin waits for its driver image's labels (its containers are not known yet).
-    pub fn discovering(&self) -> bool {
+    /// How many twins wait for their driver image's labels (their containers are not known
+    /// yet: they run no driver).
+    pub fn discovering(&self) -> usize {
         self.plans
             .values()
-            .any(|p| matches!(p.outcome, TwinOutcome::Discovering(_)))
+            .filter(|p| matches!(p.outcome, TwinOutcome::Discovering(_)))
+            .count()
     }
 
     /// Twins to plan again: what their driver image declares became known or changed.

@@ -170,7 +170,7 @@ pub(super) fn observe(r: &mut StartupReport, state: &State) -> bool {
     }
     if r.is_open(Step::Drivers)
         && desired
-        && !state.drivers.discovering()
+        && state.drivers.discovering() == 0
         && state.runtime.settled(Role::Driver)
     {
         observe_drivers(r, state, &t);

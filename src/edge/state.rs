@@ -448,7 +448,8 @@ impl State {
             .snapshot()
             .iter()
             .filter(|(s, v)| s.role == Role::Driver && v["state"] != "running")
-            .count();
+            .count()
+            + self.drivers.discovering();
         let twins_pending = self
             .twin_sync
             .shared
