@@ -1,11 +1,13 @@
 //! The Cyberwave REST client (reference §2.1, §2.2): ureq over rustls, Bearer auth, bounded
 //! by connect and overall deadlines, GETs retried with jittered backoff, typed errors.
 
+mod driver_token;
 mod error;
 mod remote_access;
 mod resolver;
 mod validators;
 
+pub use driver_token::{Minted, TokenCallError};
 pub use error::BackendError;
 use error::{retry_after_secs, snippet};
 
@@ -377,6 +379,11 @@ impl Backend {
 
 /// The ML half's calls (reference §2.2): workflow files and the model catalog.
 impl Backend {
+    /// The edge token this client sends (the driver-token cache records its digest).
+    pub(crate) fn token(&self) -> &Secret {
+        &self.token
+    }
+
     /// The base URL (downloads send the token only to it).
     pub fn base_url(&self) -> &str {
         &self.base_url

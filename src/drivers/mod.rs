@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod settings;
 pub mod spec;
 mod supervised;
+pub mod tokens;
 pub mod words;
 
 pub use profile::HostPlatform;
