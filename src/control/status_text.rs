@@ -114,6 +114,31 @@ fn remote_access_lines(r: &Value) -> String {
 /// The human report of [`collect`]'s object.
 /// A driver's update state, one line per fact that matters now: a pending update and why it
 /// waits, a held update lock, probation, a rollback.
+/// A driver's credential: scoped (with the token's expiry and renewal trouble, never the
+/// token) or the edge token as `scoped`'s fallback; legacy by choice says nothing.
+fn credential_line(c: &Value) -> String {
+    match c["mode"].as_str() {
+        Some("scoped") => {
+            let state = match (c["expired"].as_bool(), c["renewal_failing"].as_str()) {
+                (Some(true), Some(f)) => format!(", EXPIRED; {f}"),
+                (_, Some(f)) => format!("; {f}"),
+                (Some(true), None) => ", EXPIRED".into(),
+                _ => String::new(),
+            };
+            format!(
+                "        credential: twin-scoped token {}, expires {}{state}\n",
+                text_at(c, "/token_uuid"),
+                text_at(c, "/expires_at")
+            )
+        }
+        _ if c["fallback"].is_string() => format!(
+            "        credential: the edge token (no twin-scoped token: {})\n",
+            text_at(c, "/fallback")
+        ),
+        _ => String::new(),
+    }
+}
+
 fn update_lines(c: &Value) -> String {
     let u = &c["update"];
     let mut out = String::new();
@@ -223,7 +248,19 @@ pub fn render(r: &Value) -> String {
                 exit
             );
             out += &update_lines(c);
+            out += &credential_line(&c["credential"]);
         }
+    }
+    for t in r
+        .pointer("/drivers/awaiting_token")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        out += &format!(
+            "      twin {}: waiting for its twin-scoped driver token\n",
+            t.as_str().unwrap_or("-")
+        );
     }
     for d in r
         .pointer("/drivers/discovering")

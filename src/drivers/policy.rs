@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::DriverSpec;
 use super::logs::{self, RateLimit};
+use super::tokens;
 use crate::alerts::{Alert, AlertSink};
 use crate::containers::follow::{LogEvent, Sink};
 use crate::containers::launch::{LaunchFailure, LaunchHooks};
@@ -62,9 +63,9 @@ impl LaunchHooks for DriverHooks {
     ) -> Result<(), LaunchFailure> {
         self.cards.phase(&self.alerts, spec, "starting_container");
         let image = self.engine.image_config(&spec.image);
-        if image.labels.contains_key(COMPOSE_SCHEMA_LABEL) {
+        if spec.service.is_none() && image.labels.contains_key(COMPOSE_SCHEMA_LABEL) {
             let text = format!(
-                "{} declares a Compose topology ({COMPOSE_SCHEMA_LABEL}); this edge does not run image-declared topologies yet, so it starts the profile's image as one container",
+                "{} declares a Compose topology ({COMPOSE_SCHEMA_LABEL}) that was not read before this launch (the image could not be fetched earlier): it starts as one container, and the twin is planned again from the labels now that the image is here",
                 spec.image
             );
             log::warn!("{}: {text}", spec.name);
@@ -77,6 +78,17 @@ impl LaunchHooks for DriverHooks {
             &image.env,
             super::spec::LABEL_TWIN,
         )?;
+        if spec
+            .options
+            .iter()
+            .any(|o| o.contains(tokens::PUBLIC_CREDENTIALS))
+        {
+            // A scoped driver reads this in place of credentials.json: fail closed without it.
+            tokens::cache::write_public(&self.config_dir).map_err(|e| LaunchFailure {
+                phase: "driver_token_mask_failed",
+                message: format!("Could not hide the edge credentials from the driver: {e}"),
+            })?;
+        }
         crate::twins::file::write(&self.config_dir, &spec.owner, payload)
             .map(|_| ())
             .map_err(|e| LaunchFailure {

@@ -190,13 +190,26 @@ impl Drivers {
         self.discovery.send_due(runtime);
     }
 
-    /// How many twins wait for their driver image's labels (their containers are not known
-    /// yet: they run no driver).
+    /// How many twins wait for their driver image's labels or their first token answer (their
+    /// containers are not known yet: they run no driver).
     pub fn discovering(&self) -> usize {
         self.plans
             .values()
-            .filter(|p| matches!(p.outcome, TwinOutcome::Discovering(_)))
+            .filter(|p| {
+                matches!(
+                    p.outcome,
+                    TwinOutcome::Discovering(_) | TwinOutcome::AwaitingToken
+                )
+            })
             .count()
+    }
+
+    /// The twins that run on a twin-scoped token (or wait for one), with their scope.
+    pub fn token_needs(&self) -> Vec<crate::drivers::tokens::TokenNeed> {
+        self.plans
+            .values()
+            .filter_map(|p| p.token.clone())
+            .collect()
     }
 
     /// Twins to plan again: what their driver image declares became known or changed.
@@ -279,6 +292,8 @@ impl Drivers {
                     // twin is (a lone container or a graph).
                     self.discovery.want(runtime, &p.twin_uuid, spec);
                 }
+                // Left alone until its token's first answer (the supervisor asks for it).
+                TwinOutcome::AwaitingToken => {}
                 TwinOutcome::CameraChild { .. } | TwinOutcome::FileOnly => {
                     // Its settings are read by its parent's driver (§8.3 restarts that).
                     self.meta
@@ -547,6 +562,12 @@ impl Drivers {
                 m.insert("twin_uuid".into(), json!(spec.owner));
                 m.insert("twin_name".into(), json!(spec.title));
                 m.insert("service".into(), json!(spec.service));
+                let key = spec.env.get("CYBERWAVE_API_KEY").map(String::as_str);
+                let now = crate::epoch_seconds();
+                m.insert(
+                    "credential".into(),
+                    self.ctx.tokens.status_of(&spec.owner, key, now),
+                );
                 if let Value::Object(rest) = v {
                     for (k, x) in rest.into_iter().filter(|(k, _)| k != "name") {
                         m.insert(k, x);
@@ -574,7 +595,14 @@ impl Drivers {
                 _ => None,
             })
             .collect();
-        json!({"containers": list, "problems": problems, "discovering": discovering})
+        let awaiting: Vec<&str> = self
+            .plans
+            .values()
+            .filter(|p| matches!(p.outcome, TwinOutcome::AwaitingToken))
+            .map(|p| p.twin_uuid.as_str())
+            .collect();
+        json!({"containers": list, "problems": problems, "discovering": discovering,
+               "awaiting_token": awaiting, "token_mode": self.ctx.tokens.settings.mode.as_str()})
     }
 }
 

@@ -69,7 +69,33 @@ pub fn launch_context_keeping(
             .filter(|(k, _)| !crate::containers::updates::is_secret_name(k))
             .collect(),
         images: Default::default(),
+        tokens: tokens(s),
     }
+}
+
+/// The driver-token settings and the tokens cached by an earlier run (a restarted edge runs
+/// its scoped drivers on them at once, backend or not).
+fn tokens(s: &Settings) -> crate::drivers::tokens::DriverTokens {
+    use crate::drivers::tokens::{DriverTokens, TokenFacts, TokenSettings, cache};
+    let mut warnings = Vec::new();
+    let settings = TokenSettings::from_env(&s.env, &mut warnings);
+    for w in warnings {
+        log::warn!("{w}");
+    }
+    let facts = match settings.mode {
+        crate::drivers::tokens::Mode::Legacy => Default::default(),
+        _ => cache::load_all(&s.config_dir)
+            .into_iter()
+            .map(|(twin, token)| {
+                let facts = TokenFacts::Held {
+                    token,
+                    failing: None,
+                };
+                (twin, facts)
+            })
+            .collect(),
+    };
+    DriverTokens { settings, facts }
 }
 
 /// Restart-loop, revival, probe and log knobs, bad values replaced by defaults (logged).

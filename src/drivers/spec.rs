@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::camera;
 use super::image;
-use super::params::{has_flag, log_opt_keys, split_env_params, valid_env_key};
+use super::params::{split_env_params, valid_env_key};
 use super::profile::{HostPlatform, ServiceProfile, drivers_of, select_profile_key, services_of};
 use super::words;
 use crate::config::Secret;
@@ -63,6 +63,8 @@ pub struct LaunchContext {
     pub edge_env: BTreeMap<String, String>,
     /// Driver images' labels, as far as known.
     pub images: KnownImages,
+    /// Twin-scoped driver tokens: the mode and each twin's token as last answered.
+    pub tokens: crate::drivers::tokens::DriverTokens,
 }
 
 /// A driver container is a [`ContainerSpec`] of role [`Role::Driver`] whose owner is its twin.
@@ -85,6 +87,9 @@ pub enum TwinOutcome {
     /// Its driver image's labels are not known yet (it may declare a service graph): nothing
     /// runs for it until they are; this single-container spec names the image to fetch.
     Discovering(Box<DriverSpec>),
+    /// It runs on a twin-scoped token and the first answer about it has not come yet: nothing
+    /// of it starts until it has (a cached token answers at once).
+    AwaitingToken,
     /// Cannot run: `title` is the `driver_start_failure` alert name.
     Problem {
         title: String,
@@ -106,6 +111,8 @@ pub struct TwinPlan {
     pub outcome: TwinOutcome,
     /// The `local_http` pages its profile declares (the local portal's listing), raw.
     pub local_http: Value,
+    /// It runs scoped (or waits to): the token it needs.
+    pub token: Option<crate::drivers::tokens::TokenNeed>,
 }
 
 /// `cyberwave-driver-{twin[:8]}[-{service}]`.
@@ -169,175 +176,6 @@ fn bad_env_key(svc: &ServiceProfile) -> Option<String> {
         .find(|k| !valid_env_key(k))
 }
 
-/// Builds one container's spec.
-fn build_spec(
-    ctx: &LaunchContext,
-    twin_uuid: &str,
-    twin_name: &str,
-    svc: &ServiceProfile,
-    children: &[String],
-) -> DriverSpec {
-    let name = container_name(twin_uuid, svc.name.as_deref());
-    let (param_pairs, mut params) = split_env_params(&svc.params);
-    if camera::is_alsa_image(&svc.image) {
-        params = super::params::with_alsa_devices(&params);
-    }
-    let param_env: BTreeMap<String, String> = param_pairs.into_iter().collect();
-    let injected = env::injected_env(ctx, twin_uuid, &svc.image, children, &param_env, &svc.env);
-    // One value per key: params' -e first, then the edge's (edge wins, except DRIVER_WINS).
-    let mut env = param_env.clone();
-    for (k, v) in injected {
-        if env::DRIVER_WINS.contains(&k.as_str()) && param_env.contains_key(&k) {
-            continue;
-        }
-        env.insert(k, v);
-    }
-
-    let with_env = image::with_environment_tag(&svc.image, &ctx.environment);
-    let (image, fallback_image) = match ctx
-        .host
-        .jetson
-        .then(|| image::jetson_variant(&with_env))
-        .flatten()
-    {
-        Some(j) => (j, Some(with_env)),
-        None => (with_env, None),
-    };
-
-    let mut o: Vec<String> = vec![
-        "--init".into(),
-        "--stop-timeout".into(),
-        svc.stop_timeout_s.to_string(),
-        "--restart".into(),
-        svc.restart.clone(),
-    ];
-    if svc.privileged {
-        o.push("--privileged".into());
-    }
-    if let Some(size) = &ctx.log_max_size
-        && !has_flag(&params, &["--log-driver"])
-    {
-        let set = log_opt_keys(&params);
-        o.extend(["--log-driver".into(), "json-file".into()]);
-        if !set.contains("max-size") {
-            o.extend(["--log-opt".into(), format!("max-size={size}")]);
-        }
-        if !set.contains("max-file") {
-            o.extend(["--log-opt".into(), format!("max-file={}", ctx.log_max_file)]);
-        }
-    }
-    if svc.prefer_gpu && ctx.nvidia_default_runtime {
-        o.extend(["--gpus".into(), svc.gpu.clone()]);
-    }
-    if !has_flag(&params, &["--network", "--net"]) {
-        o.extend(["--network".into(), "host".into()]);
-    }
-    if let Some(n) = svc.min_restart_interval_s {
-        o.extend(["--label".into(), format!("{LABEL_RESTART_FLOOR}={n}")]);
-    }
-    // Before ours (added at create): what the edge injects wins over the file.
-    if let Some(f) = &svc.host_env_file {
-        o.extend([
-            "--env-file".into(),
-            ctx.config_dir.join(f).display().to_string(),
-        ]);
-    }
-    o.extend(["--name".into(), name.clone()]);
-    let v4l = camera::wants_v4l(
-        &svc.image,
-        env.get(camera::VIDEO_DEVICE).map(String::as_str),
-        ctx.host_has_v4l,
-    ) && !super::params::mounts(&params, "/dev/v4l");
-    o.extend(params);
-    if v4l {
-        o.extend(["-v".into(), "/dev/v4l:/dev/v4l:ro".into()]);
-    }
-    let dir = ctx.config_dir.display().to_string();
-    o.extend([
-        "-v".into(),
-        format!("{dir}/{twin_uuid}.json:/app/{twin_uuid}.json"),
-    ]);
-    o.extend(["-v".into(), format!("{dir}:/app/.cyberwave:ro")]);
-    if svc.image.contains("so101") || ctx.has_so101_lib {
-        o.extend([
-            "-v".into(),
-            format!("{dir}/so101_lib:/app/.cyberwave/so101_lib"),
-        ]);
-    }
-    o.extend(["--label".into(), format!("{LABEL_TWIN}={twin_uuid}")]);
-    if let Some(s) = &svc.name {
-        o.extend(["--label".into(), format!("{LABEL_SERVICE}={s}")]);
-        // A service's own Jetson power-mode request, for the launch to apply (host-wide).
-        if let Some(v) = svc.env.get(super::jetson_power::ENV)
-            && super::jetson_power::normalize(v).is_some()
-        {
-            let v: String = v.trim().chars().take(32).collect();
-            o.extend([
-                "--label".into(),
-                format!("{}={v}", super::jetson_power::LABEL),
-            ]);
-        }
-    }
-
-    // The hash covers everything that shapes the container; the token only as its digest.
-    let mut hashed_env = env.clone();
-    for v in hashed_env.values_mut() {
-        if v == ctx.token.expose() {
-            *v = format!("sha256:{}", crate::sha256_hex(v.as_bytes()));
-        }
-    }
-    let mut canonical = json!({"schema": 2, "image": image, "options": o, "env": hashed_env, "command": svc.command});
-    let links = links_of(twin_uuid, svc);
-    if !links.extra_networks.is_empty() {
-        // Only then: a lone container's hash (and so its container) stays what it was.
-        let mut nets = links.extra_networks.clone();
-        nets.sort();
-        canonical["extra_networks"] = json!(nets);
-    }
-    let spec_hash = crate::sha256_hex(canonical.to_string().as_bytes());
-    crate::containers::push_managed_labels(&mut o, &spec_hash, &ctx.owner);
-
-    DriverSpec {
-        name,
-        role: Role::Driver,
-        owner: twin_uuid.to_string(),
-        title: twin_name.to_string(),
-        service: svc.name.clone(),
-        image,
-        fallback_image,
-        options: o,
-        env,
-        command: svc.command.clone(),
-        spec_hash,
-        restart: svc.restart.clone(),
-        pull: crate::containers::spec::Pull::Always,
-        floor: svc
-            .min_restart_interval_s
-            .map(std::time::Duration::from_secs),
-        probe: None,
-        pull_attempts: 1,
-        once: false,
-        links,
-    }
-}
-
-/// A service's graph links with its dependencies named as our containers.
-fn links_of(twin_uuid: &str, svc: &ServiceProfile) -> crate::containers::spec::Links {
-    let g = &svc.graph;
-    crate::containers::spec::Links {
-        extra_networks: g.extra_networks.clone(),
-        after: g
-            .depends_on
-            .iter()
-            .map(|(d, healthy)| crate::containers::spec::Gate {
-                name: container_name(twin_uuid, Some(d)),
-                healthy: *healthy,
-            })
-            .collect(),
-        resources: g.resources.clone(),
-    }
-}
-
 /// Plans every twin linked to this edge by the driver rule.
 pub fn plan_twins(
     twins: &[Twin],
@@ -394,6 +232,7 @@ pub fn plan_twins(
             detail: w.description,
             technical,
         };
+        let mut token = None;
         let outcome = if typed.asset_uuid.is_none() {
             problem(words::twin_has_no_asset(&name), None)
         } else if asset.is_none() {
@@ -444,13 +283,15 @@ pub fn plan_twins(
                                     None => {
                                         let cams =
                                             camera_children.get(uuid).cloned().unwrap_or_default();
-                                        graph::outcome(
+                                        let (o, need) = graph::outcome(
                                             ctx,
                                             (uuid, &name),
                                             &drivers[&key],
                                             services,
                                             &cams,
-                                        )
+                                        );
+                                        token = need;
+                                        o
                                     }
                                 }
                             }
@@ -467,6 +308,7 @@ pub fn plan_twins(
             twin_file: file,
             attach_parent: typed.attach_parent.clone(),
             outcome,
+            token,
         });
     }
     refuse_name_collisions(&mut out);
@@ -556,12 +398,15 @@ pub(crate) fn example_context() -> LaunchContext {
             unknown_is_plain: true,
             ..Default::default()
         },
+        tokens: Default::default(),
     }
 }
 
+mod build;
 mod env;
 mod graph;
 
+use build::build_spec;
 pub use graph::{ImageFacts, KnownImages};
 
 #[cfg(test)]

@@ -38,6 +38,15 @@ pub fn lock_overridden(
     }
 }
 
+/// The original's refusal (`driver_token_unavailable`) of a driver under `strict` without a
+/// twin-scoped token.
+pub fn driver_token_unavailable() -> Words {
+    Words {
+        title: "Driver token unavailable",
+        description: "Could not obtain a twin-scoped driver token and CYBERWAVE_EDGE_DRIVER_TOKEN_MODE=strict forbids the edge token fallback.".into(),
+    }
+}
+
 pub fn twin_has_no_asset(twin: &str) -> Words {
     Words {
         title: "Twin has no asset",

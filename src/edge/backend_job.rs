@@ -12,6 +12,8 @@ use serde_json::Value;
 use super::desired::{self, DesiredState, Source};
 use crate::backend::{Backend, BackendError};
 use crate::backoff::Backoff;
+use crate::drivers::tokens::obtain::Obtainer;
+use crate::drivers::tokens::{TokenFacts, TokenNeed, TokenSettings};
 use crate::health::Sampler;
 use crate::twins::linkage::linked_twins_strict;
 
@@ -38,6 +40,11 @@ pub enum BackendEvent {
         twins: Vec<String>,
         interfaces: Vec<Value>,
     },
+    /// What changed about a twin's driver token.
+    DriverToken {
+        twin: String,
+        facts: TokenFacts,
+    },
 }
 
 pub enum JobCtl {
@@ -45,7 +52,10 @@ pub enum JobCtl {
     Reload {
         backend: Box<Backend>,
         environment_uuid: Option<String>,
+        tokens: TokenSettings,
     },
+    /// The twins that run on twin-scoped driver tokens now.
+    DriverTokens(Vec<TokenNeed>),
     /// Refetch registration and desired state now (remote restart command).
     Resync,
 }
@@ -59,6 +69,7 @@ pub struct JobConfig {
     pub watchdog_layers: Vec<&'static str>,
     /// How often `edge.json` is refreshed from the backend (reference §4.7).
     pub edge_json_every: Duration,
+    pub tokens: TokenSettings,
 }
 
 struct Job {
@@ -76,12 +87,15 @@ struct Job {
     edge_uuid: Option<String>,
     next_edge_json: Option<Instant>,
     sampler: Sampler,
+    /// Driver tokens: minted and renewed here, never on the supervisor.
+    tokens: Obtainer,
 }
 
 pub fn run(cfg: JobConfig, events: Sender<BackendEvent>, ctl: Receiver<JobCtl>) {
     let now = Instant::now();
     let mut job = Job {
         sampler: Sampler::new("/".into(), cfg.battery_wh),
+        tokens: Obtainer::new(cfg.config_dir.clone(), cfg.tokens.clone(), &cfg.fingerprint),
         cfg,
         events,
         token_checked: false,
@@ -127,11 +141,20 @@ pub fn run(cfg: JobConfig, events: Sender<BackendEvent>, ctl: Receiver<JobCtl>) 
         if let Some(d) = job.next_discover {
             due = due.min(d);
         }
+        if let Some(at) = job.tokens.due() {
+            if Instant::now() >= at {
+                let told = job.tokens.check(&job.cfg.backend, crate::epoch_seconds());
+                job.tell_tokens(told);
+            }
+            due = due.min(job.tokens.due().unwrap_or(due));
+        }
         match ctl.recv_timeout(due.saturating_duration_since(Instant::now())) {
             Ok(JobCtl::Reload {
                 backend,
                 environment_uuid,
+                tokens,
             }) => {
+                job.tokens.reset(tokens);
                 job.cfg.backend = *backend;
                 job.cfg.environment_uuid = environment_uuid;
                 job.token_checked = false;
@@ -139,6 +162,12 @@ pub fn run(cfg: JobConfig, events: Sender<BackendEvent>, ctl: Receiver<JobCtl>) 
                 job.desired_ok = false;
                 job.backoff.reset();
                 job.next_boot = Instant::now();
+            }
+            Ok(JobCtl::DriverTokens(needs)) => {
+                let told = job
+                    .tokens
+                    .set_needs(needs, &job.cfg.backend, crate::epoch_seconds());
+                job.tell_tokens(told);
             }
             Ok(JobCtl::Resync) => {
                 job.registered = false;
@@ -157,6 +186,12 @@ impl Job {
         self.token_checked
             && self.registered
             && (self.desired_ok || self.cfg.environment_uuid.is_none())
+    }
+
+    fn tell_tokens(&self, told: Vec<(String, TokenFacts)>) {
+        for (twin, facts) in told {
+            self.send(BackendEvent::DriverToken { twin, facts });
+        }
     }
 
     fn send(&self, e: BackendEvent) {

@@ -70,6 +70,7 @@ pub(super) fn on_backend(
             state.apply_desired(d);
             super::restart::refetched(state, jobctl);
         }
+        BackendEvent::DriverToken { twin, facts } => state.on_driver_token(twin, facts),
         BackendEvent::DiscoverOk {
             latency,
             twins,
@@ -235,14 +236,17 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
     }
     let nvidia = state.drivers.ctx.nvidia_default_runtime;
     let images = std::mem::take(&mut state.drivers.ctx.images);
+    let tokens = std::mem::take(&mut state.drivers.ctx.tokens.facts);
     state.drivers.ctx = crate::drivers::settings::launch_context_keeping(
         &settings,
         &state.fingerprint,
         &state.drivers.ctx.camera_files,
     );
     state.drivers.ctx.nvidia_default_runtime = nvidia;
-    // What the images declare does not change with the settings.
+    // What the images declare does not change with the settings; tokens are asked for again
+    // (a token of another edge token is not used meanwhile).
     state.drivers.ctx.images = images;
+    state.drivers.ctx.tokens.facts = tokens;
     // The bus is wired once per process (its session and router run on): containers keep
     // being told what it is.
     state.drivers.ctx.bus_env = state.data.bus.settings.driver_env();
@@ -284,5 +288,8 @@ pub(super) fn reload(state: &mut State, link_tx: &Sender<LinkEvent>, jobctl: &Se
     let _ = jobctl.send(JobCtl::Reload {
         backend: Box::new(Backend::new(&state.settings)),
         environment_uuid: state.environment_uuid(),
+        tokens: state.drivers.ctx.tokens.settings.clone(),
     });
+    // Asked again under the new settings (and edge token).
+    state.token_needs_sent = None;
 }

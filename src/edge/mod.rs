@@ -26,6 +26,7 @@ mod sources;
 mod startup;
 mod state;
 mod supervisor;
+mod tokens;
 mod wire;
 
 pub use self::boot::load_settings;

@@ -87,6 +87,8 @@ pub(super) struct State {
     pub(super) network_lines: super::network::NetworkLines,
     /// `run --local`: no backend, no broker.
     pub(super) local: bool,
+    /// The twins on driver tokens the backend-jobs thread was last told of.
+    pub(super) token_needs_sent: Option<Vec<crate::drivers::tokens::TokenNeed>>,
 }
 
 /// What the backend said of us.
@@ -309,7 +311,7 @@ impl State {
     }
 
     /// Plans these twins again (those still planned).
-    fn replan(&mut self, twins: Vec<String>) {
+    pub(super) fn replan(&mut self, twins: Vec<String>) {
         let Some(d) = &self.desired else {
             return;
         };

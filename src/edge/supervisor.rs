@@ -136,6 +136,7 @@ impl Supervisor {
             },
             Event::Tick => self.on_tick(),
         }
+        self.state.send_token_needs(&self.jobctl);
         None
     }
 

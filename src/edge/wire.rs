@@ -402,6 +402,7 @@ fn assemble(
         network_lines: Default::default(),
         local,
         settings,
+        token_needs_sent: None,
     };
     Ok((state, events))
 }
@@ -563,6 +564,7 @@ fn start_backend_jobs(
         battery_wh: state.settings.battery_wh,
         watchdog_layers: watchdog_layers(),
         edge_json_every: edge_json_every(&state.settings),
+        tokens: state.drivers.ctx.tokens.settings.clone(),
     };
     thread_named("backend-jobs", move || {
         backend_job::run(cfg, job_tx, jobctl_rx)

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{DriverSpec, LaunchContext, TwinOutcome, build_spec, container_name};
+use super::{DriverSpec, LaunchContext, TwinOutcome, build, build_spec, container_name};
 pub use crate::containers::launch::ImageLook;
 use crate::drivers::compose::{self, Declared};
 use crate::drivers::profile::{GraphLinks, ServiceProfile};
+use crate::drivers::tokens::{Credential, Mode, SCOPED_LABEL, TokenNeed};
 use crate::drivers::words;
 
 /// What this edge knows of driver images, by reference (tag rules applied): their labels, read
@@ -30,41 +31,110 @@ pub enum ImageFacts {
 }
 
 /// The outcome of a twin whose profile gave `services` (one unnamed service: a single-image
-/// profile, which may declare a graph).
+/// profile, which may declare a graph), and its token need when it runs scoped.
 pub(super) fn outcome(
     ctx: &LaunchContext,
     twin: (&str, &str),
     profile: &Value,
     services: Vec<ServiceProfile>,
     cams: &[String],
-) -> TwinOutcome {
-    let (uuid, name) = twin;
-    let build = |s: &ServiceProfile| build_spec(ctx, uuid, name, s, cams);
+) -> (TwinOutcome, Option<TokenNeed>) {
+    match services_to_run(ctx, twin, profile, services, cams) {
+        Ok(services) => with_credentials(ctx, twin, &services, cams),
+        Err(stop) => (stop, None),
+    }
+}
+
+/// The services a twin runs: inline ones as they are; a single image as one container or as
+/// the graph it declares, once its labels are known. `Err`: what stops the twin for now.
+fn services_to_run(
+    ctx: &LaunchContext,
+    (uuid, name): (&str, &str),
+    profile: &Value,
+    services: Vec<ServiceProfile>,
+    cams: &[String],
+) -> Result<Vec<ServiceProfile>, TwinOutcome> {
     let single = match services.as_slice() {
-        [s] if s.name.is_none() && !ctx.driver_overrides.contains_key(uuid) => s,
-        _ => return TwinOutcome::Containers(services.iter().map(build).collect()),
+        [s] if s.name.is_none() && !ctx.driver_overrides.contains_key(uuid) => s.clone(),
+        _ => return Ok(services),
     };
-    let spec = build(single);
+    let spec = build_spec(ctx, uuid, name, &single, cams, None);
     let look = match ctx.images.facts.get(&spec.image) {
-        None if ctx.images.unknown_is_plain => return TwinOutcome::Containers(vec![spec]),
-        None => return TwinOutcome::Discovering(Box::new(spec)),
+        None if ctx.images.unknown_is_plain => return Ok(vec![single]),
+        None => return Err(TwinOutcome::Discovering(Box::new(spec))),
         // As the original: the launch then pulls, retries and alerts as for any image; once a
         // launch brought the image, its labels are read again.
-        Some(ImageFacts::Unavailable(_)) => return TwinOutcome::Containers(vec![spec]),
+        Some(ImageFacts::Unavailable(_)) => return Ok(vec![single]),
         Some(ImageFacts::Known(look)) => look,
     };
-    match declared_services(ctx, uuid, &spec, look, profile, single) {
-        Ok(None) => TwinOutcome::Containers(vec![spec]),
-        Ok(Some(graph)) => TwinOutcome::Containers(graph.iter().map(build).collect()),
+    match declared_services(ctx, uuid, &spec, look, profile, &single) {
+        Ok(None) => Ok(vec![single]),
+        Ok(Some(graph)) => Ok(graph),
         Err(why) => {
             let w = words::unusable_topology(name, &why, &ctx.troubleshooting_url);
-            TwinOutcome::Problem {
+            Err(TwinOutcome::Problem {
                 title: w.title.into(),
                 detail: w.description,
                 technical: Some(why),
+            })
+        }
+    }
+}
+
+/// Each container with the credential its mode gives it (reference §5.8, driver tokens): under
+/// `auto` that is its image's label, so an image not looked at yet is looked at first. A twin
+/// waits for its token's first answer; `strict` without a token is a problem.
+fn with_credentials(
+    ctx: &LaunchContext,
+    (uuid, name): (&str, &str),
+    services: &[ServiceProfile],
+    cams: &[String],
+) -> (TwinOutcome, Option<TokenNeed>) {
+    let need = TokenNeed::new(uuid, cams);
+    let (mut specs, mut scoped) = (Vec::new(), false);
+    for s in services {
+        let image = build::final_image(ctx, s).0;
+        let opts_in = match ctx.images.facts.get(&image) {
+            Some(ImageFacts::Known(look)) => opts_in(&look.labels),
+            None if ctx.tokens.settings.mode == Mode::Auto && !ctx.images.unknown_is_plain => {
+                let spec = build_spec(ctx, uuid, name, s, cams, None);
+                return (TwinOutcome::Discovering(Box::new(spec)), None);
+            }
+            // Not inspectable: as the original, no label.
+            _ => false,
+        };
+        match ctx
+            .tokens
+            .credential(&need, opts_in, &ctx.base_url, ctx.token.expose())
+        {
+            Credential::Edge { fallback } => {
+                scoped |= fallback.is_some();
+                specs.push(build_spec(ctx, uuid, name, s, cams, None));
+            }
+            Credential::Scoped(t) => {
+                scoped = true;
+                specs.push(build_spec(ctx, uuid, name, s, cams, Some(&t)));
+            }
+            Credential::Awaiting => return (TwinOutcome::AwaitingToken, Some(need)),
+            Credential::Refused(why) => {
+                let w = words::driver_token_unavailable();
+                let stop = TwinOutcome::Problem {
+                    title: w.title.into(),
+                    detail: w.description,
+                    technical: Some(why),
+                };
+                return (stop, Some(need));
             }
         }
     }
+    (TwinOutcome::Containers(specs), scoped.then_some(need))
+}
+
+/// The original's test of an image's opt-in label.
+fn opts_in(labels: &BTreeMap<String, String>) -> bool {
+    labels
+        .get(SCOPED_LABEL)
+        .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
 }
 
 /// The services `labels` declare, as inline services of the twin; `None`: run it as one.

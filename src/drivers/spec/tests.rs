@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use super::*;
+use serde_json::json;
 
 const T: &str = "11111111-2222-4333-8444-555555555555";
 const CAM: &str = "cccccccc-2222-4333-8444-555555555555";
@@ -152,7 +153,7 @@ fn gpu_network_and_log_overrides() {
         host_env_file: None,
         graph: Default::default(),
     };
-    let s = build_spec(&c, T, "arm", &svc, &[]);
+    let s = build_spec(&c, T, "arm", &svc, &[], None);
     let j = s.create_argv(Path::new("/e")).join(" ");
     assert_eq!(s.name, "cyberwave-driver-11111111-cam");
     assert_eq!(
@@ -173,7 +174,7 @@ fn gpu_network_and_log_overrides() {
         "service env overrides the injected one"
     );
     c.log_max_size = None;
-    let j = build_spec(&c, T, "arm", &svc, &[])
+    let j = build_spec(&c, T, "arm", &svc, &[], None)
         .create_argv(Path::new("/e"))
         .join(" ");
     assert!(!j.contains("--log-driver json-file"));
@@ -437,3 +438,4 @@ fn so101_lib_is_mounted_for_so101_images_or_when_it_exists() {
 }
 
 mod graph;
+mod tokens;

@@ -258,6 +258,30 @@ impl DriverTokens {
     }
 }
 
+impl DriverTokens {
+    /// A driver container's credential for `status`: `scoped` with the token's uuid prefix,
+    /// expiry and renewal trouble, or `legacy` (with why, when it is `scoped`'s fallback).
+    /// Never the token.
+    pub fn status_of(&self, twin: &str, api_key: Option<&str>, now: f64) -> serde_json::Value {
+        use serde_json::json;
+        match self.facts.get(twin) {
+            Some(TokenFacts::Held { token, failing }) if api_key == Some(token.token.as_str()) => {
+                json!({
+                    "mode": "scoped",
+                    "token_uuid": token.uuid.get(..8).unwrap_or(&token.uuid),
+                    "expires_at": token.expires_at,
+                    "expired": token.expires_epoch().is_some_and(|at| at <= now),
+                    "renewal_failing": failing,
+                })
+            }
+            Some(TokenFacts::Unobtainable { reason, .. }) if self.settings.mode != Mode::Legacy => {
+                json!({"mode": "legacy", "fallback": reason})
+            }
+            _ => json!({"mode": "legacy"}),
+        }
+    }
+}
+
 /// The MQTT username a client holding `token` connects as (the SDK's `mqtt_identity`):
 /// `cwh_` + sha256 of the token, so broker logs identify the session without the secret.
 pub fn mqtt_username(token: &str) -> String {

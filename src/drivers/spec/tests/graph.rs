@@ -41,6 +41,18 @@ fn plan(profile: Value, facts: Option<ImageFacts>) -> TwinOutcome {
     if let Some(f) = facts {
         c.images.facts.insert(IMAGE.to_string(), f);
     }
+    // The graphs' other images, looked at already (under `auto` their labels are read first:
+    // `tokens.rs` covers that).
+    for img in [
+        "reg.example/app:1",
+        "reg.example/router:1",
+        "r/b:1",
+        "r/n:1",
+    ] {
+        let img = crate::drivers::image::with_environment_tag(img, &c.environment);
+        let plain = ImageFacts::Known(ImageLook::default());
+        c.images.facts.entry(img).or_insert(plain);
+    }
     plan_twins(&t, &a, &[G.to_string()], &c).remove(0).outcome
 }
 
