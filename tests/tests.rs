@@ -13,6 +13,7 @@ mod compose_graphs;
 mod containers;
 mod driver_alerts;
 mod driver_graphs;
+mod driver_tokens;
 mod drivers;
 mod edge_core;
 mod edge_files;

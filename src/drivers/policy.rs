@@ -84,7 +84,7 @@ impl LaunchHooks for DriverHooks {
             .any(|o| o.contains(tokens::PUBLIC_CREDENTIALS))
         {
             // A scoped driver reads this in place of credentials.json: fail closed without it.
-            tokens::cache::write_public(&self.config_dir).map_err(|e| LaunchFailure {
+            tokens::cache::prepare_masks(&self.config_dir).map_err(|e| LaunchFailure {
                 phase: "driver_token_mask_failed",
                 message: format!("Could not hide the edge credentials from the driver: {e}"),
             })?;

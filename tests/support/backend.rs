@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+mod driver_tokens;
 mod remote_access;
+
+pub use driver_tokens::TokenBehaviour;
 
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -54,6 +57,7 @@ struct Inner {
     /// When set, every `/api/v1/alerts` call answers this status (with `Retry-After: 1`).
     alert_status: Option<u16>,
     remote: remote_access::Remote,
+    driver_tokens: driver_tokens::Tokens,
 }
 
 pub struct FakeBackend {
@@ -83,6 +87,7 @@ impl FakeBackend {
             signed: BTreeMap::new(),
             files: BTreeMap::new(),
             remote: Default::default(),
+            driver_tokens: Default::default(),
         }));
         let offline = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
@@ -426,6 +431,9 @@ fn route(
         );
     }
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let ["api", "v1", "twins", twin, "driver-token", rest @ ..] = segs.as_slice() {
+        return driver_tokens::route(&mut g.driver_tokens, method, twin, rest);
+    }
     if let ["api", "v1", "edges", _, "remote-access", rest @ ..] = segs.as_slice() {
         return remote_access::route(&mut g.remote, method, rest, headers, body);
     }

@@ -75,6 +75,16 @@ pub fn remove(config_dir: &Path, twin: &str) {
     }
 }
 
+/// What a scoped driver's masks need on the host before `docker create`: the public view of
+/// `credentials.json` and the masked directories (a mount point cannot be made inside the
+/// read-only config-dir mount).
+pub fn prepare_masks(config_dir: &Path) -> io::Result<()> {
+    for d in super::MASKED_DIRS {
+        crate::fsutil::ensure_dir(&config_dir.join(d), 0o700)?;
+    }
+    write_public(config_dir).map(|_| ())
+}
+
 /// Writes `driver_credentials.public.json` from `credentials.json` (a missing or unreadable
 /// file gives an empty `envs`, as in the original); the file a scoped driver reads instead.
 pub fn write_public(config_dir: &Path) -> io::Result<PathBuf> {

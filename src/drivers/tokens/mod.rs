@@ -313,15 +313,25 @@ pub fn harden(env: &mut BTreeMap<String, String>, driver_token: &str, edge_token
     }
 }
 
+/// Config-dir directories a scoped driver sees as empty: every twin's cached token (the
+/// original's mask), and, ours, a launch's env file while `docker create` reads it (it holds
+/// the edge token of a legacy driver) and the remote-access relay credential.
+pub const MASKED_DIRS: [&str; 3] = [TOKEN_DIR, "run", "remote-access"];
+
 /// The `docker create` options that hide the edge's secrets behind the read-only config-dir
-/// mount: `credentials.json` replaced by its public view, the token cache by an empty tmpfs.
-pub fn mask_options(config_dir: &str) -> [String; 4] {
-    [
+/// mount: `credentials.json` replaced by its public view, [`MASKED_DIRS`] by empty tmpfs.
+pub fn mask_options(config_dir: &str) -> Vec<String> {
+    let mut o = vec![
         "-v".into(),
         format!("{config_dir}/{PUBLIC_CREDENTIALS}:{CONTAINER_CONFIG_DIR}/credentials.json:ro"),
-        "--tmpfs".into(),
-        format!("{CONTAINER_CONFIG_DIR}/{TOKEN_DIR}:ro,size=64k"),
-    ]
+    ];
+    for d in MASKED_DIRS {
+        o.extend([
+            "--tmpfs".into(),
+            format!("{CONTAINER_CONFIG_DIR}/{d}:ro,size=64k"),
+        ]);
+    }
+    o
 }
 
 /// The public view of `credentials.json`: its string `envs` whose names mark no secret

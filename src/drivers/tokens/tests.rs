@@ -208,14 +208,22 @@ fn settings_from_the_environment() {
 }
 
 #[test]
-fn the_mask_hides_credentials_and_the_token_cache() {
+fn the_mask_hides_credentials_the_token_cache_env_files_and_the_relay_credential() {
     assert_eq!(
         mask_options("/etc/cyberwave"),
         [
             "-v",
             "/etc/cyberwave/driver_credentials.public.json:/app/.cyberwave/credentials.json:ro",
             "--tmpfs",
-            "/app/.cyberwave/driver_tokens:ro,size=64k"
+            "/app/.cyberwave/driver_tokens:ro,size=64k",
+            "--tmpfs",
+            "/app/.cyberwave/run:ro,size=64k",
+            "--tmpfs",
+            "/app/.cyberwave/remote-access:ro,size=64k",
         ]
     );
+    // The directories as their owners name them.
+    assert_eq!(MASKED_DIRS[2], crate::remote_access::files::DIR);
+    let env_file = crate::containers::launch::env_file_path(std::path::Path::new("/c"), "x");
+    assert!(env_file.starts_with(format!("/c/{}", MASKED_DIRS[1])));
 }
