@@ -202,6 +202,15 @@ fn auto_scopes_a_labelled_driver_hides_the_edge_token_and_leaves_the_others_alon
     // …and cannot read its own cached token through the config dir either.
     assert_eq!(readable_in(&sn, &driver_token), "/proc/1/environ");
 
+    // No launch left an env file behind (they hold the edge token of a legacy driver).
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path.join("run"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "env"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
     // The unlabelled driver keeps the edge token (legacy), as in the original.
     assert_eq!(env_var(&pn, "CYBERWAVE_API_KEY").as_deref(), Some(TOKEN));
 

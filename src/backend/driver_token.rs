@@ -38,6 +38,15 @@ pub struct Minted {
     pub expires_at: Option<String>,
 }
 
+impl std::fmt::Debug for Minted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minted")
+            .field("uuid", &self.uuid)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A token uuid goes into the renew path: only what a uuid is made of.
 fn plain_id(s: &str) -> bool {
     !s.is_empty()

@@ -142,3 +142,86 @@ fn a_repeated_get_is_conditional_and_a_304_answers_with_the_kept_copy() {
     let _ = b.twin("t-1");
     assert!(!seen.lock().unwrap()[2].contains("if-none-match"));
 }
+
+/// A server answering each request with the next `(status, body)`; returns its base URL.
+fn canned_server(answers: Vec<(u16, &'static str)>) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for ((status, body), mut c) in answers.into_iter().zip(l.incoming().map_while(Result::ok)) {
+            let mut buf = [0u8; 8192];
+            let _ = c.read(&mut buf);
+            let _ = write!(
+                c,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn driver_token_answers_are_classified_and_never_echoed() {
+    use super::TokenCallError as E;
+    let d = Duration::from_secs(2);
+    let url = canned_server(vec![
+        (404, r#"{"detail":"Not found."}"#),
+        (201, r#"{"uuid":"u1"}"#),
+        (201, r#"{"token":"cw_t","uuid":"../../edges"}"#),
+        (503, r#"{"detail":"cw_secret_in_body"}"#),
+        (
+            201,
+            r#"{"token":"cw_t","uuid":"u-1","expires_at":"2030-01-01T00:00:00+00:00"}"#,
+        ),
+        (410, r#"{}"#),
+        (404, r#"{}"#),
+        (200, r#"{"expires_at":"2031-01-01T00:00:00Z"}"#),
+    ]);
+    let b = client(&url, Duration::from_secs(5));
+    let kids = ["c1".to_string()];
+    assert_eq!(
+        b.mint_driver_token("t", &kids, "fp-x", d),
+        Err(E::Unsupported)
+    );
+    assert!(matches!(
+        b.mint_driver_token("t", &kids, "", d),
+        Err(E::Failed(_))
+    ));
+    assert!(matches!(
+        b.mint_driver_token("t", &kids, "", d),
+        Err(E::Failed(_))
+    ));
+    match b.mint_driver_token("t", &kids, "", d) {
+        Err(E::Failed(why)) => assert!(!why.contains("cw_secret"), "{why}"),
+        other => panic!("{:?}", other.map(|m| m.uuid)),
+    }
+    let m = b
+        .mint_driver_token("t", &kids, "", d)
+        .map_err(|e| e.to_string());
+    assert_eq!(
+        m.map(|m| (m.token, m.uuid)),
+        Ok(("cw_t".into(), "u-1".into()))
+    );
+    assert_eq!(b.renew_driver_token("t", "u-1", d), Err(E::NotRenewable));
+    assert_eq!(b.renew_driver_token("t", "u-1", d), Err(E::NotRenewable));
+    assert_eq!(
+        b.renew_driver_token("t", "u-1", d),
+        Ok(Some("2031-01-01T00:00:00Z".into()))
+    );
+    // A uuid that is not one never reaches a path.
+    assert_eq!(b.renew_driver_token("t", "a/b", d), Err(E::NotRenewable));
+}
+
+#[test]
+fn a_driver_token_call_ends_at_its_deadline() {
+    let url = slow_server(Duration::from_secs(3));
+    let b = client(&url, Duration::from_secs(30));
+    let t = std::time::Instant::now();
+    assert!(
+        b.mint_driver_token("t", &[], "", Duration::from_millis(300))
+            .is_err()
+    );
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}

@@ -89,6 +89,10 @@ fn auto_runs_a_labelled_image_scoped_and_an_unlabelled_one_on_the_edge_token() {
     );
     assert!(s.env.values().chain(&s.options).all(|v| !v.contains(edge)));
     assert!(
+        !s.env_file_text().contains(edge),
+        "the env file holds the edge token"
+    );
+    assert!(
         s.options
             .iter()
             .any(|o| o.ends_with(":/app/.cyberwave/credentials.json:ro"))
