@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::policy::{DriverHooks, DriverPolicy};
 use crate::alerts::{Alert, AlertSink};
@@ -549,62 +549,8 @@ impl Drivers {
             log::info!("NVIDIA runtime is Docker's default: GPU drivers get --gpus");
         }
     }
-
-    /// Driver containers and twin problems for `status`.
-    pub fn snapshot(&self, runtime: &Runtime) -> Value {
-        let list: Vec<Value> = runtime
-            .snapshot()
-            .into_iter()
-            .filter(|(spec, _)| spec.role == Role::Driver)
-            .map(|(spec, v)| {
-                let mut m = Map::new();
-                m.insert("name".into(), v["name"].clone());
-                m.insert("twin_uuid".into(), json!(spec.owner));
-                m.insert("twin_name".into(), json!(spec.title));
-                m.insert("service".into(), json!(spec.service));
-                let key = spec.env.get("CYBERWAVE_API_KEY").map(String::as_str);
-                let now = crate::epoch_seconds();
-                m.insert(
-                    "credential".into(),
-                    self.ctx.tokens.status_of(&spec.owner, key, now),
-                );
-                if let Value::Object(rest) = v {
-                    for (k, x) in rest.into_iter().filter(|(k, _)| k != "name") {
-                        m.insert(k, x);
-                    }
-                }
-                Value::Object(m)
-            })
-            .collect();
-        let problems: Vec<Value> = self
-            .problems
-            .iter()
-            .map(|(t, p)| {
-                json!({"twin_uuid": t, "problem": p,
-                       "degrades": p == crate::drivers::spec::NAME_COLLISION})
-            })
-            .collect();
-        // Twins whose driver image is being fetched to learn what it declares.
-        let discovering: Vec<Value> = self
-            .plans
-            .values()
-            .filter_map(|p| match &p.outcome {
-                TwinOutcome::Discovering(s) => {
-                    Some(json!({"twin_uuid": p.twin_uuid, "image": s.image}))
-                }
-                _ => None,
-            })
-            .collect();
-        let awaiting: Vec<&str> = self
-            .plans
-            .values()
-            .filter(|p| matches!(p.outcome, TwinOutcome::AwaitingToken))
-            .map(|p| p.twin_uuid.as_str())
-            .collect();
-        json!({"containers": list, "problems": problems, "discovering": discovering,
-               "awaiting_token": awaiting, "token_mode": self.ctx.tokens.settings.mode.as_str()})
-    }
 }
 
+mod status;
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,7 @@ mod link;
 pub mod manifest;
 mod network;
 pub mod node;
+mod plans;
 mod portal;
 mod report;
 mod restart;
