@@ -212,10 +212,17 @@ impl Engine for FakeEngine {
         Ok(Vec::new())
     }
     fn events(&self) -> Result<EventStream, EngineError> {
-        self.record("events".into())?;
+        // The writer is in place before the call is seen: a test that waits for the call may
+        // write at once (recorded first, an event could find no stream: a flaky CI run).
         let (read, write, handle) = pair().map_err(|e| io_error("events", e))?;
         if let Ok(mut w) = self.event_writer.lock() {
             *w = Some(write);
+        }
+        if let Err(e) = self.record("events".into()) {
+            if let Ok(mut w) = self.event_writer.lock() {
+                *w = None;
+            }
+            return Err(e);
         }
         Ok(EventStream {
             lines: Box::new(ReadLines(BufReader::new(read))),
@@ -224,10 +231,16 @@ impl Engine for FakeEngine {
         })
     }
     fn follow_logs(&self, name: &str, _from: LogStart) -> Result<LineStream, EngineError> {
-        self.record(format!("logs {name}"))?;
+        // As `events`: the writer first, then the call.
         let (read, write, handle) = pair().map_err(|e| io_error("logs", e))?;
         if let Ok(mut w) = self.log_writers.lock() {
             w.insert(name.to_string(), write);
+        }
+        if let Err(e) = self.record(format!("logs {name}")) {
+            if let Ok(mut w) = self.log_writers.lock() {
+                w.remove(name);
+            }
+            return Err(e);
         }
         Ok(LineStream {
             lines: Box::new(ReadLines(BufReader::new(read))),
