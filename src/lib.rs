@@ -24,6 +24,7 @@ pub mod host;
 pub mod logging;
 pub mod models;
 pub mod mqtt;
+pub mod podman;
 pub mod process;
 pub mod remote_access;
 pub mod systemd;

@@ -24,6 +24,7 @@ mod identity;
 mod layers;
 mod models;
 mod network_lines;
+mod podman_engine;
 mod portal;
 mod pulls;
 mod remote_access;

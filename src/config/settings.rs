@@ -132,6 +132,10 @@ pub struct Settings {
     pub http_timeout: Duration,
     pub control_socket: PathBuf,
     pub docker_bin: String,
+    /// `CYBERWAVE_CONTAINER_ENGINE`: `docker` (default), `podman`, or `auto`.
+    pub container_engine: String,
+    /// `CYBERWAVE_PODMAN_SOCKET` (Podman's API socket; default `/run/podman/podman.sock`).
+    pub podman_socket: Option<PathBuf>,
     /// Messages held while the broker is unreachable; the oldest are dropped beyond this.
     pub mqtt_outbox: usize,
     pub credentials_envs: std::collections::BTreeMap<String, String>,
@@ -330,6 +334,11 @@ impl Settings {
                 docker_bin: env
                     .get("CYBERWAVE_DOCKER_BIN")
                     .unwrap_or_else(|| "docker".into()),
+                container_engine: env
+                    .get("CYBERWAVE_CONTAINER_ENGINE")
+                    .map(|e| e.trim().to_ascii_lowercase())
+                    .unwrap_or_else(|| "docker".into()),
+                podman_socket: env.get("CYBERWAVE_PODMAN_SOCKET").map(PathBuf::from),
                 mqtt_outbox,
                 credentials_envs: creds.envs,
                 env,

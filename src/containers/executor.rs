@@ -21,6 +21,8 @@ pub enum ExecEvent {
         nvidia_default: bool,
         /// The engine knows an `nvidia` runtime (default or not).
         nvidia: bool,
+        /// The engine's name and version, as it says (`status`, host facts).
+        engine: (String, Option<String>),
     },
     Ps(Result<Vec<Container>, EngineError>),
     Container(ContainerEvent),
@@ -96,6 +98,7 @@ pub fn run_ops(engine: &dyn Engine, rx: &Receiver<Op>, emit: &dyn Fn(ExecEvent) 
                 ExecEvent::Runtimes {
                     nvidia_default: runtimes.nvidia_default(),
                     nvidia: runtimes.nvidia(),
+                    engine: (engine.name().to_string(), engine.version()),
                 }
             }
             Op::Observe => ExecEvent::Ps(engine.ps()),

@@ -72,6 +72,10 @@ pub enum RuntimeEvent {
 pub struct Runtime {
     config_dir: PathBuf,
     owner: String,
+    /// How long an exited container is left to the engine's own restart policy.
+    revive_after: Duration,
+    /// The engine's name and version (the version once it answered).
+    pub engine: (String, Option<String>),
     tuning: Tuning,
     policies: BTreeMap<Role, Box<dyn Policy>>,
     hooks: RoleHooks,
@@ -147,6 +151,11 @@ impl Runtime {
             bytes: tuning.disk_reserve_mb.saturating_mul(1 << 20),
             ..Default::default()
         });
+        // Where the engine restarts nothing itself (Podman), the revival is the restart policy.
+        let revive_after = match engine.restarts_containers() {
+            true => REVIVE_AFTER,
+            false => Duration::ZERO,
+        };
         let helpers = threads::spawn(&engine, &config_dir, &tuning, &hooks, &reserve, events);
         let threads::Helpers {
             ops,
@@ -157,6 +166,8 @@ impl Runtime {
         let _ = ops.send(Op::Runtimes);
         let _ = ops.send(Op::Observe);
         let runtime = Runtime {
+            engine: (engine.name().to_string(), None),
+            revive_after,
             flap: FlapDetector::new(tuning.restart_loop_threshold, tuning.restart_loop_window),
             followers: Followers::new(engine, tuning.log_tail),
             ran_images: load_images(&config_dir),
@@ -317,9 +328,11 @@ impl Runtime {
             RuntimeEvent::Exec(ExecEvent::Runtimes {
                 nvidia_default,
                 nvidia,
+                engine,
             }) => {
                 self.nvidia_default = nvidia_default;
                 self.nvidia = nvidia;
+                self.engine = engine;
             }
             RuntimeEvent::Exec(ExecEvent::Ps(Ok(list))) => {
                 let answered = self.observation_landed();
@@ -447,7 +460,7 @@ impl Runtime {
     fn rules(&self) -> plan::Rules {
         plan::Rules {
             removed_revival: self.tuning.removed_revival,
-            revive_after: REVIVE_AFTER,
+            revive_after: self.revive_after,
             revive_every: REVIVE_EVERY,
         }
     }

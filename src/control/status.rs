@@ -260,6 +260,7 @@ pub fn collect() -> Value {
         "twins": daemon_view.and_then(|d| d.get("twins").cloned()).unwrap_or(Value::Null),
         "alerts": daemon_view.and_then(|d| d.get("alerts").cloned()).unwrap_or(Value::Null),
         "mode": daemon_view.and_then(|d| d.get("mode").cloned()).unwrap_or(Value::Null),
+        "engine": daemon_view.and_then(|d| d.get("engine").cloned()).unwrap_or(Value::Null),
         "drivers": daemon_view.and_then(|d| d.get("drivers").cloned()).unwrap_or(Value::Null),
         "bus": daemon_view.and_then(|d| d.get("bus").cloned()).unwrap_or(Value::Null),
         "worker": daemon_view.and_then(|d| d.get("worker").cloned()).unwrap_or(Value::Null),

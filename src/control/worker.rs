@@ -69,7 +69,7 @@ fn load() -> Result<Ctx, String> {
     )?;
     Ok(Ctx {
         name: container_name(&environment_uuid),
-        engine: crate::containers::engine::open_default(&settings.docker_bin),
+        engine: crate::containers::engine::open_default(&settings),
         settings,
         environment_uuid,
     })

@@ -14,12 +14,19 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The Engine socket: `DOCKER_HOST=unix://…`, else `/var/run/docker.sock`; `None` when Docker
 /// is reached another way (TCP, SSH), in which case callers fall back to the CLI.
-pub fn socket_path() -> Option<PathBuf> {
+pub fn configured_socket() -> Option<PathBuf> {
     match std::env::var("DOCKER_HOST") {
         Ok(h) if !h.is_empty() => h.strip_prefix("unix://").map(PathBuf::from),
         _ => Some(PathBuf::from("/var/run/docker.sock")),
     }
-    .filter(|p| p.exists())
+}
+
+/// Opens `GET /events` of every container (Podman's compatible API drops every event when
+/// asked to filter by a label key alone): one JSON object per line.
+pub fn follow_all_events(socket: &std::path::Path) -> io::Result<(LogStream, UnixStream)> {
+    // {"type":["container"]}, URL-encoded
+    let filters = "%7B%22type%22%3A%5B%22container%22%5D%7D";
+    open_stream(socket, &format!("/events?filters={filters}"), Some(false))
 }
 
 /// Opens `GET /events` filtered to the containers our runtime manages (any role): one JSON

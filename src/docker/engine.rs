@@ -35,9 +35,19 @@ impl Engine for Docker {
         "docker"
     }
 
+    fn version(&self) -> Option<String> {
+        let out = self.run(
+            &["version", "--format", "{{.Server.Version}}"],
+            Duration::from_secs(5),
+        );
+        out.ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
     /// Through the Engine API when its socket is reachable (no CLI process), else `docker ps`.
     fn ps(&self) -> Result<Vec<Container>, EngineError> {
-        if let Some(sock) = api::socket_path() {
+        if let Some(sock) = self.socket() {
             match api::list_managed(&sock) {
                 Ok(list) => return Ok(list),
                 Err(e) => {
@@ -326,7 +336,7 @@ impl Engine for Docker {
 
     /// `GET /events` on the Engine API socket, else a long-lived `docker events` child.
     fn events(&self) -> Result<EventStream, EngineError> {
-        if let Some(sock) = api::socket_path() {
+        if let Some(sock) = self.socket() {
             match api::follow_events(&sock) {
                 Ok((lines, handle)) => {
                     return Ok(EventStream {
@@ -372,7 +382,7 @@ impl Engine for Docker {
 
     /// `GET /containers/{name}/logs?follow=1…` on the socket, else `docker logs -f`.
     fn follow_logs(&self, name: &str, from: LogStart) -> Result<LineStream, EngineError> {
-        if let Some(sock) = api::socket_path() {
+        if let Some(sock) = self.socket() {
             let (lines, handle) =
                 api::follow_logs(&sock, name, from).map_err(|e| EngineError::Failed {
                     command: format!("docker API logs {name}"),

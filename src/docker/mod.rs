@@ -8,7 +8,7 @@ pub mod api;
 mod engine;
 mod pulling;
 mod resources;
-mod shape;
+pub mod shape;
 
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -34,6 +34,8 @@ pub struct Docker {
     /// `CYBERWAVE_DRIVER_REMOVE_TIMEOUT_SECONDS`).
     create_timeout: Duration,
     remove_timeout: Duration,
+    /// The engine's API socket (used while it exists; the CLI otherwise).
+    socket: Option<std::path::PathBuf>,
 }
 
 impl Docker {
@@ -42,7 +44,19 @@ impl Docker {
             bin: bin.to_string(),
             create_timeout: CREATE_TIMEOUT,
             remove_timeout: RM_TIMEOUT,
+            socket: api::configured_socket(),
         }
+    }
+
+    /// The same client on another engine's Docker-compatible API socket (Podman's).
+    pub fn with_socket(mut self, socket: Option<std::path::PathBuf>) -> Self {
+        self.socket = socket;
+        self
+    }
+
+    /// The API socket, when it is there.
+    pub fn socket(&self) -> Option<std::path::PathBuf> {
+        self.socket.clone().filter(|p| p.exists())
     }
 
     /// The same client with other `create` and `rm` deadlines.

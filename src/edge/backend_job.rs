@@ -70,6 +70,8 @@ pub struct JobConfig {
     /// How often `edge.json` is refreshed from the backend (reference §4.7).
     pub edge_json_every: Duration,
     pub tokens: TokenSettings,
+    /// The container engine (named with its version in the host facts).
+    pub engine: std::sync::Arc<dyn crate::engine::Engine>,
 }
 
 struct Job {
@@ -89,6 +91,8 @@ struct Job {
     sampler: Sampler,
     /// Driver tokens: minted and renewed here, never on the supervisor.
     tokens: Obtainer,
+    /// The engine's version, once asked.
+    engine_version: Option<Option<String>>,
 }
 
 pub fn run(cfg: JobConfig, events: Sender<BackendEvent>, ctl: Receiver<JobCtl>) {
@@ -96,6 +100,7 @@ pub fn run(cfg: JobConfig, events: Sender<BackendEvent>, ctl: Receiver<JobCtl>) 
     let mut job = Job {
         sampler: Sampler::new("/".into(), cfg.battery_wh),
         tokens: Obtainer::new(cfg.config_dir.clone(), cfg.tokens.clone(), &cfg.fingerprint),
+        engine_version: None,
         cfg,
         events,
         token_checked: false,
@@ -320,7 +325,20 @@ impl Job {
 
     fn discover(&mut self) {
         let snapshot = self.sampler.sample();
-        let facts = crate::host::host_facts(&snapshot, &self.cfg.watchdog_layers);
+        let mut facts = crate::host::host_facts(&snapshot, &self.cfg.watchdog_layers);
+        // Which container engine runs the robot's containers (asked once; ours, not the
+        // original's: the backend ignores keys it does not know).
+        let engine = &self.cfg.engine;
+        let version = self
+            .engine_version
+            .get_or_insert_with(|| engine.version())
+            .clone();
+        if let Some(obj) = facts.as_object_mut() {
+            obj.insert(
+                "container_engine".into(),
+                serde_json::json!({"name": engine.name(), "version": version}),
+            );
+        }
         let interfaces = facts
             .get("network_interfaces")
             .and_then(Value::as_array)

@@ -547,6 +547,7 @@ impl State {
                 "fetched_at": self.desired.as_ref().map(|d| d.fetched_at),
             },
             "mode": if self.local { "local" } else { "cloud" },
+            "engine": {"name": self.runtime.engine.0, "version": self.runtime.engine.1},
             "drivers": drivers,
             "bus": bus,
             "worker": self.worker.snapshot(&self.runtime),

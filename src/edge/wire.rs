@@ -276,11 +276,11 @@ fn start_roles(
     crate::models::download::set_disk_reserve(
         tuning.runtime.disk_reserve_mb.saturating_mul(1 << 20),
     );
-    let engine = crate::containers::engine::open(
-        &settings.docker_bin,
+    let engine = crate::containers::engine::open(&crate::containers::engine::EngineSettings::from(
+        settings,
         tuning.create_timeout,
         tuning.remove_timeout,
-    );
+    ));
     let (mut runtime, runtime_rx) = Runtime::start(Setup {
         engine: engine.clone(),
         config_dir: settings.config_dir.clone(),
@@ -565,6 +565,7 @@ fn start_backend_jobs(
         watchdog_layers: watchdog_layers(),
         edge_json_every: edge_json_every(&state.settings),
         tokens: state.drivers.ctx.tokens.settings.clone(),
+        engine: state.engine.clone(),
     };
     thread_named("backend-jobs", move || {
         backend_job::run(cfg, job_tx, jobctl_rx)

@@ -172,6 +172,16 @@ impl Runtimes {
 pub trait Engine: Send + Sync {
     /// The engine's name for messages (`docker`).
     fn name(&self) -> &str;
+    /// Its version, as it says (for `status` and the host facts; `None`: it did not answer).
+    fn version(&self) -> Option<String> {
+        None
+    }
+    /// Whether the engine itself restarts a container by its restart policy (after it exits
+    /// and after a reboot). Docker's daemon does; where no daemon does, the runtime revives
+    /// exited containers at once instead of leaving the engine time to.
+    fn restarts_containers(&self) -> bool {
+        true
+    }
     /// Every container this edge's runtime manages (any role, any state): one call per tick.
     fn ps(&self) -> Result<Vec<Container>, EngineError>;
     fn inspect(&self, name: &str) -> Result<Option<Details>, EngineError>;

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod docker;
 pub mod drivers;
 pub mod frpc;
+pub mod podman;
 pub mod registry;
 pub mod throttle;
 pub mod worker;

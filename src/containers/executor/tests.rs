@@ -173,6 +173,7 @@ fn runtimes_say_whether_nvidia_is_known_and_default() {
             ExecEvent::Runtimes {
                 nvidia: n,
                 nvidia_default: d,
+                ..
             } => assert_eq!((*n, *d), (nvidia, nvidia_default), "{known:?} {default}"),
             other => panic!("{other:?}"),
         }
@@ -184,7 +185,8 @@ fn runtimes_say_whether_nvidia_is_known_and_default() {
         &run(&e, vec![Op::Runtimes])[0],
         ExecEvent::Runtimes {
             nvidia: false,
-            nvidia_default: false
+            nvidia_default: false,
+            ..
         }
     ));
 }
