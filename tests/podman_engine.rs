@@ -16,6 +16,13 @@ use crate::support::*;
 
 const SEC: Duration = Duration::from_secs(1);
 
+/// One Podman test at a time: the daemons under test share one fingerprint, so a remote
+/// restart or a cleanup of one would act on another's containers.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn backend_with(twin: &str, mode: &str) -> FakeBackend {
     let asset = format!("a55e7{}", &twin[5..]);
     let b = FakeBackend::start(TOKEN);
@@ -75,6 +82,7 @@ fn scenario(test: &str, with_socket: bool) {
     if !pm::available() {
         return;
     }
+    let _one = one_at_a_time();
     pm::ensure_image();
     let twin = crate::support::docker::twin_uuid(test);
     let name = format!("cyberwave-driver-{}", &twin[..8]);
@@ -195,4 +203,54 @@ fn drivers_run_on_podman_through_its_api_socket() {
 #[test]
 fn drivers_run_on_podman_through_its_cli() {
     scenario("podman_cli", false);
+}
+
+/// A driver that keeps crashing on Podman: the restart-loop breaker stops it, alerts, and
+/// tries it again after the backoff (whoever restarted it meanwhile: Podman's conmon or us).
+#[test]
+fn a_crash_loop_on_podman_is_stopped_alerted_and_retried() {
+    if !pm::available() {
+        return;
+    }
+    let _one = one_at_a_time();
+    pm::ensure_image();
+    let twin = crate::support::docker::twin_uuid("podman_loop");
+    let name = format!("cyberwave-driver-{}", &twin[..8]);
+    let _c = Cleanup(vec![
+        name.clone(),
+        format!("{name}.old"),
+        format!("{name}.next"),
+    ]);
+    for n in &_c.0 {
+        pm::rm(n);
+    }
+    let backend = backend_with(&twin, "crash");
+    let broker = broker_for_token();
+    let mut dir = edge_dir(&backend, &broker, None);
+    dir.set_env("CYBERWAVE_DRIVER_RETRY_BASE_SECONDS", "3");
+    let mut d = Daemon::start(&dir);
+    let looped = wait_until(60 * SEC, || {
+        !backend.alerts_of_type("driver_restart_loop").is_empty()
+    });
+    assert!(looped, "no restart loop\n{}", d.log());
+    let a = &backend.alerts_of_type("driver_restart_loop")[0];
+    assert_eq!(a["name"], json!("Driver restart loop detected"));
+    assert_eq!(a["twin_uuid"], json!(twin));
+    let (_, s) = dir.wait_status(10 * SEC, |_, s| {
+        s["drivers"]["containers"][0]["state"] == json!("stopped (restart loop)")
+    });
+    assert_eq!(
+        s["drivers"]["containers"][0]["state"],
+        json!("stopped (restart loop)"),
+        "{s}"
+    );
+    assert!(!pm::running(&name));
+    let retried = wait_until(60 * SEC, || {
+        backend.alerts_of_type("driver_restart_loop").len() >= 2
+    });
+    assert!(retried, "not retried\n{}", d.log());
+    let alerts = backend.alerts_of_type("driver_restart_loop");
+    assert_eq!(alerts[0]["metadata"]["retry_in_seconds"], json!(3));
+    assert_eq!(alerts[1]["metadata"]["retry_in_seconds"], json!(6));
+    d.terminate();
 }

@@ -72,8 +72,10 @@ pub enum RuntimeEvent {
 pub struct Runtime {
     config_dir: PathBuf,
     owner: String,
-    /// How long an exited container is left to the engine's own restart policy.
+    /// How long an exited container is left to the engine's own restart policy, and how
+    /// often at most it is revived.
     revive_after: Duration,
+    revive_every: Duration,
     /// The engine's name and version (the version once it answered).
     pub engine: (String, Option<String>),
     tuning: Tuning,
@@ -151,10 +153,12 @@ impl Runtime {
             bytes: tuning.disk_reserve_mb.saturating_mul(1 << 20),
             ..Default::default()
         });
-        // Where the engine restarts nothing itself (Podman), the revival is the restart policy.
-        let revive_after = match engine.restarts_containers() {
-            true => REVIVE_AFTER,
-            false => Duration::ZERO,
+        // Where the engine restarts nothing itself (Podman), the revival is the restart policy:
+        // at once and every time, the restart-loop breaker counting the deaths as it does
+        // Docker's restarts.
+        let (revive_after, revive_every) = match engine.restarts_containers() {
+            true => (REVIVE_AFTER, REVIVE_EVERY),
+            false => (Duration::ZERO, Duration::ZERO),
         };
         let helpers = threads::spawn(&engine, &config_dir, &tuning, &hooks, &reserve, events);
         let threads::Helpers {
@@ -168,6 +172,7 @@ impl Runtime {
         let runtime = Runtime {
             engine: (engine.name().to_string(), None),
             revive_after,
+            revive_every,
             flap: FlapDetector::new(tuning.restart_loop_threshold, tuning.restart_loop_window),
             followers: Followers::new(engine, tuning.log_tail),
             ran_images: load_images(&config_dir),
@@ -461,7 +466,7 @@ impl Runtime {
         plan::Rules {
             removed_revival: self.tuning.removed_revival,
             revive_after: self.revive_after,
-            revive_every: REVIVE_EVERY,
+            revive_every: self.revive_every,
         }
     }
 

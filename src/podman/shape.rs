@@ -15,7 +15,8 @@ pub const CDI_SPECS: [&str; 2] = ["/etc/cdi/nvidia.yaml", "/var/run/cdi/nvidia.y
 /// * `--gpus all` → `--device nvidia.com/gpu=all`; `--gpus device=0,1` → one CDI device per
 ///   index; `--gpus 2` → the first two;
 /// * `--log-driver json-file` → `k8s-file` (Podman's file driver; it only aliases the name);
-/// * `--log-opt max-file=N` is left out (Podman's file driver keeps one file).
+/// * `--log-opt max-file=N` is left out (Podman's file driver keeps one file);
+/// * `--restart <policy>` → `--restart no`: the runtime's revival is the policy on Podman.
 pub fn create_argv(argv: &[String]) -> Vec<String> {
     let end = argv
         .iter()
@@ -28,7 +29,7 @@ pub fn create_argv(argv: &[String]) -> Vec<String> {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
             _ => (argv[i].as_str(), None),
         };
-        let takes_value = matches!(flag, "--gpus" | "--log-driver" | "--log-opt");
+        let takes_value = matches!(flag, "--gpus" | "--log-driver" | "--log-opt" | "--restart");
         let value = match (&inline, takes_value) {
             (Some(v), _) => Some(v.clone()),
             (None, true) => argv.get(i + 1).cloned(),
@@ -49,6 +50,9 @@ pub fn create_argv(argv: &[String]) -> Vec<String> {
                 out.extend(["--log-driver".to_string(), "k8s-file".to_string()]);
             }
             ("--log-opt", Some(v)) if v.starts_with("max-file=") => {}
+            // The edge core restarts Podman's containers (no daemon does after a reboot, and
+            // Podman 4 cannot switch a looping container's policy off): Podman never does.
+            ("--restart", Some(_)) => out.extend(["--restart".to_string(), "no".to_string()]),
             (f, Some(v)) if takes_value => out.extend([f.to_string(), v]),
             _ => out.push(argv[i - 1].clone()),
         }
