@@ -143,15 +143,40 @@ fn a_repeated_get_is_conditional_and_a_304_answers_with_the_kept_copy() {
     assert!(!seen.lock().unwrap()[2].contains("if-none-match"));
 }
 
+/// Reads one whole request (head and `Content-Length` body): a server that answers and closes
+/// while the body is still coming makes the client see a reset instead of the answer.
+fn read_request(c: &mut std::net::TcpStream) {
+    use std::io::Read;
+    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + len {
+                return;
+            }
+        }
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
 /// A server answering each request with the next `(status, body)`; returns its base URL.
 fn canned_server(answers: Vec<(u16, &'static str)>) -> String {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     std::thread::spawn(move || {
         for ((status, body), mut c) in answers.into_iter().zip(l.incoming().map_while(Result::ok)) {
-            let mut buf = [0u8; 8192];
-            let _ = c.read(&mut buf);
+            read_request(&mut c);
             let _ = write!(
                 c,
                 "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
