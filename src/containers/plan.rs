@@ -71,6 +71,28 @@ pub struct Rules {
     pub revive_every: Duration,
 }
 
+/// How long an exited container is left to Docker's restart policy before we start it.
+const REVIVE_AFTER: Duration = Duration::from_secs(10);
+/// At most one revival of a container per minute.
+const REVIVE_EVERY: Duration = Duration::from_secs(60);
+
+impl Rules {
+    /// The rules for an engine that restarts containers by their policy itself (Docker) or
+    /// not (Podman): there the revival is the restart policy, at once and every time, the
+    /// restart-loop breaker counting the deaths as it does Docker's restarts.
+    pub fn new(removed_revival: Option<Duration>, engine_restarts: bool) -> Self {
+        let (revive_after, revive_every) = match engine_restarts {
+            true => (REVIVE_AFTER, REVIVE_EVERY),
+            false => (Duration::ZERO, Duration::ZERO),
+        };
+        Rules {
+            removed_revival,
+            revive_after,
+            revive_every,
+        }
+    }
+}
+
 /// Why an action was chosen (logged, and asserted by the tables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {

@@ -37,10 +37,6 @@ mod threads;
 mod updates;
 use crate::engine::{Container, StreamHandle};
 
-/// How long an exited container is left to Docker's restart policy before we start it.
-const REVIVE_AFTER: Duration = Duration::from_secs(10);
-/// At most one revival of a container per minute.
-const REVIVE_EVERY: Duration = Duration::from_secs(60);
 /// With the engine's event stream open, a quiet tick lists the containers every 4th time
 /// (once a minute): a backstop for an event the engine did not send.
 pub const OBSERVE_EVERY_TICKS: u32 = 4;
@@ -72,10 +68,8 @@ pub enum RuntimeEvent {
 pub struct Runtime {
     config_dir: PathBuf,
     owner: String,
-    /// How long an exited container is left to the engine's own restart policy, and how
-    /// often at most it is revived.
-    revive_after: Duration,
-    revive_every: Duration,
+    /// The engine restarts containers by their policy itself (see [`plan::Rules::new`]).
+    engine_restarts: bool,
     /// The engine's name and version (the version once it answered).
     pub engine: (String, Option<String>),
     tuning: Tuning,
@@ -153,13 +147,6 @@ impl Runtime {
             bytes: tuning.disk_reserve_mb.saturating_mul(1 << 20),
             ..Default::default()
         });
-        // Where the engine restarts nothing itself (Podman), the revival is the restart policy:
-        // at once and every time, the restart-loop breaker counting the deaths as it does
-        // Docker's restarts.
-        let (revive_after, revive_every) = match engine.restarts_containers() {
-            true => (REVIVE_AFTER, REVIVE_EVERY),
-            false => (Duration::ZERO, Duration::ZERO),
-        };
         let helpers = threads::spawn(&engine, &config_dir, &tuning, &hooks, &reserve, events);
         let threads::Helpers {
             ops,
@@ -171,8 +158,7 @@ impl Runtime {
         let _ = ops.send(Op::Observe);
         let runtime = Runtime {
             engine: (engine.name().to_string(), None),
-            revive_after,
-            revive_every,
+            engine_restarts: engine.restarts_containers(),
             flap: FlapDetector::new(tuning.restart_loop_threshold, tuning.restart_loop_window),
             followers: Followers::new(engine, tuning.log_tail),
             ran_images: load_images(&config_dir),
@@ -463,11 +449,7 @@ impl Runtime {
     }
 
     fn rules(&self) -> plan::Rules {
-        plan::Rules {
-            removed_revival: self.tuning.removed_revival,
-            revive_after: self.revive_after,
-            revive_every: self.revive_every,
-        }
+        plan::Rules::new(self.tuning.removed_revival, self.engine_restarts)
     }
 
     /// Plans (pure) and carries the actions out: launches in one batch, revivals as ops.

@@ -47,26 +47,7 @@ impl Engine for Docker {
 
     /// Through the Engine API when its socket is reachable (no CLI process), else `docker ps`.
     fn ps(&self) -> Result<Vec<Container>, EngineError> {
-        if let Some(sock) = self.socket() {
-            match api::list_managed(&sock) {
-                Ok(list) => return Ok(list),
-                Err(e) => {
-                    log::debug!("container list through the Engine API failed ({e}); using the CLI")
-                }
-            }
-        }
-        let filter = format!("label={LABEL_CREATED_BY}");
-        let args = [
-            "ps",
-            "-a",
-            "--no-trunc",
-            "--filter",
-            &filter,
-            "--format",
-            "{{json .}}",
-        ];
-        let out = self.run(&args, PS_TIMEOUT)?;
-        parse_ps(&out).map_err(|e| parse_error(&args, e))
+        self.list_managed("{{json .}}", |out| parse_ps(out).map_err(|e| e.to_string()))
     }
 
     /// `Ok(None)` when there is no such container.
@@ -409,6 +390,36 @@ impl Engine for Docker {
 }
 
 impl Docker {
+    /// The containers our runtime manages: through the API socket when it is there, else
+    /// `ps -a` with `--format <format>`, its output read by `parse` (Docker prints an object
+    /// per line, Podman one list).
+    pub fn list_managed(
+        &self,
+        format: &str,
+        parse: impl Fn(&str) -> Result<Vec<Container>, String>,
+    ) -> Result<Vec<Container>, EngineError> {
+        if let Some(sock) = self.socket() {
+            match api::list_managed(&sock) {
+                Ok(list) => return Ok(list),
+                Err(e) => {
+                    log::debug!("container list through the Engine API failed ({e}); using the CLI")
+                }
+            }
+        }
+        let filter = format!("label={LABEL_CREATED_BY}");
+        let args = [
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            &filter,
+            "--format",
+            format,
+        ];
+        let out = self.run(&args, PS_TIMEOUT)?;
+        parse(&out).map_err(|e| parse_error(&args, e))
+    }
+
     /// `docker logs -f --timestamps`, stdout and stderr merged into one pipe.
     fn follow_logs_cli(&self, name: &str, from: LogStart) -> Result<LineStream, EngineError> {
         let command = format!("docker logs -f {name}");

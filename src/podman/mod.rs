@@ -69,27 +69,7 @@ impl Engine for Podman {
     }
     /// Through the compatible API when its socket is there, else `podman ps --format json`.
     fn ps(&self) -> Result<Vec<Container>, EngineError> {
-        if let Some(sock) = self.cli.socket() {
-            match api::list_managed(&sock) {
-                Ok(list) => return Ok(list),
-                Err(e) => log::debug!("container list through Podman's API failed ({e})"),
-            }
-        }
-        let filter = format!("label={}", crate::engine::LABEL_CREATED_BY);
-        let args = [
-            "ps",
-            "-a",
-            "--no-trunc",
-            "--filter",
-            &filter,
-            "--format",
-            "json",
-        ];
-        let out = self.cli.run(&args, crate::docker::PS_TIMEOUT)?;
-        shape::parse_ps(&out).map_err(|detail| EngineError::Parse {
-            command: "podman ps -a --format json".into(),
-            detail,
-        })
+        self.cli.list_managed("json", shape::parse_ps)
     }
     fn inspect(&self, name: &str) -> Result<Option<Details>, EngineError> {
         self.cli.inspect(name)
